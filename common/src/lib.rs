@@ -1,0 +1,14 @@
+//! Types shared by Seam's eBPF probes (`ebpf/`) and its agent (`agent/`).
+//!
+//! Every event starts with one [`EventInfo`] header ([`Event<T>`]), kunai-style, so the agent can
+//! decode the header, look at [`EventKind`] and then reinterpret the rest. Everything here is
+//! `#[repr(C)]`, `Copy` and free of padding holes the verifier would refuse to copy.
+#![no_std]
+
+pub mod event;
+pub mod maps;
+pub mod offsets;
+
+pub use event::*;
+pub use maps::*;
+pub use offsets::*;

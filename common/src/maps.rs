@@ -1,0 +1,75 @@
+//! Names and value types of the maps the agent and the probes share.
+
+/// Ring buffer carrying [`crate::Event`]s to user space.
+pub const MAP_EVENTS: &str = "EVENTS";
+/// Hash: cgroup id (u64) -> [`TenantSlot`]. Only cgroups in here produce events.
+pub const MAP_TENANT_CGROUPS: &str = "TENANT_CGROUPS";
+/// Per-CPU array indexed by [`LossSlot`]: events a probe could not reserve in the ring buffer.
+pub const MAP_LOSSES: &str = "LOSSES";
+/// LRU per-CPU hash: socket cookie (u64) -> [`FlowCounters`] per CPU, updated per packet by
+/// cgroup_skb; the agent sums the CPUs.
+pub const MAP_FLOWS: &str = "FLOWS";
+
+/// Size of the ring buffer in bytes (power of two, multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+/// Capacity of [`MAP_TENANT_CGROUPS`].
+pub const MAX_TENANT_CGROUPS: u32 = 16_384;
+/// Capacity of [`MAP_FLOWS`] (LRU: the oldest idle flows are evicted first).
+pub const MAX_FLOWS: u32 = 65_536;
+
+/// Value of [`MAP_TENANT_CGROUPS`]: which tenant a cgroup belongs to (an index into the agent's
+/// tenant table; the kernel only checks presence).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TenantSlot {
+    pub tenant_index: u32,
+    pub _pad: u32,
+}
+
+/// Slots of [`MAP_LOSSES`]: one per probe family that reserves ring-buffer space.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossSlot {
+    Process = 0,
+    SockAddr = 1,
+    TcpState = 2,
+    Flow = 3,
+    /// A new flow could not be inserted into [`MAP_FLOWS`].
+    FlowMapFull = 4,
+}
+
+/// Number of [`LossSlot`]s.
+pub const LOSS_SLOTS: u32 = 5;
+
+impl LossSlot {
+    /// All slots with a stable label, for reports and metrics.
+    pub const ALL: [(LossSlot, &'static str); LOSS_SLOTS as usize] = [
+        (LossSlot::Process, "process"),
+        (LossSlot::SockAddr, "sock_addr"),
+        (LossSlot::TcpState, "tcp_state"),
+        (LossSlot::Flow, "flow"),
+        (LossSlot::FlowMapFull, "flow_map_full"),
+    ];
+}
+
+/// Value of [`MAP_FLOWS`]: bytes and packets of one socket, both directions, plus its cgroup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FlowCounters {
+    /// cgroup of the socket (`bpf_skb_cgroup_id`).
+    pub cgroup_id: u64,
+    pub rx_bytes: u64,
+    pub rx_packets: u64,
+    pub tx_bytes: u64,
+    pub tx_packets: u64,
+    /// `bpf_ktime_get_boot_ns()` of the last packet.
+    pub last_ns: u64,
+}
+
+#[cfg(feature = "user")]
+mod pod {
+    use super::*;
+    // SAFETY: plain #[repr(C)] data without pointers; every bit pattern is valid.
+    unsafe impl aya::Pod for TenantSlot {}
+    unsafe impl aya::Pod for FlowCounters {}
+}

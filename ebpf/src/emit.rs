@@ -1,0 +1,60 @@
+//! Filling the common header and handing events to the ring buffer (or counting the loss).
+use aya_ebpf::helpers::{
+    bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_uid_gid, bpf_ktime_get_boot_ns,
+};
+use seam_common::{COMM_LEN, Event, EventInfo, EventKind, LossSlot};
+
+use crate::maps::{EVENTS, count_loss};
+
+/// Whether the current task is the one the event is about.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Context {
+    /// Syscall or process context: pid, uid and comm describe the caller.
+    Task,
+    /// Possibly softirq: the current task is unrelated, so pid/uid/comm are zeroed.
+    Interrupt,
+}
+
+#[inline(always)]
+fn header(kind: EventKind, cgroup_id: u64, context: Context) -> EventInfo {
+    // SAFETY: helper without arguments.
+    let time_ns = unsafe { bpf_ktime_get_boot_ns() };
+    let mut info = EventInfo {
+        kind: kind as u32,
+        pid: 0,
+        tid: 0,
+        uid: 0,
+        time_ns,
+        cgroup_id,
+        comm: [0; COMM_LEN],
+    };
+    if context == Context::Task {
+        let pid_tgid = bpf_get_current_pid_tgid();
+        info.pid = (pid_tgid >> 32) as u32;
+        info.tid = pid_tgid as u32;
+        info.uid = bpf_get_current_uid_gid() as u32;
+        info.comm = bpf_get_current_comm().unwrap_or([0; COMM_LEN]);
+    }
+    info
+}
+
+/// Sends `data` with its header, or counts it in `slot` when the ring buffer is full.
+#[inline(always)]
+pub fn emit<T: Copy + 'static>(
+    kind: EventKind,
+    cgroup_id: u64,
+    context: Context,
+    data: T,
+    slot: LossSlot,
+) {
+    match EVENTS.reserve::<Event<T>>(0) {
+        Some(mut entry) => {
+            entry.write(Event {
+                info: header(kind, cgroup_id, context),
+                data,
+            });
+            entry.submit(0);
+        }
+        None => count_loss(slot),
+    }
+}
