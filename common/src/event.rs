@@ -17,7 +17,8 @@ pub enum EventKind {
     SendMsg = 201,
     /// A TCP socket changed state (tp_btf `inet_sock_set_state`), attributed by the socket.
     TcpState = 202,
-    /// First packet of a socket seen by cgroup_skb (later packets are only counted in a map).
+    /// First UDP packet between a socket and one peer, seen by cgroup_skb (later packets are only
+    /// counted in a map).
     FlowStart = 203,
 }
 
@@ -126,7 +127,8 @@ pub struct TcpStateData {
     pub newstate: u8,
 }
 
-/// Payload of [`EventKind::FlowStart`]: the first packet of a socket in one direction.
+/// Payload of [`EventKind::FlowStart`]: the first packet between a socket and a peer, from the
+/// packet's own headers (an unconnected UDP socket has no peer address of its own).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct FlowData {

@@ -6,8 +6,8 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_TENANT_CGROUPS: &str = "TENANT_CGROUPS";
 /// Per-CPU array indexed by [`LossSlot`]: events a probe could not reserve in the ring buffer.
 pub const MAP_LOSSES: &str = "LOSSES";
-/// LRU per-CPU hash: socket cookie (u64) -> [`FlowCounters`] per CPU, updated per packet by
-/// cgroup_skb; the agent sums the CPUs.
+/// LRU per-CPU hash: [`FlowKey`] (socket and peer) -> [`FlowCounters`] per CPU, updated per
+/// packet by cgroup_skb; the agent sums the CPUs.
 pub const MAP_FLOWS: &str = "FLOWS";
 
 /// Size of the ring buffer in bytes (power of two, multiple of the page size).
@@ -34,12 +34,10 @@ pub enum LossSlot {
     SockAddr = 1,
     TcpState = 2,
     Flow = 3,
-    /// A new flow could not be inserted into [`MAP_FLOWS`].
-    FlowMapFull = 4,
 }
 
 /// Number of [`LossSlot`]s.
-pub const LOSS_SLOTS: u32 = 5;
+pub const LOSS_SLOTS: u32 = 4;
 
 impl LossSlot {
     /// All slots with a stable label, for reports and metrics.
@@ -48,8 +46,22 @@ impl LossSlot {
         (LossSlot::SockAddr, "sock_addr"),
         (LossSlot::TcpState, "tcp_state"),
         (LossSlot::Flow, "flow"),
-        (LossSlot::FlowMapFull, "flow_map_full"),
     ];
+}
+
+/// Key of [`MAP_FLOWS`]: one socket talking to one peer (a TCP connection, or one peer of an
+/// unconnected UDP socket).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct FlowKey {
+    pub cookie: u64,
+    /// Peer address (network byte order; IPv4 in the first 4 bytes).
+    pub raddr: [u8; 16],
+    /// Peer port, host order.
+    pub rport: u16,
+    /// Local port, host order.
+    pub lport: u16,
+    pub _pad: u32,
 }
 
 /// Value of [`MAP_FLOWS`]: bytes and packets of one socket, both directions, plus its cgroup.
@@ -72,4 +84,5 @@ mod pod {
     // SAFETY: plain #[repr(C)] data without pointers; every bit pattern is valid.
     unsafe impl aya::Pod for TenantSlot {}
     unsafe impl aya::Pod for FlowCounters {}
+    unsafe impl aya::Pod for FlowKey {}
 }

@@ -4,7 +4,7 @@ use aya_ebpf::{
     maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use seam_common::{
-    EVENTS_RING_BYTES, FlowCounters, LOSS_SLOTS, LossSlot, MAX_FLOWS, MAX_TENANT_CGROUPS,
+    EVENTS_RING_BYTES, FlowCounters, FlowKey, LOSS_SLOTS, LossSlot, MAX_FLOWS, MAX_TENANT_CGROUPS,
     TenantSlot,
 };
 
@@ -23,7 +23,7 @@ pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 
 
 /// Bytes and packets per socket cookie, per CPU (the agent sums the CPUs).
 #[map]
-pub static FLOWS: LruPerCpuHashMap<u64, FlowCounters> =
+pub static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// True when `cgroup_id` is a registered tenant cgroup.

@@ -1,0 +1,199 @@
+//! Kernel struct offsets read from the running kernel's BTF, so the probes never assume one
+//! kernel's layout (Rust eBPF has no CO-RE field relocations). Members inside anonymous unions and
+//! structs are found recursively.
+use std::path::{Path, PathBuf};
+
+use btf_rs::{Btf, Type};
+use seam_common::KernelOffsets;
+
+/// Where the kernel exposes its own BTF.
+pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+
+/// Why an offset could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum BtfError {
+    /// The BTF file could not be read or parsed.
+    #[error(
+        "cannot read kernel BTF at {path}: {source}; Seam needs a kernel built with \
+         CONFIG_DEBUG_INFO_BTF=y"
+    )]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: btf_rs::Error,
+    },
+    /// A struct the probes read is not in this kernel's BTF.
+    #[error("struct {name} is not in the kernel's BTF; this kernel's layout is not supported")]
+    MissingStruct { name: String },
+    /// A member path does not exist in this kernel's version of the struct.
+    #[error("member {path} not found in struct {r#struct} of this kernel's BTF")]
+    MissingMember { r#struct: String, path: String },
+    /// The member exists but is a bitfield, which the probes cannot read by byte offset.
+    #[error("member {path} of struct {r#struct} is a bitfield; not supported")]
+    Bitfield { r#struct: String, path: String },
+    /// Any other BTF parsing error.
+    #[error("kernel BTF: {0}")]
+    Parse(#[from] btf_rs::Error),
+}
+
+/// A member found by [`BtfOffsets::find_member`].
+struct FoundMember {
+    /// Bits from the start of the struct searched.
+    bit_offset: u32,
+    ty: Type,
+    bitfield: bool,
+}
+
+/// Resolves member offsets in one BTF blob.
+pub struct BtfOffsets {
+    btf: Btf,
+}
+
+impl BtfOffsets {
+    /// Parses the kernel's BTF at `path`.
+    pub fn open(path: &Path) -> Result<Self, BtfError> {
+        let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Self { btf })
+    }
+
+    /// Byte offset of `path` (dot separated, e.g. `__sk_common.skc_daddr`) inside `struct name`.
+    pub fn offset(&self, name: &str, path: &str) -> Result<u32, BtfError> {
+        let mut ty = self.find_struct(name)?;
+        let mut total_bits = 0u32;
+        for part in path.split('.') {
+            let found = self
+                .find_member(&ty, part)?
+                .ok_or_else(|| BtfError::MissingMember {
+                    r#struct: name.to_owned(),
+                    path: path.to_owned(),
+                })?;
+            total_bits += found.bit_offset;
+            if found.bitfield || total_bits % 8 != 0 {
+                return Err(BtfError::Bitfield {
+                    r#struct: name.to_owned(),
+                    path: path.to_owned(),
+                });
+            }
+            ty = self.strip_modifiers(found.ty)?;
+        }
+        Ok(total_bits / 8)
+    }
+
+    fn find_struct(&self, name: &str) -> Result<Type, BtfError> {
+        self.btf
+            .resolve_types_by_name(name)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|t| matches!(t, Type::Struct(s) if !s.members.is_empty()))
+            .ok_or_else(|| BtfError::MissingStruct {
+                name: name.to_owned(),
+            })
+    }
+
+    /// Follows typedefs, const, volatile and type tags down to the underlying type.
+    fn strip_modifiers(&self, mut ty: Type) -> Result<Type, BtfError> {
+        for _ in 0..16 {
+            ty = match &ty {
+                Type::Typedef(t) => self.btf.resolve_chained_type(t)?,
+                Type::Const(t) | Type::Volatile(t) | Type::Restrict(t) => {
+                    self.btf.resolve_chained_type(t)?
+                }
+                Type::TypeTag(t) => self.btf.resolve_chained_type(t)?,
+                _ => return Ok(ty),
+            };
+        }
+        Ok(ty)
+    }
+
+    /// Finds `name` among the members of a struct/union, descending into anonymous members.
+    fn find_member(&self, ty: &Type, name: &str) -> Result<Option<FoundMember>, BtfError> {
+        let members = match ty {
+            Type::Struct(s) | Type::Union(s) => &s.members,
+            _ => return Ok(None),
+        };
+        for member in members {
+            let member_name = self.btf.resolve_name(member).unwrap_or_default();
+            let member_ty = self.btf.resolve_chained_type(member)?;
+            if member_name == name {
+                return Ok(Some(FoundMember {
+                    bit_offset: member.bit_offset(),
+                    ty: member_ty,
+                    bitfield: member.bitfield_size().is_some_and(|size| size != 0),
+                }));
+            }
+            if member_name.is_empty() {
+                let inner = self.strip_modifiers(member_ty)?;
+                if let Some(mut found) = self.find_member(&inner, name)? {
+                    found.bit_offset += member.bit_offset();
+                    return Ok(Some(found));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every offset the probes use.
+    pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
+        Ok(KernelOffsets {
+            valid: 1,
+            skc_daddr: self.offset("sock", "__sk_common.skc_daddr")?,
+            skc_rcv_saddr: self.offset("sock", "__sk_common.skc_rcv_saddr")?,
+            skc_dport: self.offset("sock", "__sk_common.skc_dport")?,
+            skc_num: self.offset("sock", "__sk_common.skc_num")?,
+            skc_family: self.offset("sock", "__sk_common.skc_family")?,
+            skc_v6_daddr: self.offset("sock", "__sk_common.skc_v6_daddr")?,
+            skc_v6_rcv_saddr: self.offset("sock", "__sk_common.skc_v6_rcv_saddr")?,
+            skc_net: self.offset("sock", "__sk_common.skc_net.net")?,
+            net_ns_inum: self.offset("net", "ns.inum")?,
+            sk_cgroup_ptr: self.offset("sock", "sk_cgrp_data.cgroup")?,
+            cgroup_kn: self.offset("cgroup", "kn")?,
+            kn_id: self.offset("kernfs_node", "id")?,
+            task_real_parent: self.offset("task_struct", "real_parent")?,
+            task_tgid: self.offset("task_struct", "tgid")?,
+            task_exit_code: self.offset("task_struct", "exit_code")?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Seam requires kernel BTF, so its absence fails the test rather than skipping it.
+    fn kernel() -> BtfOffsets {
+        BtfOffsets::open(Path::new(VMLINUX_BTF)).expect("parse /sys/kernel/btf/vmlinux")
+    }
+
+    #[test]
+    fn resolves_members_inside_anonymous_unions() {
+        let btf = kernel();
+        let offsets = btf.kernel_offsets().expect("all offsets resolve on this kernel");
+        // Layout facts that hold on every kernel with BTF: sock_common comes first in sock,
+        // the address pair precedes the port pair, and skc_num follows skc_dport.
+        assert_eq!(offsets.skc_daddr, 0);
+        assert_eq!(offsets.skc_rcv_saddr, 4);
+        assert_eq!(offsets.skc_num, offsets.skc_dport + 2);
+        assert!(offsets.sk_cgroup_ptr > offsets.skc_v6_rcv_saddr);
+        // Cross-check one anonymous-union member against the struct it lives in.
+        assert_eq!(
+            btf.offset("sock_common", "skc_dport").unwrap(),
+            offsets.skc_dport
+        );
+    }
+
+    #[test]
+    fn unknown_members_and_structs_are_errors() {
+        let btf = kernel();
+        assert!(matches!(
+            btf.offset("sock", "no_such_member"),
+            Err(BtfError::MissingMember { .. })
+        ));
+        assert!(matches!(
+            btf.offset("no_such_struct_seam", "x"),
+            Err(BtfError::MissingStruct { .. })
+        ));
+    }
+}
