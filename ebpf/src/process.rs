@@ -2,8 +2,8 @@
 //! uid, parent), so events raised in softirq context can still name a caller.
 use aya_ebpf::{
     helpers::generated::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task},
-    macros::btf_tracepoint,
-    programs::BtfTracePointContext,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
 };
 use seam_common::{EventKind, LossSlot, ProcessData};
 
@@ -49,4 +49,19 @@ fn try_process(kind: EventKind) -> Result<u32, u32> {
     };
     emit(kind, cgroup_id, Context::Task, data, LossSlot::Process);
     Ok(0)
+}
+
+/// Fallback where tp_btf is missing: the classic tracepoint (needs tracefs). Same logic: the
+/// current task is the one exec'ing.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn seam_tp_sched_process_exec(_ctx: TracePointContext) -> u32 {
+    let _ = try_process(EventKind::Exec);
+    0
+}
+
+/// Fallback for exit where tp_btf is missing.
+#[tracepoint(category = "sched", name = "sched_process_exit")]
+pub fn seam_tp_sched_process_exit(_ctx: TracePointContext) -> u32 {
+    let _ = try_process(EventKind::Exit);
+    0
 }

@@ -1,1 +1,54 @@
-fn main() {}
+//! `cargo xtask`: Seam's developer commands (setup, build, demo, test, bench). Each command
+//! lives in its own module; `util` holds the shared helpers. Everything runs as root.
+
+mod bench;
+mod build;
+mod demo;
+mod setup;
+mod test;
+mod util;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "Seam's setup, build, demo, test and bench commands (run as root: sudo -E cargo xtask ...)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Install/check the probe toolchain (nightly+rust-src or Debian rustc) and bpf-linker.
+    Setup(setup::Args),
+    /// Setup if needed, then build the agent (target/release/seam).
+    Build(build::Args),
+    /// Setup, build, mount tracefs, then run `seam demo` (extra args after `--`).
+    Demo(demo::Args),
+    /// Setup, build, then run the unit and the integration tests; prints `N passed, N failed`.
+    Test(test::Args),
+    /// Measure the agent's overhead on a TCP connect/accept/close loop in a tenant cgroup.
+    Bench(bench::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    util::require_root();
+    let result = match &cli.command {
+        Cmd::Setup(args) => setup::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Build(args) => build::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Test(args) => test::run(args),
+        Cmd::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
+    };
+    result.unwrap_or_else(|err| {
+        eprintln!("xtask: error: {err:#}");
+        ExitCode::FAILURE
+    })
+}

@@ -26,11 +26,11 @@ pub enum BtfError {
     #[error("struct {name} is not in the kernel's BTF; this kernel's layout is not supported")]
     MissingStruct { name: String },
     /// A member path does not exist in this kernel's version of the struct.
-    #[error("member {path} not found in struct {r#struct} of this kernel's BTF")]
-    MissingMember { r#struct: String, path: String },
+    #[error("member {path} not found in struct {owner} of this kernel's BTF")]
+    MissingMember { owner: String, path: String },
     /// The member exists but is a bitfield, which the probes cannot read by byte offset.
-    #[error("member {path} of struct {r#struct} is a bitfield; not supported")]
-    Bitfield { r#struct: String, path: String },
+    #[error("member {path} of struct {owner} is a bitfield; not supported")]
+    Bitfield { owner: String, path: String },
     /// Any other BTF parsing error.
     #[error("kernel BTF: {0}")]
     Parse(#[from] btf_rs::Error),
@@ -67,13 +67,13 @@ impl BtfOffsets {
             let found = self
                 .find_member(&ty, part)?
                 .ok_or_else(|| BtfError::MissingMember {
-                    r#struct: name.to_owned(),
+                    owner: name.to_owned(),
                     path: path.to_owned(),
                 })?;
             total_bits += found.bit_offset;
             if found.bitfield || total_bits % 8 != 0 {
                 return Err(BtfError::Bitfield {
-                    r#struct: name.to_owned(),
+                    owner: name.to_owned(),
                     path: path.to_owned(),
                 });
             }

@@ -1,0 +1,192 @@
+//! Starting and stopping the agent: preflight, BTF offsets, probes, the initial cgroup scan, the
+//! reader, watcher and ticker tasks, and the pipeline loop.
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use aya::maps::{HashMap as BpfHashMap, PerCpuArray, RingBuf};
+use seam_common::{MAP_EVENTS, MAP_LOSSES, MAP_TENANT_CGROUPS};
+use tokio::{sync::mpsc, task::JoinHandle};
+
+use crate::{
+    attribution::{Attributor, CgroupRegistry, ProcessTable},
+    config::RuleSet,
+    events::reader,
+    pipeline::{Input, Pipeline},
+    preflight::{self, PreflightError},
+    probes::{self, ProbeError, ProbeStatus, btf::BtfOffsets},
+    sinks::{JsonLinesSink, SinkError},
+    stats::StatsReport,
+};
+
+/// Why the agent could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// A start-up precondition does not hold (root, cgroup v2, tracefs).
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    /// Probes could not be loaded or attached.
+    #[error(transparent)]
+    Probes(#[from] ProbeError),
+    /// The feed sink could not be opened.
+    #[error(transparent)]
+    Sink(#[from] SinkError),
+    /// A map the probes declare is missing or of the wrong type (a build mismatch).
+    #[error("eBPF map {name}: {source}; rebuild with `cargo xtask build`")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    /// Missing map (a build mismatch).
+    #[error("eBPF map {0} missing from the probe object; rebuild with `cargo xtask build`")]
+    MissingMap(&'static str),
+    /// I/O while setting up the event reader or the ready file.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// How to run.
+pub struct AgentOptions {
+    pub rules: RuleSet,
+    pub node: String,
+    pub stdout: bool,
+    pub feed_file: Option<PathBuf>,
+    /// Written (with the live hooks) once probes are attached and cgroups registered.
+    pub ready_file: Option<PathBuf>,
+    /// How often the cgroup tree is rescanned even without inotify events.
+    pub rescan: Duration,
+}
+
+/// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
+pub struct RunningAgent {
+    inputs: mpsc::Sender<Input>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: JoinHandle<Pipeline>,
+    _probes_handle: JoinHandle<()>,
+    pub probe_statuses: Vec<ProbeStatus>,
+}
+
+fn take_map(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<aya::maps::Map, AgentError> {
+    ebpf.take_map(name).ok_or(AgentError::MissingMap(name))
+}
+
+/// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
+pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
+    preflight::require_root()?;
+    let cgroup_root = preflight::cgroup2_mount()?;
+    let offsets = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF))
+        .and_then(|btf| btf.kernel_offsets())
+    {
+        Ok(offsets) => Some(offsets),
+        Err(error) => {
+            tracing::warn!(%error, "kernel offsets unavailable; probes that need them stay off");
+            None
+        }
+    };
+    let mut probes = probes::load(offsets, &cgroup_root)?;
+    let live_hooks = probes.live_hooks();
+    let map_err = |name| move |source| AgentError::Map { name, source };
+    let ring = RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?)
+        .map_err(map_err(MAP_EVENTS))?;
+    let tenant_map = BpfHashMap::try_from(take_map(&mut probes.ebpf, MAP_TENANT_CGROUPS)?)
+        .map_err(map_err(MAP_TENANT_CGROUPS))?;
+    let losses = PerCpuArray::try_from(take_map(&mut probes.ebpf, MAP_LOSSES)?)
+        .map_err(map_err(MAP_LOSSES))?;
+    let sink = JsonLinesSink::new(options.stdout, options.feed_file.as_deref())?;
+    let attributor = Attributor {
+        cgroups: CgroupRegistry::new(cgroup_root.clone()),
+        processes: ProcessTable::default(),
+    };
+    let mut pipeline = Pipeline::new(
+        options.rules,
+        attributor,
+        sink,
+        tenant_map,
+        losses,
+        options.node,
+        live_hooks.clone(),
+    );
+    pipeline.rescan();
+
+    let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let reader_tx = tx.clone();
+    let reader_task = tokio::spawn(async move {
+        if let Err(error) = reader::run(ring, reader_tx).await {
+            tracing::error!(%error, "ring buffer reader stopped");
+        }
+    });
+    crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
+    let tick_tx = tx.clone();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(Duration::from_millis(100));
+        loop {
+            interval.tick().await;
+            if tick_tx.send(Input::Tick).await.is_err() {
+                return;
+            }
+        }
+    });
+    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let ebpf = probes.ebpf;
+    let task = tokio::spawn(async move {
+        // Keeps the programs attached for as long as the pipeline runs.
+        let _ebpf = ebpf;
+        loop {
+            tokio::select! {
+                input = rx.recv() => match input {
+                    Some(input) => pipeline.handle(input),
+                    None => break,
+                },
+                _ = &mut stop_rx => {
+                    // Drain what is already queued, then flush.
+                    while let Ok(input) = rx.try_recv() {
+                        pipeline.handle(input);
+                    }
+                    break;
+                }
+            }
+        }
+        pipeline.finish();
+        pipeline
+    });
+    if let Some(path) = &options.ready_file {
+        let body = serde_json::json!({ "live_hooks": live_hooks }).to_string();
+        std::fs::write(path, body).map_err(|source| AgentError::Io {
+            what: format!("cannot write ready file {}", path.display()),
+            source,
+        })?;
+    }
+    tracing::info!(hooks = live_hooks.len(), "seam is observing");
+    Ok(RunningAgent {
+        inputs: tx,
+        stop: stop_tx,
+        task,
+        _probes_handle: reader_task,
+        probe_statuses: probes.statuses,
+    })
+}
+
+impl RunningAgent {
+    /// Waits for in-flight pairing windows, stops the pipeline, detaches the probes and returns
+    /// the final stats.
+    pub async fn stop(self) -> StatsReport {
+        // Let the ring buffer drain and pending ends pair before flushing.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = self.inputs.send(Input::Tick).await;
+        let _ = self.stop.send(());
+        self._probes_handle.abort();
+        match self.task.await {
+            Ok(pipeline) => pipeline.stats.report(),
+            Err(error) => {
+                tracing::error!(%error, "pipeline task failed");
+                crate::stats::Stats::default().report()
+            }
+        }
+    }
+}

@@ -1,0 +1,165 @@
+//! The cgroup registry: which cgroup ids belong to which tenant. Scans the cgroup2 tree, follows
+//! cgroups created and removed while Seam runs (inotify plus a periodic rescan as a safety net),
+//! and reports the differences so the pipeline can update the kernel's filter map.
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use inotify::{Inotify, WatchMask};
+use tokio::sync::mpsc;
+
+use crate::{
+    config::{RuleSet, TenantId},
+    pipeline::Input,
+};
+
+/// A cgroup Seam knows about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CgroupInfo {
+    /// cgroup v2 id (the directory's inode number).
+    pub id: u64,
+    /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root).
+    pub path: String,
+    pub tenant: Option<TenantId>,
+}
+
+/// What changed in one scan.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CgroupChanges {
+    /// Tenant cgroups to register in the kernel (new, or moved to another tenant).
+    pub registered: Vec<CgroupInfo>,
+    /// Tenant cgroups gone (or no longer matching any tenant).
+    pub unregistered: Vec<CgroupInfo>,
+}
+
+/// All cgroups under the cgroup2 mount, with their tenants.
+pub struct CgroupRegistry {
+    root: PathBuf,
+    by_id: HashMap<u64, CgroupInfo>,
+}
+
+impl CgroupRegistry {
+    pub fn new(root: PathBuf) -> Self {
+        Self {
+            root,
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// A registry with known entries (fixtures, replays of recorded cgroup maps).
+    pub fn from_entries(root: PathBuf, entries: impl IntoIterator<Item = CgroupInfo>) -> Self {
+        Self {
+            root,
+            by_id: entries.into_iter().map(|c| (c.id, c)).collect(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The cgroup with this id, if it existed at the last scan.
+    pub fn get(&self, id: u64) -> Option<&CgroupInfo> {
+        self.by_id.get(&id)
+    }
+
+    /// Rescans the tree and returns the tenant cgroups that appeared, changed or went away.
+    pub fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
+        let mut seen = HashMap::with_capacity(self.by_id.len());
+        for (id, path) in walk(&self.root) {
+            let tenant = rules.tenant_for_cgroup(&path);
+            seen.insert(id, CgroupInfo { id, path, tenant });
+        }
+        let mut changes = CgroupChanges::default();
+        for (id, old) in &self.by_id {
+            let still = seen.get(id);
+            if old.tenant.is_some() && still.is_none_or(|new| new.tenant != old.tenant) {
+                changes.unregistered.push(old.clone());
+            }
+        }
+        for (id, new) in &seen {
+            let old = self.by_id.get(id);
+            if new.tenant.is_some() && old.is_none_or(|old| old.tenant != new.tenant) {
+                changes.registered.push(new.clone());
+            }
+        }
+        changes.registered.sort_by(|a, b| a.path.cmp(&b.path));
+        changes.unregistered.sort_by(|a, b| a.path.cmp(&b.path));
+        self.by_id = seen;
+        changes
+    }
+
+    /// Number of tenant cgroups currently registered.
+    pub fn tenant_cgroups(&self) -> usize {
+        self.by_id.values().filter(|c| c.tenant.is_some()).count()
+    }
+}
+
+/// Every directory under `root` as (inode, relative path). Unreadable directories (a cgroup
+/// removed mid-walk) are skipped.
+fn walk(root: &Path) -> Vec<(u64, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(meta) = fs::metadata(&dir) else { continue };
+        let rel = dir
+            .strip_prefix(root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        out.push((meta.ino(), rel));
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+/// Watches the cgroup tree and sends [`Input::CgroupsChanged`] when directories come or go.
+/// Runs on its own thread (inotify reads block). Also ticks every `rescan` as a safety net
+/// against missed notifications.
+pub fn spawn_watcher(root: PathBuf, tx: mpsc::Sender<Input>, rescan: Duration) {
+    std::thread::Builder::new()
+        .name("seam-cgroup-watch".into())
+        .spawn(move || {
+            if let Err(error) = watch(&root, &tx) {
+                tracing::warn!(%error, "inotify on cgroupfs failed; relying on periodic rescans");
+            }
+            // Fallback (or after inotify failed): periodic rescans only.
+            while tx.blocking_send(Input::CgroupsChanged).is_ok() {
+                std::thread::sleep(rescan);
+            }
+        })
+        .map(drop)
+        .unwrap_or_else(|error| tracing::warn!(%error, "cannot start the cgroup watcher"));
+}
+
+fn watch(root: &Path, tx: &mpsc::Sender<Input>) -> std::io::Result<()> {
+    let mut inotify = Inotify::init()?;
+    let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVED_TO | WatchMask::ONLYDIR;
+    let mut watched: HashSet<String> = HashSet::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        for (_, rel) in walk(root) {
+            if watched.insert(rel.clone()) {
+                // A directory may vanish between the walk and the watch: not an error.
+                let _ = inotify.watches().add(root.join(&rel), mask);
+            }
+        }
+        let events = inotify.read_events_blocking(&mut buffer)?;
+        let dirs_changed = events.into_iter().any(|e| e.mask.contains(inotify::EventMask::ISDIR));
+        if dirs_changed {
+            // Forget removed directories so a re-created one is watched again.
+            watched.retain(|rel| root.join(rel).is_dir());
+            if tx.blocking_send(Input::CgroupsChanged).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}

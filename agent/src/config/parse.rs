@@ -1,0 +1,439 @@
+//! Parsing and validation: raw files -> [`RuleSet`], collecting every error.
+
+use std::{
+    collections::{HashMap, hash_map::Entry},
+    ops::Range,
+    path::{Path, PathBuf},
+};
+
+use globset::Glob;
+use toml::Spanned;
+
+use super::{
+    RuleSet,
+    error::{ConfigError, ConfigErrors, Location},
+    matcher::{CgroupMatcher, EndpointMatcher, compile_glob},
+    model::{
+        Allow, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError, valid_ident,
+    },
+    raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
+};
+
+const IDENT_HINT: &str = "expected lowercase letters, digits, '_', '.' or '-', \
+                          starting with a letter or digit";
+
+/// One rules file's name and text.
+pub(super) struct Source {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// A value's position: file index and byte span.
+#[derive(Clone)]
+struct At {
+    file: usize,
+    span: Range<usize>,
+}
+
+struct Builder<'a> {
+    sources: &'a [Source],
+    /// Errors reading files, reported first.
+    read_errors: Vec<ConfigError>,
+    /// Other errors with their (file index, byte offset), sorted by it at the end.
+    errors: Vec<(usize, usize, ConfigError)>,
+    tenants: Vec<Tenant>,
+    tenant_at: HashMap<String, (TenantId, At)>,
+    globs: Vec<(Glob, TenantId)>,
+    pattern_at: HashMap<String, (TenantId, At)>,
+    endpoints: Vec<(Endpoint, TenantId)>,
+    endpoint_at: HashMap<Endpoint, (TenantId, At)>,
+    rules: Vec<Rule>,
+    rule_at: HashMap<String, At>,
+    allows: Vec<Allow>,
+}
+
+/// Parses and validates `sources`; `errors` holds earlier (read) errors. `origin` names the
+/// whole set in errors that are about no file in particular.
+pub(super) fn build(
+    origin: &Path,
+    sources: Vec<Source>,
+    errors: Vec<ConfigError>,
+) -> Result<RuleSet, ConfigErrors> {
+    let mut b = Builder {
+        sources: &sources,
+        read_errors: errors,
+        errors: Vec::new(),
+        tenants: Vec::new(),
+        tenant_at: HashMap::new(),
+        globs: Vec::new(),
+        pattern_at: HashMap::new(),
+        endpoints: Vec::new(),
+        endpoint_at: HashMap::new(),
+        rules: Vec::new(),
+        rule_at: HashMap::new(),
+        allows: Vec::new(),
+    };
+    let mut files = Vec::with_capacity(sources.len());
+    for (i, src) in sources.iter().enumerate() {
+        let (raw, errors) = parse_file(&src.text);
+        for (err, span) in errors {
+            let offset = err.span().or(span.clone()).map_or(0, |s| s.start);
+            let err = ConfigError::toml(&src.path, &src.text, err, span);
+            b.errors.push((i, offset, err));
+        }
+        files.push((i, raw));
+    }
+    // When a file or table could not be read or parsed, some tenants and rules are unknown:
+    // skip the checks that would only report consequences of that.
+    let complete = b.read_errors.is_empty() && b.errors.is_empty();
+    for (file, raw) in &files {
+        raw.tenant.iter().for_each(|t| b.tenant(*file, t));
+    }
+    for (file, raw) in &files {
+        raw.rule.iter().for_each(|r| b.rule(*file, r));
+    }
+    for (file, raw) in &files {
+        raw.allow.iter().for_each(|a| b.allow(*file, a, complete));
+    }
+    if complete {
+        if b.tenants.is_empty() {
+            b.whole(
+                origin,
+                "no [[tenant]] defined",
+                "define at least one tenant",
+            );
+        }
+        if b.rules.is_empty() {
+            b.whole(origin, "no [[rule]] defined", "define at least one rule");
+        }
+    }
+    b.finish()
+}
+
+impl Builder<'_> {
+    fn at<T>(file: usize, value: &Spanned<T>) -> At {
+        At {
+            file,
+            span: value.span(),
+        }
+    }
+
+    fn invalid(&mut self, at: &At, message: String, hint: impl Into<String>) {
+        let (path, location) = self.locate(at);
+        let err = ConfigError::Invalid {
+            path,
+            location: Some(location),
+            message,
+            hint: hint.into(),
+        };
+        self.errors.push((at.file, at.span.start, err));
+    }
+
+    fn whole(&mut self, origin: &Path, message: &str, hint: &str) {
+        let err = ConfigError::Invalid {
+            path: origin.to_owned(),
+            location: None,
+            message: message.to_owned(),
+            hint: hint.to_owned(),
+        };
+        self.errors.push((usize::MAX, 0, err));
+    }
+
+    fn locate(&self, at: &At) -> (PathBuf, Location) {
+        match self.sources.get(at.file) {
+            Some(src) => (
+                src.path.clone(),
+                Location::from_span(&src.text, at.span.clone()),
+            ),
+            None => (PathBuf::new(), Location::from_span("", 0..0)),
+        }
+    }
+
+    /// "path:line:col" of an earlier definition, for hints.
+    fn describe(&self, at: &At) -> String {
+        let (path, loc) = self.locate(at);
+        format!("{}:{}:{}", path.display(), loc.line, loc.column)
+    }
+
+    fn tenant(&mut self, file: usize, raw: &RawTenant) {
+        let name = raw.name.get_ref();
+        let name_at = Self::at(file, &raw.name);
+        if !valid_ident(name) {
+            self.invalid(
+                &name_at,
+                format!("invalid tenant name {name:?}"),
+                IDENT_HINT,
+            );
+        }
+        let id = TenantId(u32::try_from(self.tenants.len()).unwrap_or(u32::MAX));
+        if let Some((_, prev)) = self.tenant_at.get(name) {
+            let hint = format!(
+                "already defined at {}; tenant names must be unique",
+                self.describe(prev)
+            );
+            self.invalid(&name_at, format!("duplicate tenant {name:?}"), hint);
+            return;
+        }
+        self.tenant_at.insert(name.clone(), (id, name_at.clone()));
+        let mut cgroups = Vec::with_capacity(raw.cgroups.len());
+        for pattern in &raw.cgroups {
+            if let Some(p) = self.cgroup(file, pattern, id) {
+                cgroups.push(p);
+            }
+        }
+        let mut endpoints = Vec::with_capacity(raw.endpoints.len());
+        for text in &raw.endpoints {
+            if let Some(e) = self.endpoint(file, text, id) {
+                endpoints.push(e);
+            }
+        }
+        if raw.cgroups.is_empty() && raw.endpoints.is_empty() {
+            self.invalid(
+                &name_at,
+                format!("tenant {name:?} owns no cgroup and no endpoint"),
+                "add at least one pattern to `cgroups` or one address to `endpoints`",
+            );
+        }
+        self.tenants.push(Tenant {
+            id,
+            name: name.clone(),
+            cgroups,
+            endpoints,
+            shared: raw.shared,
+        });
+    }
+
+    fn cgroup(&mut self, file: usize, pattern: &Spanned<String>, id: TenantId) -> Option<String> {
+        let at = Self::at(file, pattern);
+        let text = pattern.get_ref();
+        if text.is_empty() {
+            let hint = "expected a path relative to the cgroup2 mount, e.g. \"tenants.slice/acme\"";
+            self.invalid(&at, "empty cgroup pattern".to_owned(), hint);
+            return None;
+        }
+        if text.starts_with('/') {
+            let hint = format!(
+                "patterns are relative to the cgroup2 mount: write {:?}",
+                text.trim_start_matches('/')
+            );
+            let msg = format!("cgroup pattern {text:?} starts with '/'");
+            self.invalid(&at, msg, hint);
+            return None;
+        }
+        if text.ends_with('/') {
+            let hint = format!("write {:?}", text.trim_end_matches('/'));
+            let msg = format!("cgroup pattern {text:?} ends with '/'");
+            self.invalid(&at, msg, hint);
+            return None;
+        }
+        let glob = match compile_glob(text) {
+            Ok(glob) => glob,
+            Err(e) => {
+                let hint = "expected a glob: `*` matches within one path component, \
+                            `**` across components, `?`, `[abc]`, `{a,b}`";
+                self.invalid(
+                    &at,
+                    format!("invalid cgroup pattern {text:?}: {}", e.kind()),
+                    hint,
+                );
+                return None;
+            }
+        };
+        match self.pattern_at.entry(text.clone()) {
+            Entry::Occupied(prev) if prev.get().0 == id => return None,
+            Entry::Occupied(prev) => {
+                let (owner, prev_at) = prev.get().clone();
+                let hint = format!(
+                    "also claimed by tenant {:?} at {}; a cgroup belongs to one tenant, \
+                     remove one of the two patterns",
+                    self.tenants
+                        .get(owner.index())
+                        .map_or("", |t| t.name.as_str()),
+                    self.describe(&prev_at)
+                );
+                let msg = format!("cgroup pattern {text:?} is claimed by two tenants");
+                self.invalid(&at, msg, hint);
+                return None;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert((id, at));
+            }
+        }
+        self.globs.push((glob, id));
+        Some(text.clone())
+    }
+
+    fn endpoint(&mut self, file: usize, text: &Spanned<String>, id: TenantId) -> Option<Endpoint> {
+        let at = Self::at(file, text);
+        let endpoint = match text.get_ref().parse::<Endpoint>() {
+            Ok(e) => e,
+            Err(e) => {
+                let msg = format!("invalid endpoint {:?}: {e}", text.get_ref());
+                self.invalid(&at, msg, e.hint());
+                return None;
+            }
+        };
+        match self.endpoint_at.entry(endpoint) {
+            Entry::Occupied(prev) if prev.get().0 == id => return None,
+            Entry::Occupied(prev) => {
+                let (owner, prev_at) = prev.get().clone();
+                let hint = format!(
+                    "also owned by tenant {:?} at {}; an endpoint belongs to one tenant",
+                    self.tenants
+                        .get(owner.index())
+                        .map_or("", |t| t.name.as_str()),
+                    self.describe(&prev_at)
+                );
+                let msg = format!("endpoint {endpoint} is claimed by two tenants");
+                self.invalid(&at, msg, hint);
+                return None;
+            }
+            Entry::Vacant(slot) => {
+                slot.insert((id, at));
+            }
+        }
+        self.endpoints.push((endpoint, id));
+        Some(endpoint)
+    }
+
+    fn rule(&mut self, file: usize, raw: &RawRule) {
+        let id = raw.id.get_ref();
+        let at = Self::at(file, &raw.id);
+        if !valid_ident(id) {
+            self.invalid(&at, format!("invalid rule id {id:?}"), IDENT_HINT);
+        }
+        if let Some(prev) = self.rule_at.get(id) {
+            let hint = format!(
+                "already defined at {}; rule ids must be unique",
+                self.describe(prev)
+            );
+            self.invalid(&at, format!("duplicate rule {id:?}"), hint);
+            return;
+        }
+        self.rule_at.insert(id.clone(), at);
+        self.rules.push(Rule {
+            id: id.clone(),
+            kind: raw.kind,
+            severity: raw.severity,
+            description: raw.description.clone(),
+        });
+    }
+
+    fn allow(&mut self, file: usize, raw: &RawAllow, complete: bool) {
+        let mut ok = true;
+        if let Some(rule) = &raw.rule
+            && complete
+            && !self.rule_at.contains_key(rule.get_ref())
+        {
+            let hint = format!(
+                "expected a [[rule]] id, or no `rule` key to cover every rule; {}",
+                quoted_list(self.rules.iter().map(|r| r.id.as_str()))
+            );
+            let msg = format!("unknown rule {:?} in allow.rule", rule.get_ref());
+            self.invalid(&Self::at(file, rule), msg, hint);
+            ok = false;
+        }
+        let from = self.tenant_match(file, &raw.from, "from", complete);
+        let to = self.tenant_match(file, &raw.to, "to", complete);
+        let mut ports = Vec::with_capacity(raw.ports.len());
+        for port in &raw.ports {
+            match parse_allow_port(port.get_ref()) {
+                Ok(range) => ports.push(range),
+                Err(e) => {
+                    let msg = format!("invalid port in allow.ports: {e}");
+                    self.invalid(&Self::at(file, port), msg, e.hint());
+                    ok = false;
+                }
+            }
+        }
+        let reason = raw.reason.get_ref().trim();
+        if reason.is_empty() {
+            let hint = "say why this access is fine and who approved it (e.g. a ticket)";
+            let at = Self::at(file, &raw.reason);
+            self.invalid(&at, "allow.reason is empty".to_owned(), hint);
+            ok = false;
+        }
+        if let (true, Some(from), Some(to)) = (ok, from, to) {
+            self.allows.push(Allow {
+                rule: raw.rule.as_ref().map(|r| r.get_ref().clone()),
+                from,
+                to,
+                ports,
+                protocols: raw.protocols.clone(),
+                reason: reason.to_owned(),
+            });
+        }
+    }
+
+    fn tenant_match(
+        &mut self,
+        file: usize,
+        name: &Spanned<String>,
+        key: &str,
+        complete: bool,
+    ) -> Option<TenantMatch> {
+        if name.get_ref() == "*" {
+            return Some(TenantMatch::Any);
+        }
+        if let Some((id, _)) = self.tenant_at.get(name.get_ref()) {
+            return Some(TenantMatch::Tenant(*id));
+        }
+        if complete {
+            let msg = format!("unknown tenant {:?} in allow.{key}", name.get_ref());
+            let hint = format!(
+                "expected a [[tenant]] name or \"*\"; {}",
+                quoted_list(self.tenants.iter().map(|t| t.name.as_str()))
+            );
+            self.invalid(&Self::at(file, name), msg, hint);
+        }
+        None
+    }
+
+    fn finish(self) -> Result<RuleSet, ConfigErrors> {
+        let sources = self.sources;
+        let mut errors = self.read_errors;
+        let mut located = self.errors;
+        located.sort_by_key(|&(file, offset, _)| (file, offset));
+        errors.extend(located.into_iter().map(|(_, _, e)| e));
+        if errors.is_empty() {
+            match CgroupMatcher::new(self.globs) {
+                Ok(cgroups) => {
+                    return Ok(RuleSet {
+                        tenants: self.tenants,
+                        rules: self.rules,
+                        allows: self.allows,
+                        sources: sources.iter().map(|s| s.path.clone()).collect(),
+                        cgroups,
+                        endpoints: EndpointMatcher::new(self.endpoints),
+                    });
+                }
+                Err(e) => errors.push(ConfigError::Invalid {
+                    path: sources.first().map(|s| s.path.clone()).unwrap_or_default(),
+                    location: None,
+                    message: format!("cannot compile the cgroup patterns: {e}"),
+                    hint: "use fewer or simpler cgroup patterns".to_owned(),
+                }),
+            }
+        }
+        Err(ConfigErrors(errors))
+    }
+}
+
+fn parse_allow_port(raw: &RawPort) -> Result<PortRange, ValueError> {
+    match raw {
+        RawPort::Number(n) => match u16::try_from(*n) {
+            Ok(p) if p != 0 => Ok(PortRange::single(p)),
+            _ => Err(ValueError::Port(n.to_string())),
+        },
+        RawPort::Text(s) => s.parse(),
+    }
+}
+
+fn quoted_list<'a>(names: impl Iterator<Item = &'a str>) -> String {
+    let names: Vec<String> = names.map(|n| format!("{n:?}")).collect();
+    if names.is_empty() {
+        "none defined".to_owned()
+    } else {
+        format!("defined: {}", names.join(", "))
+    }
+}

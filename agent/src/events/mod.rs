@@ -1,0 +1,295 @@
+//! Kernel events decoded from ring-buffer records into typed values (the first stage).
+pub mod reader;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use seam_common::{
+    AF_INET, AF_INET6, COMM_LEN, Event, EventInfo, EventKind, FlowData, IPPROTO_TCP, IPPROTO_UDP,
+    ProcessData, RawAddr, SockAddrData, TcpStateData,
+};
+
+/// Transport protocol of a flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    Tcp,
+    Udp,
+}
+
+impl Transport {
+    fn from_raw(raw: u8) -> Option<Self> {
+        match raw {
+            IPPROTO_TCP => Some(Self::Tcp),
+            IPPROTO_UDP => Some(Self::Udp),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Transport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Tcp => "tcp",
+            Self::Udp => "udp",
+        })
+    }
+}
+
+/// The common header, decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// 0 when the hook ran on behalf of no particular task (softirq).
+    pub pid: u32,
+    pub tid: u32,
+    pub uid: u32,
+    pub time_ns: u64,
+    pub cgroup_id: u64,
+    pub comm: String,
+}
+
+/// An address and port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Endpoint {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.ip {
+            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
+            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
+        }
+    }
+}
+
+/// Payloads, typed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KernelEventKind {
+    Exec { ppid: u32 },
+    Exit { exit_code: u32 },
+    /// connect() or sendmsg() by the caller in the header.
+    SockAddr {
+        sendmsg: bool,
+        cookie: u64,
+        protocol: Option<Transport>,
+        destination: Endpoint,
+    },
+    TcpState {
+        cookie: u64,
+        netns: u32,
+        local: Endpoint,
+        remote: Endpoint,
+        old: u8,
+        new: u8,
+    },
+    /// First UDP packet between a socket and a peer.
+    FlowStart {
+        cookie: u64,
+        protocol: Transport,
+        local: Endpoint,
+        remote: Endpoint,
+        ingress: bool,
+    },
+}
+
+/// A decoded kernel event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KernelEvent {
+    pub header: Header,
+    pub kind: KernelEventKind,
+}
+
+/// Why a record could not be decoded (counted, never fatal).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    /// Shorter than its kind's size: a build mismatch between agent and probes.
+    #[error("record of {len} bytes is too short for {kind}")]
+    Truncated { kind: &'static str, len: usize },
+    /// A kind this agent does not know.
+    #[error("unknown event kind {0}")]
+    UnknownKind(u32),
+    /// An address family other than IPv4/IPv6.
+    #[error("unknown address family {0}")]
+    Family(u16),
+}
+
+fn read<T: Copy>(bytes: &[u8], kind: &'static str) -> Result<T, DecodeError> {
+    if bytes.len() < size_of::<T>() {
+        return Err(DecodeError::Truncated {
+            kind,
+            len: bytes.len(),
+        });
+    }
+    // SAFETY: length checked; T is a #[repr(C)] Pod type from seam-common and
+    // read_unaligned has no alignment requirement.
+    Ok(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<T>()) })
+}
+
+/// Converts a raw address; IPv4-mapped IPv6 becomes IPv4 so both sides of a flow compare equal.
+pub fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeError> {
+    match family {
+        AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
+        AF_INET6 => {
+            let v6 = Ipv6Addr::from(*raw);
+            Ok(v6
+                .to_ipv4_mapped()
+                .map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
+        other => Err(DecodeError::Family(other)),
+    }
+}
+
+fn comm(raw: &[u8; COMM_LEN]) -> String {
+    let end = raw.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+fn header(info: &EventInfo) -> Header {
+    Header {
+        pid: info.pid,
+        tid: info.tid,
+        uid: info.uid,
+        time_ns: info.time_ns,
+        cgroup_id: info.cgroup_id,
+        comm: comm(&info.comm),
+    }
+}
+
+fn endpoint(family: u16, raw: &RawAddr, port: u16) -> Result<Endpoint, DecodeError> {
+    Ok(Endpoint {
+        ip: ip_from_raw(family, raw)?,
+        port,
+    })
+}
+
+/// Decodes one ring-buffer record.
+pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+    let info: EventInfo = read(bytes, "header")?;
+    let header = header(&info);
+    let kind = EventKind::from_u32(info.kind).ok_or(DecodeError::UnknownKind(info.kind))?;
+    let kind = match kind {
+        EventKind::Exec | EventKind::Exit => {
+            let e: Event<ProcessData> = read(bytes, "process")?;
+            if kind == EventKind::Exec {
+                KernelEventKind::Exec { ppid: e.data.ppid }
+            } else {
+                KernelEventKind::Exit {
+                    exit_code: e.data.exit_code,
+                }
+            }
+        }
+        EventKind::Connect | EventKind::SendMsg => {
+            let e: Event<SockAddrData> = read(bytes, "sock_addr")?;
+            let d = e.data;
+            KernelEventKind::SockAddr {
+                sendmsg: kind == EventKind::SendMsg,
+                cookie: d.cookie,
+                protocol: Transport::from_raw(d.protocol),
+                destination: endpoint(d.family, &d.daddr, d.dport)?,
+            }
+        }
+        EventKind::TcpState => {
+            let e: Event<TcpStateData> = read(bytes, "tcp_state")?;
+            let d = e.data;
+            KernelEventKind::TcpState {
+                cookie: d.cookie,
+                netns: d.netns,
+                local: endpoint(d.family, &d.saddr, d.sport)?,
+                remote: endpoint(d.family, &d.daddr, d.dport)?,
+                old: d.oldstate,
+                new: d.newstate,
+            }
+        }
+        EventKind::FlowStart => {
+            let e: Event<FlowData> = read(bytes, "flow")?;
+            let d = e.data;
+            KernelEventKind::FlowStart {
+                cookie: d.cookie,
+                protocol: Transport::from_raw(d.protocol).unwrap_or(Transport::Udp),
+                local: endpoint(d.family, &d.laddr, d.lport)?,
+                remote: endpoint(d.family, &d.raddr, d.rport)?,
+                ingress: d.ingress != 0,
+            }
+        }
+    };
+    Ok(KernelEvent { header, kind })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes_of<T>(value: &T) -> Vec<u8> {
+        // SAFETY: reading the bytes of a #[repr(C)] value for a test fixture.
+        unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
+            .to_vec()
+    }
+
+    fn info(kind: EventKind) -> EventInfo {
+        let mut comm = [0u8; COMM_LEN];
+        comm[..6].copy_from_slice(b"client");
+        EventInfo {
+            kind: kind as u32,
+            pid: 42,
+            tid: 43,
+            uid: 1000,
+            time_ns: 7,
+            cgroup_id: 99,
+            comm,
+        }
+    }
+
+    #[test]
+    fn decodes_connect_with_mapped_ipv6() {
+        let mut daddr = [0u8; 16];
+        daddr[10] = 0xff;
+        daddr[11] = 0xff;
+        daddr[12..].copy_from_slice(&[127, 0, 0, 1]);
+        let event = Event {
+            info: info(EventKind::Connect),
+            data: SockAddrData {
+                cookie: 5,
+                daddr,
+                dport: 8080,
+                family: AF_INET6,
+                protocol: IPPROTO_TCP,
+                _pad: [0; 3],
+            },
+        };
+        let decoded = decode(&bytes_of(&event)).unwrap();
+        assert_eq!(decoded.header.comm, "client");
+        assert_eq!(decoded.header.pid, 42);
+        assert_eq!(
+            decoded.kind,
+            KernelEventKind::SockAddr {
+                sendmsg: false,
+                cookie: 5,
+                protocol: Some(Transport::Tcp),
+                destination: Endpoint {
+                    ip: "127.0.0.1".parse().unwrap(),
+                    port: 8080
+                },
+            }
+        );
+    }
+
+    #[test]
+    fn short_and_unknown_records_are_errors() {
+        let event = Event {
+            info: info(EventKind::TcpState),
+            data: 0u8,
+        };
+        assert!(matches!(
+            decode(&bytes_of(&event)),
+            Err(DecodeError::Truncated { kind: "tcp_state", .. })
+        ));
+        let mut bad = info(EventKind::Exec);
+        bad.kind = 12345;
+        assert_eq!(
+            decode(&bytes_of(&bad)),
+            Err(DecodeError::UnknownKind(12345))
+        );
+        assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Truncated { .. })));
+    }
+}

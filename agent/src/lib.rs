@@ -1,0 +1,16 @@
+//! Seam's agent library. The folders follow the data flow:
+//! probes -> events -> attribution -> correlation (spans) -> detect (rules) -> sinks.
+pub mod agent;
+pub mod attribution;
+pub mod clock;
+pub mod config;
+pub mod correlation;
+pub mod demo;
+pub mod detect;
+pub mod events;
+pub mod pipeline;
+pub mod preflight;
+pub mod probes;
+pub mod sinks;
+pub mod stats;
+pub mod workload;

@@ -1,0 +1,218 @@
+//! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
+//! and a report of which hooks are live (the node's fingerprint).
+pub mod btf;
+pub mod table;
+
+use std::{
+    collections::BTreeMap,
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr,
+        TracePoint,
+    },
+};
+use seam_common::{GLOBAL_OFFSETS, KernelOffsets};
+pub use table::{Capability, Hook, PROBES, ProbeSpec};
+
+/// The probes, compiled for bpfel-unknown-none by agent/build.rs.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
+
+/// Why probes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The eBPF object could not be parsed or its maps created.
+    #[error("cannot load Seam's eBPF object: {0}; is the kernel built with BPF and BTF support?")]
+    Object(#[source] aya::EbpfError),
+    /// The kernel's BTF could not be read (tp_btf programs need it).
+    #[error("cannot read kernel BTF: {0}")]
+    KernelBtf(#[source] aya::BtfError),
+    /// A program named in the probe table is missing from the object (a build mismatch).
+    #[error("probe {program} is not in the eBPF object; rebuild with `cargo xtask build`")]
+    MissingProgram { program: &'static str },
+    /// The root cgroup could not be opened for attaching.
+    #[error("cannot open cgroup root {path}: {source}")]
+    CgroupRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A required capability has no probe that loads and attaches on this kernel.
+    #[error(
+        "no probe for required capability {capability:?} could be loaded on this kernel; \
+         {failures}"
+    )]
+    Required {
+        capability: Capability,
+        /// Each attempted probe and the kernel's answer (the verifier log for load failures).
+        failures: String,
+    },
+}
+
+/// Outcome of one probe.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ProbeStatus {
+    pub program: &'static str,
+    pub attach_point: String,
+    pub capability: Capability,
+    /// `live`, `standby` (a fallback not needed: a better probe is live) or `failed`.
+    pub state: &'static str,
+    /// Why it failed (includes the verifier's output for load errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Loaded, attached probes. Dropping it detaches everything.
+pub struct Probes {
+    pub ebpf: Ebpf,
+    pub statuses: Vec<ProbeStatus>,
+}
+
+impl Probes {
+    /// Hooks that are live, e.g. `["cgroup/connect4", "tp_btf/inet_sock_set_state", ...]`.
+    pub fn live_hooks(&self) -> Vec<String> {
+        self.statuses
+            .iter()
+            .filter(|s| s.state == "live")
+            .map(|s| s.attach_point.clone())
+            .collect()
+    }
+}
+
+/// Loads the object with `offsets`, then every probe of the table against `cgroup_root`.
+/// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
+pub fn load(offsets: Option<KernelOffsets>, cgroup_root: &Path) -> Result<Probes, ProbeError> {
+    let offsets = offsets.unwrap_or_default();
+    let mut ebpf = EbpfLoader::new()
+        .override_global(GLOBAL_OFFSETS, &offsets, true)
+        .load(PROBE_OBJECT)
+        .map_err(ProbeError::Object)?;
+    let btf = Btf::from_sys_fs().map_err(ProbeError::KernelBtf)?;
+    let cgroup = File::open(cgroup_root).map_err(|source| ProbeError::CgroupRoot {
+        path: cgroup_root.to_owned(),
+        source,
+    })?;
+    let mut live: BTreeMap<Capability, usize> = BTreeMap::new();
+    let mut statuses = Vec::with_capacity(PROBES.len());
+    for spec in PROBES {
+        let attach_point = spec.attach_point();
+        // A fallback is only tried when no better probe gave this capability (except for
+        // capabilities served by several programs at once, like connect4 + connect6).
+        let served_by_fallback_chain = matches!(spec.hook, Hook::TracePoint(..));
+        if served_by_fallback_chain && live.contains_key(&spec.capability) {
+            statuses.push(ProbeStatus {
+                program: spec.program,
+                attach_point,
+                capability: spec.capability,
+                state: "standby",
+                error: None,
+            });
+            continue;
+        }
+        let result = if spec.needs_offsets && offsets.valid != 1 {
+            Err("kernel struct offsets could not be resolved from BTF".to_owned())
+        } else {
+            attach(&mut ebpf, spec, &btf, &cgroup).map_err(|e| error_text(e.as_ref()))
+        };
+        let (state, error) = match result {
+            Ok(()) => {
+                *live.entry(spec.capability).or_default() += 1;
+                tracing::info!(probe = spec.program, hook = %attach_point, "probe live");
+                ("live", None)
+            }
+            Err(error) => {
+                tracing::warn!(probe = spec.program, hook = %attach_point, %error, "probe not loaded");
+                ("failed", Some(error))
+            }
+        };
+        statuses.push(ProbeStatus {
+            program: spec.program,
+            attach_point,
+            capability: spec.capability,
+            state,
+            error,
+        });
+    }
+    for capability in Capability::REQUIRED {
+        if !live.contains_key(&capability) {
+            let failures = statuses
+                .iter()
+                .filter(|s| s.capability == capability)
+                .map(|s| {
+                    format!(
+                        "probe {} ({}): {}",
+                        s.program,
+                        s.attach_point,
+                        s.error.as_deref().unwrap_or("not attempted")
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ");
+            return Err(ProbeError::Required {
+                capability,
+                failures,
+            });
+        }
+    }
+    Ok(Probes { ebpf, statuses })
+}
+
+/// Full text of an error chain; aya's load errors carry the verifier log.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    btf: &Btf,
+    cgroup: &File,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let program = ebpf
+        .program_mut(spec.program)
+        .ok_or(ProbeError::MissingProgram {
+            program: spec.program,
+        })?;
+    match spec.hook {
+        Hook::CgroupSockAddr => {
+            let program: &mut CgroupSockAddr = program.try_into()?;
+            program.load()?;
+            // Link-based cgroup attachment (kernel >= 5.7) must pass no flags; links always coexist
+            // with other programs on the same cgroup.
+            program.attach(cgroup, CgroupAttachMode::Single)?;
+        }
+        Hook::CgroupSkb { ingress } => {
+            let program: &mut CgroupSkb = program.try_into()?;
+            program.load()?;
+            let direction = if ingress {
+                CgroupSkbAttachType::Ingress
+            } else {
+                CgroupSkbAttachType::Egress
+            };
+            program.attach(cgroup, direction, CgroupAttachMode::Single)?;
+        }
+        Hook::TpBtf(name) => {
+            let program: &mut BtfTracePoint = program.try_into()?;
+            program.load(name, btf)?;
+            program.attach()?;
+        }
+        Hook::TracePoint(category, name) => {
+            crate::preflight::ensure_tracefs()?;
+            let program: &mut TracePoint = program.try_into()?;
+            program.load()?;
+            program.attach(category, name)?;
+        }
+    }
+    Ok(())
+}

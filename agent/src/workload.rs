@@ -1,0 +1,165 @@
+//! `seam workload ...`: small, real network workloads that first move themselves into a cgroup.
+//! The demo, the integration tests and the benchmark use them, so every component is exercised by
+//! real processes in real tenant cgroups.
+use std::{
+    fs,
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream, UdpSocket},
+    path::{Path, PathBuf},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result};
+use clap::Subcommand;
+
+/// A workload to run.
+#[derive(Debug, Subcommand)]
+pub enum Workload {
+    /// Listen on TCP, write the bound port to --port-file, accept --count connections.
+    TcpListen {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        port_file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Connect over TCP --count times, send a line, close.
+    TcpConnect {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Bind UDP, write the port to --port-file, receive --count datagrams.
+    UdpRecv {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long)]
+        port_file: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Send --count UDP datagrams from one unconnected socket.
+    UdpSend {
+        #[arg(long)]
+        addr: SocketAddr,
+        #[arg(long, default_value_t = 1)]
+        count: u32,
+    },
+    /// Benchmark loop: listener and client in this process, --iterations connect+accept+close
+    /// rounds over 127.0.0.1; prints {"iterations","elapsed_ns","ns_per_iter"}.
+    TcpLoop {
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
+    },
+}
+
+/// Moves the calling process into `cgroup` (path relative to the cgroup2 mount) and names it.
+pub fn enter(cgroup_root: &Path, cgroup: Option<&str>, comm: Option<&str>) -> Result<()> {
+    if let Some(cgroup) = cgroup {
+        let procs = cgroup_root.join(cgroup).join("cgroup.procs");
+        fs::write(&procs, std::process::id().to_string())
+            .with_context(|| format!("cannot join cgroup: write {}", procs.display()))?;
+    }
+    if let Some(comm) = comm {
+        let name = std::ffi::CString::new(comm).context("comm contains a NUL byte")?;
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
+    Ok(())
+}
+
+fn write_port(path: &Path, port: u16) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    fs::write(&tmp, port.to_string()).with_context(|| format!("write {}", tmp.display()))?;
+    fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+}
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs a workload to completion.
+pub fn run(workload: &Workload) -> Result<()> {
+    match workload {
+        Workload::TcpListen {
+            addr,
+            port_file,
+            count,
+        } => {
+            let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
+            write_port(port_file, listener.local_addr()?.port())?;
+            for _ in 0..*count {
+                let (mut stream, _) = listener.accept().context("accept")?;
+                stream.set_read_timeout(Some(TIMEOUT))?;
+                let mut buf = Vec::new();
+                let _ = stream.read_to_end(&mut buf);
+            }
+        }
+        Workload::TcpConnect { addr, count } => {
+            for _ in 0..*count {
+                let mut stream = TcpStream::connect_timeout(addr, TIMEOUT)
+                    .with_context(|| format!("connect {addr}"))?;
+                stream.write_all(b"hello from seam workload\n")?;
+            }
+        }
+        Workload::UdpRecv {
+            addr,
+            port_file,
+            count,
+        } => {
+            let socket = UdpSocket::bind(addr).with_context(|| format!("bind {addr}"))?;
+            socket.set_read_timeout(Some(TIMEOUT))?;
+            write_port(port_file, socket.local_addr()?.port())?;
+            let mut buf = [0u8; 2048];
+            for _ in 0..*count {
+                socket.recv_from(&mut buf).context("recv_from")?;
+            }
+        }
+        Workload::UdpSend { addr, count } => {
+            let bind: SocketAddr = if addr.is_ipv4() {
+                "0.0.0.0:0".parse()?
+            } else {
+                "[::]:0".parse()?
+            };
+            let socket = UdpSocket::bind(bind)?;
+            for _ in 0..*count {
+                socket
+                    .send_to(b"hello from seam workload\n", addr)
+                    .with_context(|| format!("send_to {addr}"))?;
+            }
+        }
+        Workload::TcpLoop { iterations } => tcp_loop(*iterations)?,
+    }
+    Ok(())
+}
+
+#[allow(clippy::print_stdout)]
+fn tcp_loop(iterations: u32) -> Result<()> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let server = std::thread::spawn(move || -> std::io::Result<()> {
+        for _ in 0..iterations {
+            let (stream, _) = listener.accept()?;
+            drop(stream);
+        }
+        Ok(())
+    });
+    let start = Instant::now();
+    for _ in 0..iterations {
+        let stream = TcpStream::connect(addr)?;
+        drop(stream);
+    }
+    server
+        .join()
+        .map_err(|_| anyhow::anyhow!("accept thread panicked"))??;
+    let elapsed = start.elapsed().as_nanos();
+    println!(
+        "{}",
+        serde_json::json!({
+            "iterations": iterations,
+            "elapsed_ns": elapsed as u64,
+            "ns_per_iter": elapsed as f64 / f64::from(iterations.max(1)),
+        })
+    );
+    Ok(())
+}

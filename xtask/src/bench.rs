@@ -1,0 +1,297 @@
+//! `cargo xtask bench [--iterations N] [--rounds R] [--with-peer|--no-peer]`: measures the
+//! agent's overhead on a TCP connect+accept+close loop (`seam workload --cgroup C tcp-loop`)
+//! run in a tenant cgroup, in interleaved rounds without Seam, with Seam (`seam run`) and, if
+//! bpftrace is installed, with a bpftrace one-liner as a peer. Prints the medians and ratios,
+//! the agent's stats, and writes everything to `target/bench/latest.json`. Cgroups, temp files
+//! and child processes are cleaned up on every exit path (guards with `Drop`).
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::Command,
+    thread,
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, Result, bail};
+
+mod cgroup;
+mod procs;
+mod report;
+
+use cgroup::{Scratch, cgroup2_mount};
+use procs::{PeerRun, Proc, tail};
+use report::Report;
+
+use crate::{build, setup::Apt, util};
+
+const BENCH_CGROUP: &str = "seam-bench";
+const TENANTS: [&str; 2] = ["tenant-a", "tenant-b"];
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_TIMEOUT: Duration = Duration::from_secs(30);
+const PEER_PROGRAM: &str = "tracepoint:syscalls:sys_enter_connect { @[cgroup] = count(); }";
+const RULES: &str = r#"[[tenant]]
+name = "tenant-a"
+cgroups = ["seam-bench/tenant-a"]
+[[tenant]]
+name = "tenant-b"
+cgroups = ["seam-bench/tenant-b"]
+[[rule]]
+id = "cross-tenant-network"
+kind = "network"
+severity = "high"
+description = "cross-tenant connection"
+"#;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Connect+accept+close iterations per measurement.
+    #[arg(long, default_value_t = 2000)]
+    iterations: u32,
+    /// Rounds; each round measures every mode once (the order rotates between rounds).
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Install bpftrace (apt) if missing, to compare against it.
+    #[arg(long, conflicts_with = "no_peer")]
+    with_peer: bool,
+    /// Skip the bpftrace comparison even if bpftrace is installed.
+    #[arg(long)]
+    no_peer: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Baseline,
+    Seam,
+    Peer,
+}
+
+impl Mode {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Seam => "seam",
+            Self::Peer => "bpftrace",
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+pub fn run(args: &Args) -> Result<()> {
+    if args.iterations == 0 || args.rounds == 0 {
+        bail!("--iterations and --rounds must be at least 1");
+    }
+    let peer = find_peer(args)?;
+    let (_, bin) = build::setup_and_build(false)?;
+    util::ensure_tracefs()?;
+    util::catch_sigint();
+
+    let mount = cgroup2_mount()?;
+    let mut scratch = Scratch::default();
+    let tmp = env::temp_dir().join(format!("seam-bench-{}", std::process::id()));
+    scratch.tmp = Some(tmp.clone());
+    fs::create_dir_all(tmp.join("rules")).with_context(|| format!("creating {}", tmp.display()))?;
+    fs::write(tmp.join("rules/tenants.toml"), RULES).context("writing the bench rules")?;
+    let bench_cg = mount.join(BENCH_CGROUP);
+    scratch.add_cgroup(&bench_cg)?;
+    for tenant in TENANTS {
+        scratch.add_cgroup(&bench_cg.join(tenant))?;
+    }
+    let cgroup = format!("{BENCH_CGROUP}/{}", TENANTS[0]);
+
+    eprintln!(
+        "xtask: bench: cgroup2 at {}, workload in {cgroup}",
+        mount.display()
+    );
+    run_loop(&bin, &cgroup, args.iterations.min(500)).context("warm-up run")?;
+
+    let mut modes = vec![Mode::Baseline, Mode::Seam];
+    if peer.is_some() {
+        modes.push(Mode::Peer);
+    }
+    let mut samples: Vec<(Mode, Vec<f64>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
+    let mut stats = Vec::new();
+    let mut peer_output = String::new();
+    for round in 0..args.rounds {
+        let mut order = modes.clone();
+        order.rotate_left(round % modes.len());
+        for mode in order {
+            util::check_interrupted()?;
+            let ns = match (mode, &peer) {
+                (Mode::Seam, _) => {
+                    let agent = start_agent(&bin, &tmp)?;
+                    let ns = run_loop(&bin, &cgroup, args.iterations)?;
+                    stats.push(stop_agent(agent, &tmp));
+                    ns
+                }
+                (Mode::Peer, Some(tool)) => {
+                    let running = PeerRun::start(tool, &tmp)?;
+                    let ns = run_loop(&bin, &cgroup, args.iterations)?;
+                    peer_output = running.stop()?;
+                    ns
+                }
+                _ => run_loop(&bin, &cgroup, args.iterations)?,
+            };
+            eprintln!(
+                "xtask: round {}/{}: {:<8} {ns:>10.0} ns/iter",
+                round + 1,
+                args.rounds,
+                mode.label()
+            );
+            if let Some((_, v)) = samples.iter_mut().find(|(m, _)| *m == mode) {
+                v.push(ns);
+            }
+        }
+    }
+
+    let report = Report {
+        iterations: args.iterations,
+        rounds: args.rounds,
+        samples,
+        stats,
+        peer_note: peer.is_none().then_some(if args.no_peer {
+            "skipped (--no-peer)"
+        } else {
+            "skipped: bpftrace not installed (pass --with-peer to install it)"
+        }),
+        peer_output,
+    };
+    println!("{}", report.text());
+    let path = util::target_dir().join("bench/latest.json");
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    fs::write(&path, report.json()).with_context(|| format!("writing {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn find_peer(args: &Args) -> Result<Option<PathBuf>> {
+    if args.no_peer {
+        return Ok(None);
+    }
+    if let Some(path) = util::which("bpftrace") {
+        return Ok(Some(path));
+    }
+    if args.with_peer {
+        Apt::default().install(&["bpftrace"])?;
+        let path = util::which("bpftrace")
+            .context("installed the bpftrace package but `bpftrace` is not on PATH")?;
+        return Ok(Some(path));
+    }
+    eprintln!(
+        "xtask: note: bpftrace not installed; skipping the peer comparison (--with-peer installs it)"
+    );
+    Ok(None)
+}
+
+/// Runs one `seam workload tcp-loop` and returns its ns per iteration.
+fn run_loop(bin: &Path, cgroup: &str, iterations: u32) -> Result<f64> {
+    let mut cmd = Command::new(bin);
+    cmd.args(["workload", "--cgroup", cgroup, "tcp-loop", "--iterations"])
+        .arg(iterations.to_string());
+    let stdout = util::output(
+        &mut cmd,
+        "the TCP loop workload failed (does this agent build have `seam workload tcp-loop`?)",
+    )?;
+    parse_ns_per_iter(&stdout).with_context(|| {
+        format!(
+            "`{}` printed no JSON line with ns_per_iter; it printed:\n{stdout}",
+            util::display_cmd(&cmd)
+        )
+    })
+}
+
+fn parse_ns_per_iter(stdout: &str) -> Option<f64> {
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('{'))?;
+    json_number(line, "ns_per_iter")
+        .or_else(|| Some(json_number(line, "elapsed_ns")? / json_number(line, "iterations")?))
+}
+
+/// The number after `"key":` in a flat JSON object (no JSON dependency needed for this).
+fn json_number(obj: &str, key: &str) -> Option<f64> {
+    let pat = format!("\"{key}\"");
+    let rest = &obj[obj.find(&pat)? + pat.len()..];
+    let rest = rest.trim_start().strip_prefix(':')?.trim_start();
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E')))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
+    let ready = tmp.join("ready");
+    let stats = tmp.join("stats.json");
+    for stale in [&ready, &stats] {
+        let _ = fs::remove_file(stale);
+    }
+    let mut cmd = Command::new(bin);
+    cmd.arg("run")
+        .arg("--rules")
+        .arg(tmp.join("rules"))
+        .arg("--ready-file")
+        .arg(&ready)
+        .arg("--stats-file")
+        .arg(&stats);
+    let mut agent = Proc::spawn(cmd, "agent", tmp, false)?;
+    let deadline = Instant::now() + READY_TIMEOUT;
+    while !ready.exists() {
+        if let Some(status) = agent.try_wait()? {
+            bail!(
+                "the agent exited before it was ready ({status}); its stderr:\n{}",
+                agent.stderr()
+            );
+        }
+        util::check_interrupted()?;
+        if Instant::now() > deadline {
+            bail!(
+                "the agent did not create {} within {} s; its stderr:\n{}",
+                ready.display(),
+                READY_TIMEOUT.as_secs(),
+                agent.stderr()
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+    Ok(agent)
+}
+
+/// SIGINTs the agent, waits for it, and returns its stats file (or `null` with a warning).
+fn stop_agent(agent: Proc, tmp: &Path) -> String {
+    let stderr_path = agent.stderr_path.clone();
+    match agent.stop(STOP_TIMEOUT) {
+        Some(status) if status.success() => {}
+        other => eprintln!(
+            "xtask: warning: the agent exited with {other:?} after SIGINT; its stderr:\n{}",
+            tail(&stderr_path)
+        ),
+    }
+    let stats = tmp.join("stats.json");
+    match fs::read_to_string(&stats) {
+        Ok(text) => text.trim().to_owned(),
+        Err(e) => {
+            eprintln!(
+                "xtask: warning: could not read the agent's stats file {}: {e}",
+                stats.display()
+            );
+            "null".into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_workload_line() {
+        let out = "noise\n{\"iterations\":2000,\"elapsed_ns\":40000000,\"ns_per_iter\":20000.5}\n";
+        assert_eq!(parse_ns_per_iter(out), Some(20000.5));
+        let out = "{\"iterations\": 4, \"elapsed_ns\": 100}";
+        assert_eq!(parse_ns_per_iter(out), Some(25.0));
+        assert_eq!(parse_ns_per_iter("nothing"), None);
+    }
+}

@@ -1,0 +1,29 @@
+//! `cargo xtask demo [-- ARGS...]`: setup + release build, mounts tracefs if needed, then
+//! replaces itself with `target/release/seam demo ARGS...` (so the exit code is the demo's).
+
+use std::{ffi::OsString, os::unix::process::CommandExt as _, process::Command};
+
+use anyhow::{Result, anyhow};
+
+use crate::{build, util};
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Extra arguments passed to `seam demo` (put them after `--`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<OsString>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let (_, bin) = build::setup_and_build(false)?;
+    util::ensure_tracefs()?;
+    let mut cmd = Command::new(&bin);
+    cmd.arg("demo").args(&args.args);
+    eprintln!("xtask: $ {}", util::display_cmd(&cmd));
+    // exec only returns on failure.
+    let err = cmd.exec();
+    Err(anyhow!(
+        "could not start `{}`: {err}",
+        util::display_cmd(&cmd)
+    ))
+}
