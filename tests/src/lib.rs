@@ -1,1 +1,338 @@
-//! Helpers for the integration tests.
+//! Harness for Seam's integration tests on the real kernel: tenant cgroups created per test,
+//! the real `seam` binary as the agent, and real workloads (`seam workload ...`) moved into the
+//! cgroups. Everything panics with context instead of returning errors, and every guard cleans
+//! up on drop, so a failing test leaves no cgroups or processes behind.
+//!
+//! Needs root. `cargo xtask test` sets `SEAM_BIN` (the release binary) and `SEAM_RULES_DIR`.
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// How long to wait for anything the agent should do.
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// The seam binary under test.
+pub fn seam_bin() -> PathBuf {
+    if let Some(bin) = std::env::var_os("SEAM_BIN") {
+        return PathBuf::from(bin);
+    }
+    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/seam");
+    assert!(
+        default.exists(),
+        "seam binary not found at {}; run the tests with `cargo xtask test` (as root)",
+        default.display()
+    );
+    default
+}
+
+/// The repository's rules/ directory.
+pub fn repo_rules_dir() -> PathBuf {
+    std::env::var_os("SEAM_RULES_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules"))
+}
+
+/// Panics unless running as root (the tests create cgroups and load eBPF programs).
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    assert_eq!(euid, 0, "integration tests need root: run `sudo -E cargo xtask test`");
+}
+
+/// The cgroup2 mount point, from /proc/self/mountinfo.
+pub fn cgroup2_root() -> PathBuf {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo").expect("read mountinfo");
+    mountinfo
+        .lines()
+        .find_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let mount_point = left.split_whitespace().nth(4)?;
+            (right.split_whitespace().next()? == "cgroup2").then(|| PathBuf::from(mount_point))
+        })
+        .expect("no cgroup2 mount on this machine")
+}
+
+fn unique() -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "seam-it-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A private cgroup subtree for one test: `<mount>/seam-it-<pid>-<n>/<name>...`.
+pub struct Cgroups {
+    pub root: PathBuf,
+    /// Relative to the cgroup2 mount, e.g. `seam-it-42-0`.
+    pub base: String,
+    created: Vec<PathBuf>,
+}
+
+impl Cgroups {
+    pub fn new() -> Self {
+        require_root();
+        let root = cgroup2_root();
+        let base = unique();
+        let dir = root.join(&base);
+        fs::create_dir(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self {
+            root,
+            base,
+            created: vec![dir],
+        }
+    }
+
+    /// Path of `name` relative to the cgroup2 mount.
+    pub fn rel(&self, name: &str) -> String {
+        format!("{}/{name}", self.base)
+    }
+
+    /// Creates `<base>/<name>`; returns its path relative to the mount.
+    pub fn create(&mut self, name: &str) -> String {
+        let dir = self.root.join(&self.base).join(name);
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        self.created.push(dir);
+        self.rel(name)
+    }
+}
+
+impl Default for Cgroups {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for Cgroups {
+    fn drop(&mut self) {
+        // Deepest first; kill anything left inside.
+        for dir in self.created.iter().rev() {
+            if let Ok(procs) = fs::read_to_string(dir.join("cgroup.procs")) {
+                for pid in procs.lines().filter_map(|l| l.parse::<i32>().ok()) {
+                    // SAFETY: sending a signal has no memory-safety preconditions.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                }
+            }
+            for _ in 0..100 {
+                if fs::remove_dir(dir).is_ok() || !dir.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// A running `seam run` with its feed, ready, stats and log files in a temp dir.
+pub struct Agent {
+    child: Option<Child>,
+    pub dir: PathBuf,
+}
+
+/// Final counters from `--stats-file`.
+pub type Stats = Value;
+
+impl Agent {
+    /// Writes `rules` (TOML) to a temp rules dir and starts the agent; returns once it is ready.
+    pub fn start(rules: &str) -> Self {
+        require_root();
+        let dir = std::env::temp_dir().join(unique());
+        fs::create_dir_all(dir.join("rules")).expect("create agent temp dir");
+        fs::write(dir.join("rules/tenants.toml"), rules).expect("write rules");
+        let log = fs::File::create(dir.join("agent.log")).expect("create log");
+        let child = Command::new(seam_bin())
+            .arg("run")
+            .arg("--rules")
+            .arg(dir.join("rules"))
+            .arg("--feed-file")
+            .arg(dir.join("feed.jsonl"))
+            .arg("--ready-file")
+            .arg(dir.join("ready.json"))
+            .arg("--stats-file")
+            .arg(dir.join("stats.json"))
+            .arg("--quiet")
+            .env("SEAM_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start seam run");
+        let mut agent = Self {
+            child: Some(child),
+            dir,
+        };
+        agent.wait_until("the agent to become ready", |a| a.dir.join("ready.json").exists());
+        agent
+    }
+
+    /// The agent's log so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
+    }
+
+    /// Polls `condition` until it holds; panics with the agent's log after [`WAIT`].
+    pub fn wait_until(&mut self, what: &str, condition: impl Fn(&Self) -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while Instant::now() < deadline {
+            if condition(self) {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                panic!("seam exited ({status}) while waiting for {what}; log:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("timed out waiting for {what}; agent log:\n{}", self.log());
+    }
+
+    /// Feed records so far (violations and loss records).
+    pub fn feed(&self) -> Vec<Value> {
+        fs::read_to_string(self.dir.join("feed.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad feed line {l}: {e}")))
+            .collect()
+    }
+
+    /// Network violations so far.
+    pub fn violations(&self) -> Vec<Value> {
+        self.feed()
+            .into_iter()
+            .filter(|v| v["kind"] == "network")
+            .collect()
+    }
+
+    /// Waits until at least `n` network violations are in the feed.
+    pub fn wait_violations(&mut self, n: usize) -> Vec<Value> {
+        self.wait_until(&format!("{n} violation(s)"), |a| a.violations().len() >= n);
+        self.violations()
+    }
+
+    /// Stops the agent (SIGINT), waits for it and returns its final counters. Everything the
+    /// agent had seen is flushed to the feed by then.
+    pub fn stop(&mut self) -> Stats {
+        let mut child = self.child.take().expect("agent already stopped");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = child.wait().expect("wait for seam");
+        assert!(status.success(), "seam exited with {status}; log:\n{}", self.log());
+        let text = fs::read_to_string(self.dir.join("stats.json"))
+            .unwrap_or_else(|e| panic!("no stats file ({e}); log:\n{}", self.log()));
+        serde_json::from_str(&text).expect("stats file is JSON")
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// A workload process (`seam workload`) in a cgroup, killed on drop.
+pub struct Workload {
+    child: Child,
+}
+
+impl Workload {
+    /// Starts `seam workload --cgroup <cgroup> --comm <comm> <args...>`; `cgroup` None leaves the
+    /// process in the test's own (unregistered) cgroup.
+    pub fn start(cgroup: Option<&str>, comm: &str, args: &[&str]) -> Self {
+        let mut cmd = Command::new(seam_bin());
+        cmd.arg("workload");
+        if let Some(cgroup) = cgroup {
+            cmd.args(["--cgroup", cgroup]);
+        }
+        let child = cmd
+            .args(["--comm", comm])
+            .args(args)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start workload {comm}: {e}"));
+        Self { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Waits for the workload to finish successfully.
+    pub fn finish(mut self) {
+        let status = self.child.wait().expect("wait for workload");
+        assert!(status.success(), "workload failed: {status}");
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A listener workload and the port it bound.
+pub struct Listener {
+    pub workload: Workload,
+    pub port: u16,
+}
+
+/// Starts a `tcp-listen` or `udp-recv` workload on `bind` (e.g. `127.0.0.1:0`) accepting `count`
+/// connections/datagrams, and waits for its port.
+pub fn listen(kind: &str, cgroup: Option<&str>, comm: &str, bind: &str, count: u32) -> Listener {
+    let port_file = std::env::temp_dir().join(format!("{}.port", unique()));
+    let port_arg = port_file.to_string_lossy().into_owned();
+    let count = count.to_string();
+    let workload = Workload::start(
+        cgroup,
+        comm,
+        &[kind, "--addr", bind, "--port-file", &port_arg, "--count", &count],
+    );
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Ok(text) = fs::read_to_string(&port_file) {
+            let _ = fs::remove_file(&port_file);
+            let port = text.trim().parse().expect("port file holds a port");
+            return Listener { workload, port };
+        }
+        assert!(Instant::now() < deadline, "listener {comm} did not start");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Rules with tenants `a` and `b` owning `<base>/a` and `<base>/b`, plus `extra` TOML.
+pub fn two_tenants(cgroups: &Cgroups, extra: &str) -> String {
+    format!(
+        r#"
+[[tenant]]
+name = "a"
+cgroups = ["{a}"]
+
+[[tenant]]
+name = "b"
+cgroups = ["{b}"]
+
+[[rule]]
+id = "cross-tenant-network"
+kind = "network"
+severity = "high"
+description = "A tenant's process connected to another tenant's endpoint"
+{extra}
+"#,
+        a = cgroups.rel("a"),
+        b = cgroups.rel("b"),
+    )
+}

@@ -1,0 +1,60 @@
+//! The CLI's contract for bad input: clear errors with file:line:col and exit code 2.
+use std::{fs, process::Command};
+
+use seam_integration_tests::{repo_rules_dir, seam_bin};
+
+fn temp_rules(files: &[(&str, &str)]) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("seam-cli-{}-{}", std::process::id(), files.len()));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).unwrap();
+    for (name, text) in files {
+        fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn check_rules_accepts_the_shipped_rules() {
+    for sub in ["demo", "examples"] {
+        let dir = repo_rules_dir().join(sub);
+        let out = Command::new(seam_bin()).arg("check-rules").arg(&dir).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+    }
+}
+
+#[test]
+fn malformed_rules_name_every_error_with_location_and_exit_2() {
+    let dir = temp_rules(&[
+        ("a.toml", "[[tenant]]\nname = \"a\"\ncgroups = [\"x/a\"]\nendpoints = [\"10.0.0.300\"]\n"),
+        ("b.toml", "[[rule]]\nid = \"r\"\nkind = \"network\"\nseverity = \"urgent\"\ndescription = \"d\"\n"),
+    ]);
+    let out = Command::new(seam_bin()).arg("check-rules").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("a.toml:4:"), "{stderr}");
+    assert!(stderr.contains("10.0.0.300"), "{stderr}");
+    assert!(stderr.contains("b.toml:4:"), "{stderr}");
+    assert!(stderr.contains("2 errors"), "{stderr}");
+
+    // `seam run` refuses to start on the same rules, before touching the kernel.
+    let out = Command::new(seam_bin()).arg("run").arg("--rules").arg(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn missing_rules_directory_is_a_clear_error() {
+    let out = Command::new(seam_bin())
+        .args(["check-rules", "/nonexistent/seam-rules"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/seam-rules"));
+}
