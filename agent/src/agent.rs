@@ -61,6 +61,8 @@ pub struct AgentOptions {
     pub ready_file: Option<PathBuf>,
     /// How often the cgroup tree is rescanned even without inotify events.
     pub rescan: Duration,
+    /// Ring buffer size in bytes (None: the probes' default, 4 MiB).
+    pub ring_bytes: Option<u32>,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
@@ -89,7 +91,7 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
             None
         }
     };
-    let mut probes = probes::load(offsets, &cgroup_root)?;
+    let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes)?;
     let live_hooks = probes.live_hooks();
     let map_err = |name| move |source| AgentError::Map { name, source };
     let ring = RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?)

@@ -129,6 +129,7 @@ pub async fn run(node: String) -> Result<u64> {
         feed_file: None,
         ready_file: None,
         rescan: Duration::from_secs(2),
+        ring_bytes: None,
     })
     .await?;
     let workdir = guard.workdir.clone();

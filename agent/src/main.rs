@@ -41,6 +41,9 @@ enum Command {
         /// Do not print the feed on stdout.
         #[arg(long)]
         quiet: bool,
+        /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
+        #[arg(long)]
+        ring_buffer_bytes: Option<u32>,
     },
     /// Demo on this node: two tenant cgroups, a same-tenant and a cross-tenant connection.
     Demo {
@@ -129,6 +132,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             ready_file,
             stats_file,
             quiet,
+            ring_buffer_bytes,
         } => {
             let rules = match RuleSet::load_dir(&rules) {
                 Ok(rules) => rules,
@@ -145,6 +149,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 feed_file,
                 ready_file,
                 rescan: Duration::from_secs(2),
+                ring_bytes: ring_buffer_bytes,
             };
             runtime()?.block_on(run_agent(options, stats_file))
         }

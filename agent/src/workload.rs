@@ -40,12 +40,15 @@ pub enum Workload {
         #[arg(long, default_value_t = 1)]
         count: u32,
     },
-    /// Send --count UDP datagrams from one unconnected socket.
+    /// Send --count UDP datagrams from one unconnected socket to each of --spread consecutive
+    /// ports starting at --addr's port.
     UdpSend {
         #[arg(long)]
         addr: SocketAddr,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        #[arg(long, default_value_t = 1)]
+        spread: u16,
     },
     /// Benchmark loop: listener and client in this process, --iterations connect+accept+close
     /// rounds over 127.0.0.1; prints {"iterations","elapsed_ns","ns_per_iter"}.
@@ -115,17 +118,25 @@ pub fn run(workload: &Workload) -> Result<()> {
                 socket.recv_from(&mut buf).context("recv_from")?;
             }
         }
-        Workload::UdpSend { addr, count } => {
+        Workload::UdpSend {
+            addr,
+            count,
+            spread,
+        } => {
             let bind: SocketAddr = if addr.is_ipv4() {
                 "0.0.0.0:0".parse()?
             } else {
                 "[::]:0".parse()?
             };
             let socket = UdpSocket::bind(bind)?;
-            for _ in 0..*count {
-                socket
-                    .send_to(b"hello from seam workload\n", addr)
-                    .with_context(|| format!("send_to {addr}"))?;
+            for offset in 0..*spread {
+                let mut to = *addr;
+                to.set_port(addr.port().wrapping_add(offset));
+                for _ in 0..*count {
+                    socket
+                        .send_to(b"hello from seam workload\n", to)
+                        .with_context(|| format!("send_to {to}"))?;
+                }
             }
         }
         Workload::TcpLoop { iterations } => tcp_loop(*iterations)?,

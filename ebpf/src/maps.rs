@@ -1,7 +1,7 @@
 //! Maps shared with the agent (names and value types come from seam-common).
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use seam_common::{
     EVENTS_RING_BYTES, FlowCounters, FlowKey, LOSS_SLOTS, LossSlot, MAX_FLOWS, MAX_TENANT_CGROUPS,
@@ -25,6 +25,11 @@ pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 
 #[map]
 pub static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
     LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
+
+/// (socket, destination) pairs already reported by sendmsg4/6, so a busy UDP sender costs one
+/// event per destination, not one per datagram.
+#[map]
+pub static SENDS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// True when `cgroup_id` is a registered tenant cgroup.
 #[inline(always)]

@@ -6,11 +6,11 @@ use aya_ebpf::{
     macros::cgroup_sock_addr,
     programs::SockAddrContext,
 };
-use seam_common::{AF_INET, AF_INET6, EventKind, LossSlot, SockAddrData};
+use seam_common::{AF_INET, AF_INET6, EventKind, FlowKey, LossSlot, SockAddrData};
 
 use crate::{
     emit::{Context, emit},
-    maps::is_tenant_cgroup,
+    maps::{SENDS, is_tenant_cgroup},
 };
 
 /// Return value that lets the syscall proceed: Seam observes, it never blocks.
@@ -68,6 +68,20 @@ fn try_observe(ctx: &SockAddrContext, kind: EventKind, family: u16) -> Result<u3
         let cookie = bpf_get_socket_cookie(ctx.as_ptr());
         (cookie, daddr, port, sa.protocol as u8)
     };
+    if kind == EventKind::SendMsg {
+        // One event per (socket, destination), not per datagram.
+        let key = FlowKey {
+            cookie,
+            raddr: daddr,
+            rport: dport,
+            lport: 0,
+            _pad: 0,
+        };
+        if SENDS.get_ptr(&key).is_some() {
+            return Ok(0);
+        }
+        let _ = SENDS.insert(&key, &0, 0);
+    }
     emit(
         kind,
         cgroup_id,

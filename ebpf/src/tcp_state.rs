@@ -27,8 +27,18 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<u32, i32> {
         return Ok(0);
     }
     let sk: *mut c_void = ctx.arg(0);
-    let oldstate: i32 = ctx.arg(1);
-    let newstate: i32 = ctx.arg(2);
+    let old = ctx.arg::<i32>(1) as u8;
+    let new = ctx.arg::<i32>(2) as u8;
+    // Only the transitions the agent correlates on leave the kernel: a listener appears or goes,
+    // a client or a server socket becomes established. The caller of connect() comes from the
+    // cgroup/connect hooks (joined by cookie), so a connection costs three events, not ten.
+    let context = match (old, new) {
+        (tcp_state::CLOSE, tcp_state::LISTEN) => Context::Task,
+        (tcp_state::LISTEN, tcp_state::CLOSE)
+        | (tcp_state::SYN_SENT, tcp_state::ESTABLISHED)
+        | (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => Context::Interrupt,
+        _ => return Ok(0),
+    };
     let cgroup_id = sock_cgroup_id(sk as *const u8)?;
     if !is_tenant_cgroup(cgroup_id) {
         return Ok(0);
@@ -36,17 +46,6 @@ fn try_inet_sock_set_state(ctx: &BtfTracePointContext) -> Result<u32, i32> {
     let tuple = sock_tuple(sk as *const u8)?;
     // SAFETY: `sk` is the tracepoint's BTF-typed socket pointer.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
-    // Only connect() and listen() move a socket out of CLOSE from the owning task's own
-    // syscall; every other transition may run in softirq on behalf of nobody in particular.
-    let old = oldstate as u8;
-    let new = newstate as u8;
-    let context = if old == tcp_state::CLOSE
-        && (new == tcp_state::SYN_SENT || new == tcp_state::LISTEN)
-    {
-        Context::Task
-    } else {
-        Context::Interrupt
-    };
     emit(
         EventKind::TcpState,
         cgroup_id,

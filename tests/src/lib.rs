@@ -141,6 +141,11 @@ pub type Stats = Value;
 impl Agent {
     /// Writes `rules` (TOML) to a temp rules dir and starts the agent; returns once it is ready.
     pub fn start(rules: &str) -> Self {
+        Self::start_with(rules, &[])
+    }
+
+    /// [`Agent::start`] with extra `seam run` arguments.
+    pub fn start_with(rules: &str, extra: &[&str]) -> Self {
         require_root();
         let dir = std::env::temp_dir().join(unique());
         fs::create_dir_all(dir.join("rules")).expect("create agent temp dir");
@@ -157,6 +162,7 @@ impl Agent {
             .arg("--stats-file")
             .arg(dir.join("stats.json"))
             .arg("--quiet")
+            .args(extra)
             .env("SEAM_LOG", "info")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -16,7 +16,7 @@ use aya::{
         TracePoint,
     },
 };
-use seam_common::{GLOBAL_OFFSETS, KernelOffsets};
+use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
 pub use table::{Capability, Hook, PROBES, ProbeSpec};
 
 /// The probes, compiled for bpfel-unknown-none by agent/build.rs.
@@ -41,6 +41,12 @@ pub enum ProbeError {
         #[source]
         source: std::io::Error,
     },
+    /// The requested ring buffer size is not usable.
+    #[error(
+        "ring buffer size {bytes} is not a power of two of at least the page size ({page}); \
+         pick e.g. 4194304"
+    )]
+    RingSize { bytes: u32, page: u32 },
     /// A required capability has no probe that loads and attaches on this kernel.
     #[error(
         "no probe for required capability {capability:?} could be loaded on this kernel; \
@@ -83,14 +89,32 @@ impl Probes {
     }
 }
 
-/// Loads the object with `offsets`, then every probe of the table against `cgroup_root`.
+/// Checks a ring buffer size: a power of two and a multiple of the page size.
+pub fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    if bytes.is_power_of_two() && bytes >= page {
+        Ok(bytes)
+    } else {
+        Err(ProbeError::RingSize { bytes, page })
+    }
+}
+
+/// Loads the object with `offsets` (and a ring buffer of `ring_bytes`, default
+/// [`seam_common::EVENTS_RING_BYTES`]), then every probe of the table against `cgroup_root`.
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
-pub fn load(offsets: Option<KernelOffsets>, cgroup_root: &Path) -> Result<Probes, ProbeError> {
+pub fn load(
+    offsets: Option<KernelOffsets>,
+    cgroup_root: &Path,
+    ring_bytes: Option<u32>,
+) -> Result<Probes, ProbeError> {
     let offsets = offsets.unwrap_or_default();
-    let mut ebpf = EbpfLoader::new()
-        .override_global(GLOBAL_OFFSETS, &offsets, true)
-        .load(PROBE_OBJECT)
-        .map_err(ProbeError::Object)?;
+    let mut loader = EbpfLoader::new();
+    loader.override_global(GLOBAL_OFFSETS, &offsets, true);
+    if let Some(bytes) = ring_bytes {
+        loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
+    }
+    let mut ebpf = loader.load(PROBE_OBJECT).map_err(ProbeError::Object)?;
     let btf = Btf::from_sys_fs().map_err(ProbeError::KernelBtf)?;
     let cgroup = File::open(cgroup_root).map_err(|source| ProbeError::CgroupRoot {
         path: cgroup_root.to_owned(),
