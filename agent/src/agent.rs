@@ -63,6 +63,8 @@ pub struct AgentOptions {
     pub rescan: Duration,
     /// Ring buffer size in bytes (None: the probes' default, 4 MiB).
     pub ring_bytes: Option<u32>,
+    /// Probes not to load (program names or attach points).
+    pub disabled_probes: Vec<String>,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
@@ -70,7 +72,8 @@ pub struct RunningAgent {
     inputs: mpsc::Sender<Input>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<Pipeline>,
-    _probes_handle: JoinHandle<()>,
+    reader: JoinHandle<()>,
+    reader_stop: tokio::sync::oneshot::Sender<()>,
     pub probe_statuses: Vec<ProbeStatus>,
 }
 
@@ -91,7 +94,12 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
             None
         }
     };
-    let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes)?;
+    let mut probes = probes::load(
+        offsets,
+        &cgroup_root,
+        options.ring_bytes,
+        &options.disabled_probes,
+    )?;
     let live_hooks = probes.live_hooks();
     let map_err = |name| move |source| AgentError::Map { name, source };
     let ring = RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?)
@@ -118,11 +126,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
 
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let reader_tx = tx.clone();
-    let reader_task = tokio::spawn(async move {
-        if let Err(error) = reader::run(ring, reader_tx).await {
-            tracing::error!(%error, "ring buffer reader stopped");
-        }
-    });
+    let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
+    let reader_task = tokio::spawn(reader::run(ring, reader_tx, reader_stop_rx));
     crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
     let tick_tx = tx.clone();
     tokio::spawn(async move {
@@ -169,20 +174,22 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         inputs: tx,
         stop: stop_tx,
         task,
-        _probes_handle: reader_task,
+        reader: reader_task,
+        reader_stop,
         probe_statuses: probes.statuses,
     })
 }
 
 impl RunningAgent {
-    /// Waits for in-flight pairing windows, stops the pipeline, detaches the probes and returns
-    /// the final stats.
+    /// Drains the ring buffer one last time, stops the pipeline (which flushes unpaired
+    /// connection ends), detaches the probes and returns the final stats.
     pub async fn stop(self) -> StatsReport {
-        // Let the ring buffer drain and pending ends pair before flushing.
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = self.reader_stop.send(());
+        if let Err(error) = self.reader.await {
+            tracing::error!(%error, "ring buffer reader failed");
+        }
         let _ = self.inputs.send(Input::Tick).await;
         let _ = self.stop.send(());
-        self._probes_handle.abort();
         match self.task.await {
             Ok(pipeline) => pipeline.stats.report(),
             Err(error) => {

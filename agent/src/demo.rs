@@ -130,6 +130,7 @@ pub async fn run(node: String) -> Result<u64> {
         ready_file: None,
         rescan: Duration::from_secs(2),
         ring_bytes: None,
+        disabled_probes: Vec::new(),
     })
     .await?;
     let workdir = guard.workdir.clone();

@@ -44,6 +44,11 @@ enum Command {
         /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
         #[arg(long)]
         ring_buffer_bytes: Option<u32>,
+        /// Do not load this probe (program name, e.g. seam_skb_ingress, or attach point, e.g.
+        /// cgroup_skb/ingress); repeatable. Start-up still fails if a required capability is
+        /// left without a probe.
+        #[arg(long = "disable-probe", value_name = "PROBE")]
+        disabled_probes: Vec<String>,
     },
     /// Demo on this node: two tenant cgroups, a same-tenant and a cross-tenant connection.
     Demo {
@@ -133,6 +138,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             stats_file,
             quiet,
             ring_buffer_bytes,
+            disabled_probes,
         } => {
             let rules = match RuleSet::load_dir(&rules) {
                 Ok(rules) => rules,
@@ -150,6 +156,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 ready_file,
                 rescan: Duration::from_secs(2),
                 ring_bytes: ring_buffer_bytes,
+                disabled_probes,
             };
             runtime()?.block_on(run_agent(options, stats_file))
         }

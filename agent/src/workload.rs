@@ -148,6 +148,8 @@ pub fn run(workload: &Workload) -> Result<()> {
 fn tcp_loop(iterations: u32) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
+    // The server closes first, so TIME_WAIT lands on the listener's side and the client's
+    // ephemeral ports are never exhausted across rounds (that would dwarf what is measured).
     let server = std::thread::spawn(move || -> std::io::Result<()> {
         for _ in 0..iterations {
             let (stream, _) = listener.accept()?;
@@ -156,8 +158,10 @@ fn tcp_loop(iterations: u32) -> Result<()> {
         Ok(())
     });
     let start = Instant::now();
+    let mut eof = [0u8; 1];
     for _ in 0..iterations {
-        let stream = TcpStream::connect(addr)?;
+        let mut stream = TcpStream::connect(addr)?;
+        let _ = stream.read(&mut eof)?;
         drop(stream);
     }
     server

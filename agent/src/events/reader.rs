@@ -1,34 +1,53 @@
-//! Drains the ring buffer as it becomes readable and hands decoded events to the pipeline.
+//! Drains the ring buffer in batches and hands decoded events to the pipeline.
 //! Undecodable records are counted; losses in the kernel are read from the per-CPU counters.
 use aya::maps::{MapData, PerCpuArray, RingBuf};
-use seam_common::{LOSS_SLOTS, LossSlot};
-use tokio::{io::unix::AsyncFd, sync::mpsc};
+use seam_common::LossSlot;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use super::{KernelEvent, decode};
 use crate::pipeline::Input;
 
-/// Reads events until the pipeline hangs up.
-pub async fn run(ring: RingBuf<MapData>, tx: mpsc::Sender<Input>) -> std::io::Result<()> {
-    // SAFETY: the ring buffer owns its map fd for as long as the AsyncFd owns the ring buffer,
-    // and `as_raw_fd` always returns that same fd.
-    let mut fd = unsafe { AsyncFd::register_with_interest(ring, tokio::io::Interest::READABLE) }
-        .map_err(|e| e.into_parts().1)?;
+/// How often the ring buffer is drained. The probes submit without waking the reader, so
+/// events are handled in batches: one wakeup per interval instead of one per event.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Largest batch handed to the pipeline at once.
+const BATCH: usize = 4096;
+
+/// Drains the ring buffer every [`DRAIN_INTERVAL`] until `stop` fires (then drains once more,
+/// so nothing the kernel handed over is left behind) or the pipeline hangs up.
+pub async fn run(
+    mut ring: RingBuf<MapData>,
+    tx: mpsc::Sender<Input>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let mut interval = tokio::time::interval(DRAIN_INTERVAL);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        let mut guard = fd.readable_mut().await?;
-        let ring = guard.get_inner_mut();
-        let mut batch: Vec<Result<KernelEvent, String>> = Vec::new();
-        while let Some(record) = ring.next() {
-            batch.push(decode(&record).map_err(|e| e.to_string()));
-            if batch.len() >= 1024 {
+        let stopping = tokio::select! {
+            _ = interval.tick() => false,
+            _ = &mut stop => true,
+        };
+        loop {
+            let mut batch: Vec<Result<KernelEvent, String>> = Vec::new();
+            while let Some(record) = ring.next() {
+                batch.push(decode(&record).map_err(|e| e.to_string()));
+                if batch.len() >= BATCH {
+                    break;
+                }
+            }
+            let full = batch.len() >= BATCH;
+            if !batch.is_empty() && tx.send(Input::Kernel(batch)).await.is_err() {
+                return;
+            }
+            if !full {
                 break;
             }
         }
-        let drained = batch.len() < 1024;
-        if tx.send(Input::Kernel(batch)).await.is_err() {
-            return Ok(());
-        }
-        if drained {
-            guard.clear_ready();
+        if stopping {
+            return;
         }
     }
 }
@@ -44,8 +63,5 @@ pub fn read_losses(map: &PerCpuArray<MapData, u64>) -> Vec<(&'static str, u64)> 
                 .unwrap_or(0);
             (*label, total)
         })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .take(LOSS_SLOTS as usize)
         .collect()
 }

@@ -65,7 +65,8 @@ pub struct ProbeStatus {
     pub program: &'static str,
     pub attach_point: String,
     pub capability: Capability,
-    /// `live`, `standby` (a fallback not needed: a better probe is live) or `failed`.
+    /// `live`, `standby` (a fallback not needed: a better probe is live), `disabled` (by option)
+    /// or `failed`.
     pub state: &'static str,
     /// Why it failed (includes the verifier's output for load errors).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -103,10 +104,12 @@ pub fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
 /// Loads the object with `offsets` (and a ring buffer of `ring_bytes`, default
 /// [`seam_common::EVENTS_RING_BYTES`]), then every probe of the table against `cgroup_root`.
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
+/// Probes named in `disabled` (by program name or attach point) are not loaded.
 pub fn load(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
+    disabled: &[String],
 ) -> Result<Probes, ProbeError> {
     let offsets = offsets.unwrap_or_default();
     let mut loader = EbpfLoader::new();
@@ -126,6 +129,20 @@ pub fn load(
         let attach_point = spec.attach_point();
         // A fallback is only tried when no better probe gave this capability (except for
         // capabilities served by several programs at once, like connect4 + connect6).
+        if disabled
+            .iter()
+            .any(|d| d == spec.program || *d == attach_point)
+        {
+            tracing::info!(probe = spec.program, hook = %attach_point, "probe disabled by option");
+            statuses.push(ProbeStatus {
+                program: spec.program,
+                attach_point,
+                capability: spec.capability,
+                state: "disabled",
+                error: None,
+            });
+            continue;
+        }
         let served_by_fallback_chain = matches!(spec.hook, Hook::TracePoint(..));
         if served_by_fallback_chain && live.contains_key(&spec.capability) {
             statuses.push(ProbeStatus {
