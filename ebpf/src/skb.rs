@@ -2,8 +2,9 @@
 //! [`FLOWS`] (no atomics on the packet path). Only the first UDP packet between a socket and a
 //! peer produces an event ([`EventKind::FlowStart`]): it is how the agent learns both ends of a
 //! UDP flow. Attribution is by the socket (`bpf_skb_cgroup_id`), never by the task that happens
-//! to run the softirq. Addresses come from the packet headers (cgroup_skb data starts at the
-//! network header), since an unconnected UDP socket has no peer of its own.
+//! to run the softirq. Addresses come from the socket itself when it is connected (no packet
+//! parsing on the hot path) and from the packet headers for unconnected UDP sockets
+//! (cgroup_skb data starts at the network header).
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_boot_ns, bpf_skb_cgroup_id},
@@ -11,14 +12,17 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use seam_common::{
-    AF_INET, AF_INET6, EventKind, FlowCounters, FlowData, FlowKey, IPPROTO_TCP, IPPROTO_UDP,
-    LossSlot, RawAddr,
+    AF_INET, AF_INET6, EventKind, FlowCounters, FlowData, FlowKey, IPPROTO_UDP,
+    LossSlot, RawAddr, tcp_state,
 };
 
 use crate::{
     emit::{Context, emit},
     maps::{FLOWS, is_tenant_cgroup},
 };
+
+/// `TCP_NEW_SYN_RECV`: a request socket (include/net/tcp_states.h).
+const TCP_NEW_SYN_RECV: u32 = 12;
 
 /// cgroup_skb verdict that lets the packet through.
 const PASS: i32 = 1;
@@ -38,46 +42,74 @@ pub fn seam_skb_egress(ctx: SkBuffContext) -> i32 {
 /// Addresses and ports of a packet, oriented from the socket's side.
 struct Packet {
     family: u16,
-    protocol: u8,
     laddr: RawAddr,
     raddr: RawAddr,
     lport: u16,
     rport: u16,
 }
 
+/// The socket's own addresses (cheap context reads). For a connected socket (TCP, connected
+/// UDP) they are the packet's; an unconnected UDP socket has no peer (port 0).
 #[inline(always)]
-fn parse(ctx: &SkBuffContext, ingress: bool) -> Result<Packet, i32> {
+fn from_socket(ctx: &SkBuffContext) -> Packet {
     let family = ctx.skb.family() as u16;
+    let mut laddr = [0u8; 16];
+    let mut raddr = [0u8; 16];
+    if family == AF_INET {
+        laddr[..4].copy_from_slice(&ctx.skb.local_ipv4().to_ne_bytes());
+        raddr[..4].copy_from_slice(&ctx.skb.remote_ipv4().to_ne_bytes());
+    } else {
+        let l = ctx.skb.local_ipv6();
+        let r = ctx.skb.remote_ipv6();
+        for i in 0..4 {
+            laddr[i * 4..i * 4 + 4].copy_from_slice(&l[i].to_ne_bytes());
+            raddr[i * 4..i * 4 + 4].copy_from_slice(&r[i].to_ne_bytes());
+        }
+    }
+    Packet {
+        family,
+        laddr,
+        raddr,
+        // local_port is host order; remote_port holds the big-endian port in its upper half.
+        lport: ctx.skb.local_port() as u16,
+        rport: u16::from_be((ctx.skb.remote_port() >> 16) as u16),
+    }
+}
+
+/// The L4 protocol of the packet and the offset of its transport header.
+#[inline(always)]
+fn l4(ctx: &SkBuffContext, family: u16) -> Result<(u8, usize), i32> {
+    if family == AF_INET {
+        let vihl: u8 = ctx.load(0).map_err(|_| 0)?;
+        Ok((ctx.load(9).map_err(|_| 0)?, usize::from(vihl & 0x0f) * 4))
+    } else if family == AF_INET6 {
+        // Extension headers are not walked: such packets are not attributed to a peer.
+        Ok((ctx.load(6).map_err(|_| 0)?, 40))
+    } else {
+        Err(0)
+    }
+}
+
+/// Addresses and ports from the UDP packet's own headers (unconnected sockets).
+#[inline(always)]
+fn from_udp_packet(ctx: &SkBuffContext, family: u16, offset: usize, ingress: bool) -> Result<Packet, i32> {
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
-    let (protocol, l4): (u8, usize) = if family == AF_INET {
-        let vihl: u8 = ctx.load(0).map_err(|_| 0)?;
-        let s: [u8; 4] = ctx.load(12).map_err(|_| 0)?;
-        let d: [u8; 4] = ctx.load(16).map_err(|_| 0)?;
-        src[..4].copy_from_slice(&s);
-        dst[..4].copy_from_slice(&d);
-        (ctx.load(9).map_err(|_| 0)?, usize::from(vihl & 0x0f) * 4)
-    } else if family == AF_INET6 {
+    if family == AF_INET {
+        let addrs: [u8; 8] = ctx.load(12).map_err(|_| 0)?;
+        src[..4].copy_from_slice(&addrs[..4]);
+        dst[..4].copy_from_slice(&addrs[4..]);
+    } else {
         src = ctx.load(8).map_err(|_| 0)?;
         dst = ctx.load(24).map_err(|_| 0)?;
-        // Extension headers are not walked: such packets are counted without ports.
-        (ctx.load(6).map_err(|_| 0)?, 40)
-    } else {
-        return Err(0);
-    };
-    let (sport, dport) = if protocol == IPPROTO_TCP || protocol == IPPROTO_UDP {
-        let ports: [u8; 4] = ctx.load(l4).map_err(|_| 0)?;
-        (
-            u16::from_be_bytes([ports[0], ports[1]]),
-            u16::from_be_bytes([ports[2], ports[3]]),
-        )
-    } else {
-        (0, 0)
-    };
+    }
+    let ports: [u8; 4] = ctx.load(offset).map_err(|_| 0)?;
+    let sport = u16::from_be_bytes([ports[0], ports[1]]);
+    let dport = u16::from_be_bytes([ports[2], ports[3]]);
     Ok(if ingress {
-        Packet { family, protocol, laddr: dst, raddr: src, lport: dport, rport: sport }
+        Packet { family, laddr: dst, raddr: src, lport: dport, rport: sport }
     } else {
-        Packet { family, protocol, laddr: src, raddr: dst, lport: sport, rport: dport }
+        Packet { family, laddr: src, raddr: dst, lport: sport, rport: dport }
     })
 }
 
@@ -88,7 +120,31 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     if !is_tenant_cgroup(cgroup_id) {
         return Ok(0);
     }
-    let packet = parse(ctx, ingress)?;
+    // SYNs reach the listener and SYN-ACKs leave from a request socket: both belong to the
+    // connection's future child socket, which counts them from then on. Skipping them spares a
+    // map insert per connection for a flow that would never see another packet.
+    // SAFETY: `sk` is the context's socket pointer, checked for NULL before use.
+    let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
+    if sk.is_null() {
+        return Ok(0);
+    }
+    // SAFETY: non-NULL socket from the context; `state` is readable on every socket kind.
+    let state = unsafe { (*sk).state };
+    if state == u32::from(tcp_state::LISTEN) || state == TCP_NEW_SYN_RECV {
+        return Ok(0);
+    }
+    let mut packet = from_socket(ctx);
+    let mut protocol = 0u8;
+    if packet.rport == 0 {
+        // No peer on the socket: an unconnected UDP socket (read the peer from the packet) or a
+        // listener seeing a SYN (counted on the child socket instead).
+        let (proto, offset) = l4(ctx, packet.family)?;
+        if proto != IPPROTO_UDP {
+            return Ok(0);
+        }
+        protocol = proto;
+        packet = from_udp_packet(ctx, packet.family, offset, ingress)?;
+    }
     // SAFETY: helpers called with this program's own context.
     let (cookie, now) = unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_ktime_get_boot_ns()) };
     let key = FlowKey {
@@ -127,7 +183,10 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     if FLOWS.insert(&key, &fresh, 1).is_err() {
         return Ok(0);
     }
-    if packet.protocol == IPPROTO_UDP {
+    if protocol == 0 {
+        protocol = l4(ctx, packet.family)?.0;
+    }
+    if protocol == IPPROTO_UDP {
         // UDP sends run in the sender's syscall; receives run in softirq.
         let context = if ingress { Context::Interrupt } else { Context::Task };
         emit(
@@ -141,7 +200,7 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
                 lport: packet.lport,
                 rport: packet.rport,
                 family: packet.family,
-                protocol: packet.protocol,
+                protocol,
                 ingress: u8::from(ingress),
             },
             LossSlot::Flow,
