@@ -102,8 +102,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     )?;
     let live_hooks = probes.live_hooks();
     let map_err = |name| move |source| AgentError::Map { name, source };
-    let ring = RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?)
-        .map_err(map_err(MAP_EVENTS))?;
+    let ring =
+        RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?).map_err(map_err(MAP_EVENTS))?;
     let tenant_map = BpfHashMap::try_from(take_map(&mut probes.ebpf, MAP_TENANT_CGROUPS)?)
         .map_err(map_err(MAP_TENANT_CGROUPS))?;
     let losses = PerCpuArray::try_from(take_map(&mut probes.ebpf, MAP_LOSSES)?)

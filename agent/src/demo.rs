@@ -137,14 +137,44 @@ pub async fn run(node: String) -> Result<u64> {
     let port_file = |name: &str| workdir.join(name).to_string_lossy().into_owned();
     let scenario = async {
         let (a_port, b_port) = (port_file("a.port"), port_file("b.port"));
-        guard.spawn(TENANT_A, "web-a", &["tcp-listen", "--addr", "127.0.0.1:0", "--port-file", &a_port])?;
-        guard.spawn(TENANT_B, "db-b", &["tcp-listen", "--addr", "127.0.0.1:0", "--port-file", &b_port])?;
+        guard.spawn(
+            TENANT_A,
+            "web-a",
+            &[
+                "tcp-listen",
+                "--addr",
+                "127.0.0.1:0",
+                "--port-file",
+                &a_port,
+            ],
+        )?;
+        guard.spawn(
+            TENANT_B,
+            "db-b",
+            &[
+                "tcp-listen",
+                "--addr",
+                "127.0.0.1:0",
+                "--port-file",
+                &b_port,
+            ],
+        )?;
         let a = guard.wait_port("a.port")?;
         let b = guard.wait_port("b.port")?;
         eprintln!("seam demo: tenant-a listens on 127.0.0.1:{a}, tenant-b on 127.0.0.1:{b}");
-        eprintln!("seam demo: client-a (tenant-a) connects to tenant-a (allowed), then to tenant-b");
-        guard.spawn(TENANT_A, "client-a", &["tcp-connect", "--addr", &format!("127.0.0.1:{a}")])?;
-        guard.spawn(TENANT_A, "client-a", &["tcp-connect", "--addr", &format!("127.0.0.1:{b}")])?;
+        eprintln!(
+            "seam demo: client-a (tenant-a) connects to tenant-a (allowed), then to tenant-b"
+        );
+        guard.spawn(
+            TENANT_A,
+            "client-a",
+            &["tcp-connect", "--addr", &format!("127.0.0.1:{a}")],
+        )?;
+        guard.spawn(
+            TENANT_A,
+            "client-a",
+            &["tcp-connect", "--addr", &format!("127.0.0.1:{b}")],
+        )?;
         guard.wait_children()?;
         anyhow::Ok(())
     };
@@ -161,7 +191,11 @@ pub async fn run(node: String) -> Result<u64> {
         stats.violations,
         stats.events_total,
         stats.lost_total,
-        if stats.violations > 0 { "flagged" } else { "NOT flagged" },
+        if stats.violations > 0 {
+            "flagged"
+        } else {
+            "NOT flagged"
+        },
         stats.live_hooks.join(", ")
     );
     Ok(stats.violations)

@@ -56,9 +56,7 @@ enum Command {
         node: Option<String>,
     },
     /// Validate a rules directory; lists every error with file:line:col; exit 2 if any.
-    CheckRules {
-        dir: PathBuf,
-    },
+    CheckRules { dir: PathBuf },
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -128,7 +126,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Demo { node } => {
             let violations = runtime()?.block_on(demo::run(node_name(node)))?;
-            Ok(if violations > 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(if violations > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
         }
         Command::Run {
             rules,

@@ -156,7 +156,9 @@ impl Pipeline {
             tracing::info!(cgroup = %cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
         for cgroup in registered {
-            let Some(tenant) = cgroup.tenant else { continue };
+            let Some(tenant) = cgroup.tenant else {
+                continue;
+            };
             let slot = TenantSlot {
                 tenant_index: tenant.0,
                 _pad: 0,
@@ -194,7 +196,12 @@ impl Pipeline {
             let before = self.last_losses.get(probe).copied().unwrap_or(0);
             if total > before {
                 let lost = total - before;
-                tracing::warn!(probe, lost, total, "ring buffer full: events lost in the kernel");
+                tracing::warn!(
+                    probe,
+                    lost,
+                    total,
+                    "ring buffer full: events lost in the kernel"
+                );
                 let record = LossRecord {
                     kind: "loss",
                     time: clock::rfc3339(now),

@@ -38,13 +38,18 @@ pub fn is_root() -> bool {
 
 /// Fails with [`PreflightError::NotRoot`] unless running as root.
 pub fn require_root() -> Result<(), PreflightError> {
-    if is_root() { Ok(()) } else { Err(PreflightError::NotRoot) }
+    if is_root() {
+        Ok(())
+    } else {
+        Err(PreflightError::NotRoot)
+    }
 }
 
 /// Finds the cgroup2 mount point (never assumes /sys/fs/cgroup: hybrid hosts mount it at
 /// /sys/fs/cgroup/unified).
 pub fn cgroup2_mount() -> Result<PathBuf, PreflightError> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo").map_err(PreflightError::MountInfo)?;
+    let mountinfo =
+        fs::read_to_string("/proc/self/mountinfo").map_err(PreflightError::MountInfo)?;
     find_cgroup2_mount(&mountinfo).ok_or(PreflightError::NoCgroup2)
 }
 
@@ -119,7 +124,10 @@ mod tests {
 
     #[test]
     fn no_cgroup2_and_escaped_paths() {
-        assert_eq!(find_cgroup2_mount("1 0 0:1 / / rw - ext4 /dev/vda rw\n"), None);
+        assert_eq!(
+            find_cgroup2_mount("1 0 0:1 / / rw - ext4 /dev/vda rw\n"),
+            None
+        );
         let text = "40 1 0:40 / /mnt/cg\\040two rw - cgroup2 none rw\n";
         assert_eq!(find_cgroup2_mount(text), Some(PathBuf::from("/mnt/cg two")));
     }

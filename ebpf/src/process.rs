@@ -1,7 +1,9 @@
 //! tp_btf sched_process_exec / sched_process_exit: who the tenant's processes are (pid, comm,
 //! uid, parent), so events raised in softirq context can still name a caller.
 use aya_ebpf::{
-    helpers::generated::{bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task},
+    helpers::generated::{
+        bpf_get_current_cgroup_id, bpf_get_current_pid_tgid, bpf_get_current_task,
+    },
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
@@ -44,8 +46,16 @@ fn try_process(kind: EventKind) -> Result<u32, u32> {
     }
     let valid = offsets_valid();
     let data = ProcessData {
-        ppid: if valid && kind == EventKind::Exec { task_ppid(task) } else { 0 },
-        exit_code: if valid && kind == EventKind::Exit { task_exit_code(task) } else { 0 },
+        ppid: if valid && kind == EventKind::Exec {
+            task_ppid(task)
+        } else {
+            0
+        },
+        exit_code: if valid && kind == EventKind::Exit {
+            task_exit_code(task)
+        } else {
+            0
+        },
     };
     emit(kind, cgroup_id, Context::Task, data, LossSlot::Process);
     Ok(0)

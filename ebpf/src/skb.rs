@@ -12,8 +12,8 @@ use aya_ebpf::{
     programs::SkBuffContext,
 };
 use seam_common::{
-    AF_INET, AF_INET6, EventKind, FlowCounters, FlowData, FlowKey, IPPROTO_UDP,
-    LossSlot, RawAddr, tcp_state,
+    AF_INET, AF_INET6, EventKind, FlowCounters, FlowData, FlowKey, IPPROTO_UDP, LossSlot, RawAddr,
+    tcp_state,
 };
 
 use crate::{
@@ -92,7 +92,12 @@ fn l4(ctx: &SkBuffContext, family: u16) -> Result<(u8, usize), i32> {
 
 /// Addresses and ports from the UDP packet's own headers (unconnected sockets).
 #[inline(always)]
-fn from_udp_packet(ctx: &SkBuffContext, family: u16, offset: usize, ingress: bool) -> Result<Packet, i32> {
+fn from_udp_packet(
+    ctx: &SkBuffContext,
+    family: u16,
+    offset: usize,
+    ingress: bool,
+) -> Result<Packet, i32> {
     let mut src = [0u8; 16];
     let mut dst = [0u8; 16];
     if family == AF_INET {
@@ -107,9 +112,21 @@ fn from_udp_packet(ctx: &SkBuffContext, family: u16, offset: usize, ingress: boo
     let sport = u16::from_be_bytes([ports[0], ports[1]]);
     let dport = u16::from_be_bytes([ports[2], ports[3]]);
     Ok(if ingress {
-        Packet { family, laddr: dst, raddr: src, lport: dport, rport: sport }
+        Packet {
+            family,
+            laddr: dst,
+            raddr: src,
+            lport: dport,
+            rport: sport,
+        }
     } else {
-        Packet { family, laddr: src, raddr: dst, lport: sport, rport: dport }
+        Packet {
+            family,
+            laddr: src,
+            raddr: dst,
+            lport: sport,
+            rport: dport,
+        }
     })
 }
 
@@ -155,7 +172,7 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
         _pad: 0,
     };
     let len = u64::from(ctx.len());
-    if let Some(counters) = FLOWS.get_ptr_mut(&key) {
+    if let Some(counters) = FLOWS.get_ptr_mut(key) {
         // SAFETY: this CPU's slot of a live per-CPU map value: no other CPU writes it.
         let counters = unsafe { &mut *counters };
         if ingress {
@@ -180,7 +197,7 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     };
     // BPF_NOEXIST: if another CPU inserted the flow first, its event wins. (LRU: a full map
     // evicts the least recently used flow rather than failing.)
-    if FLOWS.insert(&key, &fresh, 1).is_err() {
+    if FLOWS.insert(key, fresh, 1).is_err() {
         return Ok(0);
     }
     if protocol == 0 {
@@ -188,7 +205,11 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     }
     if protocol == IPPROTO_UDP {
         // UDP sends run in the sender's syscall; receives run in softirq.
-        let context = if ingress { Context::Interrupt } else { Context::Task };
+        let context = if ingress {
+            Context::Interrupt
+        } else {
+            Context::Task
+        };
         emit(
             EventKind::FlowStart,
             cgroup_id,

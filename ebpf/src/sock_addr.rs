@@ -59,7 +59,12 @@ fn try_observe(ctx: &SockAddrContext, kind: EventKind, family: u16) -> Result<u3
         if family == AF_INET {
             daddr[..4].copy_from_slice(&sa.user_ip4.to_ne_bytes());
         } else {
-            let words = [sa.user_ip6[0], sa.user_ip6[1], sa.user_ip6[2], sa.user_ip6[3]];
+            let words = [
+                sa.user_ip6[0],
+                sa.user_ip6[1],
+                sa.user_ip6[2],
+                sa.user_ip6[3],
+            ];
             for (i, w) in words.iter().enumerate() {
                 daddr[i * 4..i * 4 + 4].copy_from_slice(&w.to_ne_bytes());
             }
@@ -77,10 +82,10 @@ fn try_observe(ctx: &SockAddrContext, kind: EventKind, family: u16) -> Result<u3
             lport: 0,
             _pad: 0,
         };
-        if SENDS.get_ptr(&key).is_some() {
+        if SENDS.get_ptr(key).is_some() {
             return Ok(0);
         }
-        let _ = SENDS.insert(&key, &0, 0);
+        let _ = SENDS.insert(key, 0, 0);
     }
     emit(
         kind,

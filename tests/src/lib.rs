@@ -42,7 +42,10 @@ pub fn repo_rules_dir() -> PathBuf {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "integration tests need root: run `sudo -E cargo xtask test`");
+    assert_eq!(
+        euid, 0,
+        "integration tests need root: run `sudo -E cargo xtask test`"
+    );
 }
 
 /// The cgroup2 mount point, from /proc/self/mountinfo.
@@ -174,7 +177,9 @@ impl Agent {
             child: Some(child),
             dir,
         };
-        agent.wait_until("the agent to become ready", |a| a.dir.join("ready.json").exists());
+        agent.wait_until("the agent to become ready", |a| {
+            a.dir.join("ready.json").exists()
+        });
         agent
     }
 
@@ -190,8 +195,15 @@ impl Agent {
             if condition(self) {
                 return;
             }
-            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                panic!("seam exited ({status}) while waiting for {what}; log:\n{}", self.log());
+            if let Some(status) = self
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+            {
+                panic!(
+                    "seam exited ({status}) while waiting for {what}; log:\n{}",
+                    self.log()
+                );
             }
             std::thread::sleep(Duration::from_millis(25));
         }
@@ -228,7 +240,11 @@ impl Agent {
         // SAFETY: signalling our own child.
         unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
         let status = child.wait().expect("wait for seam");
-        assert!(status.success(), "seam exited with {status}; log:\n{}", self.log());
+        assert!(
+            status.success(),
+            "seam exited with {status}; log:\n{}",
+            self.log()
+        );
         let text = fs::read_to_string(self.dir.join("stats.json"))
             .unwrap_or_else(|e| panic!("no stats file ({e}); log:\n{}", self.log()));
         serde_json::from_str(&text).expect("stats file is JSON")
@@ -305,7 +321,15 @@ pub fn listen(kind: &str, cgroup: Option<&str>, comm: &str, bind: &str, count: u
     let workload = Workload::start(
         cgroup,
         comm,
-        &[kind, "--addr", bind, "--port-file", &port_arg, "--count", &count],
+        &[
+            kind,
+            "--addr",
+            bind,
+            "--port-file",
+            &port_arg,
+            "--count",
+            &count,
+        ],
     );
     let deadline = Instant::now() + WAIT;
     loop {

@@ -17,7 +17,11 @@ fn temp_rules(files: &[(&str, &str)]) -> std::path::PathBuf {
 fn check_rules_accepts_the_shipped_rules() {
     for sub in ["demo", "examples"] {
         let dir = repo_rules_dir().join(sub);
-        let out = Command::new(seam_bin()).arg("check-rules").arg(&dir).output().unwrap();
+        let out = Command::new(seam_bin())
+            .arg("check-rules")
+            .arg(&dir)
+            .output()
+            .unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
@@ -31,10 +35,20 @@ fn check_rules_accepts_the_shipped_rules() {
 #[test]
 fn malformed_rules_name_every_error_with_location_and_exit_2() {
     let dir = temp_rules(&[
-        ("a.toml", "[[tenant]]\nname = \"a\"\ncgroups = [\"x/a\"]\nendpoints = [\"10.0.0.300\"]\n"),
-        ("b.toml", "[[rule]]\nid = \"r\"\nkind = \"network\"\nseverity = \"urgent\"\ndescription = \"d\"\n"),
+        (
+            "a.toml",
+            "[[tenant]]\nname = \"a\"\ncgroups = [\"x/a\"]\nendpoints = [\"10.0.0.300\"]\n",
+        ),
+        (
+            "b.toml",
+            "[[rule]]\nid = \"r\"\nkind = \"network\"\nseverity = \"urgent\"\ndescription = \"d\"\n",
+        ),
     ]);
-    let out = Command::new(seam_bin()).arg("check-rules").arg(&dir).output().unwrap();
+    let out = Command::new(seam_bin())
+        .arg("check-rules")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("a.toml:4:"), "{stderr}");
@@ -43,7 +57,12 @@ fn malformed_rules_name_every_error_with_location_and_exit_2() {
     assert!(stderr.contains("2 errors"), "{stderr}");
 
     // `seam run` refuses to start on the same rules, before touching the kernel.
-    let out = Command::new(seam_bin()).arg("run").arg("--rules").arg(&dir).output().unwrap();
+    let out = Command::new(seam_bin())
+        .arg("run")
+        .arg("--rules")
+        .arg(&dir)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"));
     let _ = fs::remove_dir_all(&dir);

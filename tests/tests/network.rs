@@ -21,7 +21,13 @@ fn assert_violation(v: &Value, from: &str, to: &str, pid: u32, comm: &str, port:
     assert_eq!(v["caller"]["pid"], pid, "{v}");
     assert_eq!(v["caller"]["comm"], comm, "{v}");
     assert!(v["caller"]["cgroup_id"].as_u64().unwrap() > 1, "{v}");
-    assert!(v["caller"]["cgroup_path"].as_str().unwrap().ends_with(&format!("/{from}")), "{v}");
+    assert!(
+        v["caller"]["cgroup_path"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("/{from}")),
+        "{v}"
+    );
     assert_eq!(v["target"]["tenant"], to, "{v}");
     assert_eq!(v["target"]["port"], port, "{v}");
     assert_eq!(v["target"]["protocol"], proto, "{v}");
@@ -49,7 +55,11 @@ fn tcp_same_and_cross(ip: &str, bind: &str) {
     let stats = agent.stop();
 
     let violations_after = agent.violations();
-    assert_eq!(violations_after.len(), 1, "only A -> B is flagged: {violations:#?}");
+    assert_eq!(
+        violations_after.len(),
+        1,
+        "only A -> B is flagged: {violations:#?}"
+    );
     let v = &violations_after[0];
     assert_violation(v, "a", "b", pid, "client-a", db_b.port, "tcp");
     assert_eq!(v["target"]["process"]["comm"], "db-b", "{v}");
@@ -122,7 +132,11 @@ fn process_in_unregistered_cgroup_is_not_attributed() {
     let outsider = cgroups.create("outsider");
     let mut agent = Agent::start(&two_tenants(&cgroups, ""));
     let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
-    connect(Some(&outsider), "outsider", &format!("127.0.0.1:{}", db_b.port));
+    connect(
+        Some(&outsider),
+        "outsider",
+        &format!("127.0.0.1:{}", db_b.port),
+    );
     db_b.workload.finish();
     let stats = agent.stop();
     assert!(agent.violations().is_empty(), "{:#?}", agent.violations());
@@ -153,7 +167,11 @@ fn cgroup_created_after_start_is_followed() {
         a.log().contains(&format!("cgroup={late_child} "))
     });
     let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
-    let pid = connect(Some(&late_child), "late-job", &format!("127.0.0.1:{}", db_b.port));
+    let pid = connect(
+        Some(&late_child),
+        "late-job",
+        &format!("127.0.0.1:{}", db_b.port),
+    );
     agent.wait_violations(1);
     db_b.workload.finish();
     agent.stop();
@@ -176,7 +194,10 @@ fn endpoint_owned_off_node_is_attributed_by_address() {
     let remote = listen("tcp-listen", None, "remote-db", "127.0.0.2:0", 1);
     let rules = two_tenants(&cgroups, "").replacen(
         "name = \"b\"\n",
-        &format!("name = \"b\"\nendpoints = [\"127.0.0.2:{}\"]\n", remote.port),
+        &format!(
+            "name = \"b\"\nendpoints = [\"127.0.0.2:{}\"]\n",
+            remote.port
+        ),
         1,
     );
     let mut agent = Agent::start(&rules);
@@ -189,7 +210,10 @@ fn endpoint_owned_off_node_is_attributed_by_address() {
     let v = &violations[0];
     assert_violation(v, "a", "b", pid, "client-a", remote.port, "tcp");
     assert_eq!(v["target"]["addr"], "127.0.0.2", "{v}");
-    assert!(v["target"].get("process").is_none(), "no local process: {v}");
+    assert!(
+        v["target"].get("process").is_none(),
+        "no local process: {v}"
+    );
 }
 
 #[test]
@@ -230,7 +254,15 @@ reason = "a reads b's reporting replica"
     let stats = agent.stop();
     let violations = agent.violations();
     assert_eq!(violations.len(), 1, "{violations:#?}");
-    assert_violation(&violations[0], "a", "b", pid, "client-a", other_b_port(&violations[0]), "tcp");
+    assert_violation(
+        &violations[0],
+        "a",
+        "b",
+        pid,
+        "client-a",
+        other_b_port(&violations[0]),
+        "tcp",
+    );
     assert!(stats["spans"].as_u64().unwrap() >= 3, "{stats}");
 }
 

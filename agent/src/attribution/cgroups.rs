@@ -105,13 +105,17 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
-        let Ok(meta) = fs::metadata(&dir) else { continue };
+        let Ok(meta) = fs::metadata(&dir) else {
+            continue;
+        };
         let rel = dir
             .strip_prefix(root)
             .map(|p| p.to_string_lossy().into_owned())
             .unwrap_or_default();
         out.push((meta.ino(), rel));
-        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
         for entry in entries.flatten() {
             if entry.file_type().is_ok_and(|t| t.is_dir()) {
                 stack.push(entry.path());
@@ -153,7 +157,9 @@ fn watch(root: &Path, tx: &mpsc::Sender<Input>) -> std::io::Result<()> {
             }
         }
         let events = inotify.read_events_blocking(&mut buffer)?;
-        let dirs_changed = events.into_iter().any(|e| e.mask.contains(inotify::EventMask::ISDIR));
+        let dirs_changed = events
+            .into_iter()
+            .any(|e| e.mask.contains(inotify::EventMask::ISDIR));
         if dirs_changed {
             // Forget removed directories so a re-created one is watched again.
             watched.retain(|rel| root.join(rel).is_dir());

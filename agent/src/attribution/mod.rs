@@ -2,10 +2,9 @@
 pub mod cgroups;
 pub mod processes;
 
-use serde::Serialize;
-
 pub use cgroups::{CgroupChanges, CgroupInfo, CgroupRegistry};
 pub use processes::{ProcessInfo, ProcessTable};
+use serde::Serialize;
 
 use crate::config::{RuleSet, TenantId};
 
@@ -67,15 +66,13 @@ impl Attributor {
             Some(c) => (c.tenant, c.path.clone()),
             None => (None, String::new()),
         };
-        if pid == 0 {
-            if let Some(owner) = fallback {
-                return Caller {
-                    tenant,
-                    cgroup_id,
-                    cgroup_path,
-                    ..owner.clone()
-                };
-            }
+        if let (0, Some(owner)) = (pid, fallback) {
+            return Caller {
+                tenant,
+                cgroup_id,
+                cgroup_path,
+                ..owner.clone()
+            };
         }
         let known = self.processes.get(pid);
         Caller {

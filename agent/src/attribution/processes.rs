@@ -63,8 +63,10 @@ impl ProcessTable {
 
     /// Forgets processes that exited more than [`LINGER_NS`] before `now_ns`.
     pub fn expire(&mut self, now_ns: u64) {
-        self.by_pid
-            .retain(|_, p| p.exited_ns.is_none_or(|t| now_ns.saturating_sub(t) < LINGER_NS));
+        self.by_pid.retain(|_, p| {
+            p.exited_ns
+                .is_none_or(|t| now_ns.saturating_sub(t) < LINGER_NS)
+        });
     }
 
     pub fn len(&self) -> usize {

@@ -64,7 +64,11 @@ pub struct Correlator {
 
 impl Correlator {
     /// Feeds one event; returns the spans it completed.
-    pub fn on_event(&mut self, event: &KernelEvent, attribution: &Attributor) -> Vec<ConnectionSpan> {
+    pub fn on_event(
+        &mut self,
+        event: &KernelEvent,
+        attribution: &Attributor,
+    ) -> Vec<ConnectionSpan> {
         let h = &event.header;
         let caller = || attribution.caller(h.cgroup_id, h.pid, &h.comm, h.uid, None);
         match &event.kind {
@@ -101,14 +105,12 @@ impl Correlator {
                     }
                     (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
                         let owner = self.intents.remove(cookie).map(|(c, _)| c);
-                        let caller =
-                            attribution.caller(h.cgroup_id, 0, "", 0, owner.as_ref());
+                        let caller = attribution.caller(h.cgroup_id, 0, "", 0, owner.as_ref());
                         self.arrive(key, Role::Client, *cookie, caller, h.time_ns)
                     }
                     (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
                         let owner = self.listeners.get(&(*netns, local.port)).cloned();
-                        let caller =
-                            attribution.caller(h.cgroup_id, 0, "", 0, owner.as_ref());
+                        let caller = attribution.caller(h.cgroup_id, 0, "", 0, owner.as_ref());
                         self.arrive(key, Role::Server, *cookie, caller, h.time_ns)
                     }
                     (_, tcp_state::CLOSE) => {

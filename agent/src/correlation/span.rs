@@ -83,7 +83,12 @@ impl ConnectionSpan {
         }
     }
 
-    pub fn client_only(protocol: Transport, client: SpanEnd, remote: Endpoint, start_ns: u64) -> Self {
+    pub fn client_only(
+        protocol: Transport,
+        client: SpanEnd,
+        remote: Endpoint,
+        start_ns: u64,
+    ) -> Self {
         Self {
             trace_id: TraceId::random(),
             span_id: SpanId::random(),
@@ -96,7 +101,12 @@ impl ConnectionSpan {
         }
     }
 
-    pub fn server_only(protocol: Transport, server: SpanEnd, remote: Endpoint, start_ns: u64) -> Self {
+    pub fn server_only(
+        protocol: Transport,
+        server: SpanEnd,
+        remote: Endpoint,
+        start_ns: u64,
+    ) -> Self {
         Self {
             trace_id: TraceId::random(),
             span_id: SpanId::random(),

@@ -62,7 +62,7 @@ impl Violation {
             .client
             .as_ref()
             .map(|c| c.caller.record(rules))
-            .unwrap_or_else(|| unreachable_caller());
+            .unwrap_or_else(unreachable_caller);
         let intended = client.tenant.clone().unwrap_or_default();
         let actual = rules.tenant(to).name.clone();
         let target = TargetRecord {

@@ -66,8 +66,12 @@ impl std::fmt::Display for Endpoint {
 /// Payloads, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum KernelEventKind {
-    Exec { ppid: u32 },
-    Exit { exit_code: u32 },
+    Exec {
+        ppid: u32,
+    },
+    Exit {
+        exit_code: u32,
+    },
     /// connect() or sendmsg() by the caller in the header.
     SockAddr {
         sendmsg: bool,
@@ -132,9 +136,7 @@ pub fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeError> {
         AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
         AF_INET6 => {
             let v6 = Ipv6Addr::from(*raw);
-            Ok(v6
-                .to_ipv4_mapped()
-                .map_or(IpAddr::V6(v6), IpAddr::V4))
+            Ok(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
         }
         other => Err(DecodeError::Family(other)),
     }
@@ -282,7 +284,10 @@ mod tests {
         };
         assert!(matches!(
             decode(&bytes_of(&event)),
-            Err(DecodeError::Truncated { kind: "tcp_state", .. })
+            Err(DecodeError::Truncated {
+                kind: "tcp_state",
+                ..
+            })
         ));
         let mut bad = info(EventKind::Exec);
         bad.kind = 12345;
@@ -290,6 +295,9 @@ mod tests {
             decode(&bytes_of(&bad)),
             Err(DecodeError::UnknownKind(12345))
         );
-        assert!(matches!(decode(&[1, 2, 3]), Err(DecodeError::Truncated { .. })));
+        assert!(matches!(
+            decode(&[1, 2, 3]),
+            Err(DecodeError::Truncated { .. })
+        ));
     }
 }

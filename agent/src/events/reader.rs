@@ -1,9 +1,9 @@
 //! Drains the ring buffer in batches and hands decoded events to the pipeline.
 //! Undecodable records are counted; losses in the kernel are read from the per-CPU counters.
-use aya::maps::{MapData, PerCpuArray, RingBuf};
-use seam_common::LossSlot;
 use std::time::Duration;
 
+use aya::maps::{MapData, PerCpuArray, RingBuf};
+use seam_common::LossSlot;
 use tokio::sync::mpsc;
 
 use super::{KernelEvent, decode};

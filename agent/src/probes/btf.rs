@@ -71,7 +71,7 @@ impl BtfOffsets {
                     path: path.to_owned(),
                 })?;
             total_bits += found.bit_offset;
-            if found.bitfield || total_bits % 8 != 0 {
+            if found.bitfield || !total_bits.is_multiple_of(8) {
                 return Err(BtfError::Bitfield {
                     owner: name.to_owned(),
                     path: path.to_owned(),
@@ -170,7 +170,9 @@ mod tests {
     #[test]
     fn resolves_members_inside_anonymous_unions() {
         let btf = kernel();
-        let offsets = btf.kernel_offsets().expect("all offsets resolve on this kernel");
+        let offsets = btf
+            .kernel_offsets()
+            .expect("all offsets resolve on this kernel");
         // Layout facts that hold on every kernel with BTF: sock_common comes first in sock,
         // the address pair precedes the port pair, and skc_num follows skc_dport.
         assert_eq!(offsets.skc_daddr, 0);

@@ -12,8 +12,7 @@ use std::{
 use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr,
-        TracePoint,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, TracePoint,
     },
 };
 use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};

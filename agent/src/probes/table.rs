@@ -167,6 +167,9 @@ mod tests {
     fn attach_points_read_like_section_names() {
         assert_eq!(PROBES[0].attach_point(), "cgroup/connect4");
         assert_eq!(PROBES[4].attach_point(), "tp_btf/inet_sock_set_state");
-        assert_eq!(PROBES[8].attach_point(), "tracepoint/sched/sched_process_exec");
+        assert_eq!(
+            PROBES[8].attach_point(),
+            "tracepoint/sched/sched_process_exec"
+        );
     }
 }

@@ -65,11 +65,13 @@ impl JsonLinesSink {
                 self.write_errors += 1;
             }
         }
-        if let Some(file) = &mut self.file {
-            if writeln!(file, "{line}").and_then(|()| file.flush()).is_err() {
-                self.write_errors += 1;
-                tracing::error!("cannot write to the feed file");
-            }
+        if let Some(file) = &mut self.file
+            && writeln!(file, "{line}")
+                .and_then(|()| file.flush())
+                .is_err()
+        {
+            self.write_errors += 1;
+            tracing::error!("cannot write to the feed file");
         }
     }
 }
