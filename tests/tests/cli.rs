@@ -77,3 +77,60 @@ fn missing_rules_directory_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/seam-rules"));
 }
+
+#[test]
+fn not_root_is_refused_with_exit_2() {
+    let demo = repo_rules_dir().join("demo");
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(seam_bin())
+        .arg("run")
+        .arg("--rules")
+        .arg(&demo)
+        .output()
+        .expect("setpriv (util-linux) runs seam as nobody");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must run as root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn missing_required_probe_names_the_capability_and_probes() {
+    seam_integration_tests::require_root();
+    let demo = repo_rules_dir().join("demo");
+    let out = Command::new(seam_bin())
+        .arg("run")
+        .arg("--rules")
+        .arg(&demo)
+        .args([
+            "--disable-probe",
+            "seam_connect4",
+            "--disable-probe",
+            "cgroup/connect6",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("ConnectIntent"), "{stderr}");
+    assert!(stderr.contains("seam_connect4"), "{stderr}");
+    assert!(stderr.contains("seam_connect6"), "{stderr}");
+}
+
+#[test]
+fn bad_ring_buffer_size_is_refused() {
+    seam_integration_tests::require_root();
+    let demo = repo_rules_dir().join("demo");
+    let out = Command::new(seam_bin())
+        .arg("run")
+        .arg("--rules")
+        .arg(&demo)
+        .args(["--ring-buffer-bytes", "5000"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+}

@@ -187,7 +187,10 @@ pub fn load(
                         "probe {} ({}): {}",
                         s.program,
                         s.attach_point,
-                        s.error.as_deref().unwrap_or("not attempted")
+                        s.error.as_deref().unwrap_or(match s.state {
+                            "disabled" => "disabled by --disable-probe",
+                            _ => "not attempted",
+                        })
                     )
                 })
                 .collect::<Vec<_>>()
