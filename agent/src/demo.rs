@@ -115,7 +115,8 @@ impl Drop for DemoGuard {
     }
 }
 
-/// Runs the demo; returns the number of violations seen.
+/// Runs the demo; fails unless Seam saw both connections and flagged exactly the
+/// cross-tenant one. Returns the number of violations.
 #[allow(clippy::print_stdout)]
 pub async fn run(node: String) -> Result<u64> {
     preflight::require_root()?;
@@ -186,17 +187,21 @@ pub async fn run(node: String) -> Result<u64> {
     drop(guard);
     outcome?;
     println!(
-        "seam demo: {} violation(s) from {} events ({} lost); same-tenant tenant-a -> tenant-a \
-         not flagged, cross-tenant tenant-a -> tenant-b {}; live hooks: {}",
+        "seam demo: {} connection(s) seen, {} violation(s) from {} events ({} lost); \
+         expected 2 connections (tenant-a -> tenant-a, tenant-a -> tenant-b) and 1 violation; \
+         live hooks: {}",
+        stats.spans,
         stats.violations,
         stats.events_total,
         stats.lost_total,
-        if stats.violations > 0 {
-            "flagged"
-        } else {
-            "NOT flagged"
-        },
         stats.live_hooks.join(", ")
     );
+    if stats.spans < 2 || stats.violations != 1 {
+        bail!(
+            "the demo did not see what it staged: {} connection(s), {} violation(s)",
+            stats.spans,
+            stats.violations
+        );
+    }
     Ok(stats.violations)
 }

@@ -1,0 +1,34 @@
+//! `seam demo` (the README's main command) flags the cross-tenant connection, not the
+//! same-tenant one, and leaves nothing behind.
+use std::process::Command;
+
+use seam_integration_tests::{cgroup2_root, require_root, seam_bin};
+
+#[test]
+fn demo_flags_one_cross_tenant_connection_and_cleans_up() {
+    require_root();
+    let out = Command::new(seam_bin()).arg("demo").output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let violations: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter(|l| l.starts_with('{'))
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(violations.len(), 1, "{stdout}");
+    assert_eq!(violations[0]["intended_tenant"], "tenant-a");
+    assert_eq!(violations[0]["actual_tenant"], "tenant-b");
+    assert_eq!(violations[0]["caller"]["comm"], "client-a");
+    assert!(
+        stdout.contains("2 connection(s) seen, 1 violation(s)"),
+        "{stdout}"
+    );
+    assert!(
+        !cgroup2_root().join("seam-demo").exists(),
+        "the demo removes its cgroups"
+    );
+}
