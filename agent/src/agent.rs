@@ -1,22 +1,25 @@
 //! Starting and stopping the agent: preflight, BTF offsets, probes, the initial cgroup scan, the
 //! reader, watcher and ticker tasks, and the pipeline loop.
 use std::{
+    net::SocketAddr,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use aya::maps::{HashMap as BpfHashMap, PerCpuArray, RingBuf};
-use seam_common::{MAP_EVENTS, MAP_LOSSES, MAP_TENANT_CGROUPS};
+use seam_common::{KernelOffsets, MAP_EVENTS, MAP_LOSSES, MAP_TENANT_CGROUPS};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
     attribution::{Attributor, CgroupRegistry, ProcessTable},
     config::RuleSet,
     events::reader,
+    metrics::{Metrics, PipelineMetrics, server::ServeError},
     pipeline::{Input, Pipeline},
     preflight::{self, PreflightError},
     probes::{self, ProbeError, ProbeStatus, btf::BtfOffsets},
-    sinks::{JsonLinesSink, SinkError},
+    sinks::{SinkError, SinkOptions, Sinks},
     stats::StatsReport,
 };
 
@@ -32,6 +35,9 @@ pub enum AgentError {
     /// The feed sink could not be opened.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// The metrics and health listener could not be bound.
+    #[error(transparent)]
+    Listen(#[from] ServeError),
     /// A map the probes declare is missing or of the wrong type (a build mismatch).
     #[error("eBPF map {name}: {source}; rebuild with `cargo xtask build`")]
     Map {
@@ -55,8 +61,10 @@ pub enum AgentError {
 pub struct AgentOptions {
     pub rules: RuleSet,
     pub node: String,
-    pub stdout: bool,
-    pub feed_file: Option<PathBuf>,
+    /// Where the feed goes: stdout, the feed file (rotation), webhooks; aggregation.
+    pub feeds: SinkOptions,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here.
+    pub listen: Option<SocketAddr>,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
     pub ready_file: Option<PathBuf>,
     /// How often the cgroup tree is rescanned even without inotify events.
@@ -75,25 +83,54 @@ pub struct RunningAgent {
     reader: JoinHandle<()>,
     reader_stop: tokio::sync::oneshot::Sender<()>,
     pub probe_statuses: Vec<ProbeStatus>,
+    /// Where `/metrics` is served (the bound port when `--listen` asked for port 0).
+    pub listen: Option<SocketAddr>,
 }
 
 fn take_map(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<aya::maps::Map, AgentError> {
     ebpf.take_map(name).ok_or(AgentError::MissingMap(name))
 }
 
+/// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
+/// zero and the probes depending on it are reported as not loaded.
+fn kernel_offsets() -> Option<KernelOffsets> {
+    let btf = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF)) {
+        Ok(btf) => btf,
+        Err(error) => {
+            tracing::warn!(%error, "kernel BTF unavailable; probes that need offsets stay off");
+            return None;
+        }
+    };
+    let base = btf.kernel_offsets().unwrap_or_else(|error| {
+        tracing::warn!(%error, "socket offsets unavailable; TCP state probes stay off");
+        KernelOffsets::ZERO
+    });
+    let mut offsets = btf.file_offsets(base).unwrap_or_else(|error| {
+        tracing::warn!(%error, "file offsets unavailable; file probes stay off");
+        base
+    });
+    if preflight::ensure_tracefs().is_ok()
+        && let Some((args, ret)) = probes::tracefs::syscall_layout(Path::new(preflight::TRACEFS))
+    {
+        offsets.syscall_args = args;
+        offsets.syscall_ret = ret;
+    } else {
+        tracing::warn!("tracefs syscall formats unreadable; file probes stay off");
+        offsets.files_valid = 0;
+    }
+    Some(offsets)
+}
+
 /// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
 pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     preflight::require_root()?;
     let cgroup_root = preflight::cgroup2_mount()?;
-    let offsets = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF))
-        .and_then(|btf| btf.kernel_offsets())
-    {
-        Ok(offsets) => Some(offsets),
-        Err(error) => {
-            tracing::warn!(%error, "kernel offsets unavailable; probes that need them stay off");
-            None
-        }
+    let metrics = Arc::new(Metrics::new());
+    let listen = match options.listen {
+        Some(addr) => Some(crate::metrics::server::spawn(addr, metrics.clone()).await?),
+        None => None,
     };
+    let offsets = kernel_offsets();
     let mut probes = probes::load(
         offsets,
         &cgroup_root,
@@ -108,7 +145,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         .map_err(map_err(MAP_TENANT_CGROUPS))?;
     let losses = PerCpuArray::try_from(take_map(&mut probes.ebpf, MAP_LOSSES)?)
         .map_err(map_err(MAP_LOSSES))?;
-    let sink = JsonLinesSink::new(options.stdout, options.feed_file.as_deref())?;
+    metrics.set_live_hooks(&live_hooks);
+    let sink = Sinks::open(&options.feeds, &metrics)?;
     let attributor = Attributor {
         cgroups: CgroupRegistry::new(cgroup_root.clone()),
         processes: ProcessTable::default(),
@@ -121,13 +159,19 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         losses,
         options.node,
         live_hooks.clone(),
+        PipelineMetrics::new(metrics.clone()),
     );
     pipeline.rescan();
 
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let reader_tx = tx.clone();
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
-    let reader_task = tokio::spawn(reader::run(ring, reader_tx, reader_stop_rx));
+    let reader_task = tokio::spawn(reader::run(
+        ring,
+        reader_tx,
+        reader_stop_rx,
+        metrics.clone(),
+    ));
     crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
     let tick_tx = tx.clone();
     tokio::spawn(async move {
@@ -163,12 +207,13 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         pipeline
     });
     if let Some(path) = &options.ready_file {
-        let body = serde_json::json!({ "live_hooks": live_hooks }).to_string();
+        let body = serde_json::json!({ "live_hooks": live_hooks, "listen": listen }).to_string();
         std::fs::write(path, body).map_err(|source| AgentError::Io {
             what: format!("cannot write ready file {}", path.display()),
             source,
         })?;
     }
+    metrics.health.set_ready();
     tracing::info!(hooks = live_hooks.len(), "seam is observing");
     Ok(RunningAgent {
         inputs: tx,
@@ -177,10 +222,16 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         reader: reader_task,
         reader_stop,
         probe_statuses: probes.statuses,
+        listen,
     })
 }
 
 impl RunningAgent {
+    /// A sender into the pipeline (e.g. for rules reloads).
+    pub fn inputs(&self) -> mpsc::Sender<Input> {
+        self.inputs.clone()
+    }
+
     /// Drains the ring buffer one last time, stops the pipeline (which flushes unpaired
     /// connection ends), detaches the probes and returns the final stats.
     pub async fn stop(self) -> StatsReport {

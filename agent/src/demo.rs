@@ -14,6 +14,7 @@ use crate::{
     agent::{self, AgentOptions},
     config::RuleSet,
     preflight,
+    sinks::SinkOptions,
 };
 
 const DEMO_ROOT: &str = "seam-demo";
@@ -126,8 +127,8 @@ pub async fn run(node: String) -> Result<u64> {
     let agent = agent::start(AgentOptions {
         rules,
         node,
-        stdout: true,
-        feed_file: None,
+        feeds: SinkOptions::default(),
+        listen: None,
         ready_file: None,
         rescan: Duration::from_secs(2),
         ring_bytes: None,

@@ -1,5 +1,5 @@
 //! The `seam` binary: the CLI edge (anyhow lives here only).
-use std::{path::PathBuf, process::ExitCode, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -7,6 +7,7 @@ use seam::{
     agent::{self, AgentError, AgentOptions},
     config::RuleSet,
     demo, preflight,
+    sinks::{SinkOptions, rotate::Rotation, webhook::WebhookConfig},
     workload::{self, Workload},
 };
 use tracing_subscriber::EnvFilter;
@@ -23,9 +24,11 @@ struct Cli {
 enum Command {
     /// Run the agent: attribute activity to tenants and print violations as JSON lines.
     Run {
-        /// Directory of tenant and policy files (*.toml).
-        #[arg(long)]
-        rules: PathBuf,
+        /// Directory of tenant and policy files (*.toml); repeat to load several together
+        /// (e.g. `--rules rules/shipped --rules /etc/seam/tenants`). Reloaded on SIGHUP and
+        /// when a file changes; invalid rules are rejected and the last good ones kept.
+        #[arg(long, required = true)]
+        rules: Vec<PathBuf>,
         /// Also append the feed to this file.
         #[arg(long)]
         feed_file: Option<PathBuf>,
@@ -49,14 +52,24 @@ enum Command {
         /// left without a probe.
         #[arg(long = "disable-probe", value_name = "PROBE")]
         disabled_probes: Vec<String>,
+        #[command(flatten)]
+        feeds: FeedArgs,
+        /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
+        /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
     },
     /// Demo on this node: two tenant cgroups, a same-tenant and a cross-tenant connection.
     Demo {
         #[arg(long, env = "SEAM_NODE")]
         node: Option<String>,
     },
-    /// Validate a rules directory; lists every error with file:line:col; exit 2 if any.
-    CheckRules { dir: PathBuf },
+    /// Validate rules directories (loaded together); lists every error with file:line:col;
+    /// exit 2 if any.
+    CheckRules {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -66,9 +79,65 @@ enum Command {
         /// Process name to take (comm).
         #[arg(long)]
         comm: Option<String>,
+        /// Drop to this uid (and gid) after joining the cgroup.
+        #[arg(long)]
+        uid: Option<u32>,
         #[command(subcommand)]
         workload: Workload,
     },
+}
+
+/// Violation feeds beyond stdout: file rotation, webhooks, aggregation.
+#[derive(Debug, clap::Args)]
+struct FeedArgs {
+    /// Rotate --feed-file before it would grow past this many bytes (default: never).
+    #[arg(long, value_name = "N", requires = "feed_file", value_parser = clap::value_parser!(u64).range(1..))]
+    feed_max_bytes: Option<u64>,
+    /// Rotated feed files kept (PATH.1 newest .. PATH.K oldest).
+    #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    feed_keep: u32,
+    /// POST every feed record (JSON) to this http:// URL; repeatable.
+    #[arg(long = "webhook", value_name = "URL")]
+    webhooks: Vec<String>,
+    /// Timeout of one webhook delivery attempt, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
+    webhook_timeout_ms: u64,
+    /// Delivery attempts per record (first try included) before it is dropped.
+    #[arg(long, value_name = "N", default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=100))]
+    webhook_attempts: u32,
+    /// Records queued per webhook at most; more are dropped (and counted).
+    #[arg(long, value_name = "N", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    webhook_queue: u64,
+    /// Fold identical violations within this many seconds into one aggregate record (0: off).
+    #[arg(long, value_name = "SECS", default_value_t = 10)]
+    aggregate_window: u64,
+}
+
+impl FeedArgs {
+    fn into_options(self, stdout: bool, feed_file: Option<PathBuf>) -> SinkOptions {
+        let webhooks = self
+            .webhooks
+            .into_iter()
+            .map(|url| {
+                let mut hook = WebhookConfig::new(url);
+                hook.timeout = Duration::from_millis(self.webhook_timeout_ms);
+                hook.attempts = self.webhook_attempts;
+                hook.queue = usize::try_from(self.webhook_queue).unwrap_or(usize::MAX);
+                hook
+            })
+            .collect();
+        SinkOptions {
+            stdout,
+            feed_file,
+            rotation: self.feed_max_bytes.map(|max_bytes| Rotation {
+                max_bytes,
+                keep: self.feed_keep,
+            }),
+            webhooks,
+            aggregate_window: Duration::from_secs(self.aggregate_window),
+            ..SinkOptions::default()
+        }
+    }
 }
 
 fn node_name(node: Option<String>) -> String {
@@ -110,17 +179,18 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::CheckRules { dir } => Ok(check_rules(&dir)),
+        Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
         Command::Workload {
             cgroup,
             comm,
+            uid,
             workload,
         } => {
             let root = match &cgroup {
                 Some(_) => preflight::cgroup2_mount()?,
                 None => PathBuf::new(),
             };
-            workload::enter(&root, cgroup.as_deref(), comm.as_deref())?;
+            workload::enter(&root, cgroup.as_deref(), comm.as_deref(), uid)?;
             workload::run(&workload)?;
             Ok(ExitCode::SUCCESS)
         }
@@ -141,8 +211,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             quiet,
             ring_buffer_bytes,
             disabled_probes,
+            feeds,
+            listen,
         } => {
-            let rules = match RuleSet::load_dir(&rules) {
+            let rules_dirs = rules;
+            let rules = match RuleSet::load_dirs(&rules_dirs) {
                 Ok(rules) => rules,
                 Err(errors) => {
                     eprintln!("{errors}");
@@ -153,25 +226,26 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = AgentOptions {
                 rules,
                 node: node_name(node),
-                stdout: !quiet,
-                feed_file,
+                feeds: feeds.into_options(!quiet, feed_file),
+                listen,
                 ready_file,
                 rescan: Duration::from_secs(2),
                 ring_bytes: ring_buffer_bytes,
                 disabled_probes,
             };
-            runtime()?.block_on(run_agent(options, stats_file))
+            runtime()?.block_on(run_agent(options, stats_file, rules_dirs))
         }
     }
 }
 
 #[allow(clippy::print_stdout)]
-fn check_rules(dir: &std::path::Path) -> ExitCode {
-    match RuleSet::load_dir(dir) {
+fn check_rules(dirs: &[PathBuf]) -> ExitCode {
+    match RuleSet::load_dirs(dirs) {
         Ok(rules) => {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
             println!(
                 "{}: {} tenant(s), {} rule(s), {} allow(s) in {} file(s): ok",
-                dir.display(),
+                names.join(" + "),
                 rules.tenants.len(),
                 rules.rules.len(),
                 rules.allows.len(),
@@ -186,15 +260,27 @@ fn check_rules(dir: &std::path::Path) -> ExitCode {
     }
 }
 
-async fn run_agent(options: AgentOptions, stats_file: Option<PathBuf>) -> anyhow::Result<ExitCode> {
+async fn run_agent(
+    options: AgentOptions,
+    stats_file: Option<PathBuf>,
+    rules_dirs: Vec<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    // Registered before start-up so that a SIGHUP never kills the agent.
+    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let agent = match agent::start(options).await {
         Ok(agent) => agent,
-        Err(error @ (AgentError::Preflight(_) | AgentError::Probes(_) | AgentError::Sink(_))) => {
+        Err(
+            error @ (AgentError::Preflight(_)
+            | AgentError::Probes(_)
+            | AgentError::Sink(_)
+            | AgentError::Listen(_)),
+        ) => {
             eprintln!("seam: error: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));
         }
         Err(error) => return Err(error.into()),
     };
+    seam::reload::spawn(rules_dirs, hangup, agent.inputs(), seam::reload::POLL);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
@@ -202,6 +288,9 @@ async fn run_agent(options: AgentOptions, stats_file: Option<PathBuf>) -> anyhow
     }
     tracing::info!("stopping");
     let report = agent.stop().await;
+    for (sink, dropped) in &report.feed_dropped {
+        tracing::warn!(sink, dropped, "feed records dropped");
+    }
     tracing::info!(
         events = report.events_total,
         events_per_sec = format!("{:.1}", report.events_per_sec),

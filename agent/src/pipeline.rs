@@ -1,6 +1,6 @@
 //! The agent's pipeline: kernel events -> attribution -> correlation -> detection -> sinks.
 //! One task owns every stage's state, so stages hand typed values to each other without locks.
-use std::collections::BTreeMap;
+use std::{collections::BTreeMap, time::Instant};
 
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
 use seam_common::TenantSlot;
@@ -10,10 +10,11 @@ use crate::{
     attribution::{Attributor, CgroupChanges},
     clock,
     config::RuleSet,
-    correlation::{ConnectionSpan, Correlator},
+    correlation::{ConnectionSpan, Correlator, FileSpan},
     detect::NetworkDetector,
     events::{KernelEvent, KernelEventKind, reader::read_losses},
-    sinks::JsonLinesSink,
+    metrics::PipelineMetrics,
+    sinks::Sinks,
     stats::Stats,
 };
 
@@ -26,6 +27,8 @@ pub enum Input {
     CgroupsChanged,
     /// Periodic housekeeping: pairing timeouts, loss counters.
     Tick,
+    /// New, validated rules (SIGHUP or a change in the rules directory): swap and rescan.
+    Reload(Box<RuleSet>),
 }
 
 /// A loss record in the feed: events the kernel could not hand over.
@@ -46,10 +49,11 @@ pub struct Pipeline {
     pub attributor: Attributor,
     pub correlator: Correlator,
     pub detector: NetworkDetector,
-    pub sink: JsonLinesSink,
+    pub sink: Sinks,
     pub tenant_map: BpfHashMap<MapData, u64, TenantSlot>,
     pub losses: PerCpuArray<MapData, u64>,
     pub stats: Stats,
+    pub metrics: PipelineMetrics,
     pub node: String,
     last_losses: BTreeMap<&'static str, u64>,
 }
@@ -59,11 +63,12 @@ impl Pipeline {
     pub fn new(
         rules: RuleSet,
         attributor: Attributor,
-        sink: JsonLinesSink,
+        sink: Sinks,
         tenant_map: BpfHashMap<MapData, u64, TenantSlot>,
         losses: PerCpuArray<MapData, u64>,
         node: String,
         live_hooks: Vec<String>,
+        metrics: PipelineMetrics,
     ) -> Self {
         let mut stats = Stats::default();
         stats.live_hooks = live_hooks;
@@ -76,6 +81,7 @@ impl Pipeline {
             tenant_map,
             losses,
             stats,
+            metrics,
             node,
             last_losses: BTreeMap::new(),
         }
@@ -89,6 +95,7 @@ impl Pipeline {
                         Ok(event) => self.on_event(&event),
                         Err(error) => {
                             self.stats.decode_errors += 1;
+                            self.metrics.decode_error();
                             tracing::warn!(%error, "undecodable kernel record");
                         }
                     }
@@ -96,6 +103,16 @@ impl Pipeline {
             }
             Input::CgroupsChanged => self.rescan(),
             Input::Tick => self.tick(),
+            Input::Reload(rules) => {
+                self.rules = *rules;
+                self.rescan();
+                tracing::info!(
+                    tenants = self.rules.tenants.len(),
+                    rules = self.rules.rules.len(),
+                    allows = self.rules.allows.len(),
+                    "rules reloaded"
+                );
+            }
         }
     }
 
@@ -108,8 +125,10 @@ impl Pipeline {
             KernelEventKind::SockAddr { sendmsg: true, .. } => "sendmsg",
             KernelEventKind::TcpState { .. } => "tcp_state",
             KernelEventKind::FlowStart { .. } => "flow_start",
+            KernelEventKind::File(_) => "file",
         };
         *self.stats.events_by_kind.entry(label).or_default() += 1;
+        self.metrics.event(label);
         let h = &event.header;
         match &event.kind {
             KernelEventKind::Exec { ppid } => {
@@ -126,17 +145,40 @@ impl Pipeline {
         for span in self.correlator.on_event(event, &self.attributor) {
             self.on_span(&span);
         }
+        for span in self.correlator.on_file_event(event, &self.attributor) {
+            self.on_file_span(&span);
+        }
+    }
+
+    fn on_file_span(&mut self, span: &FileSpan) {
+        self.stats.file_spans += 1;
+        let time = clock::rfc3339(span.start_ns);
+        for violation in self.detector.evaluate_file(span, &self.rules, &time) {
+            self.stats.violations += 1;
+            tracing::info!(
+                rule = %violation.rule_id,
+                from = ?violation.intended_tenant,
+                to = ?violation.actual_tenant,
+                "violation"
+            );
+            self.sink.emit(&violation);
+        }
+        self.stats.feed_write_errors = self.sink.write_errors;
     }
 
     fn on_span(&mut self, span: &ConnectionSpan) {
         self.stats.spans += 1;
+        self.metrics.span();
         let time = clock::rfc3339(span.start_ns);
-        for violation in self.detector.evaluate(span, &self.rules, &time) {
+        let started = Instant::now();
+        let violations = self.detector.evaluate(span, &self.rules, &time);
+        self.metrics.evaluation(started.elapsed());
+        for violation in violations {
             self.stats.violations += 1;
             tracing::info!(
                 rule = %violation.rule_id,
-                from = %violation.intended_tenant,
-                to = %violation.actual_tenant,
+                from = ?violation.intended_tenant,
+                to = ?violation.actual_tenant,
                 "violation"
             );
             self.sink.emit(&violation);
@@ -146,6 +188,7 @@ impl Pipeline {
 
     /// Rescans cgroupfs and updates the kernel's tenant filter.
     pub fn rescan(&mut self) {
+        self.detector.refresh_local();
         let CgroupChanges {
             registered,
             unregistered,
@@ -179,6 +222,7 @@ impl Pipeline {
             }
         }
         self.stats.tenant_cgroups = self.attributor.cgroups.tenant_cgroups();
+        self.metrics.tenant_cgroups(self.stats.tenant_cgroups);
     }
 
     fn tick(&mut self) {
@@ -188,6 +232,8 @@ impl Pipeline {
         }
         self.attributor.processes.expire(now);
         self.check_losses(now);
+        self.sink.tick();
+        self.metrics.heartbeat();
     }
 
     /// Reports new kernel-side losses in the log and the feed.
@@ -202,6 +248,7 @@ impl Pipeline {
                     total,
                     "ring buffer full: events lost in the kernel"
                 );
+                self.metrics.lost(probe, lost);
                 let record = LossRecord {
                     kind: "loss",
                     time: clock::rfc3339(now),
@@ -229,5 +276,9 @@ impl Pipeline {
             self.on_span(&span);
         }
         self.check_losses(clock::boot_ns());
+        self.sink.finish();
+        self.stats.feed_write_errors = self.sink.write_errors;
+        self.stats.feed_dropped = self.sink.dropped();
+        self.stats.violations_folded = self.sink.folded();
     }
 }

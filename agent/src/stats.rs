@@ -14,9 +14,16 @@ pub struct Stats {
     pub decode_errors: u64,
     /// Kernel-side losses (ring buffer full), by probe family.
     pub lost: BTreeMap<&'static str, u64>,
+    /// Connection spans (TCP connections, UDP flows).
     pub spans: u64,
+    /// File spans (one per path a file syscall touched).
+    pub file_spans: u64,
     pub violations: u64,
     pub feed_write_errors: u64,
+    /// Feed records a sink dropped, by `sink/reason`.
+    pub feed_dropped: BTreeMap<String, u64>,
+    /// Violations folded into aggregate records.
+    pub violations_folded: u64,
     pub live_hooks: Vec<String>,
     pub tenant_cgroups: usize,
 }
@@ -31,9 +38,14 @@ pub struct StatsReport {
     pub decode_errors: u64,
     pub lost: BTreeMap<&'static str, u64>,
     pub lost_total: u64,
+    /// Connection spans (TCP connections, UDP flows).
     pub spans: u64,
+    /// File spans (one per path a file syscall touched).
+    pub file_spans: u64,
     pub violations: u64,
     pub feed_write_errors: u64,
+    pub feed_dropped: BTreeMap<String, u64>,
+    pub violations_folded: u64,
     pub live_hooks: Vec<String>,
     pub tenant_cgroups: usize,
 }
@@ -47,8 +59,11 @@ impl Default for Stats {
             decode_errors: 0,
             lost: BTreeMap::new(),
             spans: 0,
+            file_spans: 0,
             violations: 0,
             feed_write_errors: 0,
+            feed_dropped: BTreeMap::new(),
+            violations_folded: 0,
             live_hooks: Vec::new(),
             tenant_cgroups: 0,
         }
@@ -71,8 +86,11 @@ impl Stats {
             lost: self.lost.clone(),
             lost_total: self.lost.values().sum(),
             spans: self.spans,
+            file_spans: self.file_spans,
             violations: self.violations,
             feed_write_errors: self.feed_write_errors,
+            feed_dropped: self.feed_dropped.clone(),
+            violations_folded: self.violations_folded,
             live_hooks: self.live_hooks.clone(),
             tenant_cgroups: self.tenant_cgroups,
         }

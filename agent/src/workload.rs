@@ -50,6 +50,22 @@ pub enum Workload {
         #[arg(long, default_value_t = 1)]
         spread: u16,
     },
+    /// One file syscall (see `workload_file`).
+    FileOp {
+        #[arg(long, value_enum)]
+        op: crate::workload_file::FileOpKind,
+        #[arg(long)]
+        path: PathBuf,
+        /// Open this directory and make the call relative to it (openat/unlinkat/renameat).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Rename target.
+        #[arg(long)]
+        to: Option<PathBuf>,
+        /// The call is expected to fail with this errno (e.g. 13 for EACCES).
+        #[arg(long)]
+        expect_errno: Option<i32>,
+    },
     /// Benchmark loop: listener and client in this process, --iterations connect+accept+close
     /// rounds over 127.0.0.1; prints {"iterations","elapsed_ns","ns_per_iter"}.
     TcpLoop {
@@ -58,8 +74,14 @@ pub enum Workload {
     },
 }
 
-/// Moves the calling process into `cgroup` (path relative to the cgroup2 mount) and names it.
-pub fn enter(cgroup_root: &Path, cgroup: Option<&str>, comm: Option<&str>) -> Result<()> {
+/// Moves the calling process into `cgroup` (path relative to the cgroup2 mount), names it, and
+/// drops to `uid` (same gid) when given.
+pub fn enter(
+    cgroup_root: &Path,
+    cgroup: Option<&str>,
+    comm: Option<&str>,
+    uid: Option<u32>,
+) -> Result<()> {
     if let Some(cgroup) = cgroup {
         let procs = cgroup_root.join(cgroup).join("cgroup.procs");
         fs::write(&procs, std::process::id().to_string())
@@ -69,6 +91,17 @@ pub fn enter(cgroup_root: &Path, cgroup: Option<&str>, comm: Option<&str>) -> Re
         let name = std::ffi::CString::new(comm).context("comm contains a NUL byte")?;
         // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
         unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) };
+    }
+    if let Some(uid) = uid {
+        // SAFETY: plain syscalls; failure is reported.
+        let rc =
+            unsafe { libc::setgroups(0, std::ptr::null()) | libc::setgid(uid) | libc::setuid(uid) };
+        if rc != 0 {
+            anyhow::bail!(
+                "cannot drop to uid {uid}: {}",
+                std::io::Error::last_os_error()
+            );
+        }
     }
     Ok(())
 }
@@ -140,6 +173,13 @@ pub fn run(workload: &Workload) -> Result<()> {
             }
         }
         Workload::TcpLoop { iterations } => tcp_loop(*iterations)?,
+        Workload::FileOp {
+            op,
+            path,
+            dir,
+            to,
+            expect_errno,
+        } => crate::workload_file::run(*op, path, dir.as_deref(), to.as_deref(), *expect_errno)?,
     }
     Ok(())
 }

@@ -3,7 +3,8 @@
 /// Length of a task's `comm` in the kernel (`TASK_COMM_LEN`).
 pub const COMM_LEN: usize = 16;
 
-/// What an event is. Numbered in ranges (kunai's convention): 1xx process, 2xx network.
+/// What an event is. Numbered in ranges (kunai's convention): 1xx process, 2xx network, 3xx
+/// files.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EventKind {
@@ -17,6 +18,8 @@ pub enum EventKind {
     SendMsg = 201,
     /// A TCP socket changed state (tp_btf `inet_sock_set_state`), attributed by the socket.
     TcpState = 202,
+    /// A file syscall on a path (open, unlink, rename, truncate) or an exec'd binary.
+    File = 300,
     /// First UDP packet between a socket and one peer, seen by cgroup_skb (later packets are only
     /// counted in a map).
     FlowStart = 203,
@@ -32,6 +35,7 @@ impl EventKind {
             201 => Self::SendMsg,
             202 => Self::TcpState,
             203 => Self::FlowStart,
+            300 => Self::File,
             _ => return None,
         })
     }

@@ -6,9 +6,11 @@
 #![no_std]
 
 pub mod event;
+pub mod file;
 pub mod maps;
 pub mod offsets;
 
 pub use event::*;
+pub use file::*;
 pub use maps::*;
 pub use offsets::*;

@@ -12,6 +12,11 @@ pub const MAP_FLOWS: &str = "FLOWS";
 
 /// Size of the ring buffer in bytes (power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 22;
+/// Hash: pid_tgid (u64) -> a tenant task's file syscall in flight (args kept for the exit).
+pub const MAP_FILE_CALLS: &str = "FILE_CALLS";
+/// Capacity of [`MAP_FILE_CALLS`] (one per thread in a file syscall at a time).
+pub const MAX_FILE_CALLS: u32 = 16_384;
+
 /// Capacity of [`MAP_TENANT_CGROUPS`].
 pub const MAX_TENANT_CGROUPS: u32 = 16_384;
 /// Capacity of [`MAP_FLOWS`] (LRU: the oldest idle flows are evicted first).
@@ -34,10 +39,11 @@ pub enum LossSlot {
     SockAddr = 1,
     TcpState = 2,
     Flow = 3,
+    File = 4,
 }
 
 /// Number of [`LossSlot`]s.
-pub const LOSS_SLOTS: u32 = 4;
+pub const LOSS_SLOTS: u32 = 5;
 
 impl LossSlot {
     /// All slots with a stable label, for reports and metrics.
@@ -46,6 +52,7 @@ impl LossSlot {
         (LossSlot::SockAddr, "sock_addr"),
         (LossSlot::TcpState, "tcp_state"),
         (LossSlot::Flow, "flow"),
+        (LossSlot::File, "file"),
     ];
 }
 

@@ -40,6 +40,81 @@ pub struct KernelOffsets {
     pub task_tgid: u32,
     /// `task_struct->exit_code`.
     pub task_exit_code: u32,
+    /// 1 when every file offset below was resolved (file probes stay off otherwise).
+    pub files_valid: u32,
+    /// `task_struct->files`, `files_struct->fdt`, `fdtable->fd`, `fdtable->max_fds`.
+    pub task_files: u32,
+    pub files_fdt: u32,
+    pub fdt_fd: u32,
+    pub fdt_max_fds: u32,
+    /// `task_struct->fs`, `fs_struct->root`, `fs_struct->pwd` (struct path, embedded).
+    pub task_fs: u32,
+    pub fs_root: u32,
+    pub fs_pwd: u32,
+    /// `file->f_path` (struct path, embedded) and `file->f_mode`.
+    pub file_path: u32,
+    pub file_mode: u32,
+    /// `path->mnt`, `path->dentry`.
+    pub path_mnt: u32,
+    pub path_dentry: u32,
+    /// `dentry->d_parent`, `dentry->d_name.name`.
+    pub dentry_parent: u32,
+    pub dentry_name: u32,
+    /// `mount->mnt` (the embedded vfsmount), `mount->mnt_parent`, `mount->mnt_mountpoint`.
+    pub mount_mnt: u32,
+    pub mount_parent: u32,
+    pub mount_mountpoint: u32,
+    /// `vfsmount->mnt_root`.
+    pub vfsmount_root: u32,
+    /// `linux_binprm->file`.
+    pub bprm_file: u32,
+    /// Offset of the first argument in a syscalls:sys_enter_* record, and of `ret` in a
+    /// sys_exit_* record (from tracefs `format`; 16 on every kernel seen so far).
+    pub syscall_args: u32,
+    pub syscall_ret: u32,
+}
+
+impl KernelOffsets {
+    /// All zero: nothing resolved (the probes' built-in value before the agent overrides it).
+    pub const ZERO: Self = Self {
+        valid: 0,
+        skc_daddr: 0,
+        skc_rcv_saddr: 0,
+        skc_dport: 0,
+        skc_num: 0,
+        skc_family: 0,
+        skc_v6_daddr: 0,
+        skc_v6_rcv_saddr: 0,
+        skc_net: 0,
+        net_ns_inum: 0,
+        sk_cgroup_ptr: 0,
+        cgroup_kn: 0,
+        kn_id: 0,
+        task_real_parent: 0,
+        task_tgid: 0,
+        task_exit_code: 0,
+        files_valid: 0,
+        task_files: 0,
+        files_fdt: 0,
+        fdt_fd: 0,
+        fdt_max_fds: 0,
+        task_fs: 0,
+        fs_root: 0,
+        fs_pwd: 0,
+        file_path: 0,
+        file_mode: 0,
+        path_mnt: 0,
+        path_dentry: 0,
+        dentry_parent: 0,
+        dentry_name: 0,
+        mount_mnt: 0,
+        mount_parent: 0,
+        mount_mountpoint: 0,
+        vfsmount_root: 0,
+        bprm_file: 0,
+        syscall_args: 0,
+        syscall_ret: 0,
+    };
 }
 
 #[cfg(feature = "user")]

@@ -5,7 +5,7 @@ use aya_ebpf::helpers::{
 use seam_common::{COMM_LEN, Event, EventInfo, EventKind, LossSlot};
 
 /// `BPF_RB_NO_WAKEUP` (include/uapi/linux/bpf.h).
-const BPF_RB_NO_WAKEUP: u64 = 1;
+pub const BPF_RB_NO_WAKEUP: u64 = 1;
 
 use crate::maps::{EVENTS, count_loss};
 
@@ -18,8 +18,9 @@ pub enum Context {
     Interrupt,
 }
 
+/// The common header for an event of `kind` attributed to `cgroup_id`.
 #[inline(always)]
-fn header(kind: EventKind, cgroup_id: u64, context: Context) -> EventInfo {
+pub fn header(kind: EventKind, cgroup_id: u64, context: Context) -> EventInfo {
     // SAFETY: helper without arguments.
     let time_ns = unsafe { bpf_ktime_get_boot_ns() };
     let mut info = EventInfo {

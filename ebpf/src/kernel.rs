@@ -4,33 +4,17 @@ use seam_common::{AF_INET, AF_INET6, KernelOffsets, RawAddr};
 
 /// Written by the agent before load (`EbpfLoader::override_global`); zero means unresolved.
 #[unsafe(no_mangle)]
-static SEAM_OFFSETS: KernelOffsets = KernelOffsets {
-    valid: 0,
-    skc_daddr: 0,
-    skc_rcv_saddr: 0,
-    skc_dport: 0,
-    skc_num: 0,
-    skc_family: 0,
-    skc_v6_daddr: 0,
-    skc_v6_rcv_saddr: 0,
-    skc_net: 0,
-    net_ns_inum: 0,
-    sk_cgroup_ptr: 0,
-    cgroup_kn: 0,
-    kn_id: 0,
-    task_real_parent: 0,
-    task_tgid: 0,
-    task_exit_code: 0,
-};
+pub static SEAM_OFFSETS: KernelOffsets = KernelOffsets::ZERO;
 
 /// Reads one offset; volatile so the compiler keeps the load from `.rodata` the verifier sees
 /// as a constant.
 macro_rules! offset {
     ($field:ident) => {
         // SAFETY: reading a plain static.
-        unsafe { core::ptr::read_volatile(&SEAM_OFFSETS.$field) as usize }
+        unsafe { core::ptr::read_volatile(&$crate::kernel::SEAM_OFFSETS.$field) as usize }
     };
 }
+pub(crate) use offset;
 
 /// Reads a `T` at `base + offset` in kernel memory.
 #[inline(always)]

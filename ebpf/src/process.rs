@@ -16,8 +16,14 @@ use crate::{
 };
 
 #[btf_tracepoint(function = "sched_process_exec")]
-pub fn seam_sched_process_exec(_ctx: BtfTracePointContext) -> i32 {
-    let _ = try_process(EventKind::Exec);
+pub fn seam_sched_process_exec(ctx: BtfTracePointContext) -> i32 {
+    if let Ok(cgroup_id) = try_process(EventKind::Exec) {
+        // sched_process_exec(p, old_pid, bprm): the binary comes from bprm->file.
+        let bprm: *const u8 = ctx.arg(2);
+        if cgroup_id != 0 {
+            crate::files::report_exec(bprm, cgroup_id);
+        }
+    }
     0
 }
 
@@ -27,8 +33,9 @@ pub fn seam_sched_process_exit(_ctx: BtfTracePointContext) -> i32 {
     0
 }
 
+/// Reports the current task's exec/exit; returns its cgroup id when it is a tenant's, else 0.
 #[inline(always)]
-fn try_process(kind: EventKind) -> Result<u32, u32> {
+fn try_process(kind: EventKind) -> Result<u64, u32> {
     // SAFETY: helpers without arguments.
     let (cgroup_id, pid_tgid, task) = unsafe {
         (
@@ -58,7 +65,7 @@ fn try_process(kind: EventKind) -> Result<u32, u32> {
         },
     };
     emit(kind, cgroup_id, Context::Task, data, LossSlot::Process);
-    Ok(0)
+    Ok(cgroup_id)
 }
 
 /// Fallback where tp_btf is missing: the classic tracepoint (needs tracefs). Same logic: the

@@ -183,6 +183,16 @@ impl Agent {
         agent
     }
 
+    /// The agent's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, |c| c.id())
+    }
+
+    /// The rules file the agent was started with (rewrite it to test reloads).
+    pub fn rules_file(&self) -> PathBuf {
+        self.dir.join("rules/tenants.toml")
+    }
+
     /// The agent's log so far.
     pub fn log(&self) -> String {
         fs::read_to_string(self.dir.join("agent.log")).unwrap_or_default()
@@ -343,7 +353,33 @@ pub fn listen(kind: &str, cgroup: Option<&str>, comm: &str, bind: &str, count: u
     }
 }
 
-/// Rules with tenants `a` and `b` owning `<base>/a` and `<base>/b`, plus `extra` TOML.
+/// Tenants `a` and `b` owning `<base>/a` and `<base>/b`, no rules.
+pub fn tenants_ab(cgroups: &Cgroups) -> String {
+    format!(
+        "\n[[tenant]]\nname = \"a\"\ncgroups = [\"{a}\"]\n\n[[tenant]]\nname = \"b\"\ncgroups = [\"{b}\"]\n",
+        a = cgroups.rel("a"),
+        b = cgroups.rel("b"),
+    )
+}
+
+/// The shipped rules (`rules/shipped/*.toml`) as one TOML text.
+pub fn shipped_rules() -> String {
+    let dir = repo_rules_dir().join("shipped");
+    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Rules with tenants `a` and `b` owning `<base>/a` and `<base>/b`, the cross-tenant network
+/// rule, plus `extra` TOML.
 pub fn two_tenants(cgroups: &Cgroups, extra: &str) -> String {
     format!(
         r#"
@@ -357,9 +393,9 @@ cgroups = ["{b}"]
 
 [[rule]]
 id = "cross-tenant-network"
-kind = "network"
 severity = "high"
 description = "A tenant's process connected to another tenant's endpoint"
+expr = "trace.has(net.*).where(tenant != null and peer.tenant != null and peer.tenant != tenant and not peer.shared)"
 {extra}
 "#,
         a = cgroups.rel("a"),

@@ -15,11 +15,12 @@ fn temp_rules(files: &[(&str, &str)]) -> std::path::PathBuf {
 
 #[test]
 fn check_rules_accepts_the_shipped_rules() {
-    for sub in ["demo", "examples"] {
-        let dir = repo_rules_dir().join(sub);
+    // The examples refer to the shipped rules: they are loaded together.
+    for dirs in [&["demo"][..], &["shipped", "examples"][..]] {
+        let dir = repo_rules_dir().join(dirs[0]);
         let out = Command::new(seam_bin())
             .arg("check-rules")
-            .arg(&dir)
+            .args(dirs.iter().map(|d| repo_rules_dir().join(d)))
             .output()
             .unwrap();
         assert!(
@@ -41,7 +42,7 @@ fn malformed_rules_name_every_error_with_location_and_exit_2() {
         ),
         (
             "b.toml",
-            "[[rule]]\nid = \"r\"\nkind = \"network\"\nseverity = \"urgent\"\ndescription = \"d\"\n",
+            "[[rule]]\nid = \"r\"\nexpr = \"trace.has(net.*)\"\nseverity = \"urgent\"\ndescription = \"d\"\n",
         ),
     ]);
     let out = Command::new(seam_bin())
@@ -65,6 +66,37 @@ fn malformed_rules_name_every_error_with_location_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to start"));
+    let _ = fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn expression_errors_join_the_list_with_toml_positions() {
+    let dir = temp_rules(&[
+        (
+            "a.toml",
+            "[[tenant]]\nname = \"a\"\ncgroups = [\"x/a\"]\n\n[[rule]]\nid = \"r\"\nseverity = \"high\"\n\
+             description = \"d\"\nexpr = 'trace.has(net.connect).where(peer.tenat != tenant or peer.port == \"x\")'\n",
+        ),
+        ("b.toml", "[[tenant]]\nname = \"b\"\ncgroups = []\n"),
+        ("c.toml", "# nothing\n"),
+    ]);
+    let out = Command::new(seam_bin())
+        .arg("check-rules")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("a.toml:9:38: rule \"r\": unknown attribute `peer.tenat`"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("a.toml:9:62: rule \"r\": cannot apply `==`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("b.toml:2:8:"), "{stderr}");
+    assert!(stderr.contains("3 errors"), "{stderr}");
     let _ = fs::remove_dir_all(&dir);
 }
 

@@ -38,9 +38,9 @@ name = "tenant-b"
 cgroups = ["seam-bench/tenant-b"]
 [[rule]]
 id = "cross-tenant-network"
-kind = "network"
 severity = "high"
 description = "cross-tenant connection"
+expr = "trace.has(net.*)"
 "#;
 
 #[derive(clap::Args, Debug)]

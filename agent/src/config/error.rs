@@ -161,7 +161,10 @@ impl ConfigError {
 }
 
 fn toml_hint(message: &str) -> &'static str {
-    if message.starts_with("unknown field") {
+    if message.starts_with("unknown field `kind`") {
+        "`kind = \"network\"` was replaced by `expr`, e.g. \
+         expr = \"trace.has(net.connect).where(peer.tenant != tenant)\"; see docs/rules.md"
+    } else if message.starts_with("unknown field") {
         "remove the key or fix its spelling; docs/rules.md lists every key"
     } else if message.starts_with("missing field") {
         "add the required key; docs/rules.md lists every key"

@@ -10,6 +10,7 @@ mod matcher;
 mod model;
 mod parse;
 mod raw;
+mod strmap;
 #[cfg(test)]
 mod tests;
 
@@ -22,14 +23,15 @@ use std::{
 pub use self::{
     error::{ConfigError, ConfigErrors, Location},
     model::{
-        Allow, Endpoint, PortRange, Protocol, Rule, RuleKind, Severity, Tenant, TenantId,
-        TenantMatch, ValueError,
+        Allow, Endpoint, PortRange, Protocol, Rule, Severity, Tenant, TenantId, TenantMatch,
+        ValueError, path_under,
     },
 };
 use self::{
     matcher::{CgroupMatcher, EndpointMatcher},
     parse::Source,
 };
+use crate::rules::{EvalContext, SpanView};
 
 /// The demo's default rules (`rules/demo/`), embedded in the binary, as `(name, text)`.
 pub const DEMO_SOURCES: &[(&str, &str)] = &[
@@ -64,21 +66,24 @@ impl RuleSet {
     /// Loads every `*.toml` file directly in `dir` (sorted by name; other files, hidden files
     /// and subdirectories are ignored) and validates them together.
     pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
-        let dir_error = |source| {
-            ConfigErrors(vec![ConfigError::DirUnreadable {
-                path: dir.to_owned(),
-                source,
-            }])
-        };
+        RuleSet::load_dirs(&[dir.to_owned()])
+    }
+
+    /// Loads several directories as one set (e.g. the shipped rules and this node's tenants):
+    /// the files of each directory sorted by name, directories in the given order.
+    pub fn load_dirs(dirs: &[PathBuf]) -> Result<RuleSet, ConfigErrors> {
         let mut paths = Vec::new();
-        for entry in fs::read_dir(dir).map_err(dir_error)? {
-            let path = entry.map_err(dir_error)?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-            if !name.starts_with('.') && path.extension().is_some_and(|e| e == "toml") {
-                paths.push(path);
+        let mut unreadable = Vec::new();
+        for dir in dirs {
+            match toml_files(dir) {
+                Ok(files) => paths.extend(files),
+                Err(errors) => unreadable.extend(errors.0),
             }
         }
-        paths.sort();
+        if !unreadable.is_empty() {
+            return Err(ConfigErrors(unreadable));
+        }
+        let origin = dirs.first().map_or(Path::new("."), |d| d.as_path());
         let mut sources = Vec::with_capacity(paths.len());
         let mut errors = Vec::new();
         for path in paths {
@@ -97,14 +102,14 @@ impl RuleSet {
         }
         if sources.is_empty() && errors.is_empty() {
             return Err(ConfigErrors(vec![ConfigError::Invalid {
-                path: dir.to_owned(),
+                path: origin.to_owned(),
                 location: None,
                 message: "no rules files (*.toml) in the directory".to_owned(),
                 hint: "add at least one .toml file with [[tenant]] and [[rule]] tables".to_owned(),
             }]));
         }
-        tracing::debug!(dir = %dir.display(), files = sources.len(), "loading rules");
-        parse::build(dir, sources, errors)
+        tracing::debug!(dir = %origin.display(), files = sources.len(), "loading rules");
+        parse::build(origin, sources, errors)
     }
 
     /// Same validation for in-memory files `(name, text)`, in the given order — used for the
@@ -157,22 +162,51 @@ impl RuleSet {
         self.endpoints.lookup(ip, port)
     }
 
-    /// The first allow entry covering this (rule, from, to, port, protocol), if any.
-    pub fn allowed(
-        &self,
-        rule_id: &str,
-        from: TenantId,
-        to: TenantId,
-        port: u16,
-        protocol: Protocol,
-    ) -> Option<&Allow> {
-        self.allows
-            .iter()
-            .find(|a| a.covers(rule_id, from, to, port, protocol))
+    /// The tenant owning `path` (absolute, normalized): the longest `paths` prefix that matches
+    /// at a component boundary wins (`/srv/a` owns `/srv/a` and `/srv/a/x`, not `/srv/ab`).
+    pub fn tenant_for_path(&self, path: &str) -> Option<TenantId> {
+        let mut best: Option<(usize, TenantId)> = None;
+        for tenant in &self.tenants {
+            for prefix in &tenant.paths {
+                let covers = prefix == "/"
+                    || path == prefix
+                    || (path.starts_with(prefix.as_str())
+                        && path.as_bytes().get(prefix.len()) == Some(&b'/'));
+                if covers && best.is_none_or(|(len, _)| prefix.len() > len) {
+                    best = Some((prefix.len(), tenant.id));
+                }
+            }
+        }
+        best.map(|(_, id)| id)
     }
 
-    /// Rules of a kind, in load order.
-    pub fn rules_of(&self, kind: RuleKind) -> impl Iterator<Item = &Rule> {
-        self.rules.iter().filter(move |r| r.kind == kind)
+    /// The first allow entry covering `span`, matched by rule `rule_id`.
+    pub fn allowed<S: SpanView + ?Sized>(
+        &self,
+        rule_id: &str,
+        span: &S,
+        ctx: &EvalContext<'_>,
+    ) -> Option<&Allow> {
+        self.allows.iter().find(|a| a.covers(rule_id, span, ctx))
     }
+}
+
+/// The `*.toml` files directly in `dir` (sorted; hidden files and other files ignored).
+fn toml_files(dir: &Path) -> Result<Vec<PathBuf>, ConfigErrors> {
+    let dir_error = |source| {
+        ConfigErrors(vec![ConfigError::DirUnreadable {
+            path: dir.to_owned(),
+            source,
+        }])
+    };
+    let mut paths = Vec::new();
+    for entry in fs::read_dir(dir).map_err(dir_error)? {
+        let path = entry.map_err(dir_error)?.path();
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        if !name.starts_with('.') && path.extension().is_some_and(|e| e == "toml") {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
 }

@@ -9,6 +9,8 @@ use std::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::{Deserialize, Serialize};
 
+use crate::rules::{Attr, EvalContext, Matcher, SpanView, Value};
+
 /// Index of a tenant in [`RuleSet::tenants`](super::RuleSet::tenants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TenantId(pub u32);
@@ -31,6 +33,8 @@ pub struct Tenant {
     pub cgroups: Vec<String>,
     /// Addresses the tenant owns off this node.
     pub endpoints: Vec<Endpoint>,
+    /// Absolute path prefixes the tenant owns (its data directories, volumes, sockets).
+    pub paths: Vec<String>,
     /// A shared service (DNS, registry...) that any tenant may reach.
     pub shared: bool,
 }
@@ -45,12 +49,19 @@ pub enum Protocol {
     Udp,
 }
 
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl Protocol {
+    /// `"tcp"` or `"udp"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
             Protocol::Tcp => "tcp",
             Protocol::Udp => "udp",
-        })
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -82,33 +93,19 @@ impl fmt::Display for Severity {
     }
 }
 
-/// What a rule watches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RuleKind {
-    /// Connections from a tenant's cgroup to another tenant's endpoint.
-    Network,
-}
-
-impl fmt::Display for RuleKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RuleKind::Network => "network",
-        })
-    }
-}
-
 /// A detection rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
     /// Unique id (`[a-z0-9][a-z0-9_.-]*`).
     pub id: String,
-    /// What the rule watches.
-    pub kind: RuleKind,
     /// Severity of the alerts it raises.
     pub severity: Severity,
     /// Human-readable description, copied into alerts.
     pub description: String,
+    /// The expression as written.
+    pub expr: String,
+    /// The compiled expression.
+    pub matcher: Matcher,
 }
 
 /// One side of an allow entry.
@@ -128,40 +125,72 @@ impl TenantMatch {
             TenantMatch::Tenant(t) => t == id,
         }
     }
+
+    /// Whether this side covers a tenant attribute's value (`"*"` also covers `null`).
+    pub fn matches_value(self, value: Value<'_>, ctx: &EvalContext<'_>) -> bool {
+        match self {
+            TenantMatch::Any => true,
+            TenantMatch::Tenant(t) => value != Value::Null && value == ctx.tenant(Some(t)),
+        }
+    }
 }
 
-/// An exception: traffic from one tenant to another that is not a violation.
+/// An exception: an access that matches a rule but is not a violation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Allow {
     /// The rule this entry applies to; `None` means every rule.
     pub rule: Option<String>,
-    /// Source tenant.
+    /// The caller's tenant (`tenant`).
     pub from: TenantMatch,
-    /// Destination tenant.
+    /// The touched resource's tenant (`peer.tenant`, `file.tenant`).
     pub to: TenantMatch,
-    /// Destination ports; empty means every port.
+    /// Destination ports; empty means every port (non-empty: network spans only).
     pub ports: Vec<PortRange>,
-    /// Protocols; empty means every protocol.
+    /// Protocols; empty means every protocol (non-empty: network spans only).
     pub protocols: Vec<Protocol>,
+    /// Caller process names (comm); empty means every process.
+    pub processes: Vec<String>,
+    /// Path prefixes (whole components); empty means every path (non-empty: file spans only).
+    pub paths: Vec<String>,
     /// Why the access is allowed (required).
     pub reason: String,
 }
 
 impl Allow {
-    /// Whether this entry covers the given access.
-    pub fn covers(
+    /// Whether this entry covers `span` matched by rule `rule_id`.
+    pub fn covers<S: SpanView + ?Sized>(
         &self,
         rule_id: &str,
-        from: TenantId,
-        to: TenantId,
-        port: u16,
-        protocol: Protocol,
+        span: &S,
+        ctx: &EvalContext<'_>,
     ) -> bool {
+        let target = Attr::target_tenant(span.name().family());
         self.rule.as_deref().is_none_or(|r| r == rule_id)
-            && self.from.matches(from)
-            && self.to.matches(to)
-            && (self.ports.is_empty() || self.ports.iter().any(|r| r.contains(port)))
-            && (self.protocols.is_empty() || self.protocols.contains(&protocol))
+            && self.from.matches_value(span.get(Attr::Tenant, ctx), ctx)
+            && self
+                .to
+                .matches_value(target.map_or(Value::Null, |a| span.get(a, ctx)), ctx)
+            && (self.ports.is_empty()
+                || matches!(span.get(Attr::PeerPort, ctx), Value::Int(p)
+                    if u16::try_from(p).is_ok_and(|p| self.ports.iter().any(|r| r.contains(p)))))
+            && (self.protocols.is_empty()
+                || matches!(span.get(Attr::NetProtocol, ctx), Value::Str(p)
+                    if self.protocols.iter().any(|x| x.as_str() == p)))
+            && (self.processes.is_empty()
+                || matches!(span.get(Attr::ProcessComm, ctx), Value::Str(c)
+                    if self.processes.iter().any(|x| x == c)))
+            && (self.paths.is_empty()
+                || matches!(span.get(Attr::FilePath, ctx), Value::Str(p)
+                    if self.paths.iter().any(|prefix| path_under(p, prefix))))
+    }
+}
+
+/// Whether `path` is `prefix` or below it (whole components: `/data/a` is not under `/data/ab`).
+pub fn path_under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.trim_end_matches('/');
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.is_empty(),
+        None => false,
     }
 }
 

@@ -17,7 +17,12 @@ use super::{
         Allow, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError, valid_ident,
     },
     raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
+    strmap::value_offsets,
 };
+use crate::rules::{self, CompileEnv, ExprError};
+
+/// The kernel's `comm` is at most this many characters (TASK_COMM_LEN - 1).
+const COMM_MAX: usize = 15;
 
 const IDENT_HINT: &str = "expected lowercase letters, digits, '_', '.' or '-', \
                           starting with a letter or digit";
@@ -90,10 +95,17 @@ pub(super) fn build(
         raw.tenant.iter().for_each(|t| b.tenant(*file, t));
     }
     for (file, raw) in &files {
-        raw.rule.iter().for_each(|r| b.rule(*file, r));
+        raw.rule.iter().for_each(|r| b.rule(*file, r, complete));
     }
     for (file, raw) in &files {
-        raw.allow.iter().for_each(|a| b.allow(*file, a, complete));
+        for rule in &raw.rule {
+            for allow in &rule.allow {
+                b.allow(*file, allow, Some(&rule.id), complete);
+            }
+        }
+        raw.allow
+            .iter()
+            .for_each(|a| b.allow(*file, a, None, complete));
     }
     if complete {
         if b.tenants.is_empty() {
@@ -103,7 +115,8 @@ pub(super) fn build(
                 "define at least one tenant",
             );
         }
-        if b.rules.is_empty() {
+        // `rule_at`: rules defined, even those whose expression did not compile.
+        if b.rule_at.is_empty() {
             b.whole(origin, "no [[rule]] defined", "define at least one rule");
         }
     }
@@ -187,11 +200,24 @@ impl Builder<'_> {
                 endpoints.push(e);
             }
         }
-        if raw.cgroups.is_empty() && raw.endpoints.is_empty() {
+        let mut paths = Vec::with_capacity(raw.paths.len());
+        for text in &raw.paths {
+            let value = text.get_ref();
+            if value.starts_with('/') && crate::events::file::normalize(value) == *value {
+                paths.push(value.clone());
+            } else {
+                let at = Self::at(file, text);
+                let hint = "expected an absolute, normalized path prefix such as \"/srv/acme\" \
+                            (no `..`, `.` or trailing `/`)";
+                self.invalid(&at, format!("invalid path prefix {value:?}"), hint);
+            }
+        }
+        if raw.cgroups.is_empty() && raw.endpoints.is_empty() && raw.paths.is_empty() {
             self.invalid(
                 &name_at,
-                format!("tenant {name:?} owns no cgroup and no endpoint"),
-                "add at least one pattern to `cgroups` or one address to `endpoints`",
+                format!("tenant {name:?} owns no cgroup, endpoint or path"),
+                "add at least one pattern to `cgroups`, one address to `endpoints` or one \
+                 prefix to `paths`",
             );
         }
         self.tenants.push(Tenant {
@@ -199,6 +225,7 @@ impl Builder<'_> {
             name: name.clone(),
             cgroups,
             endpoints,
+            paths,
             shared: raw.shared,
         });
     }
@@ -296,7 +323,7 @@ impl Builder<'_> {
         Some(endpoint)
     }
 
-    fn rule(&mut self, file: usize, raw: &RawRule) {
+    fn rule(&mut self, file: usize, raw: &RawRule, complete: bool) {
         let id = raw.id.get_ref();
         let at = Self::at(file, &raw.id);
         if !valid_ident(id) {
@@ -311,17 +338,61 @@ impl Builder<'_> {
             return;
         }
         self.rule_at.insert(id.clone(), at);
-        self.rules.push(Rule {
-            id: id.clone(),
-            kind: raw.kind,
-            severity: raw.severity,
-            description: raw.description.clone(),
-        });
+        let names: Vec<&str> = self.tenants.iter().map(|t| t.name.as_str()).collect();
+        // With unknown tenants (a bad file), tenant literals cannot be checked.
+        let env = CompileEnv {
+            tenants: complete.then_some(names.as_slice()),
+        };
+        match rules::compile(raw.expr.get_ref(), &env) {
+            Ok(matcher) => self.rules.push(Rule {
+                id: id.clone(),
+                severity: raw.severity,
+                description: raw.description.clone(),
+                expr: raw.expr.get_ref().clone(),
+                matcher,
+            }),
+            Err(errors) => {
+                for err in errors {
+                    self.expr_error(file, &raw.expr, id, &err);
+                }
+            }
+        }
     }
 
-    fn allow(&mut self, file: usize, raw: &RawAllow, complete: bool) {
+    /// Reports an error inside a rule's expression at its place in the file.
+    fn expr_error(&mut self, file: usize, expr: &Spanned<String>, rule: &str, err: &ExprError) {
+        let token = expr.span();
+        let text = self.sources.get(file).map_or("", |s| s.text.as_str());
+        let raw = text.get(token.clone()).unwrap_or("");
+        let span = match value_offsets(raw, expr.get_ref()) {
+            Some(map) => {
+                let last = map.len().saturating_sub(1);
+                let e = err.span();
+                let start = map[e.start.min(last)];
+                let end = map[e.end.min(last)].max(start);
+                token.start + start..token.start + end
+            }
+            None => token,
+        };
+        let msg = format!("rule {rule:?}: {err}");
+        self.invalid(&At { file, span }, msg, err.hint());
+    }
+
+    /// An `[[allow]]` table, or a `[[rule.allow]]` of rule `implied`.
+    fn allow(
+        &mut self,
+        file: usize,
+        raw: &RawAllow,
+        implied: Option<&Spanned<String>>,
+        complete: bool,
+    ) {
         let mut ok = true;
-        if let Some(rule) = &raw.rule
+        if let (Some(rule), Some(_)) = (&raw.rule, implied) {
+            let msg = "`rule` in a [[rule.allow]] table".to_owned();
+            let hint = "a [[rule.allow]] applies to its enclosing [[rule]]; remove `rule`";
+            self.invalid(&Self::at(file, rule), msg, hint);
+            ok = false;
+        } else if let Some(rule) = &raw.rule
             && complete
             && !self.rule_at.contains_key(rule.get_ref())
         {
@@ -333,8 +404,9 @@ impl Builder<'_> {
             self.invalid(&Self::at(file, rule), msg, hint);
             ok = false;
         }
-        let from = self.tenant_match(file, &raw.from, "from", complete);
-        let to = self.tenant_match(file, &raw.to, "to", complete);
+        let rule = implied.or(raw.rule.as_ref());
+        let from = self.tenant_match(file, raw.from.as_ref(), "from", complete);
+        let to = self.tenant_match(file, raw.to.as_ref(), "to", complete);
         let mut ports = Vec::with_capacity(raw.ports.len());
         for port in &raw.ports {
             match parse_allow_port(port.get_ref()) {
@@ -346,6 +418,29 @@ impl Builder<'_> {
                 }
             }
         }
+        for comm in &raw.processes {
+            let n = comm.get_ref().chars().count();
+            if n == 0 || n > COMM_MAX {
+                let msg = format!(
+                    "invalid process name {:?} in allow.processes",
+                    comm.get_ref()
+                );
+                let hint = format!(
+                    "expected a process name (comm) of 1 to {COMM_MAX} characters; the kernel \
+                     truncates longer names, so write their first {COMM_MAX} characters"
+                );
+                self.invalid(&Self::at(file, comm), msg, hint);
+                ok = false;
+            }
+        }
+        for path in &raw.paths {
+            if !path.get_ref().starts_with('/') {
+                let msg = format!("invalid path {:?} in allow.paths", path.get_ref());
+                let hint = "expected an absolute path prefix, e.g. \"/srv/shared\"";
+                self.invalid(&Self::at(file, path), msg, hint);
+                ok = false;
+            }
+        }
         let reason = raw.reason.get_ref().trim();
         if reason.is_empty() {
             let hint = "say why this access is fine and who approved it (e.g. a ticket)";
@@ -353,13 +448,28 @@ impl Builder<'_> {
             self.invalid(&at, "allow.reason is empty".to_owned(), hint);
             ok = false;
         }
+        let narrows = rule.is_some()
+            || raw.from.as_ref().is_some_and(|f| f.get_ref() != "*")
+            || raw.to.as_ref().is_some_and(|t| t.get_ref() != "*")
+            || !(raw.ports.is_empty()
+                && raw.protocols.is_empty()
+                && raw.processes.is_empty()
+                && raw.paths.is_empty());
+        if !narrows {
+            let hint = "name a rule, tenants, ports, protocols, processes or paths";
+            let at = Self::at(file, &raw.reason);
+            self.invalid(&at, "this allow covers every access".to_owned(), hint);
+            ok = false;
+        }
         if let (true, Some(from), Some(to)) = (ok, from, to) {
             self.allows.push(Allow {
-                rule: raw.rule.as_ref().map(|r| r.get_ref().clone()),
+                rule: rule.map(|r| r.get_ref().clone()),
                 from,
                 to,
                 ports,
                 protocols: raw.protocols.clone(),
+                processes: raw.processes.iter().map(|p| p.get_ref().clone()).collect(),
+                paths: raw.paths.iter().map(|p| p.get_ref().clone()).collect(),
                 reason: reason.to_owned(),
             });
         }
@@ -368,10 +478,13 @@ impl Builder<'_> {
     fn tenant_match(
         &mut self,
         file: usize,
-        name: &Spanned<String>,
+        name: Option<&Spanned<String>>,
         key: &str,
         complete: bool,
     ) -> Option<TenantMatch> {
+        let Some(name) = name else {
+            return Some(TenantMatch::Any);
+        };
         if name.get_ref() == "*" {
             return Some(TenantMatch::Any);
         }

@@ -11,7 +11,7 @@ use toml::{
     de::{DeTable, DeValue, ValueDeserializer},
 };
 
-use super::model::{Protocol, RuleKind, Severity};
+use super::model::{Protocol, Severity};
 
 /// One rules file's tables, in source order per kind.
 #[derive(Debug, Default)]
@@ -84,6 +84,8 @@ pub(super) struct RawTenant {
     #[serde(default)]
     pub endpoints: Vec<Spanned<String>>,
     #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
+    #[serde(default)]
     pub shared: bool,
 }
 
@@ -92,9 +94,13 @@ pub(super) struct RawTenant {
 #[serde(deny_unknown_fields)]
 pub(super) struct RawRule {
     pub id: Spanned<String>,
-    pub kind: RuleKind,
     pub severity: Severity,
     pub description: String,
+    /// The rule expression; its span locates expression errors in the file.
+    pub expr: Spanned<String>,
+    /// `[[rule.allow]]`: exceptions to this rule only.
+    #[serde(default)]
+    pub allow: Vec<RawAllow>,
 }
 
 /// `[[allow]]`.
@@ -103,12 +109,18 @@ pub(super) struct RawRule {
 pub(super) struct RawAllow {
     #[serde(default)]
     pub rule: Option<Spanned<String>>,
-    pub from: Spanned<String>,
-    pub to: Spanned<String>,
+    #[serde(default)]
+    pub from: Option<Spanned<String>>,
+    #[serde(default)]
+    pub to: Option<Spanned<String>>,
     #[serde(default)]
     pub ports: Vec<Spanned<RawPort>>,
     #[serde(default)]
     pub protocols: Vec<Protocol>,
+    #[serde(default)]
+    pub processes: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub paths: Vec<Spanned<String>>,
     pub reason: Spanned<String>,
 }
 

@@ -4,10 +4,12 @@
 //! events; the 4-tuple (with the network namespace for TCP) pairs a client socket with the
 //! server socket facing it. An end left unpaired for [`PAIR_WINDOW_NS`] becomes a one-sided span
 //! (the peer is off-node, or in a cgroup Seam does not watch).
+pub mod file;
 pub mod span;
 
 use std::collections::HashMap;
 
+pub use file::FileSpan;
 use seam_common::tcp_state;
 pub use span::{ConnectionSpan, SpanEnd, SpanId, TraceId};
 
@@ -63,6 +65,16 @@ pub struct Correlator {
 }
 
 impl Correlator {
+    /// The spans of a file event (no pairing needed: the kernel resolved the path).
+    pub fn on_file_event(&self, event: &KernelEvent, attribution: &Attributor) -> Vec<FileSpan> {
+        let KernelEventKind::File(file) = &event.kind else {
+            return Vec::new();
+        };
+        let h = &event.header;
+        let caller = attribution.caller(h.cgroup_id, h.pid, &h.comm, h.uid, None);
+        file::spans(file, &caller, h.time_ns)
+    }
+
     /// Feeds one event; returns the spans it completed.
     pub fn on_event(
         &mut self,
@@ -141,7 +153,9 @@ impl Correlator {
                 let role = if *ingress { Role::Server } else { Role::Client };
                 self.arrive(key, role, *cookie, caller, h.time_ns)
             }
-            KernelEventKind::Exec { .. } | KernelEventKind::Exit { .. } => Vec::new(),
+            KernelEventKind::Exec { .. }
+            | KernelEventKind::Exit { .. }
+            | KernelEventKind::File(_) => Vec::new(),
         }
     }
 

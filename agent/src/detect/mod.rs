@@ -1,70 +1,78 @@
-//! Detection: evaluates isolation rules on spans and produces violations (fourth stage).
+//! Detection: evaluates every compiled rule on every span and produces violations (fourth
+//! stage). There is no policy here: what is a violation is the rules' business.
+mod file;
+mod network;
 pub mod violation;
 
-pub use violation::{TargetRecord, Violation};
+pub use violation::{FileTargetRecord, Target, TargetRecord, Violation, caller_record};
 
 use crate::{
-    config::{Protocol, RuleKind, RuleSet, TenantId},
-    correlation::ConnectionSpan,
-    events::Transport,
+    config::RuleSet,
+    rules::{EvalContext, LocalAddrs, SpanView},
 };
 
-/// Evaluates the network rules of a [`RuleSet`] on connection spans.
-pub struct NetworkDetector {
+/// A span a violation can be built from: its attributes plus what the feed shows.
+pub trait Evidence: SpanView {
+    /// The violation's `target`.
+    fn target(&self, ctx: &EvalContext<'_>) -> Target;
+    /// One sentence for the violation's `message`.
+    fn describe(&self, ctx: &EvalContext<'_>) -> String;
+}
+
+/// Evaluates the rules of a [`RuleSet`] on spans.
+pub struct Detector {
     node: String,
+    local: LocalAddrs,
 }
 
-fn protocol(t: Transport) -> Protocol {
-    match t {
-        Transport::Tcp => Protocol::Tcp,
-        Transport::Udp => Protocol::Udp,
-    }
-}
+/// The former name, kept for callers.
+pub type NetworkDetector = Detector;
 
-impl NetworkDetector {
+impl Detector {
     pub fn new(node: String) -> Self {
-        Self { node }
-    }
-
-    /// The tenant whose resource the span touched: the server socket's own tenant when it is on
-    /// this node, else the owner of the destination address from `endpoints`.
-    pub fn target_tenant(span: &ConnectionSpan, rules: &RuleSet) -> Option<TenantId> {
-        match &span.server {
-            Some(server) => server.caller.tenant,
-            None => rules.tenant_for_endpoint(span.server_endpoint.ip, span.server_endpoint.port),
+        Self {
+            node,
+            local: LocalAddrs::current(),
         }
     }
 
-    /// Violations of every network rule by this span (none for same-tenant, shared or allowed
-    /// traffic, or when either side is not a tenant).
-    pub fn evaluate(
+    /// Re-reads the node's addresses (interfaces come and go).
+    pub fn refresh_local(&mut self) {
+        self.local = LocalAddrs::current();
+    }
+
+    /// Violations of every rule matching `span` that no allow covers.
+    pub fn evaluate<S: Evidence + ?Sized>(
         &self,
-        span: &ConnectionSpan,
+        span: &S,
         rules: &RuleSet,
         wall_time: &str,
     ) -> Vec<Violation> {
-        let Some(client) = &span.client else {
-            return Vec::new();
+        let ctx = EvalContext {
+            rules,
+            local: &self.local,
         };
-        let (Some(from), Some(to)) = (client.caller.tenant, Self::target_tenant(span, rules))
-        else {
-            return Vec::new();
-        };
-        if from == to || rules.tenant(from).shared || rules.tenant(to).shared {
-            return Vec::new();
+        let mut out = Vec::new();
+        for rule in &rules.rules {
+            if !rule.matcher.matches(span, &ctx) {
+                continue;
+            }
+            if let Some(allow) = rules.allowed(&rule.id, span, &ctx) {
+                tracing::debug!(rule = %rule.id, reason = %allow.reason, "allowed");
+                continue;
+            }
+            out.push(Violation::new(&self.node, rule, span, &ctx, wall_time));
         }
-        let port = span.server_endpoint.port;
-        let proto = protocol(span.protocol);
-        rules
-            .rules_of(RuleKind::Network)
-            .filter(|rule| {
-                if let Some(allow) = rules.allowed(&rule.id, from, to, port, proto) {
-                    tracing::debug!(rule = %rule.id, reason = %allow.reason, "allowed cross-tenant flow");
-                    return false;
-                }
-                true
-            })
-            .map(|rule| Violation::network(&self.node, rule, span, rules, to, wall_time))
-            .collect()
+        out
+    }
+
+    /// [`Detector::evaluate`] for file spans (kept for callers).
+    pub fn evaluate_file(
+        &self,
+        span: &crate::correlation::FileSpan,
+        rules: &RuleSet,
+        wall_time: &str,
+    ) -> Vec<Violation> {
+        self.evaluate(span, rules, wall_time)
     }
 }

@@ -1,4 +1,5 @@
 //! Kernel events decoded from ring-buffer records into typed values (the first stage).
+pub mod file;
 pub mod reader;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -87,6 +88,8 @@ pub enum KernelEventKind {
         old: u8,
         new: u8,
     },
+    /// A file syscall (or exec) with its kernel-resolved path(s).
+    File(file::FileEvent),
     /// First UDP packet between a socket and a peer.
     FlowStart {
         cookie: u64,
@@ -203,6 +206,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
                 new: d.newstate,
             }
         }
+        EventKind::File => KernelEventKind::File(file::decode(&bytes[size_of::<EventInfo>()..])?),
         EventKind::FlowStart => {
             let e: Event<FlowData> = read(bytes, "flow")?;
             let d = e.data;

@@ -1,13 +1,13 @@
 //! Drains the ring buffer in batches and hands decoded events to the pipeline.
 //! Undecodable records are counted; losses in the kernel are read from the per-CPU counters.
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use seam_common::LossSlot;
 use tokio::sync::mpsc;
 
 use super::{KernelEvent, decode};
-use crate::pipeline::Input;
+use crate::{metrics::Metrics, pipeline::Input};
 
 /// How often the ring buffer is drained. The probes submit without waking the reader, so
 /// events are handled in batches: one wakeup per interval instead of one per event.
@@ -17,11 +17,13 @@ pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 const BATCH: usize = 4096;
 
 /// Drains the ring buffer every [`DRAIN_INTERVAL`] until `stop` fires (then drains once more,
-/// so nothing the kernel handed over is left behind) or the pipeline hangs up.
+/// so nothing the kernel handed over is left behind) or the pipeline hangs up. Each drain beats
+/// the reader's heartbeat (`/healthz`).
 pub async fn run(
     mut ring: RingBuf<MapData>,
     tx: mpsc::Sender<Input>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
+    metrics: Arc<Metrics>,
 ) {
     let mut interval = tokio::time::interval(DRAIN_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -30,6 +32,7 @@ pub async fn run(
             _ = interval.tick() => false,
             _ = &mut stop => true,
         };
+        metrics.health.reader_beat();
         loop {
             let mut batch: Vec<Result<KernelEvent, String>> = Vec::new();
             while let Some(record) = ring.next() {

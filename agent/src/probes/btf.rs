@@ -154,7 +154,32 @@ impl BtfOffsets {
             task_real_parent: self.offset("task_struct", "real_parent")?,
             task_tgid: self.offset("task_struct", "tgid")?,
             task_exit_code: self.offset("task_struct", "exit_code")?,
+            ..KernelOffsets::ZERO
         })
+    }
+
+    /// Adds the offsets the file probes need; on failure they stay zero and `files_valid` 0.
+    pub fn file_offsets(&self, mut offsets: KernelOffsets) -> Result<KernelOffsets, BtfError> {
+        offsets.task_files = self.offset("task_struct", "files")?;
+        offsets.files_fdt = self.offset("files_struct", "fdt")?;
+        offsets.fdt_fd = self.offset("fdtable", "fd")?;
+        offsets.fdt_max_fds = self.offset("fdtable", "max_fds")?;
+        offsets.task_fs = self.offset("task_struct", "fs")?;
+        offsets.fs_root = self.offset("fs_struct", "root")?;
+        offsets.fs_pwd = self.offset("fs_struct", "pwd")?;
+        offsets.file_path = self.offset("file", "f_path")?;
+        offsets.file_mode = self.offset("file", "f_mode")?;
+        offsets.path_mnt = self.offset("path", "mnt")?;
+        offsets.path_dentry = self.offset("path", "dentry")?;
+        offsets.dentry_parent = self.offset("dentry", "d_parent")?;
+        offsets.dentry_name = self.offset("dentry", "d_name.name")?;
+        offsets.mount_mnt = self.offset("mount", "mnt")?;
+        offsets.mount_parent = self.offset("mount", "mnt_parent")?;
+        offsets.mount_mountpoint = self.offset("mount", "mnt_mountpoint")?;
+        offsets.vfsmount_root = self.offset("vfsmount", "mnt_root")?;
+        offsets.bprm_file = self.offset("linux_binprm", "file")?;
+        offsets.files_valid = 1;
+        Ok(offsets)
     }
 }
 
@@ -184,6 +209,24 @@ mod tests {
             btf.offset("sock_common", "skc_dport").unwrap(),
             offsets.skc_dport
         );
+    }
+
+    #[test]
+    fn resolves_file_offsets() {
+        let btf = kernel();
+        let base = btf.kernel_offsets().unwrap();
+        let offsets = btf
+            .file_offsets(base)
+            .expect("file offsets resolve on this kernel");
+        assert_eq!(offsets.files_valid, 1);
+        // struct path is { mnt, dentry } on every kernel with BTF.
+        assert_eq!((offsets.path_mnt, offsets.path_dentry), (0, 8));
+        // d_name.name sits after the qstr's hash/len word.
+        assert_eq!(
+            offsets.dentry_name,
+            btf.offset("dentry", "d_name").unwrap() + 8
+        );
+        assert_eq!(offsets.skc_num, base.skc_num, "network offsets kept");
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! and a report of which hooks are live (the node's fingerprint).
 pub mod btf;
 pub mod table;
+pub mod tracefs;
 
 use std::{
     collections::BTreeMap,
@@ -16,7 +17,7 @@ use aya::{
     },
 };
 use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
-pub use table::{Capability, Hook, PROBES, ProbeSpec};
+pub use table::{Capability, Hook, Needs, PROBES, ProbeSpec};
 
 /// The probes, compiled for bpfel-unknown-none by agent/build.rs.
 static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
@@ -142,8 +143,7 @@ pub fn load(
             });
             continue;
         }
-        let served_by_fallback_chain = matches!(spec.hook, Hook::TracePoint(..));
-        if served_by_fallback_chain && live.contains_key(&spec.capability) {
+        if spec.fallback && live.contains_key(&spec.capability) {
             statuses.push(ProbeStatus {
                 program: spec.program,
                 attach_point,
@@ -153,7 +153,12 @@ pub fn load(
             });
             continue;
         }
-        let result = if spec.needs_offsets && offsets.valid != 1 {
+        let missing_offsets = match spec.needs {
+            Needs::Nothing => false,
+            Needs::SocketOffsets => offsets.valid != 1,
+            Needs::FileOffsets => offsets.files_valid != 1,
+        };
+        let result = if missing_offsets {
             Err("kernel struct offsets could not be resolved from BTF".to_owned())
         } else {
             attach(&mut ebpf, spec, &btf, &cgroup).map_err(|e| error_text(e.as_ref()))

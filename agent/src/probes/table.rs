@@ -17,6 +17,8 @@ pub enum Capability {
     ProcessExec,
     /// exit of tenant processes.
     ProcessExit,
+    /// File syscalls of tenant tasks with kernel-resolved paths.
+    FileAccess,
 }
 
 impl Capability {
@@ -46,8 +48,32 @@ pub struct ProbeSpec {
     pub capability: Capability,
     /// Oldest kernel (major, minor) the hook exists on.
     pub min_kernel: (u32, u32),
-    /// Whether it reads kernel structs through BTF offsets.
-    pub needs_offsets: bool,
+    /// Which kernel struct offsets (from BTF) it reads.
+    pub needs: Needs,
+    /// A fallback: only tried when no earlier probe gave its capability.
+    pub fallback: bool,
+}
+
+/// Kernel struct offsets a probe depends on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Needs {
+    Nothing,
+    /// Socket and cgroup offsets (`KernelOffsets::valid`).
+    SocketOffsets,
+    /// Task, file, dentry and mount offsets (`KernelOffsets::files_valid`).
+    FileOffsets,
+}
+
+/// A pair of probes on syscalls/sys_enter_<name> and sys_exit_<name>.
+const fn syscall(program: &'static str, name: &'static str) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        hook: Hook::TracePoint("syscalls", name),
+        capability: Capability::FileAccess,
+        min_kernel: (4, 7),
+        needs: Needs::FileOffsets,
+        fallback: false,
+    }
 }
 
 impl ProbeSpec {
@@ -66,86 +92,121 @@ impl ProbeSpec {
     }
 }
 
-/// All probes, best first within each capability. Syscall tracepoints are deliberately absent:
-/// a program on one slows every syscall on the node.
+/// All probes, best first within each capability. Syscall tracepoints are used only for file
+/// access, where this kernel offers nothing else: a program on one slows every syscall on the
+/// node (`--disable-probe` or leaving files out of the rules keeps them off).
 pub const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "seam_connect4",
         hook: Hook::CgroupSockAddr,
         capability: Capability::ConnectIntent,
         min_kernel: (4, 17),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_connect6",
         hook: Hook::CgroupSockAddr,
         capability: Capability::ConnectIntent,
         min_kernel: (4, 17),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_sendmsg4",
         hook: Hook::CgroupSockAddr,
         capability: Capability::UdpSend,
         min_kernel: (4, 18),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_sendmsg6",
         hook: Hook::CgroupSockAddr,
         capability: Capability::UdpSend,
         min_kernel: (4, 18),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_inet_sock_set_state",
         hook: Hook::TpBtf("inet_sock_set_state"),
         capability: Capability::TcpEnds,
         min_kernel: (5, 5),
-        needs_offsets: true,
+        needs: Needs::SocketOffsets,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_skb_ingress",
         hook: Hook::CgroupSkb { ingress: true },
         capability: Capability::Traffic,
         min_kernel: (4, 10),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_skb_egress",
         hook: Hook::CgroupSkb { ingress: false },
         capability: Capability::Traffic,
         min_kernel: (4, 10),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_sched_process_exec",
         hook: Hook::TpBtf("sched_process_exec"),
         capability: Capability::ProcessExec,
         min_kernel: (5, 5),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_tp_sched_process_exec",
         hook: Hook::TracePoint("sched", "sched_process_exec"),
         capability: Capability::ProcessExec,
         min_kernel: (4, 7),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: true,
     },
     ProbeSpec {
         program: "seam_sched_process_exit",
         hook: Hook::TpBtf("sched_process_exit"),
         capability: Capability::ProcessExit,
         min_kernel: (5, 5),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: false,
     },
     ProbeSpec {
         program: "seam_tp_sched_process_exit",
         hook: Hook::TracePoint("sched", "sched_process_exit"),
         capability: Capability::ProcessExit,
         min_kernel: (4, 7),
-        needs_offsets: false,
+        needs: Needs::Nothing,
+        fallback: true,
     },
+    // File access: no LSM or fentry hook on kernels like this one, so syscall tracepoints,
+    // enter (arguments) and exit (result, path resolved from the object). Legacy syscalls
+    // (open, creat, unlink, rename) only exist on some architectures.
+    syscall("seam_enter_openat", "sys_enter_openat"),
+    syscall("seam_exit_openat", "sys_exit_openat"),
+    syscall("seam_enter_openat2", "sys_enter_openat2"),
+    syscall("seam_exit_openat2", "sys_exit_openat2"),
+    syscall("seam_enter_open", "sys_enter_open"),
+    syscall("seam_exit_open", "sys_exit_open"),
+    syscall("seam_enter_creat", "sys_enter_creat"),
+    syscall("seam_exit_creat", "sys_exit_creat"),
+    syscall("seam_enter_unlinkat", "sys_enter_unlinkat"),
+    syscall("seam_exit_unlinkat", "sys_exit_unlinkat"),
+    syscall("seam_enter_unlink", "sys_enter_unlink"),
+    syscall("seam_exit_unlink", "sys_exit_unlink"),
+    syscall("seam_enter_renameat2", "sys_enter_renameat2"),
+    syscall("seam_exit_renameat2", "sys_exit_renameat2"),
+    syscall("seam_enter_renameat", "sys_enter_renameat"),
+    syscall("seam_exit_renameat", "sys_exit_renameat"),
+    syscall("seam_enter_rename", "sys_enter_rename"),
+    syscall("seam_exit_rename", "sys_exit_rename"),
+    syscall("seam_enter_truncate", "sys_enter_truncate"),
+    syscall("seam_exit_truncate", "sys_exit_truncate"),
 ];
 
 #[cfg(test)]

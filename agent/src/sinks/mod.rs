@@ -1,13 +1,35 @@
-//! Sinks: where feed records go (last stage). JSON lines on stdout and, optionally, a file.
+//! Sinks: where feed records go (last stage). [`Sinks`] folds repeated violations
+//! ([`aggregate`]) and fans every record out to stdout (JSON lines), the feed file
+//! ([`rotate`], optionally size-rotated) and any number of HTTP webhooks ([`webhook`], queued
+//! and delivered off the event path).
+pub mod aggregate;
+pub mod backoff;
+pub mod rotate;
+#[cfg(test)]
+mod tests;
+pub mod webhook;
+
 use std::{
-    fs::{File, OpenOptions},
-    io::{self, BufWriter, Write},
-    path::{Path, PathBuf},
+    collections::BTreeMap,
+    io::{self, Write},
+    path::PathBuf,
+    sync::Arc,
+    time::Duration,
 };
 
+use aggregate::{Aggregator, Offer};
+use prometheus_client::metrics::{counter::Counter, family::Family};
+use rotate::{RotatingFile, Rotation};
 use serde::Serialize;
+use serde_json::Value;
+use webhook::{WebhookConfig, WebhookSink};
 
-/// Why a sink could not be opened.
+use crate::{
+    clock,
+    metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
+};
+
+/// Why the sinks could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum SinkError {
     /// The feed file could not be opened for appending.
@@ -17,61 +39,219 @@ pub enum SinkError {
         #[source]
         source: io::Error,
     },
+    /// A `--webhook` URL is unusable.
+    #[error("--webhook {url}: {reason}")]
+    WebhookUrl { url: String, reason: String },
+    /// The webhook delivery thread could not be started.
+    #[error("cannot start the webhook thread: {0}; check the process and thread limits")]
+    Thread(#[source] io::Error),
 }
 
-/// Writes every record as one JSON line to stdout and to the feed file, flushing per record so
-/// readers (tests, log shippers) see it at once.
-pub struct JsonLinesSink {
-    stdout: bool,
-    file: Option<BufWriter<File>>,
-    /// Records that could not be written (reported in stats, never silently dropped).
+/// Where the feed goes and how.
+#[derive(Clone, Debug)]
+pub struct SinkOptions {
+    pub stdout: bool,
+    pub feed_file: Option<PathBuf>,
+    /// Size-based rotation of the feed file (None: grow forever).
+    pub rotation: Option<Rotation>,
+    pub webhooks: Vec<WebhookConfig>,
+    /// Window in which identical violations are folded (zero: never).
+    pub aggregate_window: Duration,
+    /// How long the webhooks may keep delivering at shutdown.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for SinkOptions {
+    fn default() -> Self {
+        Self {
+            stdout: true,
+            feed_file: None,
+            rotation: None,
+            webhooks: Vec::new(),
+            aggregate_window: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The fan-out the pipeline calls.
+pub struct Sinks {
+    stdout: Option<SinkMetrics>,
+    file: Option<(RotatingFile, SinkMetrics)>,
+    webhooks: Vec<WebhookSink>,
+    aggregator: Aggregator,
+    folded: Counter,
+    violations: Family<ViolationLabels, Counter>,
+    shutdown_grace: Duration,
+    /// Records that could not be serialized or written to stdout or the file.
     pub write_errors: u64,
 }
 
-impl JsonLinesSink {
-    pub fn new(stdout: bool, feed_file: Option<&Path>) -> Result<Self, SinkError> {
-        let file = feed_file
-            .map(|path| {
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map(BufWriter::new)
-                    .map_err(|source| SinkError::Open {
-                        path: path.to_owned(),
-                        source,
-                    })
-            })
-            .transpose()?;
+impl Sinks {
+    /// Opens the feed file, validates the webhook URLs and starts their delivery threads.
+    pub fn open(options: &SinkOptions, metrics: &Metrics) -> Result<Self, SinkError> {
+        for hook in &options.webhooks {
+            webhook::http::validate_url(&hook.url).map_err(|reason| SinkError::WebhookUrl {
+                url: webhook::http::redact(&hook.url),
+                reason,
+            })?;
+        }
+        let file = options
+            .feed_file
+            .as_deref()
+            .map(|path| RotatingFile::open(path, options.rotation))
+            .transpose()?
+            .map(|file| (file, metrics.sink("file")));
+        let webhooks = options
+            .webhooks
+            .iter()
+            .enumerate()
+            .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(&format!("webhook-{n}"))))
+            .collect::<Result<_, _>>()
+            .map_err(SinkError::Thread)?;
         Ok(Self {
-            stdout,
+            stdout: options.stdout.then(|| metrics.sink("stdout")),
             file,
+            webhooks,
+            aggregator: Aggregator::new(options.aggregate_window),
+            folded: metrics.violations_folded.clone(),
+            violations: metrics.violations.clone(),
+            shutdown_grace: options.shutdown_grace,
             write_errors: 0,
         })
     }
 
+    /// A feed record. Violations (records with a `rule_id`) are emitted at once unless an
+    /// identical one is within the aggregation window; anything else (e.g. a loss report) is
+    /// emitted as is.
     pub fn emit<T: Serialize>(&mut self, record: &T) {
-        let line = match serde_json::to_string(record) {
-            Ok(line) => line,
+        self.emit_at(record, clock::boot_ns());
+    }
+
+    /// [`Sinks::emit`] at monotonic time `now_ns`.
+    pub fn emit_at<T: Serialize>(&mut self, record: &T, now_ns: u64) {
+        let Some(value) = self.serialize(record) else {
+            return;
+        };
+        self.count_violation(&value);
+        match self.aggregator.offer(&value, now_ns) {
+            Offer::Folded => {
+                self.folded.inc();
+            }
+            Offer::Emit { closed } => {
+                if let Some(aggregate) = closed {
+                    self.write(&aggregate);
+                }
+                self.write(&value);
+            }
+        }
+    }
+
+    /// Emits the aggregates of windows that are over.
+    pub fn tick(&mut self) {
+        self.tick_at(clock::boot_ns());
+    }
+
+    /// [`Sinks::tick`] at monotonic time `now_ns`.
+    pub fn tick_at(&mut self, now_ns: u64) {
+        for aggregate in self.aggregator.expire(now_ns) {
+            self.write(&aggregate);
+        }
+    }
+
+    /// At shutdown: emits every open aggregate, then lets the webhooks deliver for up to the
+    /// grace period.
+    pub fn finish(&mut self) {
+        for aggregate in self.aggregator.flush() {
+            self.write(&aggregate);
+        }
+        for hook in &mut self.webhooks {
+            hook.finish(self.shutdown_grace);
+        }
+    }
+
+    /// Violations folded so far.
+    pub fn folded(&self) -> u64 {
+        self.aggregator.folded
+    }
+
+    /// Dropped records by `sink/reason` (non-zero only), for the stats file.
+    pub fn dropped(&self) -> BTreeMap<String, u64> {
+        let sinks = self
+            .stdout
+            .iter()
+            .chain(self.file.iter().map(|(_, m)| m))
+            .chain(self.webhooks.iter().map(WebhookSink::metrics));
+        sinks
+            .flat_map(|m| {
+                m.dropped_by_reason()
+                    .into_iter()
+                    .map(|(reason, n)| (format!("{}/{reason}", m.name), n))
+            })
+            .collect()
+    }
+
+    /// Counts a violation in `seam_violations_total` (here, where every violation of every
+    /// kind passes, folded or not).
+    fn count_violation(&self, record: &Value) {
+        let Some(rule) = record.get("rule_id").and_then(Value::as_str) else {
+            return;
+        };
+        let tenant = |field: &str| {
+            record
+                .get(field)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        self.violations
+            .get_or_create(&ViolationLabels {
+                rule: rule.to_owned(),
+                from_tenant: tenant("intended_tenant"),
+                to_tenant: tenant("actual_tenant"),
+            })
+            .inc();
+    }
+
+    fn serialize<T: Serialize>(&mut self, record: &T) -> Option<Value> {
+        match serde_json::to_value(record) {
+            Ok(value) => Some(value),
             Err(error) => {
                 self.write_errors += 1;
                 tracing::error!(%error, "cannot serialize a feed record");
-                return;
+                None
             }
-        };
-        if self.stdout {
+        }
+    }
+
+    fn write(&mut self, record: &Value) {
+        let line = record.to_string();
+        if let Some(metrics) = &self.stdout {
             let mut out = io::stdout().lock();
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 self.write_errors += 1;
+                metrics.dropped(DropReason::WriteError).inc();
+            } else {
+                metrics.delivered.inc();
             }
         }
-        if let Some(file) = &mut self.file
-            && writeln!(file, "{line}")
-                .and_then(|()| file.flush())
-                .is_err()
-        {
-            self.write_errors += 1;
-            tracing::error!("cannot write to the feed file");
+        if let Some((file, metrics)) = &mut self.file {
+            match file.write_line(&line) {
+                Ok(()) => {
+                    metrics.delivered.inc();
+                }
+                Err(error) => {
+                    self.write_errors += 1;
+                    metrics.dropped(DropReason::WriteError).inc();
+                    tracing::error!(%error, "cannot write to the feed file; check disk space");
+                }
+            }
+        }
+        if !self.webhooks.is_empty() {
+            let shared: Arc<str> = line.into();
+            for hook in &mut self.webhooks {
+                hook.send(shared.clone());
+            }
         }
     }
 }

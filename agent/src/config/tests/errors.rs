@@ -44,7 +44,7 @@ fn bad_severity_points_at_the_value() {
     let text = RULES.replace("severity = \"high\"", "severity = \"urgent\"");
     let err = error(&[("tenants.toml", TENANTS), ("rules.toml", &text)]);
     assert!(matches!(err, ConfigError::Toml { .. }), "{err:?}");
-    assert_eq!(line_col(&err), (5, 12));
+    assert_eq!(line_col(&err), (4, 12));
     assert!(err.message().contains("unknown variant `urgent`"), "{err}");
     assert!(err.message().contains("`critical`"), "{err}");
 }
@@ -56,7 +56,7 @@ fn wrong_type_and_missing_key() {
     assert!(err.message().contains("invalid type"), "{err}");
     assert_eq!(line_col(&err), (3, 11));
 
-    let text = "[[rule]]\nid = \"r\"\nkind = \"network\"\ndescription = \"d\"\n";
+    let text = "[[rule]]\nid = \"r\"\nexpr = \"trace.has(net.*)\"\ndescription = \"d\"\n";
     let err = error(&[("r.toml", text)]);
     assert!(err.message().contains("missing field `severity`"), "{err}");
     assert!(err.hint().contains("add the required key"), "{err}");
@@ -158,9 +158,9 @@ fn duplicate_tenant_across_files_points_at_both() {
 #[test]
 fn duplicate_rule_and_invalid_identifiers() {
     let text = format!(
-        "{RULES}\n[[rule]]\nid = \"cross-tenant-network\"\nkind = \"network\"\n\
+        "{RULES}\n[[rule]]\nid = \"cross-tenant-network\"\nexpr = \"trace.has(*)\"\n\
          severity = \"low\"\ndescription = \"again\"\n\n\
-         [[rule]]\nid = \"Bad Rule\"\nkind = \"network\"\nseverity = \"low\"\ndescription = \"\"\n"
+         [[rule]]\nid = \"Bad Rule\"\nexpr = \"trace.has(*)\"\nseverity = \"low\"\ndescription = \"\"\n"
     );
     let tenants = TENANTS.replace("name = \"tenant-b\"", "name = \"-tenant-b\"");
     let errs = errors(&[("tenants.toml", &tenants), ("rules.toml", &text)]);
@@ -284,7 +284,7 @@ fn tenant_owning_nothing() {
     assert_eq!(line_col(&err), (2, 8));
     assert_eq!(
         err.message(),
-        "tenant \"ghost\" owns no cgroup and no endpoint"
+        "tenant \"ghost\" owns no cgroup, endpoint or path"
     );
 }
 
@@ -391,9 +391,9 @@ cgroups = "b"
 
 [[rule]]
 id = "r"
-kind = "file"
-severity = "low"
+severity = "file"
 description = "d"
+expr = "trace.has(net.*)"
 
 [[tenant]]
 name = "c"
@@ -401,7 +401,11 @@ cgroups = ["/c"]
 "#;
     let errs = errors(&[("t.toml", text), ("r.toml", RULES)]);
     let found: Vec<(usize, usize)> = errs.iter().map(line_col).collect();
-    assert_eq!(found, vec![(4, 1), (8, 11), (12, 8), (18, 12)], "{errs:#?}");
+    assert_eq!(
+        found,
+        vec![(4, 1), (8, 11), (12, 12), (18, 12)],
+        "{errs:#?}"
+    );
     assert!(
         errs[2].message().contains("unknown variant `file`"),
         "{}",
@@ -431,4 +435,57 @@ fn top_level_value_of_the_wrong_type() {
     assert!(matches!(err, ConfigError::Toml { .. }), "{err:?}");
     assert_eq!(line_col(&err), (1, 10));
     assert!(err.message().contains("invalid type: string"), "{err}");
+}
+
+#[test]
+fn expression_errors_point_into_the_toml_file() {
+    // A basic string with escapes, then a multi-line literal string.
+    let policy = "[[rule]]\nid = \"r\"\nseverity = \"low\"\ndescription = \"d\"\n\
+                  expr = \"trace.has(net.connect).where(process.comm == \\\"x\\\" and peer.tenat)\"\n\n\
+                  [[rule]]\nid = \"s\"\nseverity = \"low\"\ndescription = \"d\"\n\
+                  expr = '''\ntrace.has(net.connect).where(\n  peer.port = 1\n)'''\n";
+    let errs = errors(&[("tenants.toml", TENANTS), ("p.toml", policy)]);
+    assert_eq!(errs.len(), 2, "{errs:#?}");
+    let loc = errs[0].location().unwrap();
+    assert_eq!(
+        (loc.line, loc.column, loc.width),
+        (5, 64, 10),
+        "{}",
+        errs[0]
+    );
+    assert!(
+        errs[0]
+            .message()
+            .contains("rule \"r\": unknown attribute `peer.tenat`")
+    );
+    let loc = errs[1].location().unwrap();
+    assert_eq!((loc.line, loc.column), (13, 13), "{}", errs[1]);
+    assert!(errs[1].message().contains("syntax error"), "{}", errs[1]);
+    assert!(
+        errs[1]
+            .to_string()
+            .contains("13 |   peer.port = 1\n   |             ^"),
+        "{}",
+        errs[1]
+    );
+}
+
+#[test]
+fn allow_tables_by_process_path_and_per_rule() {
+    let policy = format!(
+        "{RULES}\n  [[rule.allow]]\n  rule = \"x\"\n  processes = [\"a-very-long-process-name\"]\n  reason = \"r\"\n\n\
+         [[allow]]\npaths = [\"relative\"]\nreason = \"r\"\n\n[[allow]]\nreason = \"everything\"\n"
+    );
+    let errs = errors(&[("tenants.toml", TENANTS), ("p.toml", &policy)]);
+    let msgs: Vec<String> = errs.iter().map(|e| e.message()).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "`rule` in a [[rule.allow]] table",
+            "invalid process name \"a-very-long-process-name\" in allow.processes",
+            "invalid path \"relative\" in allow.paths",
+            "this allow covers every access",
+        ],
+        "{errs:#?}"
+    );
 }

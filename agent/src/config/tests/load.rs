@@ -3,9 +3,7 @@
 use std::{fs, path::Path};
 
 use super::{
-    super::{
-        ConfigError, DEMO_SOURCES, PortRange, Protocol, RuleKind, RuleSet, Severity, TenantMatch,
-    },
+    super::{ConfigError, DEMO_SOURCES, PortRange, Protocol, RuleSet, Severity, TenantMatch},
     RULES, TENANTS, ip, load,
 };
 
@@ -41,9 +39,9 @@ fn valid_files_load_every_field() {
     let policy = r#"
 [[rule]]
 id = "cross-tenant-network"
-kind = "network"
 severity = "critical"
 description = "d"
+expr = "trace.has(net.*)"
 
 [[allow]]
 rule = "cross-tenant-network"
@@ -108,7 +106,8 @@ fn embedded_demo_rules_are_valid() {
     let names: Vec<&str> = set.tenants.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, vec!["tenant-a", "tenant-b"]);
     let rules: Vec<_> = set
-        .rules_of(RuleKind::Network)
+        .rules
+        .iter()
         .map(|r| (r.id.as_str(), r.severity))
         .collect();
     assert_eq!(rules, vec![("cross-tenant-network", Severity::High)]);
@@ -134,7 +133,11 @@ fn repository_rules_directories_are_valid() {
         .collect();
     assert_eq!(embedded, on_disk);
 
-    let k8s = load_dir_ok(&root.join("examples"));
+    // The example is loaded with the shipped rules it refers to.
+    let k8s = match RuleSet::load_dirs(&[root.join("shipped"), root.join("examples")]) {
+        Ok(set) => set,
+        Err(e) => panic!("shipped + examples: {e}"),
+    };
     assert!(
         k8s.tenants.iter().any(|t| t.shared),
         "the example has a shared service"

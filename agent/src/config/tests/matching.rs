@@ -1,9 +1,10 @@
 //! Cgroup, endpoint and allow matching; value parsing.
 
 use super::{
-    super::{Endpoint, PortRange, Protocol, RuleKind, RuleSet, Severity, TenantId, ValueError},
+    super::{Endpoint, PortRange, Protocol, RuleSet, Severity, TenantId, ValueError},
     RULES, ip, load,
 };
+use crate::{events::Transport, rules::tests::fixtures};
 
 fn tenants(spec: &[(&str, &str)]) -> String {
     spec.iter()
@@ -254,9 +255,9 @@ cgroups = ["c"]
         r#"{RULES}
 [[rule]]
 id = "other"
-kind = "network"
 severity = "low"
 description = "d"
+expr = "trace.has(net.*)"
 
 [[allow]]
 rule = "cross-tenant-network"
@@ -281,26 +282,32 @@ reason = "c may"
     );
     let set = load(&[("t.toml", tenants), ("p.toml", &policy)]);
     let (a, b, c) = (TenantId(0), TenantId(1), TenantId(2));
+    let local = crate::rules::LocalAddrs::default();
+    let ctx = fixtures::ctx(&set, &local);
     let r = |rule, from, to, port, proto| {
-        set.allowed(rule, from, to, port, proto)
-            .map(|x| x.reason.as_str())
+        let mut span = fixtures::tcp(Some(from), Some(to), port);
+        span.protocol = proto;
+        set.allowed(rule, &span, &ctx).map(|x| x.reason.clone())
     };
     let net = "cross-tenant-network";
-    assert_eq!(r(net, a, b, 5432, Protocol::Tcp), Some("first"));
-    assert_eq!(r(net, a, b, 8100, Protocol::Tcp), Some("first"));
-    assert_eq!(r(net, a, b, 8101, Protocol::Tcp), None);
-    assert_eq!(r(net, a, b, 5432, Protocol::Udp), None);
-    assert_eq!(r(net, b, a, 5432, Protocol::Tcp), None);
-    assert_eq!(r("other", a, b, 5432, Protocol::Tcp), None);
+    assert_eq!(r(net, a, b, 5432, Transport::Tcp), Some("first".to_owned()));
+    assert_eq!(r(net, a, b, 8100, Transport::Tcp), Some("first".to_owned()));
+    assert_eq!(r(net, a, b, 8101, Transport::Tcp), None);
+    assert_eq!(r(net, a, b, 5432, Transport::Udp), None);
+    assert_eq!(r(net, b, a, 5432, Transport::Tcp), None);
+    assert_eq!(r("other", a, b, 5432, Transport::Tcp), None);
     // No `rule`, any source, any port.
-    assert_eq!(r(net, a, c, 53, Protocol::Udp), Some("dns"));
-    assert_eq!(r("other", b, c, 1, Protocol::Udp), Some("dns"));
-    assert_eq!(r(net, b, c, 53, Protocol::Tcp), None);
+    assert_eq!(r(net, a, c, 53, Transport::Udp), Some("dns".to_owned()));
+    assert_eq!(r("other", b, c, 1, Transport::Udp), Some("dns".to_owned()));
+    assert_eq!(r(net, b, c, 53, Transport::Tcp), None);
     // Wildcard destination, rule-specific.
-    assert_eq!(r("other", c, a, 22, Protocol::Tcp), Some("c may"));
-    assert_eq!(r(net, c, a, 22, Protocol::Tcp), None);
+    assert_eq!(
+        r("other", c, a, 22, Transport::Tcp),
+        Some("c may".to_owned())
+    );
+    assert_eq!(r(net, c, a, 22, Transport::Tcp), None);
     // First match wins.
-    assert_eq!(r("other", c, c, 53, Protocol::Udp), Some("dns"));
+    assert_eq!(r("other", c, c, 53, Transport::Udp), Some("dns".to_owned()));
 }
 
 #[test]
@@ -309,11 +316,10 @@ fn rules_of_kind_and_value_types() {
         ("t.toml", &tenants(&[("a", r#"["a"]"#)])),
         ("r.toml", RULES),
     ]);
-    assert_eq!(set.rules_of(RuleKind::Network).count(), 1);
+    assert_eq!(set.rules.len(), 1);
     assert!(Severity::Info < Severity::Low && Severity::High < Severity::Critical);
     assert_eq!(Severity::Medium.to_string(), "medium");
     assert_eq!(Protocol::Udp.to_string(), "udp");
-    assert_eq!(RuleKind::Network.to_string(), "network");
     assert_eq!(
         toml::Value::try_from(Severity::Critical).ok(),
         Some(toml::Value::from("critical"))

@@ -23,9 +23,9 @@ endpoints = ["10.30.0.0/16", "192.0.2.10:5432"]
 const RULES: &str = r#"
 [[rule]]
 id = "cross-tenant-network"
-kind = "network"
 severity = "high"
 description = "A tenant's process connected to another tenant's endpoint"
+expr = "trace.has(net.*).where(tenant != null and peer.tenant != null and peer.tenant != tenant and not peer.shared)"
 "#;
 
 fn load(files: &[(&str, &str)]) -> RuleSet {

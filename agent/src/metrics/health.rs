@@ -1,0 +1,101 @@
+//! Liveness and readiness. Liveness: the ring buffer reader and the pipeline both beat a
+//! heartbeat (every drain interval and every tick); the agent is healthy while both beat within
+//! [`MAX_SILENCE`]. Readiness: set once the probes are live and the first cgroup scan is done.
+use std::{
+    sync::atomic::{AtomicBool, AtomicU64, Ordering},
+    time::{Duration, Instant},
+};
+
+/// Longest silence of a heartbeat before `/healthz` fails.
+pub const MAX_SILENCE: Duration = Duration::from_secs(5);
+
+/// Heartbeats and the ready flag.
+#[derive(Debug)]
+pub struct Health {
+    started: Instant,
+    /// Milliseconds since `started` of the reader's last drain (0: never).
+    reader_ms: AtomicU64,
+    /// Milliseconds since `started` of the pipeline's last tick (0: never).
+    pipeline_ms: AtomicU64,
+    ready: AtomicBool,
+}
+
+impl Default for Health {
+    fn default() -> Self {
+        Self {
+            started: Instant::now(),
+            reader_ms: AtomicU64::new(0),
+            pipeline_ms: AtomicU64::new(0),
+            ready: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Health {
+    fn now_ms(&self) -> u64 {
+        // +1 so a beat in the first millisecond is not "never".
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX) + 1
+    }
+
+    /// The ring buffer reader drained (or tried to).
+    pub fn reader_beat(&self) {
+        self.reader_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// The pipeline handled a tick.
+    pub fn pipeline_beat(&self) {
+        self.pipeline_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    pub fn set_ready(&self) {
+        self.ready.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Relaxed)
+    }
+
+    /// Ok while both heartbeats are recent; otherwise which one is silent and for how long.
+    pub fn check(&self) -> Result<(), String> {
+        self.check_at(self.now_ms(), MAX_SILENCE)
+    }
+
+    fn check_at(&self, now_ms: u64, max: Duration) -> Result<(), String> {
+        let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
+        for (what, beat) in [
+            ("ring buffer reader", &self.reader_ms),
+            ("pipeline", &self.pipeline_ms),
+        ] {
+            let beat = beat.load(Ordering::Relaxed);
+            if beat == 0 {
+                return Err(format!("{what} has not started"));
+            }
+            let silent = now_ms.saturating_sub(beat);
+            if silent > max_ms {
+                return Err(format!("{what} silent for {silent} ms"));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn healthy_only_while_both_beat() {
+        let health = Health::default();
+        assert!(health.check().unwrap_err().contains("not started"));
+        health.reader_beat();
+        assert!(health.check().unwrap_err().contains("pipeline"));
+        health.pipeline_beat();
+        assert_eq!(health.check(), Ok(()));
+        let later = health.now_ms() + 6_000;
+        let error = health.check_at(later, MAX_SILENCE).unwrap_err();
+        assert!(error.contains("silent"), "{error}");
+        assert!(!health.is_ready());
+        health.set_ready();
+        assert!(health.is_ready());
+    }
+}

@@ -1,0 +1,274 @@
+//! Prometheus metrics and health, served on one HTTP listener (`--listen`): `/metrics`,
+//! `/healthz`, `/readyz`. Every metric is an atomic (or a mutex-guarded histogram) that the
+//! pipeline, the reader and the sinks update directly; scrapes only read.
+pub mod health;
+pub mod recorder;
+pub mod server;
+#[cfg(test)]
+mod tests;
+
+pub use health::Health;
+use prometheus_client::{
+    encoding::EncodeLabelSet,
+    metrics::{
+        counter::Counter,
+        family::Family,
+        gauge::Gauge,
+        histogram::{Histogram, exponential_buckets},
+    },
+    registry::Registry,
+};
+pub use recorder::PipelineMetrics;
+
+/// `kind` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+/// `probe` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProbeLabel {
+    pub probe: String,
+}
+
+/// Labels of `seam_violations_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ViolationLabels {
+    pub rule: String,
+    pub from_tenant: String,
+    pub to_tenant: String,
+}
+
+/// `sink` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SinkLabel {
+    pub sink: String,
+}
+
+/// Labels of `seam_feed_dropped_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DropLabels {
+    pub sink: String,
+    pub reason: String,
+}
+
+/// `hook` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HookLabel {
+    pub hook: String,
+}
+
+/// Why a feed record was dropped (the `reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DropReason {
+    /// The sink's queue was full (the endpoint is slower than the feed).
+    QueueFull,
+    /// Every delivery attempt failed.
+    RetriesExhausted,
+    /// Still queued or retrying when the agent stopped and the grace period ran out.
+    Shutdown,
+    /// Writing to stdout or the feed file failed.
+    WriteError,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 4] = [
+        Self::QueueFull,
+        Self::RetriesExhausted,
+        Self::Shutdown,
+        Self::WriteError,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::Shutdown => "shutdown",
+            Self::WriteError => "write_error",
+        }
+    }
+}
+
+/// Every metric the agent exports, and the registry that encodes them.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<KindLabel, Counter>,
+    pub events_lost: Family<ProbeLabel, Counter>,
+    pub decode_errors: Counter,
+    pub spans: Counter,
+    pub violations: Family<ViolationLabels, Counter>,
+    pub violations_folded: Counter,
+    pub rule_evaluation: Histogram,
+    pub feed_queue_depth: Family<SinkLabel, Gauge>,
+    pub feed_dropped: Family<DropLabels, Counter>,
+    pub feed_delivered: Family<SinkLabel, Counter>,
+    pub feed_delivery_failures: Family<SinkLabel, Counter>,
+    pub hooks_live: Family<HookLabel, Gauge>,
+    pub tenant_cgroups: Gauge,
+    pub health: Health,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("seam");
+        let events = Family::<KindLabel, Counter>::default();
+        registry.register("events", "Kernel events handled, by kind", events.clone());
+        let events_lost = Family::<ProbeLabel, Counter>::default();
+        registry.register(
+            "events_lost",
+            "Events the kernel could not hand over (ring buffer full), by probe family",
+            events_lost.clone(),
+        );
+        let decode_errors = Counter::default();
+        registry.register(
+            "decode_errors",
+            "Ring buffer records that could not be decoded",
+            decode_errors.clone(),
+        );
+        let spans = Counter::default();
+        registry.register("spans", "Connection spans evaluated", spans.clone());
+        let violations = Family::<ViolationLabels, Counter>::default();
+        registry.register(
+            "violations",
+            "Violations detected (including those folded by aggregation)",
+            violations.clone(),
+        );
+        let violations_folded = Counter::default();
+        registry.register(
+            "violations_folded",
+            "Violations folded into aggregate records instead of being emitted one by one",
+            violations_folded.clone(),
+        );
+        // 1 us .. ~4 s.
+        let rule_evaluation = Histogram::new(exponential_buckets(1e-6, 4.0, 12));
+        registry.register(
+            "rule_evaluation_seconds",
+            "Time spent evaluating the rules for one span",
+            rule_evaluation.clone(),
+        );
+        let feed_queue_depth = Family::<SinkLabel, Gauge>::default();
+        registry.register(
+            "feed_queue_depth",
+            "Records waiting in a sink's queue",
+            feed_queue_depth.clone(),
+        );
+        let feed_dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "feed_dropped",
+            "Feed records a sink dropped, by reason",
+            feed_dropped.clone(),
+        );
+        let feed_delivered = Family::<SinkLabel, Counter>::default();
+        registry.register(
+            "feed_delivered",
+            "Feed records a sink delivered",
+            feed_delivered.clone(),
+        );
+        let feed_delivery_failures = Family::<SinkLabel, Counter>::default();
+        registry.register(
+            "feed_delivery_failures",
+            "Failed delivery attempts (each retry counts)",
+            feed_delivery_failures.clone(),
+        );
+        let hooks_live = Family::<HookLabel, Gauge>::default();
+        registry.register(
+            "hooks_live",
+            "Kernel hooks attached (1 per live hook)",
+            hooks_live.clone(),
+        );
+        let tenant_cgroups = Gauge::default();
+        registry.register(
+            "tenant_cgroups",
+            "Cgroups currently attributed to a tenant",
+            tenant_cgroups.clone(),
+        );
+        Self {
+            registry,
+            events,
+            events_lost,
+            decode_errors,
+            spans,
+            violations,
+            violations_folded,
+            rule_evaluation,
+            feed_queue_depth,
+            feed_dropped,
+            feed_delivered,
+            feed_delivery_failures,
+            hooks_live,
+            tenant_cgroups,
+            health: Health::default(),
+        }
+    }
+
+    /// The exposition, OpenMetrics text format (which Prometheus scrapes natively).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
+            tracing::error!(%error, "cannot encode metrics");
+        }
+        out
+    }
+
+    /// Marks `hooks` live.
+    pub fn set_live_hooks(&self, hooks: &[String]) {
+        for hook in hooks {
+            self.hooks_live
+                .get_or_create(&HookLabel { hook: hook.clone() })
+                .set(1);
+        }
+    }
+
+    /// The counters of sink `name`, created (at zero) for every drop reason.
+    pub fn sink(&self, name: &str) -> SinkMetrics {
+        let sink = SinkLabel { sink: name.into() };
+        let dropped = |reason: DropReason| {
+            self.feed_dropped.get_or_create_owned(&DropLabels {
+                sink: name.into(),
+                reason: reason.label().into(),
+            })
+        };
+        SinkMetrics {
+            name: name.into(),
+            queue_depth: self.feed_queue_depth.get_or_create_owned(&sink),
+            delivered: self.feed_delivered.get_or_create_owned(&sink),
+            failures: self.feed_delivery_failures.get_or_create_owned(&sink),
+            dropped: DropReason::ALL.map(dropped),
+        }
+    }
+}
+
+/// One sink's counters (handles onto the registry's atomics; [`Default`] gives detached ones
+/// for tests).
+#[derive(Clone, Debug, Default)]
+pub struct SinkMetrics {
+    pub name: String,
+    pub queue_depth: Gauge,
+    pub delivered: Counter,
+    pub failures: Counter,
+    dropped: [Counter; 4],
+}
+
+impl SinkMetrics {
+    pub fn dropped(&self, reason: DropReason) -> &Counter {
+        // ALL lists the variants in declaration order.
+        &self.dropped[reason as usize]
+    }
+
+    /// Drops by reason label, zeros left out.
+    pub fn dropped_by_reason(&self) -> Vec<(&'static str, u64)> {
+        DropReason::ALL
+            .iter()
+            .map(|r| (r.label(), self.dropped(*r).get()))
+            .filter(|(_, n)| *n > 0)
+            .collect()
+    }
+}

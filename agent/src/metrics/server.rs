@@ -1,0 +1,150 @@
+//! The HTTP listener for `/metrics`, `/healthz` and `/readyz` (hyper, HTTP/1.1, on the agent's
+//! tokio runtime). Anything else is 404; only GET and HEAD are served.
+use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
+
+use http_body_util::Full;
+use hyper::{
+    Method, Request, Response, StatusCode,
+    body::{Bytes, Incoming},
+    header::{CONTENT_TYPE, HeaderValue},
+    server::conn::http1,
+    service::service_fn,
+};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+
+use super::Metrics;
+
+/// Content type of the OpenMetrics text exposition.
+pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Why the listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The address could not be bound.
+    #[error("cannot listen on {addr}: {source}; choose a free address for --listen")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Binds `addr`; returns the bound address (the real port for port 0) once it listens, and
+/// serves on a spawned task.
+pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, ServeError> {
+    let bind = |source| ServeError::Bind { addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
+    tokio::spawn(serve(listener, metrics));
+    tracing::info!(%bound, "metrics and health on http://{bound}/metrics, /healthz, /readyz");
+    Ok(bound)
+}
+
+async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                tracing::warn!(%error, "metrics listener: accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                let response = respond(&metrics, &request);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            if let Err(error) = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), service)
+                .await
+            {
+                tracing::debug!(%error, "metrics connection ended");
+            }
+        });
+    }
+}
+
+fn text(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+/// Answers one request.
+pub fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    route(metrics, request.method(), request.uri().path())
+}
+
+fn route(metrics: &Metrics, method: &Method, path: &str) -> Response<Full<Bytes>> {
+    const PLAIN: &str = "text/plain; charset=utf-8";
+    if method != Method::GET && method != Method::HEAD {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            PLAIN,
+            "only GET and HEAD\n".into(),
+        );
+    }
+    match path {
+        "/metrics" => text(StatusCode::OK, OPENMETRICS, metrics.encode()),
+        "/healthz" => match metrics.health.check() {
+            Ok(()) => text(StatusCode::OK, PLAIN, "ok\n".into()),
+            Err(why) => text(StatusCode::SERVICE_UNAVAILABLE, PLAIN, format!("{why}\n")),
+        },
+        "/readyz" => {
+            if metrics.health.is_ready() {
+                text(StatusCode::OK, PLAIN, "ready\n".into())
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    PLAIN,
+                    "probes or the first cgroup scan not done yet\n".into(),
+                )
+            }
+        }
+        _ => text(
+            StatusCode::NOT_FOUND,
+            PLAIN,
+            "try /metrics, /healthz or /readyz\n".into(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_and_status_codes() {
+        let metrics = Metrics::new();
+        let status = |m: &Method, p: &str| route(&metrics, m, p).status();
+        assert_eq!(status(&Method::GET, "/metrics"), StatusCode::OK);
+        assert_eq!(
+            status(&Method::GET, "/healthz"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            status(&Method::GET, "/readyz"),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        metrics.health.reader_beat();
+        metrics.health.pipeline_beat();
+        metrics.health.set_ready();
+        assert_eq!(status(&Method::GET, "/healthz"), StatusCode::OK);
+        assert_eq!(status(&Method::HEAD, "/readyz"), StatusCode::OK);
+        assert_eq!(status(&Method::GET, "/nope"), StatusCode::NOT_FOUND);
+        assert_eq!(
+            status(&Method::POST, "/metrics"),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
+        let response = route(&metrics, &Method::GET, "/metrics");
+        assert_eq!(response.headers()[CONTENT_TYPE], OPENMETRICS);
+    }
+}

@@ -1,0 +1,87 @@
+//! Rules reload: on SIGHUP and when a file in the rules directories changes (polled), load
+//! the rules again and hand them to the pipeline; invalid rules are rejected and the last
+//! good ones stay in force.
+use std::{
+    path::PathBuf,
+    time::{Duration, SystemTime},
+};
+
+use tokio::{signal::unix::Signal, sync::mpsc, task::JoinHandle};
+
+use crate::{config::RuleSet, pipeline::Input};
+
+/// How often the rules directories are checked for changes.
+pub const POLL: Duration = Duration::from_secs(2);
+
+/// What identifies the directories' content: every entry's path, size and modification time.
+type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+
+fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
+    let mut out = Vec::new();
+    for dir in dirs {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            out.push((dir.clone(), 0, None));
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            // `metadata` follows symlinks (ConfigMap volumes swap a symlink).
+            let meta = std::fs::metadata(&path).ok();
+            let len = meta.as_ref().map_or(0, |m| m.len());
+            out.push((path, len, meta.and_then(|m| m.modified().ok())));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Loads `dirs`; sends the rules to the pipeline, or logs why they were rejected.
+async fn reload(dirs: &[PathBuf], tx: &mpsc::Sender<Input>, why: &str) -> bool {
+    match RuleSet::load_dirs(dirs) {
+        Ok(rules) => {
+            tracing::info!(trigger = why, "rules loaded; handing them to the pipeline");
+            tx.send(Input::Reload(Box::new(rules))).await.is_ok()
+        }
+        Err(errors) => {
+            tracing::error!(
+                trigger = why,
+                "rules reload rejected: {} errors; keeping the last good rules\n{errors}",
+                errors.0.len()
+            );
+            true
+        }
+    }
+}
+
+/// Watches `dirs` (every `poll`) and `hangup` (SIGHUP, registered by the caller before the
+/// agent starts so that an early SIGHUP does not kill it) until the pipeline stops.
+pub fn spawn(
+    dirs: Vec<PathBuf>,
+    mut hangup: Signal,
+    tx: mpsc::Sender<Input>,
+    poll: Duration,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = fingerprint(&dirs);
+        let mut interval = tokio::time::interval(poll);
+        loop {
+            let why = tokio::select! {
+                _ = hangup.recv() => "SIGHUP",
+                _ = interval.tick() => {
+                    let now = fingerprint(&dirs);
+                    if now == last {
+                        continue;
+                    }
+                    last = now;
+                    "file change"
+                }
+            };
+            if why == "SIGHUP" {
+                last = fingerprint(&dirs);
+            }
+            if !reload(&dirs, &tx, why).await {
+                return;
+            }
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! HTTP webhook sink: one JSON record per POST. The pipeline only ever `try_send`s onto a
+//! bounded queue; a dedicated thread delivers, with retries, backoff and a per-attempt timeout.
+//! What is dropped (queue full, retries exhausted, shutdown) is counted, logged and exported.
+pub mod http;
+#[cfg(test)]
+mod tests;
+pub mod worker;
+
+use std::{
+    sync::{
+        Arc,
+        mpsc::{self, SyncSender, TrySendError},
+    },
+    thread::JoinHandle,
+    time::{Duration, Instant},
+};
+
+use worker::{Clock, RetryPolicy, Shutdown, SystemClock, Worker};
+
+use crate::{
+    metrics::{DropReason, SinkMetrics},
+    sinks::backoff::Backoff,
+};
+
+/// Why one delivery attempt failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PostError {
+    /// The endpoint answered with a non-2xx status.
+    #[error("endpoint answered HTTP {0}; check the receiver's logs")]
+    Status(u16),
+    /// No answer within the per-attempt timeout.
+    #[error("no answer within the timeout; check the receiver is up or raise --webhook-timeout-ms")]
+    Timeout,
+    /// Connecting, sending or reading failed.
+    #[error("{0}; check the URL and that the receiver is listening")]
+    Transport(String),
+}
+
+/// One delivery attempt.
+pub trait Post: Send {
+    fn post(&mut self, body: &str) -> Result<(), PostError>;
+}
+
+/// A `--webhook` and how to deliver to it.
+#[derive(Clone, Debug)]
+pub struct WebhookConfig {
+    pub url: String,
+    /// Per-attempt timeout.
+    pub timeout: Duration,
+    /// Attempts per record, first try included.
+    pub attempts: u32,
+    /// Records waiting at most.
+    pub queue: usize,
+    pub backoff: Backoff,
+}
+
+impl WebhookConfig {
+    pub fn new(url: String) -> Self {
+        Self {
+            url,
+            timeout: Duration::from_secs(5),
+            attempts: 6,
+            queue: 1024,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// The pipeline's side of a webhook: a bounded queue and the delivery thread.
+pub struct WebhookSink {
+    queue: Option<SyncSender<Arc<str>>>,
+    thread: Option<JoinHandle<()>>,
+    shutdown: Arc<Shutdown>,
+    metrics: SinkMetrics,
+    last_full_warning: Option<Instant>,
+}
+
+impl WebhookSink {
+    /// Starts the delivery thread for `config` with the real HTTP transport and clock.
+    pub fn start(config: &WebhookConfig, metrics: SinkMetrics) -> std::io::Result<Self> {
+        let post = http::HttpPost::new(&config.url, config.timeout);
+        tracing::info!(
+            sink = %metrics.name,
+            url = %http::redact(&config.url),
+            queue = config.queue,
+            attempts = config.attempts,
+            "webhook feed"
+        );
+        Self::start_with(config, metrics, Box::new(post), Arc::new(SystemClock))
+    }
+
+    /// [`WebhookSink::start`] with an injected transport and clock.
+    pub fn start_with(
+        config: &WebhookConfig,
+        metrics: SinkMetrics,
+        post: Box<dyn Post>,
+        clock: Arc<dyn Clock>,
+    ) -> std::io::Result<Self> {
+        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+        let shutdown = Arc::new(Shutdown::default());
+        let worker = Worker {
+            post,
+            clock,
+            shutdown: shutdown.clone(),
+            policy: RetryPolicy {
+                attempts: config.attempts,
+                backoff: config.backoff,
+            },
+            metrics: metrics.clone(),
+            jitter: Box::new(rand::random::<f64>),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("seam-{}", metrics.name))
+            .spawn(move || worker.run(rx))?;
+        Ok(Self {
+            queue: Some(tx),
+            thread: Some(thread),
+            shutdown,
+            metrics,
+            last_full_warning: None,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.metrics.name
+    }
+
+    pub fn metrics(&self) -> &SinkMetrics {
+        &self.metrics
+    }
+
+    /// Queues `record` for delivery; never blocks. A full queue drops it (counted, and logged at
+    /// most once a second).
+    pub fn send(&mut self, record: Arc<str>) {
+        let Some(queue) = &self.queue else {
+            self.metrics.dropped(DropReason::Shutdown).inc();
+            return;
+        };
+        self.metrics.queue_depth.inc();
+        let reason = match queue.try_send(record) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => DropReason::QueueFull,
+            Err(TrySendError::Disconnected(_)) => DropReason::Shutdown,
+        };
+        self.metrics.queue_depth.dec();
+        let dropped = self.metrics.dropped(reason).inc() + 1;
+        let now = Instant::now();
+        if self
+            .last_full_warning
+            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
+        {
+            self.last_full_warning = Some(now);
+            tracing::warn!(
+                sink = %self.metrics.name,
+                reason = reason.label(),
+                dropped,
+                "webhook queue full: record dropped (the endpoint is slower than the feed or \
+                 down; see seam_feed_dropped_total)"
+            );
+        }
+    }
+
+    /// Stops taking records and waits up to `grace` for the queue to be delivered; what is
+    /// still queued or retrying after that is dropped (counted as `shutdown`).
+    pub fn finish(&mut self, grace: Duration) {
+        self.shutdown.start(Instant::now() + grace);
+        self.queue = None;
+        if let Some(thread) = self.thread.take()
+            && thread.join().is_err()
+        {
+            tracing::error!(sink = %self.metrics.name, "webhook thread panicked");
+        }
+    }
+}
+
+impl Drop for WebhookSink {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            self.finish(Duration::ZERO);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The delivery loop on the webhook's own thread: takes records off the queue and POSTs each
+//! with retries (exponential backoff with jitter). Time is behind [`Clock`] so the schedule can
+//! be tested without sleeping.
+use std::{
+    sync::{Arc, Condvar, Mutex, mpsc::Receiver},
+    time::{Duration, Instant},
+};
+
+use super::{Post, PostError};
+use crate::{
+    metrics::{DropReason, SinkMetrics},
+    sinks::backoff::Backoff,
+};
+
+/// Time, for the worker.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Instant;
+    /// Waits `d`, or less if shutdown starts meanwhile.
+    fn pause(&self, d: Duration, shutdown: &Shutdown);
+}
+
+/// The real clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Instant {
+        Instant::now()
+    }
+
+    fn pause(&self, d: Duration, shutdown: &Shutdown) {
+        let guard = shutdown.deadline.lock().unwrap_or_else(|e| e.into_inner());
+        if guard.is_some() {
+            // Already shutting down: the worker has clamped `d` to the deadline.
+            drop(guard);
+            std::thread::sleep(d);
+            return;
+        }
+        let _ = shutdown
+            .wakeup
+            .wait_timeout_while(guard, d, |deadline| deadline.is_none());
+    }
+}
+
+/// Shutdown signal: once set, the worker delivers what it can until the deadline, then drops
+/// the rest (counted).
+#[derive(Default)]
+pub struct Shutdown {
+    deadline: Mutex<Option<Instant>>,
+    wakeup: Condvar,
+}
+
+impl Shutdown {
+    pub fn start(&self, deadline: Instant) {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
+        self.wakeup.notify_all();
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        *self.deadline.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// How many attempts and how far apart.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts per record (first try included); at least 1.
+    pub attempts: u32,
+    pub backoff: Backoff,
+}
+
+/// What became of one record.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Delivered,
+    Dropped(DropReason),
+}
+
+/// Delivers records for one webhook.
+pub struct Worker {
+    pub post: Box<dyn Post>,
+    pub clock: Arc<dyn Clock>,
+    pub shutdown: Arc<Shutdown>,
+    pub policy: RetryPolicy,
+    pub metrics: SinkMetrics,
+    /// Jitter source, values in [0, 1].
+    pub jitter: Box<dyn FnMut() -> f64 + Send>,
+}
+
+impl Worker {
+    /// Takes records until the sink hangs up (and the queue is empty).
+    pub fn run(mut self, queue: Receiver<Arc<str>>) {
+        while let Ok(record) = queue.recv() {
+            self.metrics.queue_depth.dec();
+            self.deliver(&record);
+        }
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.shutdown
+            .deadline()
+            .is_some_and(|deadline| self.clock.now() >= deadline)
+    }
+
+    /// Tries to deliver `record`, retrying with backoff; counts the outcome.
+    pub fn deliver(&mut self, record: &str) -> Outcome {
+        let outcome = self.attempts(record);
+        match &outcome {
+            Outcome::Delivered => {
+                self.metrics.delivered.inc();
+            }
+            Outcome::Dropped(reason) => {
+                self.metrics.dropped(*reason).inc();
+                tracing::error!(
+                    sink = %self.metrics.name,
+                    reason = reason.label(),
+                    "webhook record dropped; check the endpoint (see seam_feed_dropped_total)"
+                );
+            }
+        }
+        outcome
+    }
+
+    fn attempts(&mut self, record: &str) -> Outcome {
+        let attempts = self.policy.attempts.max(1);
+        for attempt in 0..attempts {
+            if self.past_deadline() {
+                return Outcome::Dropped(DropReason::Shutdown);
+            }
+            let error: PostError = match self.post.post(record) {
+                Ok(()) => return Outcome::Delivered,
+                Err(error) => error,
+            };
+            self.metrics.failures.inc();
+            let last = attempt + 1 == attempts;
+            tracing::warn!(
+                sink = %self.metrics.name,
+                attempt = attempt + 1,
+                of = attempts,
+                %error,
+                "webhook delivery failed{}",
+                if last { "" } else { "; retrying" }
+            );
+            if last {
+                break;
+            }
+            let mut delay = self.policy.backoff.delay(attempt, (self.jitter)());
+            if let Some(deadline) = self.shutdown.deadline() {
+                delay = delay.min(deadline.saturating_duration_since(self.clock.now()));
+            }
+            self.clock.pause(delay, &self.shutdown);
+        }
+        Outcome::Dropped(DropReason::RetriesExhausted)
+    }
+}

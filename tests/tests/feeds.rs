@@ -1,0 +1,370 @@
+//! Violation feeds, metrics and health on the real kernel: a webhook receiver that fails, stalls
+//! and then recovers; the Prometheus endpoint and health checks; aggregation of a burst of
+//! identical violations from real connections. All traffic stays on 127.0.0.1.
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{Arc, Mutex, mpsc},
+    time::{Duration, Instant},
+};
+
+use seam_integration_tests::{Agent, Cgroups, Workload, listen, two_tenants};
+use serde_json::Value;
+
+/// What the receiver does with its n-th request.
+#[derive(Clone, Copy, Debug)]
+enum Answer {
+    Status(u16),
+    /// Sleep this long, then answer 200 (the client has given up by then).
+    Stall(Duration),
+}
+
+/// A request the receiver answered 200, and when.
+struct Delivered {
+    body: Value,
+    content_type: String,
+    at: Instant,
+}
+
+/// A minimal HTTP/1.1 webhook receiver on 127.0.0.1: answers requests in turn from `script`,
+/// then 200. Returns its URL, a channel of delivered (200-answered) records and the count of
+/// requests seen.
+fn receiver(script: Vec<Answer>) -> (String, mpsc::Receiver<Delivered>, Arc<Mutex<u32>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind receiver");
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    let seen = Arc::new(Mutex::new(0u32));
+    let counter = seen.clone();
+    std::thread::spawn(move || {
+        let mut script = script.into_iter();
+        // Bounded: the test sends a handful of requests.
+        for stream in listener.incoming().take(200) {
+            let Ok(mut stream) = stream else { return };
+            *counter.lock().unwrap() += 1;
+            let answer = script.next().unwrap_or(Answer::Status(200));
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut length, mut content_type) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if let Some(v) = lower.strip_prefix("content-type:") {
+                        content_type = v.trim().to_owned();
+                    }
+                }
+                let mut body = vec![0; length];
+                if reader.read_exact(&mut body).is_err() {
+                    return;
+                }
+                let status = match answer {
+                    Answer::Status(status) => status,
+                    Answer::Stall(d) => {
+                        std::thread::sleep(d);
+                        let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+                        return; // too late: the agent counts this attempt as failed
+                    }
+                };
+                let ok = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                )
+                .is_ok();
+                if ok && status == 200 {
+                    let body = serde_json::from_slice(&body).expect("webhook body is JSON");
+                    let _ = tx.send(Delivered {
+                        body,
+                        content_type,
+                        at: Instant::now(),
+                    });
+                }
+            });
+        }
+    });
+    (url, rx, seen)
+}
+
+/// GET `path` from the agent's listener: (status, body).
+fn get(addr: &str, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad response {response:?}"));
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// Samples of a Prometheus/OpenMetrics text exposition: `name{labels}` -> value.
+fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l:?}"));
+            let value = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
+            (series.to_owned(), value)
+        })
+        .collect()
+}
+
+/// The agent's `--listen` address, from its ready file.
+fn listen_addr(agent: &Agent) -> String {
+    let ready: Value =
+        serde_json::from_str(&std::fs::read_to_string(agent.dir.join("ready.json")).unwrap())
+            .unwrap();
+    ready["listen"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no listen address in {ready}"))
+        .to_owned()
+}
+
+fn scrape(agent: &Agent) -> BTreeMap<String, f64> {
+    let (status, body) = get(&listen_addr(agent), "/metrics");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    parse_metrics(&body)
+}
+
+#[test]
+fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
+    let mut cgroups = Cgroups::new();
+    let (a, b) = (cgroups.create("a"), cgroups.create("b"));
+    let (url, delivered, requests) = receiver(vec![
+        Answer::Status(500),
+        Answer::Stall(Duration::from_secs(3)),
+    ]);
+    let mut agent = Agent::start_with(
+        &two_tenants(&cgroups, ""),
+        &[
+            "--webhook",
+            &url,
+            "--webhook-timeout-ms",
+            "500",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let addr = listen_addr(&agent);
+    assert_eq!(get(&addr, "/readyz").0, 200);
+    agent.wait_until("/healthz to report healthy", |_| get(&addr, "/healthz").0 == 200);
+
+    let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
+    let client = Workload::start(
+        Some(&a),
+        "client-a",
+        &["tcp-connect", "--addr", &format!("127.0.0.1:{}", db_b.port)],
+    );
+    client.finish();
+    let violation = agent.wait_violations(1).remove(0);
+    let in_file_at = Instant::now();
+
+    // The receiver failed once (500), stalled once (timeout), then took it.
+    let got = delivered
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("webhook never delivered; log:\n{}", agent.log()));
+    assert_eq!(got.body, violation, "the webhook gets the feed's record");
+    assert_eq!(got.content_type, "application/json");
+    assert!(
+        in_file_at <= got.at,
+        "the feed file had the violation before the webhook got through"
+    );
+    assert_eq!(*requests.lock().unwrap(), 3, "500, stall, then 200");
+
+    let metrics = scrape(&agent);
+    let m = |series: &str| {
+        *metrics
+            .get(series)
+            .unwrap_or_else(|| panic!("{series} missing from {metrics:#?}"))
+    };
+    assert_eq!(
+        m("seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"),
+        1.0
+    );
+    assert_eq!(m("seam_feed_delivered_total{sink=\"webhook-0\"}"), 1.0);
+    assert_eq!(m("seam_feed_delivery_failures_total{sink=\"webhook-0\"}"), 2.0);
+    assert_eq!(m("seam_feed_delivered_total{sink=\"file\"}"), 1.0);
+    assert_eq!(m("seam_feed_queue_depth{sink=\"webhook-0\"}"), 0.0);
+    for reason in ["queue_full", "retries_exhausted", "shutdown", "write_error"] {
+        assert_eq!(
+            m(&format!("seam_feed_dropped_total{{sink=\"webhook-0\",reason=\"{reason}\"}}")),
+            0.0
+        );
+    }
+    assert_eq!(m("seam_tenant_cgroups"), 2.0);
+    assert_eq!(m("seam_decode_errors_total"), 0.0);
+    assert!(m("seam_events_total{kind=\"connect\"}") >= 1.0);
+    assert!(m("seam_rule_evaluation_seconds_count") >= 1.0);
+    let ready: Value =
+        serde_json::from_str(&std::fs::read_to_string(agent.dir.join("ready.json")).unwrap())
+            .unwrap();
+    let hooks = ready["live_hooks"].as_array().expect("live hooks");
+    assert!(!hooks.is_empty());
+    for hook in hooks {
+        let hook = hook.as_str().unwrap();
+        assert_eq!(m(&format!("seam_hooks_live{{hook=\"{hook}\"}}")), 1.0, "{hook}");
+    }
+    let live: Vec<&String> = metrics
+        .keys()
+        .filter(|k| k.starts_with("seam_hooks_live{"))
+        .collect();
+    assert_eq!(live.len(), hooks.len(), "{live:?}");
+    assert_eq!(get(&addr, "/healthz").0, 200);
+    assert_eq!(get(&addr, "/nope").0, 404);
+
+    db_b.workload.finish();
+    let stats = agent.stop();
+    assert_eq!(stats["feed_dropped"], serde_json::json!({}), "{stats}");
+}
+
+#[test]
+fn webhook_that_never_answers_does_not_hold_up_the_feed_and_drops_are_counted() {
+    let mut cgroups = Cgroups::new();
+    let (a, b) = (cgroups.create("a"), cgroups.create("b"));
+    let (url, delivered, _) = receiver((0..50).map(|_| Answer::Status(503)).collect());
+    let mut agent = Agent::start_with(
+        &two_tenants(&cgroups, ""),
+        &[
+            "--webhook",
+            &url,
+            "--webhook-attempts",
+            "2",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+    );
+    let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
+    Workload::start(
+        Some(&a),
+        "client-a",
+        &["tcp-connect", "--addr", &format!("127.0.0.1:{}", db_b.port)],
+    )
+    .finish();
+    agent.wait_violations(1);
+    agent.wait_until("the webhook to give up", |a| {
+        scrape(a)
+            .get("seam_feed_dropped_total{sink=\"webhook-0\",reason=\"retries_exhausted\"}")
+            .copied()
+            == Some(1.0)
+    });
+    assert!(delivered.try_recv().is_err(), "nothing was accepted");
+    db_b.workload.finish();
+    let stats = agent.stop();
+    assert_eq!(
+        stats["feed_dropped"]["webhook-0/retries_exhausted"], 1,
+        "{stats}"
+    );
+}
+
+#[test]
+fn burst_of_identical_violations_is_folded_into_one_aggregate() {
+    const N: u32 = 20;
+    let mut cgroups = Cgroups::new();
+    let (a, b) = (cgroups.create("a"), cgroups.create("b"));
+    let mut agent = Agent::start_with(
+        &two_tenants(&cgroups, ""),
+        &["--aggregate-window", "2", "--listen", "127.0.0.1:0"],
+    );
+    let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", N);
+    // One client process, N connections, each from a new client port.
+    Workload::start(
+        Some(&a),
+        "client-a",
+        &[
+            "tcp-connect",
+            "--addr",
+            &format!("127.0.0.1:{}", db_b.port),
+            "--count",
+            &N.to_string(),
+        ],
+    )
+    .finish();
+    db_b.workload.finish();
+    let first = agent.wait_violations(1).remove(0);
+    assert!(first.get("aggregate").is_none(), "the first is emitted at once: {first}");
+    // Once the window closes (2 s), the rest arrives folded.
+    let total = |violations: &[Value]| -> u64 {
+        violations
+            .iter()
+            .map(|v| v["aggregate"]["count"].as_u64().unwrap_or(1))
+            .sum()
+    };
+    agent.wait_until("every connection to be accounted for", |a| {
+        total(&a.violations()) == u64::from(N)
+    });
+    let violations = agent.violations();
+    let aggregates: Vec<&Value> = violations
+        .iter()
+        .filter(|v| v.get("aggregate").is_some())
+        .collect();
+    assert!(!aggregates.is_empty(), "{violations:#?}");
+    assert!(
+        violations.len() <= 4,
+        "{N} identical violations within a 2 s window fold into a few records: {violations:#?}"
+    );
+    for aggregate in &aggregates {
+        let agg = &aggregate["aggregate"];
+        assert!(agg["count"].as_u64().unwrap() >= 1, "{aggregate}");
+        assert!(agg["first_seen"].as_str().unwrap() <= agg["last_seen"].as_str().unwrap());
+        assert_eq!(agg["window_s"], 2.0);
+        assert_eq!(aggregate["caller"]["comm"], "client-a");
+        assert_eq!(aggregate["target"]["port"], db_b.port);
+    }
+    let metrics = scrape(&agent);
+    let violations_total = metrics
+        ["seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"];
+    assert_eq!(violations_total, f64::from(N), "every violation is counted");
+    let folded = metrics["seam_violations_folded_total"];
+    assert_eq!(folded, (f64::from(N) - (violations.len() - aggregates.len()) as f64));
+    let stats = agent.stop();
+    assert_eq!(stats["violations"], N, "{stats}");
+    assert_eq!(stats["violations_folded"].as_f64(), Some(folded), "{stats}");
+}
+
+#[test]
+fn https_webhooks_and_rotation_without_a_file_are_refused() {
+    let cgroups = Cgroups::new();
+    let dir = std::env::temp_dir().join(format!("seam-feeds-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("t.toml"), two_tenants(&cgroups, "")).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(seam_integration_tests::seam_bin())
+            .args(["run", "--rules"])
+            .arg(&dir)
+            .args(args)
+            .output()
+            .expect("run seam")
+    };
+    let out = run(&["--webhook", "https://127.0.0.1:1/secret", "--quiet"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("https is not supported"), "{stderr}");
+    assert!(!stderr.contains("secret"), "the URL path is redacted: {stderr}");
+    let out = run(&["--feed-max-bytes", "1000"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--feed-file"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
