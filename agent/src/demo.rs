@@ -20,6 +20,8 @@ use crate::{
 const DEMO_ROOT: &str = "seam-demo";
 const TENANT_A: &str = "seam-demo/tenant-a";
 const TENANT_B: &str = "seam-demo/tenant-b";
+/// The tenants' data directories (rules/demo/tenants.toml `paths`).
+const DATA_ROOT: &str = "/tmp/seam-demo";
 
 /// Owns the demo's cgroups and child processes; cleans both up when dropped.
 struct DemoGuard {
@@ -42,6 +44,14 @@ impl DemoGuard {
                 .with_context(|| format!("cannot create cgroup {}", path.display()))?;
         }
         fs::create_dir_all(&guard.workdir)?;
+        for (tenant, file, text) in [
+            ("tenant-a", "notes.txt", "tenant-a's own notes\n"),
+            ("tenant-b", "customers.csv", "id,name\n1,tenant-b's customer\n"),
+        ] {
+            let dir = Path::new(DATA_ROOT).join(tenant);
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            fs::write(dir.join(file), text)?;
+        }
         Ok(guard)
     }
 
@@ -113,11 +123,12 @@ impl Drop for DemoGuard {
         }
         self.remove_cgroups();
         let _ = fs::remove_dir_all(&self.workdir);
+        let _ = fs::remove_dir_all(DATA_ROOT);
     }
 }
 
 /// Runs the demo; fails unless Seam saw both connections and flagged exactly the
-/// cross-tenant one. Returns the number of violations.
+/// cross-tenant connection and the cross-tenant file read. Returns the number of violations.
 #[allow(clippy::print_stdout)]
 pub async fn run(node: String) -> Result<u64> {
     preflight::require_root()?;
@@ -178,6 +189,12 @@ pub async fn run(node: String) -> Result<u64> {
             &["tcp-connect", "--addr", &format!("127.0.0.1:{b}")],
         )?;
         guard.wait_children()?;
+        eprintln!("seam demo: app-a (tenant-a) reads its own notes, then tenant-b's customers.csv");
+        for file in ["tenant-a/notes.txt", "tenant-b/customers.csv"] {
+            let path = format!("{DATA_ROOT}/{file}");
+            guard.spawn(TENANT_A, "app-a", &["file-op", "--op", "read", "--path", &path])?;
+            guard.wait_children()?;
+        }
         anyhow::Ok(())
     };
     let outcome = tokio::select! {
@@ -188,16 +205,17 @@ pub async fn run(node: String) -> Result<u64> {
     drop(guard);
     outcome?;
     println!(
-        "seam demo: {} connection(s) seen, {} violation(s) from {} events ({} lost); \
-         expected 2 connections (tenant-a -> tenant-a, tenant-a -> tenant-b) and 1 violation; \
-         live hooks: {}",
+        "seam demo: {} connection(s) and {} file access(es) seen, {} violation(s) from {} events \
+         ({} lost); expected 2 connections (tenant-a -> tenant-a, tenant-a -> tenant-b) and 2 \
+         violations (the connection to tenant-b, the read of tenant-b's file); live hooks: {}",
         stats.spans,
+        stats.file_spans,
         stats.violations,
         stats.events_total,
         stats.lost_total,
         stats.live_hooks.join(", ")
     );
-    if stats.spans < 2 || stats.violations != 1 {
+    if stats.spans < 2 || stats.violations != 2 {
         bail!(
             "the demo did not see what it staged: {} connection(s), {} violation(s)",
             stats.spans,

@@ -50,6 +50,14 @@ pub enum Workload {
         #[arg(long, default_value_t = 1)]
         spread: u16,
     },
+    /// Benchmark loop of one cheap syscall: `getppid`, or `openat`+`close` of /etc/hostname;
+    /// prints {"iterations","elapsed_ns","ns_per_iter"}.
+    SyscallLoop {
+        #[arg(long, value_enum)]
+        syscall: LoopSyscall,
+        #[arg(long, default_value_t = 100_000)]
+        iterations: u32,
+    },
     /// One file syscall (see `workload_file`).
     FileOp {
         #[arg(long, value_enum)]
@@ -72,6 +80,15 @@ pub enum Workload {
         #[arg(long, default_value_t = 2000)]
         iterations: u32,
     },
+}
+
+/// The syscall a `syscall-loop` repeats.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum LoopSyscall {
+    /// A syscall no Seam probe looks at: measures the node-wide syscall tracepoint tax.
+    Getppid,
+    /// openat+close: what a file probe costs per open in a tenant cgroup.
+    Openat,
 }
 
 /// Moves the calling process into `cgroup` (path relative to the cgroup2 mount), names it, and
@@ -173,6 +190,10 @@ pub fn run(workload: &Workload) -> Result<()> {
             }
         }
         Workload::TcpLoop { iterations } => tcp_loop(*iterations)?,
+        Workload::SyscallLoop {
+            syscall,
+            iterations,
+        } => syscall_loop(*syscall, *iterations)?,
         Workload::FileOp {
             op,
             path,
@@ -185,6 +206,41 @@ pub fn run(workload: &Workload) -> Result<()> {
 }
 
 #[allow(clippy::print_stdout)]
+fn print_loop(iterations: u32, elapsed: Duration) {
+    let elapsed = elapsed.as_nanos();
+    println!(
+        "{}",
+        serde_json::json!({
+            "iterations": iterations,
+            "elapsed_ns": elapsed as u64,
+            "ns_per_iter": elapsed as f64 / f64::from(iterations.max(1)),
+        })
+    );
+}
+
+fn syscall_loop(syscall: LoopSyscall, iterations: u32) -> Result<()> {
+    let path = c"/etc/hostname";
+    let start = Instant::now();
+    for _ in 0..iterations {
+        // SAFETY: plain syscalls; the fd is closed right away.
+        unsafe {
+            match syscall {
+                LoopSyscall::Getppid => {
+                    libc::getppid();
+                }
+                LoopSyscall::Openat => {
+                    let fd = libc::openat(libc::AT_FDCWD, path.as_ptr(), libc::O_RDONLY);
+                    if fd >= 0 {
+                        libc::close(fd);
+                    }
+                }
+            }
+        }
+    }
+    print_loop(iterations, start.elapsed());
+    Ok(())
+}
+
 fn tcp_loop(iterations: u32) -> Result<()> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -207,14 +263,6 @@ fn tcp_loop(iterations: u32) -> Result<()> {
     server
         .join()
         .map_err(|_| anyhow::anyhow!("accept thread panicked"))??;
-    let elapsed = start.elapsed().as_nanos();
-    println!(
-        "{}",
-        serde_json::json!({
-            "iterations": iterations,
-            "elapsed_ns": elapsed as u64,
-            "ns_per_iter": elapsed as f64 / f64::from(iterations.max(1)),
-        })
-    );
+    print_loop(iterations, start.elapsed());
     Ok(())
 }

@@ -1,11 +1,11 @@
-//! `seam demo` (the README's main command) flags the cross-tenant connection, not the
-//! same-tenant one, and leaves nothing behind.
+//! `seam demo` (the README's main command) flags the cross-tenant connection and file read,
+//! not the same-tenant ones, and leaves nothing behind.
 use std::process::Command;
 
 use seam_integration_tests::{cgroup2_root, require_root, seam_bin};
 
 #[test]
-fn demo_flags_one_cross_tenant_connection_and_cleans_up() {
+fn demo_flags_the_cross_tenant_connection_and_file_read_and_cleans_up() {
     require_root();
     let out = Command::new(seam_bin()).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -30,5 +30,9 @@ fn demo_flags_one_cross_tenant_connection_and_cleans_up() {
     assert!(
         !cgroup2_root().join("seam-demo").exists(),
         "the demo removes its cgroups"
+    );
+    assert!(
+        !std::path::Path::new("/tmp/seam-demo").exists(),
+        "the demo removes its data"
     );
 }

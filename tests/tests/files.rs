@@ -17,7 +17,6 @@ use serde_json::Value;
 struct Setup {
     cgroups: Cgroups,
     a: String,
-    b: String,
     dir: PathBuf,
 }
 
@@ -25,14 +24,14 @@ impl Setup {
     fn new() -> Self {
         let mut cgroups = Cgroups::new();
         let a = cgroups.create("a");
-        let b = cgroups.create("b");
+        cgroups.create("b");
         let dir = std::env::temp_dir().join(format!("{}-files", cgroups.base));
         for sub in ["a", "b"] {
             fs::create_dir_all(dir.join(sub)).unwrap();
         }
         fs::write(dir.join("a/mine"), "a's data").unwrap();
         fs::write(dir.join("b/secret"), "b's data").unwrap();
-        Self { cgroups, a, b, dir }
+        Self { cgroups, a, dir }
     }
 
     fn rules(&self) -> String {

@@ -1,6 +1,7 @@
 //! `cargo xtask bench [--iterations N] [--rounds R] [--with-peer|--no-peer]`: measures the
-//! agent's overhead on a TCP connect+accept+close loop (`seam workload --cgroup C tcp-loop`)
-//! run in a tenant cgroup, in interleaved rounds without Seam, with Seam (`seam run`) and, if
+//! agent's overhead on three loops (see [`WORKLOADS`]): TCP connect+accept+close and
+//! openat+close in a tenant cgroup, and getppid outside any tenant (the node-wide cost of a
+//! syscall tracepoint), in interleaved rounds without Seam, with Seam (`seam run`) and, if
 //! bpftrace is installed, with a bpftrace one-liner as a peer. Prints the medians and ratios,
 //! the agent's stats, and writes everything to `target/bench/latest.json`. Cgroups, temp files
 //! and child processes are cleaned up on every exit path (guards with `Drop`).
@@ -42,6 +43,38 @@ severity = "high"
 description = "cross-tenant connection"
 expr = "trace.has(net.*)"
 "#;
+
+/// A measured loop: `seam workload [--cgroup <tenant>] <args> --iterations <N * scale>`.
+pub struct WorkloadSpec {
+    pub name: &'static str,
+    /// Run inside the tenant cgroup (else in xtask's own cgroup, outside every tenant).
+    in_tenant: bool,
+    args: &'static [&'static str],
+    /// Iterations relative to `--iterations` (cheap syscalls need many more).
+    scale: u32,
+}
+
+/// What the bench measures.
+pub const WORKLOADS: [WorkloadSpec; 3] = [
+    WorkloadSpec {
+        name: "tcp connect+accept+close (tenant)",
+        in_tenant: true,
+        args: &["tcp-loop"],
+        scale: 1,
+    },
+    WorkloadSpec {
+        name: "openat+close (tenant)",
+        in_tenant: true,
+        args: &["syscall-loop", "--syscall", "openat"],
+        scale: 50,
+    },
+    WorkloadSpec {
+        name: "getppid (outside any tenant)",
+        in_tenant: false,
+        args: &["syscall-loop", "--syscall", "getppid"],
+        scale: 250,
+    },
+];
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -103,13 +136,30 @@ pub fn run(args: &Args) -> Result<()> {
         "xtask: bench: cgroup2 at {}, workload in {cgroup}",
         mount.display()
     );
-    run_loop(&bin, &cgroup, args.iterations.min(500)).context("warm-up run")?;
+    run_loop(&bin, &WORKLOADS[0], &cgroup, args.iterations.min(500)).context("warm-up run")?;
 
     let mut modes = vec![Mode::Baseline, Mode::Seam];
     if peer.is_some() {
         modes.push(Mode::Peer);
     }
-    let mut samples: Vec<(Mode, Vec<f64>)> = modes.iter().map(|&m| (m, Vec::new())).collect();
+    let mut samples: Vec<(usize, Mode, Vec<f64>)> = (0..WORKLOADS.len())
+        .flat_map(|w| modes.iter().map(move |&m| (w, m, Vec::new())))
+        .collect();
+    let run_all = |modes_label: &str, round: usize| -> Result<Vec<f64>> {
+        let mut out = Vec::new();
+        for w in &WORKLOADS {
+            let ns = run_loop(&bin, w, &cgroup, args.iterations)?;
+            eprintln!(
+                "xtask: round {}/{}: {:<8} {:<36} {ns:>10.0} ns/iter",
+                round + 1,
+                args.rounds,
+                modes_label,
+                w.name
+            );
+            out.push(ns);
+        }
+        Ok(out)
+    };
     let mut stats = Vec::new();
     let mut peer_output = String::new();
     for round in 0..args.rounds {
@@ -117,29 +167,26 @@ pub fn run(args: &Args) -> Result<()> {
         order.rotate_left(round % modes.len());
         for mode in order {
             util::check_interrupted()?;
-            let ns = match (mode, &peer) {
+            let measured = match (mode, &peer) {
                 (Mode::Seam, _) => {
                     let agent = start_agent(&bin, &tmp)?;
-                    let ns = run_loop(&bin, &cgroup, args.iterations)?;
+                    let ns = run_all(mode.label(), round)?;
                     stats.push(stop_agent(agent, &tmp));
                     ns
                 }
                 (Mode::Peer, Some(tool)) => {
                     let running = PeerRun::start(tool, &tmp)?;
-                    let ns = run_loop(&bin, &cgroup, args.iterations)?;
+                    let ns = run_all(mode.label(), round)?;
                     peer_output = running.stop()?;
                     ns
                 }
-                _ => run_loop(&bin, &cgroup, args.iterations)?,
+                _ => run_all(mode.label(), round)?,
             };
-            eprintln!(
-                "xtask: round {}/{}: {:<8} {ns:>10.0} ns/iter",
-                round + 1,
-                args.rounds,
-                mode.label()
-            );
-            if let Some((_, v)) = samples.iter_mut().find(|(m, _)| *m == mode) {
-                v.push(ns);
+            for (w, ns) in measured.into_iter().enumerate() {
+                if let Some((_, _, v)) = samples.iter_mut().find(|(i, m, _)| *i == w && *m == mode)
+                {
+                    v.push(ns);
+                }
             }
         }
     }
@@ -185,14 +232,19 @@ fn find_peer(args: &Args) -> Result<Option<PathBuf>> {
     Ok(None)
 }
 
-/// Runs one `seam workload tcp-loop` and returns its ns per iteration.
-fn run_loop(bin: &Path, cgroup: &str, iterations: u32) -> Result<f64> {
+/// Runs one workload loop and returns its ns per iteration.
+fn run_loop(bin: &Path, w: &WorkloadSpec, cgroup: &str, iterations: u32) -> Result<f64> {
     let mut cmd = Command::new(bin);
-    cmd.args(["workload", "--cgroup", cgroup, "tcp-loop", "--iterations"])
-        .arg(iterations.to_string());
+    cmd.arg("workload");
+    if w.in_tenant {
+        cmd.args(["--cgroup", cgroup]);
+    }
+    cmd.args(w.args)
+        .arg("--iterations")
+        .arg(iterations.saturating_mul(w.scale).to_string());
     let stdout = util::output(
         &mut cmd,
-        "the TCP loop workload failed (does this agent build have `seam workload tcp-loop`?)",
+        "the benchmark workload failed (does this agent build have `seam workload`?)",
     )?;
     parse_ns_per_iter(&stdout).with_context(|| {
         format!(

@@ -6,38 +6,47 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{Mode, PEER_PROGRAM};
+use super::{Mode, PEER_PROGRAM, WORKLOADS};
 use crate::util;
 
 pub struct Report {
     pub iterations: u32,
     pub rounds: usize,
-    pub samples: Vec<(Mode, Vec<f64>)>,
+    /// (index into WORKLOADS, mode, ns/iter samples).
+    pub samples: Vec<(usize, Mode, Vec<f64>)>,
     pub stats: Vec<String>,
     pub peer_note: Option<&'static str>,
     pub peer_output: String,
 }
 
 impl Report {
-    fn median(&self, mode: Mode) -> Option<f64> {
-        let (_, v) = self.samples.iter().find(|(m, _)| *m == mode)?;
+    fn median(&self, workload: usize, mode: Mode) -> Option<f64> {
+        let (_, _, v) = self
+            .samples
+            .iter()
+            .find(|(w, m, _)| *w == workload && *m == mode)?;
         median(v)
     }
 
-    fn ratio(&self, mode: Mode) -> Option<f64> {
-        Some(self.median(mode)? / self.median(Mode::Baseline)?)
+    fn ratio(&self, workload: usize, mode: Mode) -> Option<f64> {
+        Some(self.median(workload, mode)? / self.median(workload, Mode::Baseline)?)
     }
 
     pub fn text(&self) -> String {
         let mut s = format!(
-            "bench: TCP connect+accept+close, {} rounds x {} iterations, medians:\n",
+            "bench: {} rounds (iterations scale from {}), medians:\n",
             self.rounds, self.iterations
         );
-        for (mode, _) in &self.samples {
-            let median = self.median(*mode).unwrap_or(f64::NAN);
-            s.push_str(&format!("  {:<9} {median:>10.0} ns/iter", mode.label()));
-            if *mode != Mode::Baseline
-                && let Some(r) = self.ratio(*mode)
+        for (w, mode, _) in &self.samples {
+            let (w, mode) = (*w, *mode);
+            let median = self.median(w, mode).unwrap_or(f64::NAN);
+            s.push_str(&format!(
+                "  {:<36} {:<9} {median:>10.0} ns/iter",
+                WORKLOADS[w].name,
+                mode.label()
+            ));
+            if mode != Mode::Baseline
+                && let Some(r) = self.ratio(w, mode)
             {
                 s.push_str(&format!(
                     "   ratio {r:.3} ({:+.1}% vs baseline)",
@@ -73,13 +82,13 @@ impl Report {
             }
         };
         let mut modes = Vec::new();
-        for (mode, v) in &self.samples {
+        for (w, mode, v) in &self.samples {
             let samples: Vec<String> = v.iter().map(|x| num(Some(*x))).collect();
             modes.push(format!(
                 "{}: {{\"median_ns_per_iter\": {}, \"ratio\": {}, \"samples_ns_per_iter\": [{}]}}",
-                util::json_str(mode.label()),
-                num(self.median(*mode)),
-                num(self.ratio(*mode)),
+                util::json_str(&format!("{} / {}", WORKLOADS[*w].name, mode.label())),
+                num(self.median(*w, *mode)),
+                num(self.ratio(*w, *mode)),
                 samples.join(", ")
             ));
         }
@@ -98,13 +107,13 @@ impl Report {
         };
         format!(
             "{{\n  \"timestamp_unix\": {timestamp},\n  \"kernel\": {},\n  \"workload\": \
-             \"tcp-loop\",\n  \"iterations\": {},\n  \"rounds\": {},\n  \"modes\": {{\n    {}\n  \
+             \"tcp-loop, openat, getppid\",\n  \"iterations\": {},\n  \"rounds\": {},\n  \"modes\": {{\n    {}\n  \
              }},\n  \"seam_ratio\": {},\n  \"peer\": {peer},\n  \"agent_stats\": [{}]\n}}\n",
             util::json_str(kernel.trim()),
             self.iterations,
             self.rounds,
             modes.join(",\n    "),
-            num(self.ratio(Mode::Seam)),
+            num(self.ratio(0, Mode::Seam)),
             stats.join(", ")
         )
     }

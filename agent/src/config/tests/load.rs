@@ -110,8 +110,16 @@ fn embedded_demo_rules_are_valid() {
         .iter()
         .map(|r| (r.id.as_str(), r.severity))
         .collect();
-    assert_eq!(rules, vec![("cross-tenant-network", Severity::High)]);
+    assert_eq!(
+        rules,
+        vec![
+            ("cross-tenant-network", Severity::High),
+            ("cross-tenant-file", Severity::High)
+        ]
+    );
     assert!(set.allows.is_empty());
+    let b = set.tenant_for_path("/tmp/seam-demo/tenant-b/customers.csv");
+    assert_eq!(b.map(|id| set.tenant(id).name.as_str()), Some("tenant-b"));
     assert_eq!(DEMO_SOURCES.len(), set.sources.len());
     let a = set.tenant_for_cgroup("seam-demo/tenant-a/workload");
     assert_eq!(a.map(|id| set.tenant(id).name.as_str()), Some("tenant-a"));
@@ -122,7 +130,7 @@ fn repository_rules_directories_are_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../rules");
     let demo = load_dir_ok(&root.join("demo"));
     assert_eq!(demo.tenants.len(), 2);
-    assert_eq!(demo.rules.len(), 1);
+    assert_eq!(demo.rules.len(), 2);
     // The embedded copy is the same files.
     let embedded: Vec<_> = DEMO_SOURCES.iter().map(|(name, _)| *name).collect();
     let on_disk: Vec<_> = demo
