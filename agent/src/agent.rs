@@ -121,6 +121,16 @@ fn kernel_offsets() -> Option<KernelOffsets> {
     Some(offsets)
 }
 
+/// Whether any rule matches file spans (`trace.has(file.*)` and the like).
+fn uses_file_spans(rules: &RuleSet) -> bool {
+    use crate::rules::{Family, SpanName};
+    rules.rules.iter().any(|rule| {
+        SpanName::ALL
+            .into_iter()
+            .any(|name| name.family() == Family::File && rule.matcher.spans.contains(name))
+    })
+}
+
 /// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
 pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     preflight::require_root()?;
@@ -131,12 +141,18 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         None => None,
     };
     let offsets = kernel_offsets();
-    let mut probes = probes::load(
-        offsets,
-        &cgroup_root,
-        options.ring_bytes,
-        &options.disabled_probes,
-    )?;
+    let mut disabled = options.disabled_probes.clone();
+    if !uses_file_spans(&options.rules) {
+        // Syscall tracepoints tax every syscall on the node: no file rule, no file probes.
+        tracing::info!("no rule looks at file spans: file probes stay off");
+        disabled.extend(
+            probes::PROBES
+                .iter()
+                .filter(|p| p.capability == probes::Capability::FileAccess)
+                .map(|p| p.program.to_owned()),
+        );
+    }
+    let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes, &disabled)?;
     let live_hooks = probes.live_hooks();
     let map_err = |name| move |source| AgentError::Map { name, source };
     let ring =

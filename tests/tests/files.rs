@@ -339,3 +339,37 @@ fn paths_longer_than_a_page_are_truncated_explicitly() {
     agent.stop();
     assert_truncated(&agent);
 }
+
+#[test]
+fn syscall_tracepoints_are_attached_only_when_a_rule_needs_file_spans() {
+    let s = Setup::new();
+    let live = |agent: &Agent| -> Vec<String> {
+        let ready: Value =
+            serde_json::from_str(&fs::read_to_string(agent.dir.join("ready.json")).unwrap())
+                .unwrap();
+        ready["live_hooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_str().unwrap().to_owned())
+            .collect()
+    };
+    let mut with_files = Agent::start(&s.rules());
+    let hooks = live(&with_files);
+    with_files.stop();
+    assert!(
+        hooks
+            .iter()
+            .any(|h| h == "tracepoint/syscalls/sys_exit_openat"),
+        "{hooks:?}"
+    );
+    let network_only = seam_integration_tests::two_tenants(&s.cgroups, "");
+    let mut without = Agent::start(&network_only);
+    let hooks = live(&without);
+    without.stop();
+    assert!(
+        !hooks.iter().any(|h| h.starts_with("tracepoint/syscalls/")),
+        "{hooks:?}"
+    );
+    assert!(hooks.iter().any(|h| h == "cgroup/connect4"), "{hooks:?}");
+}

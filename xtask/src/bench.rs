@@ -42,6 +42,11 @@ id = "cross-tenant-network"
 severity = "high"
 description = "cross-tenant connection"
 expr = "trace.has(net.*)"
+[[rule]]
+id = "cross-tenant-file"
+severity = "high"
+description = "cross-tenant file access (loads the file probes, so their cost is measured)"
+expr = "trace.has(file.*).where(file.tenant != null and file.tenant != tenant)"
 "#;
 
 /// A measured loop: `seam workload [--cgroup <tenant>] <args> --iterations <N * scale>`.
