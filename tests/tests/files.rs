@@ -228,7 +228,7 @@ fn create_unlink_rename_and_truncate_across_trees() {
     );
     assert_target(find("rename"), &s.p("b/moved"), "rename", "ok");
     assert_eq!(find("rename")["target"]["role"], "from");
-    assert_target(find("write"), &s.p("b/big"), "write", "ok");
+    assert_target(find("truncate"), &s.p("b/big"), "truncate", "ok");
     assert!(!s.dir.join("b/victim").exists());
 }
 

@@ -17,6 +17,7 @@ pub enum FileAccess {
     Create,
     Delete,
     Rename,
+    Truncate,
     Exec,
 }
 
@@ -28,6 +29,7 @@ impl std::fmt::Display for FileAccess {
             Self::Create => "create",
             Self::Delete => "delete",
             Self::Rename => "rename",
+            Self::Truncate => "truncate",
             Self::Exec => "exec",
         })
     }
@@ -75,7 +77,7 @@ pub fn access(event: &FileEvent) -> FileAccess {
         }
         FileOp::Unlink => FileAccess::Delete,
         FileOp::Rename => FileAccess::Rename,
-        FileOp::Truncate => FileAccess::Write,
+        FileOp::Truncate => FileAccess::Truncate,
         FileOp::Exec => FileAccess::Exec,
     }
 }

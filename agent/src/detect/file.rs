@@ -24,6 +24,7 @@ impl SpanView for FileSpan {
             FileAccess::Create => SpanName::FileCreate,
             FileAccess::Delete => SpanName::FileDelete,
             FileAccess::Rename => SpanName::FileRename,
+            FileAccess::Truncate => SpanName::FileTruncate,
             FileAccess::Exec => SpanName::FileExec,
         }
     }
@@ -42,6 +43,7 @@ impl SpanView for FileSpan {
                 FileAccess::Create => "create",
                 FileAccess::Delete => "delete",
                 FileAccess::Rename => "rename",
+                FileAccess::Truncate => "truncate",
                 FileAccess::Exec => "exec",
             }),
             Attr::FileOutcome => Value::Str(match self.outcome {

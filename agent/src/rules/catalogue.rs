@@ -205,7 +205,9 @@ impl Type {
 /// Values of `net.protocol`.
 pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
 /// Values of `file.op`.
-pub const FILE_OPS: &[&str] = &["read", "write", "create", "delete", "rename", "exec"];
+pub const FILE_OPS: &[&str] = &[
+    "read", "write", "create", "delete", "rename", "truncate", "exec",
+];
 /// Values of `file.outcome`.
 pub const FILE_OUTCOMES: &[&str] = &["ok", "denied", "error"];
 /// Values of `file.path_confidence`.
