@@ -19,14 +19,27 @@ fn demo_flags_the_cross_tenant_connection_and_file_read_and_cleans_up() {
         .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    assert_eq!(violations.len(), 1, "{stdout}");
-    assert_eq!(violations[0]["intended_tenant"], "tenant-a");
-    assert_eq!(violations[0]["actual_tenant"], "tenant-b");
-    assert_eq!(violations[0]["caller"]["comm"], "client-a");
-    assert!(
-        stdout.contains("2 connection(s) seen, 1 violation(s)"),
-        "{stdout}"
+    assert_eq!(violations.len(), 2, "{stdout}");
+    for v in &violations {
+        assert_eq!(v["intended_tenant"], "tenant-a", "{v}");
+        assert_eq!(v["actual_tenant"], "tenant-b", "{v}");
+    }
+    let network = violations
+        .iter()
+        .find(|v| v["kind"] == "network")
+        .expect("a network violation");
+    assert_eq!(network["caller"]["comm"], "client-a");
+    let file = violations
+        .iter()
+        .find(|v| v["kind"] == "file")
+        .expect("a file violation");
+    assert_eq!(file["caller"]["comm"], "app-a");
+    assert_eq!(
+        file["target"]["path"],
+        "/tmp/seam-demo/tenant-b/customers.csv"
     );
+    assert!(stdout.contains("2 connection(s) and"), "{stdout}");
+    assert!(stdout.contains("2 violation(s)"), "{stdout}");
     assert!(
         !cgroup2_root().join("seam-demo").exists(),
         "the demo removes its cgroups"
