@@ -152,8 +152,12 @@ impl Pipeline {
 
     fn on_file_span(&mut self, span: &FileSpan) {
         self.stats.file_spans += 1;
+        self.metrics.span();
         let time = clock::rfc3339(span.start_ns);
-        for violation in self.detector.evaluate_file(span, &self.rules, &time) {
+        let started = Instant::now();
+        let violations = self.detector.evaluate_file(span, &self.rules, &time);
+        self.metrics.evaluation(started.elapsed());
+        for violation in violations {
             self.stats.violations += 1;
             tracing::info!(
                 rule = %violation.rule_id,

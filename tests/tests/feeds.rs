@@ -122,7 +122,9 @@ fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
-            let (series, value) = l.rsplit_once(' ').unwrap_or_else(|| panic!("bad line {l:?}"));
+            let (series, value) = l
+                .rsplit_once(' ')
+                .unwrap_or_else(|| panic!("bad line {l:?}"));
             let value = value
                 .parse()
                 .unwrap_or_else(|_| panic!("bad value in {l:?}"));
@@ -170,7 +172,9 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
     );
     let addr = listen_addr(&agent);
     assert_eq!(get(&addr, "/readyz").0, 200);
-    agent.wait_until("/healthz to report healthy", |_| get(&addr, "/healthz").0 == 200);
+    agent.wait_until("/healthz to report healthy", |_| {
+        get(&addr, "/healthz").0 == 200
+    });
 
     let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
     let client = Workload::start(
@@ -205,12 +209,17 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
         1.0
     );
     assert_eq!(m("seam_feed_delivered_total{sink=\"webhook-0\"}"), 1.0);
-    assert_eq!(m("seam_feed_delivery_failures_total{sink=\"webhook-0\"}"), 2.0);
+    assert_eq!(
+        m("seam_feed_delivery_failures_total{sink=\"webhook-0\"}"),
+        2.0
+    );
     assert_eq!(m("seam_feed_delivered_total{sink=\"file\"}"), 1.0);
     assert_eq!(m("seam_feed_queue_depth{sink=\"webhook-0\"}"), 0.0);
     for reason in ["queue_full", "retries_exhausted", "shutdown", "write_error"] {
         assert_eq!(
-            m(&format!("seam_feed_dropped_total{{sink=\"webhook-0\",reason=\"{reason}\"}}")),
+            m(&format!(
+                "seam_feed_dropped_total{{sink=\"webhook-0\",reason=\"{reason}\"}}"
+            )),
             0.0
         );
     }
@@ -225,7 +234,11 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
     assert!(!hooks.is_empty());
     for hook in hooks {
         let hook = hook.as_str().unwrap();
-        assert_eq!(m(&format!("seam_hooks_live{{hook=\"{hook}\"}}")), 1.0, "{hook}");
+        assert_eq!(
+            m(&format!("seam_hooks_live{{hook=\"{hook}\"}}")),
+            1.0,
+            "{hook}"
+        );
     }
     let live: Vec<&String> = metrics
         .keys()
@@ -304,7 +317,10 @@ fn burst_of_identical_violations_is_folded_into_one_aggregate() {
     .finish();
     db_b.workload.finish();
     let first = agent.wait_violations(1).remove(0);
-    assert!(first.get("aggregate").is_none(), "the first is emitted at once: {first}");
+    assert!(
+        first.get("aggregate").is_none(),
+        "the first is emitted at once: {first}"
+    );
     // Once the window closes (2 s), the rest arrives folded.
     let total = |violations: &[Value]| -> u64 {
         violations
@@ -334,11 +350,13 @@ fn burst_of_identical_violations_is_folded_into_one_aggregate() {
         assert_eq!(aggregate["target"]["port"], db_b.port);
     }
     let metrics = scrape(&agent);
-    let violations_total = metrics
-        ["seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"];
+    let violations_total = metrics["seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"];
     assert_eq!(violations_total, f64::from(N), "every violation is counted");
     let folded = metrics["seam_violations_folded_total"];
-    assert_eq!(folded, (f64::from(N) - (violations.len() - aggregates.len()) as f64));
+    assert_eq!(
+        folded,
+        (f64::from(N) - (violations.len() - aggregates.len()) as f64)
+    );
     let stats = agent.stop();
     assert_eq!(stats["violations"], N, "{stats}");
     assert_eq!(stats["violations_folded"].as_f64(), Some(folded), "{stats}");
@@ -362,7 +380,10 @@ fn https_webhooks_and_rotation_without_a_file_are_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("https is not supported"), "{stderr}");
-    assert!(!stderr.contains("secret"), "the URL path is redacted: {stderr}");
+    assert!(
+        !stderr.contains("secret"),
+        "the URL path is redacted: {stderr}"
+    );
     let out = run(&["--feed-max-bytes", "1000"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--feed-file"));

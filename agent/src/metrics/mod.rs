@@ -134,7 +134,11 @@ impl Metrics {
             decode_errors.clone(),
         );
         let spans = Counter::default();
-        registry.register("spans", "Connection spans evaluated", spans.clone());
+        registry.register(
+            "spans",
+            "Spans (connections and file accesses) evaluated",
+            spans.clone(),
+        );
         let violations = Family::<ViolationLabels, Counter>::default();
         registry.register(
             "violations",
