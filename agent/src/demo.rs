@@ -46,7 +46,11 @@ impl DemoGuard {
         fs::create_dir_all(&guard.workdir)?;
         for (tenant, file, text) in [
             ("tenant-a", "notes.txt", "tenant-a's own notes\n"),
-            ("tenant-b", "customers.csv", "id,name\n1,tenant-b's customer\n"),
+            (
+                "tenant-b",
+                "customers.csv",
+                "id,name\n1,tenant-b's customer\n",
+            ),
         ] {
             let dir = Path::new(DATA_ROOT).join(tenant);
             fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -192,7 +196,11 @@ pub async fn run(node: String) -> Result<u64> {
         eprintln!("seam demo: app-a (tenant-a) reads its own notes, then tenant-b's customers.csv");
         for file in ["tenant-a/notes.txt", "tenant-b/customers.csv"] {
             let path = format!("{DATA_ROOT}/{file}");
-            guard.spawn(TENANT_A, "app-a", &["file-op", "--op", "read", "--path", &path])?;
+            guard.spawn(
+                TENANT_A,
+                "app-a",
+                &["file-op", "--op", "read", "--path", &path],
+            )?;
             guard.wait_children()?;
         }
         anyhow::Ok(())

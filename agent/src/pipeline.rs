@@ -11,7 +11,7 @@ use crate::{
     clock,
     config::RuleSet,
     correlation::{ConnectionSpan, Correlator, FileSpan},
-    detect::NetworkDetector,
+    detect::{Detector, Evidence},
     events::{KernelEvent, KernelEventKind, reader::read_losses},
     metrics::PipelineMetrics,
     sinks::Sinks,
@@ -48,7 +48,7 @@ pub struct Pipeline {
     pub rules: RuleSet,
     pub attributor: Attributor,
     pub correlator: Correlator,
-    pub detector: NetworkDetector,
+    pub detector: Detector,
     pub sink: Sinks,
     pub tenant_map: BpfHashMap<MapData, u64, TenantSlot>,
     pub losses: PerCpuArray<MapData, u64>,
@@ -76,7 +76,7 @@ impl Pipeline {
             rules,
             attributor,
             correlator: Correlator::default(),
-            detector: NetworkDetector::new(node.clone()),
+            detector: Detector::new(node.clone()),
             sink,
             tenant_map,
             losses,
@@ -152,28 +152,18 @@ impl Pipeline {
 
     fn on_file_span(&mut self, span: &FileSpan) {
         self.stats.file_spans += 1;
-        self.metrics.span();
-        let time = clock::rfc3339(span.start_ns);
-        let started = Instant::now();
-        let violations = self.detector.evaluate_file(span, &self.rules, &time);
-        self.metrics.evaluation(started.elapsed());
-        for violation in violations {
-            self.stats.violations += 1;
-            tracing::info!(
-                rule = %violation.rule_id,
-                from = ?violation.intended_tenant,
-                to = ?violation.actual_tenant,
-                "violation"
-            );
-            self.sink.emit(&violation);
-        }
-        self.stats.feed_write_errors = self.sink.write_errors;
+        self.detect(span, span.start_ns);
     }
 
     fn on_span(&mut self, span: &ConnectionSpan) {
         self.stats.spans += 1;
+        self.detect(span, span.start_ns);
+    }
+
+    /// Evaluates every rule on one span and hands the violations to the sinks.
+    fn detect<S: Evidence>(&mut self, span: &S, start_ns: u64) {
         self.metrics.span();
-        let time = clock::rfc3339(span.start_ns);
+        let time = clock::rfc3339(start_ns);
         let started = Instant::now();
         let violations = self.detector.evaluate(span, &self.rules, &time);
         self.metrics.evaluation(started.elapsed());

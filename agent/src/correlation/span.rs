@@ -70,17 +70,29 @@ pub struct ConnectionSpan {
 }
 
 impl ConnectionSpan {
-    pub fn paired(protocol: Transport, client: SpanEnd, server: SpanEnd, start_ns: u64) -> Self {
+    /// A span between two endpoints; either end may be unobserved (off-node or unwatched).
+    fn new(
+        protocol: Transport,
+        client: Option<SpanEnd>,
+        server: Option<SpanEnd>,
+        endpoints: (Endpoint, Endpoint),
+        start_ns: u64,
+    ) -> Self {
         Self {
             trace_id: TraceId::random(),
             span_id: SpanId::random(),
             protocol,
             start_ns,
-            client_endpoint: client.endpoint,
-            server_endpoint: server.endpoint,
-            client: Some(client),
-            server: Some(server),
+            client_endpoint: endpoints.0,
+            server_endpoint: endpoints.1,
+            client,
+            server,
         }
+    }
+
+    pub fn paired(protocol: Transport, client: SpanEnd, server: SpanEnd, start_ns: u64) -> Self {
+        let endpoints = (client.endpoint, server.endpoint);
+        Self::new(protocol, Some(client), Some(server), endpoints, start_ns)
     }
 
     pub fn client_only(
@@ -89,16 +101,8 @@ impl ConnectionSpan {
         remote: Endpoint,
         start_ns: u64,
     ) -> Self {
-        Self {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            protocol,
-            start_ns,
-            client_endpoint: client.endpoint,
-            server_endpoint: remote,
-            client: Some(client),
-            server: None,
-        }
+        let endpoints = (client.endpoint, remote);
+        Self::new(protocol, Some(client), None, endpoints, start_ns)
     }
 
     pub fn server_only(
@@ -107,15 +111,7 @@ impl ConnectionSpan {
         remote: Endpoint,
         start_ns: u64,
     ) -> Self {
-        Self {
-            trace_id: TraceId::random(),
-            span_id: SpanId::random(),
-            protocol,
-            start_ns,
-            client_endpoint: remote,
-            server_endpoint: server.endpoint,
-            client: None,
-            server: Some(server),
-        }
+        let endpoints = (remote, server.endpoint);
+        Self::new(protocol, None, Some(server), endpoints, start_ns)
     }
 }

@@ -25,9 +25,6 @@ pub struct Detector {
     local: LocalAddrs,
 }
 
-/// The former name, kept for callers.
-pub type NetworkDetector = Detector;
-
 impl Detector {
     pub fn new(node: String) -> Self {
         Self {
@@ -64,15 +61,5 @@ impl Detector {
             out.push(Violation::new(&self.node, rule, span, &ctx, wall_time));
         }
         out
-    }
-
-    /// [`Detector::evaluate`] for file spans (kept for callers).
-    pub fn evaluate_file(
-        &self,
-        span: &crate::correlation::FileSpan,
-        rules: &RuleSet,
-        wall_time: &str,
-    ) -> Vec<Violation> {
-        self.evaluate(span, rules, wall_time)
     }
 }
