@@ -298,8 +298,18 @@ fn read_leaf_in(s: &Setup, dir: &std::fs::File) {
     s.op(&["--op", "read", "--dir", &via, "--path", "leaf"]);
 }
 
-fn assert_truncated(agent: &Agent) {
-    let violations = file_violations(agent, "unresolved-path");
+/// Reads a leaf at the bottom of `levels` nested directories named `name(i)` in b's tree from
+/// tenant a, and checks the violation's path is explicitly truncated.
+fn assert_truncated_leaf(levels: usize, name: impl Fn(usize) -> String) {
+    let s = Setup::new();
+    let deep = nest(&s.dir.join("b"), levels, name);
+    let mut agent = Agent::start_with(&s.rules(), &["--aggregate-window", "0"]);
+    read_leaf_in(&s, &deep);
+    agent.wait_until("an unresolved-path violation", |a| {
+        !file_violations(a, "unresolved-path").is_empty()
+    });
+    agent.stop();
+    let violations = file_violations(&agent, "unresolved-path");
     let v = violations
         .iter()
         .find(|v| v["target"]["path"].as_str().unwrap().ends_with("/leaf"))
@@ -312,32 +322,14 @@ fn assert_truncated(agent: &Agent) {
 
 #[test]
 fn paths_deeper_than_the_walk_bound_are_truncated_explicitly() {
-    let s = Setup::new();
     // 120 levels: deeper than the kernel walk's bound (96), well under PATH_MAX.
-    let deep = nest(&s.dir.join("b"), 120, |i| format!("d{i}"));
-    let mut agent = Agent::start_with(&s.rules(), &["--aggregate-window", "0"]);
-    read_leaf_in(&s, &deep);
-    agent.wait_until("an unresolved-path violation", |a| {
-        !file_violations(a, "unresolved-path").is_empty()
-    });
-    agent.stop();
-    assert_truncated(&agent);
+    assert_truncated_leaf(120, |i| format!("d{i}"));
 }
 
 #[test]
 fn paths_longer_than_a_page_are_truncated_explicitly() {
-    let s = Setup::new();
     // 30 levels of 200-byte names: 6000 bytes, longer than a page and than PATH_MAX.
-    let deep = nest(&s.dir.join("b"), 30, |i| {
-        format!("{i:03}{}", "x".repeat(197))
-    });
-    let mut agent = Agent::start_with(&s.rules(), &["--aggregate-window", "0"]);
-    read_leaf_in(&s, &deep);
-    agent.wait_until("an unresolved-path violation", |a| {
-        !file_violations(a, "unresolved-path").is_empty()
-    });
-    agent.stop();
-    assert_truncated(&agent);
+    assert_truncated_leaf(30, |i| format!("{i:03}{}", "x".repeat(197)));
 }
 
 #[test]
