@@ -129,24 +129,28 @@ fn not_root_is_refused_with_exit_2() {
     );
 }
 
-#[test]
-fn missing_required_probe_names_the_capability_and_probes() {
+/// `seam run` on the demo rules with `extra` arguments; it must exit 2 before observing.
+fn run_demo_rules_expecting_exit_2(extra: &[&str]) -> String {
     seam_integration_tests::require_root();
-    let demo = repo_rules_dir().join("demo");
     let out = Command::new(seam_bin())
         .arg("run")
         .arg("--rules")
-        .arg(&demo)
-        .args([
-            "--disable-probe",
-            "seam_connect4",
-            "--disable-probe",
-            "cgroup/connect6",
-        ])
+        .arg(repo_rules_dir().join("demo"))
+        .args(extra)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn missing_required_probe_names_the_capability_and_probes() {
+    let stderr = run_demo_rules_expecting_exit_2(&[
+        "--disable-probe",
+        "seam_connect4",
+        "--disable-probe",
+        "cgroup/connect6",
+    ]);
     assert!(stderr.contains("ConnectIntent"), "{stderr}");
     assert!(stderr.contains("seam_connect4"), "{stderr}");
     assert!(stderr.contains("seam_connect6"), "{stderr}");
@@ -154,15 +158,6 @@ fn missing_required_probe_names_the_capability_and_probes() {
 
 #[test]
 fn bad_ring_buffer_size_is_refused() {
-    seam_integration_tests::require_root();
-    let demo = repo_rules_dir().join("demo");
-    let out = Command::new(seam_bin())
-        .arg("run")
-        .arg("--rules")
-        .arg(&demo)
-        .args(["--ring-buffer-bytes", "5000"])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("power of two"));
+    let stderr = run_demo_rules_expecting_exit_2(&["--ring-buffer-bytes", "5000"]);
+    assert!(stderr.contains("power of two"), "{stderr}");
 }
