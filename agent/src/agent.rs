@@ -7,29 +7,29 @@ use std::{
     time::Duration,
 };
 
-use aya::maps::{HashMap as BpfHashMap, PerCpuArray, RingBuf};
-use seam_common::{KernelOffsets, MAP_EVENTS, MAP_LOSSES, MAP_TENANT_CGROUPS};
+use seam_common::KernelOffsets;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    attribution::{Attributor, CgroupRegistry, ProcessTable},
+    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable},
     config::RuleSet,
     events::reader,
+    input::Input,
     metrics::{Metrics, PipelineMetrics, server::ServeError},
-    pipeline::{Input, Pipeline},
+    pipeline::{Pipeline, PipelineOptions},
     preflight::{self, PreflightError},
-    probes::{self, ProbeError, ProbeStatus, btf::BtfOffsets},
+    probes::{self, ProbeError, btf::BtfOffsets, maps},
     sinks::{SinkError, SinkOptions, Sinks},
     stats::StatsReport,
 };
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum AgentError {
+pub(crate) enum AgentError {
     /// A start-up precondition does not hold (root, cgroup v2, tracefs).
     #[error(transparent)]
     Preflight(#[from] PreflightError),
-    /// Probes could not be loaded or attached.
+    /// Probes could not be loaded or attached, or their maps are not what the agent expects.
     #[error(transparent)]
     Probes(#[from] ProbeError),
     /// The feed sink could not be opened.
@@ -38,31 +38,23 @@ pub enum AgentError {
     /// The metrics and health listener could not be bound.
     #[error(transparent)]
     Listen(#[from] ServeError),
-    /// A map the probes declare is missing or of the wrong type (a build mismatch).
-    #[error("eBPF map {name}: {source}; rebuild with `cargo xtask build`")]
-    Map {
-        name: &'static str,
-        #[source]
-        source: aya::maps::MapError,
-    },
-    /// Missing map (a build mismatch).
-    #[error("eBPF map {0} missing from the probe object; rebuild with `cargo xtask build`")]
-    MissingMap(&'static str),
-    /// I/O while setting up the event reader or the ready file.
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
+    /// The ready file could not be written.
+    #[error("cannot write ready file {path}: {source}; check the directory exists and is writable")]
+    ReadyFile {
+        path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 }
 
 /// How to run.
-pub struct AgentOptions {
+pub(crate) struct AgentOptions {
     pub rules: RuleSet,
     pub node: String,
     /// Where the feed goes: stdout, the feed file (rotation), webhooks; aggregation.
     pub feeds: SinkOptions,
+    /// Put ended spans in the feed too.
+    pub feed_spans: bool,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub listen: Option<SocketAddr>,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
@@ -73,22 +65,19 @@ pub struct AgentOptions {
     pub ring_bytes: Option<u32>,
     /// Probes not to load (program names or attach points).
     pub disabled_probes: Vec<String>,
+    /// Most open connection spans held at once (the oldest beyond are evicted, counted).
+    pub max_open_spans: usize,
+    /// The host's procfs (process start times, the boot id).
+    pub procfs: PathBuf,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
-pub struct RunningAgent {
+pub(crate) struct RunningAgent {
     inputs: mpsc::Sender<Input>,
     stop: tokio::sync::oneshot::Sender<()>,
     task: JoinHandle<Pipeline>,
     reader: JoinHandle<()>,
     reader_stop: tokio::sync::oneshot::Sender<()>,
-    pub probe_statuses: Vec<ProbeStatus>,
-    /// Where `/metrics` is served (the bound port when `--listen` asked for port 0).
-    pub listen: Option<SocketAddr>,
-}
-
-fn take_map(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<aya::maps::Map, AgentError> {
-    ebpf.take_map(name).ok_or(AgentError::MissingMap(name))
 }
 
 /// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
@@ -104,6 +93,10 @@ fn kernel_offsets() -> Option<KernelOffsets> {
     let base = btf.kernel_offsets().unwrap_or_else(|error| {
         tracing::warn!(%error, "socket offsets unavailable; TCP state probes stay off");
         KernelOffsets::ZERO
+    });
+    let base = btf.tcp_counter_offsets(base).unwrap_or_else(|error| {
+        tracing::warn!(%error, "tcp_sock counters unavailable; connections end without byte counts");
+        base
     });
     let mut offsets = btf.file_offsets(base).unwrap_or_else(|error| {
         tracing::warn!(%error, "file offsets unavailable; file probes stay off");
@@ -131,8 +124,24 @@ fn uses_file_spans(rules: &RuleSet) -> bool {
     })
 }
 
+/// The node's boot id (`/proc/sys/kernel/random/boot_id`), which keys process trace ids; zeros
+/// when unreadable (trace ids then repeat across reboots, nothing else changes).
+fn boot_id(procfs: &Path) -> [u8; 16] {
+    let text =
+        std::fs::read_to_string(procfs.join("sys/kernel/random/boot_id")).unwrap_or_default();
+    let hex: String = text.chars().filter(char::is_ascii_hexdigit).collect();
+    let mut id = [0u8; 16];
+    for (i, byte) in id.iter_mut().enumerate() {
+        *byte = hex
+            .get(i * 2..i * 2 + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+    }
+    id
+}
+
 /// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
-pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
+pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     preflight::require_root()?;
     let cgroup_root = preflight::cgroup2_mount()?;
     let metrics = Arc::new(Metrics::new());
@@ -152,39 +161,37 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
                 .map(|p| p.program.to_owned()),
         );
     }
+    let tcp_counters = offsets.is_some_and(|o| o.tcp_counters_valid == 1);
     let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes, &disabled)?;
     let live_hooks = probes.live_hooks();
-    let map_err = |name| move |source| AgentError::Map { name, source };
-    let ring =
-        RingBuf::try_from(take_map(&mut probes.ebpf, MAP_EVENTS)?).map_err(map_err(MAP_EVENTS))?;
-    let tenant_map = BpfHashMap::try_from(take_map(&mut probes.ebpf, MAP_TENANT_CGROUPS)?)
-        .map_err(map_err(MAP_TENANT_CGROUPS))?;
-    let losses = PerCpuArray::try_from(take_map(&mut probes.ebpf, MAP_LOSSES)?)
-        .map_err(map_err(MAP_LOSSES))?;
+    let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
     metrics.set_live_hooks(&live_hooks);
     let sink = Sinks::open(&options.feeds, &metrics)?;
     let attributor = Attributor {
         cgroups: CgroupRegistry::new(cgroup_root.clone()),
-        processes: ProcessTable::default(),
+        processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
+        local: LocalAddrs::current(),
     };
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
         sink,
-        tenant_map,
-        losses,
-        options.node,
-        live_hooks.clone(),
+        Box::new(filter),
+        PipelineOptions {
+            node: options.node,
+            max_open_spans: options.max_open_spans,
+            feed_spans: options.feed_spans,
+            live_hooks: live_hooks.clone(),
+        },
         PipelineMetrics::new(metrics.clone()),
     );
-    pipeline.rescan();
+    pipeline.handle(Input::CgroupsChanged);
 
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
-    let reader_tx = tx.clone();
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
     let reader_task = tokio::spawn(reader::run(
-        ring,
-        reader_tx,
+        source,
+        tx.clone(),
         reader_stop_rx,
         metrics.clone(),
     ));
@@ -224,8 +231,8 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     });
     if let Some(path) = &options.ready_file {
         let body = serde_json::json!({ "live_hooks": live_hooks, "listen": listen }).to_string();
-        std::fs::write(path, body).map_err(|source| AgentError::Io {
-            what: format!("cannot write ready file {}", path.display()),
+        std::fs::write(path, body).map_err(|source| AgentError::ReadyFile {
+            path: path.clone(),
             source,
         })?;
     }
@@ -237,20 +244,18 @@ pub async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
         task,
         reader: reader_task,
         reader_stop,
-        probe_statuses: probes.statuses,
-        listen,
     })
 }
 
 impl RunningAgent {
     /// A sender into the pipeline (e.g. for rules reloads).
-    pub fn inputs(&self) -> mpsc::Sender<Input> {
+    pub(crate) fn inputs(&self) -> mpsc::Sender<Input> {
         self.inputs.clone()
     }
 
-    /// Drains the ring buffer one last time, stops the pipeline (which flushes unpaired
-    /// connection ends), detaches the probes and returns the final stats.
-    pub async fn stop(self) -> StatsReport {
+    /// Drains the ring buffer one last time, stops the pipeline (which ends every open span),
+    /// detaches the probes and returns the final stats.
+    pub(crate) async fn stop(self) -> StatsReport {
         let _ = self.reader_stop.send(());
         if let Err(error) = self.reader.await {
             tracing::error!(%error, "ring buffer reader failed");

@@ -1,9 +1,75 @@
-//! Converts the probes' boot-time nanoseconds to wall-clock RFC 3339 timestamps.
+//! Time: the probes stamp events with boot-time nanoseconds (`bpf_ktime_get_boot_ns`, which
+//! keeps counting through suspend and never steps); records carry wall-clock Unix nanoseconds
+//! ([`UnixNanos`], RFC 3339 with nanoseconds in JSON). [`WallClock`] converts one to the other
+//! with an offset re-read on every pipeline tick, so a stepped wall clock (NTP, an operator)
+//! shows in records from the next tick on, and never reorders events within a span.
+use std::fmt;
+
 use nix::time::{ClockId, clock_gettime};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de::Error as _};
 use time::{OffsetDateTime, format_description::well_known::Rfc3339};
 
+/// Nanoseconds since the Unix epoch (UTC).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub(crate) struct UnixNanos(pub i64);
+
+impl UnixNanos {
+    /// Now, from the wall clock.
+    pub(crate) fn now() -> Self {
+        Self(i64::try_from(realtime_ns()).unwrap_or(i64::MAX))
+    }
+
+    /// RFC 3339 with nanoseconds, UTC.
+    pub(crate) fn rfc3339(self) -> String {
+        OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))
+            .ok()
+            .and_then(|t| t.format(&Rfc3339).ok())
+            .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+    }
+
+    /// Parses RFC 3339 (any offset).
+    pub(crate) fn parse_rfc3339(text: &str) -> Option<Self> {
+        let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+        i64::try_from(t.unix_timestamp_nanos()).ok().map(Self)
+    }
+}
+
+impl fmt::Debug for UnixNanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+impl fmt::Display for UnixNanos {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.rfc3339())
+    }
+}
+
+impl Serialize for UnixNanos {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if serializer.is_human_readable() {
+            serializer.serialize_str(&self.rfc3339())
+        } else {
+            serializer.serialize_i64(self.0)
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixNanos {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        if deserializer.is_human_readable() {
+            let text = String::deserialize(deserializer)?;
+            Self::parse_rfc3339(&text)
+                .ok_or_else(|| D::Error::custom(format!("{text:?} is not an RFC 3339 time")))
+        } else {
+            i64::deserialize(deserializer).map(Self)
+        }
+    }
+}
+
 /// Nanoseconds since boot (CLOCK_BOOTTIME, the clock of `bpf_ktime_get_boot_ns`).
-pub fn boot_ns() -> u64 {
+pub(crate) fn boot_ns() -> u64 {
     clock_gettime(ClockId::CLOCK_BOOTTIME)
         .map(|t| t.tv_sec() as u64 * 1_000_000_000 + t.tv_nsec() as u64)
         .unwrap_or(0)
@@ -15,18 +81,43 @@ fn realtime_ns() -> i128 {
         .unwrap_or(0)
 }
 
-/// Wall-clock time of a boot-time instant, as RFC 3339 with nanoseconds.
-pub fn rfc3339(boot_time_ns: u64) -> String {
-    let offset = realtime_ns() - i128::from(boot_ns());
-    format_wall(offset + i128::from(boot_time_ns))
+/// Converts boot-time instants to wall-clock time.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct WallClock {
+    /// Unix ns minus boot ns, as of the last [`WallClock::refresh`].
+    offset_ns: i128,
 }
 
-/// Formats Unix nanoseconds as RFC 3339 (UTC).
-pub fn format_wall(unix_ns: i128) -> String {
-    OffsetDateTime::from_unix_timestamp_nanos(unix_ns)
-        .ok()
-        .and_then(|t| t.format(&Rfc3339).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+impl Default for WallClock {
+    fn default() -> Self {
+        Self::now()
+    }
+}
+
+impl WallClock {
+    /// The offset as of now.
+    pub(crate) fn now() -> Self {
+        Self {
+            offset_ns: realtime_ns() - i128::from(boot_ns()),
+        }
+    }
+
+    /// A fixed offset (tests, replays).
+    #[cfg(test)]
+    pub(crate) fn fixed(offset_ns: i128) -> Self {
+        Self { offset_ns }
+    }
+
+    /// Re-reads the offset (the wall clock may have been stepped).
+    pub(crate) fn refresh(&mut self) {
+        *self = Self::now();
+    }
+
+    /// The wall-clock time of a boot-time instant.
+    pub(crate) fn unix(&self, boot_ns: u64) -> UnixNanos {
+        let ns = self.offset_ns + i128::from(boot_ns);
+        UnixNanos(i64::try_from(ns).unwrap_or(if ns < 0 { 0 } else { i64::MAX }))
+    }
 }
 
 #[cfg(test)]
@@ -34,17 +125,20 @@ mod tests {
     use super::*;
 
     #[test]
-    fn formats_with_nanoseconds() {
-        assert_eq!(
-            format_wall(1_700_000_000_123_456_789),
-            "2023-11-14T22:13:20.123456789Z"
-        );
+    fn formats_and_parses_with_nanoseconds() {
+        let t = UnixNanos(1_700_000_000_123_456_789);
+        assert_eq!(t.rfc3339(), "2023-11-14T22:13:20.123456789Z");
+        assert_eq!(UnixNanos::parse_rfc3339(&t.rfc3339()), Some(t));
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(json, "\"2023-11-14T22:13:20.123456789Z\"");
+        assert_eq!(serde_json::from_str::<UnixNanos>(&json).unwrap(), t);
     }
 
     #[test]
     fn boot_time_maps_to_now() {
-        let now = rfc3339(boot_ns());
-        let year: i32 = now[..4].parse().unwrap();
-        assert!(year >= 2024, "{now}");
+        let now = WallClock::now().unix(boot_ns());
+        let drift = (now.0 - UnixNanos::now().0).abs();
+        assert!(drift < 1_000_000_000, "{now}");
+        assert_eq!(WallClock::fixed(10).unix(5), UnixNanos(15));
     }
 }

@@ -1,20 +1,25 @@
-//! Seam's agent library. The folders follow the data flow:
-//! probes -> events -> attribution -> correlation (spans) -> detect (rules) -> sinks.
-pub mod agent;
-pub mod attribution;
-pub mod clock;
-pub mod config;
-pub mod correlation;
-pub mod demo;
-pub mod detect;
-pub mod events;
-pub mod metrics;
-pub mod pipeline;
-pub mod preflight;
-pub mod probes;
-pub mod reload;
-pub mod rules;
-pub mod sinks;
-pub mod stats;
-pub mod workload;
-pub mod workload_file;
+//! Seam's agent. The modules follow the data flow:
+//! probes -> events -> attribution -> spans -> rules/detect -> sinks.
+//! Only the command line is public; everything else is crate-private, so the compiler finds
+//! what nothing uses.
+pub(crate) mod agent;
+pub(crate) mod attribution;
+pub mod cli;
+pub(crate) mod clock;
+pub(crate) mod config;
+pub(crate) mod demo;
+pub(crate) mod detect;
+pub(crate) mod events;
+pub(crate) mod input;
+pub(crate) mod metrics;
+pub(crate) mod pipeline;
+pub(crate) mod preflight;
+pub(crate) mod probes;
+pub(crate) mod reload;
+pub(crate) mod rules;
+pub(crate) mod sinks;
+pub(crate) mod spans;
+pub(crate) mod stats;
+pub(crate) mod vocab;
+pub(crate) mod workload;
+pub(crate) mod workload_file;

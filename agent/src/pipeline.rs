@@ -1,93 +1,77 @@
-//! The agent's pipeline: kernel events -> attribution -> correlation -> detection -> sinks.
-//! One task owns every stage's state, so stages hand typed values to each other without locks.
+//! The agent's pipeline: kernel events -> attribution -> spans -> detection -> sinks. One task
+//! owns every stage's state, so stages hand typed values to each other without locks. It holds
+//! no kernel object: the tenant filter is a [`TenantFilter`], and losses arrive as inputs.
 use std::{collections::BTreeMap, time::Instant};
 
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray};
-use seam_common::TenantSlot;
-use serde::Serialize;
-
 use crate::{
-    attribution::{Attributor, CgroupChanges},
-    clock,
+    attribution::{Attributor, CgroupChanges, TenantFilter},
+    clock::{self, UnixNanos, WallClock},
     config::RuleSet,
-    correlation::{ConnectionSpan, Correlator, FileSpan},
-    detect::{Detector, Evidence},
-    events::{KernelEvent, KernelEventKind, reader::read_losses},
+    detect::Detector,
+    events::{KernelEvent, KernelEventKind},
+    input::Input,
     metrics::PipelineMetrics,
-    sinks::Sinks,
+    sinks::{Loss, LossTag, Record, Sinks},
+    spans::assemble::{Assembler, Ctx, SpanUpdate},
     stats::Stats,
+    vocab::LossSource,
 };
 
-/// What the pipeline task receives.
-#[derive(Debug)]
-pub enum Input {
-    /// A batch of decoded ring-buffer records (or why one could not be decoded).
-    Kernel(Vec<Result<KernelEvent, String>>),
-    /// The cgroup tree may have changed: rescan it.
-    CgroupsChanged,
-    /// Periodic housekeeping: pairing timeouts, loss counters.
-    Tick,
-    /// New, validated rules (SIGHUP or a change in the rules directory): swap and rescan.
-    Reload(Box<RuleSet>),
-}
-
-/// A loss record in the feed: events the kernel could not hand over.
-#[derive(Serialize)]
-struct LossRecord<'a> {
-    kind: &'static str,
-    time: String,
-    node: &'a str,
-    probe: &'static str,
-    lost: u64,
-    lost_total: u64,
-    message: String,
-}
-
 /// All stages' state.
-pub struct Pipeline {
-    pub rules: RuleSet,
-    pub attributor: Attributor,
-    pub correlator: Correlator,
-    pub detector: Detector,
-    pub sink: Sinks,
-    pub tenant_map: BpfHashMap<MapData, u64, TenantSlot>,
-    pub losses: PerCpuArray<MapData, u64>,
-    pub stats: Stats,
-    pub metrics: PipelineMetrics,
+pub(crate) struct Pipeline {
+    rules: RuleSet,
+    attributor: Attributor,
+    assembler: Assembler,
+    detector: Detector,
+    sink: Sinks,
+    filter: Box<dyn TenantFilter>,
+    clock: WallClock,
+    /// Put ended spans in the feed too (`--feed-spans`).
+    feed_spans: bool,
+    pub(crate) stats: Stats,
+    metrics: PipelineMetrics,
+    node: String,
+    /// Loss totals already reported, by source and probe.
+    reported: BTreeMap<(LossSource, String), u64>,
+}
+
+/// How the pipeline is set up.
+pub(crate) struct PipelineOptions {
     pub node: String,
-    last_losses: BTreeMap<&'static str, u64>,
+    /// Most open connection spans; the oldest beyond are evicted (counted).
+    pub max_open_spans: usize,
+    pub feed_spans: bool,
+    pub live_hooks: Vec<String>,
 }
 
 impl Pipeline {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
+    pub(crate) fn new(
         rules: RuleSet,
         attributor: Attributor,
         sink: Sinks,
-        tenant_map: BpfHashMap<MapData, u64, TenantSlot>,
-        losses: PerCpuArray<MapData, u64>,
-        node: String,
-        live_hooks: Vec<String>,
+        filter: Box<dyn TenantFilter>,
+        options: PipelineOptions,
         metrics: PipelineMetrics,
     ) -> Self {
         let mut stats = Stats::default();
-        stats.live_hooks = live_hooks;
+        stats.live_hooks = options.live_hooks;
         Self {
             rules,
             attributor,
-            correlator: Correlator::default(),
-            detector: Detector::new(node.clone()),
+            assembler: Assembler::new(options.max_open_spans),
+            detector: Detector::new(options.node.clone()),
             sink,
-            tenant_map,
-            losses,
+            filter,
+            clock: WallClock::now(),
+            feed_spans: options.feed_spans,
             stats,
             metrics,
-            node,
-            last_losses: BTreeMap::new(),
+            node: options.node,
+            reported: BTreeMap::new(),
         }
     }
 
-    pub fn handle(&mut self, input: Input) {
+    pub(crate) fn handle(&mut self, input: Input) {
         match input {
             Input::Kernel(batch) => {
                 for record in batch {
@@ -99,6 +83,11 @@ impl Pipeline {
                             tracing::warn!(%error, "undecodable kernel record");
                         }
                     }
+                }
+            }
+            Input::KernelLosses(totals) => {
+                for (probe, total) in totals {
+                    self.report_loss(LossSource::RingBuffer, probe, total);
                 }
             }
             Input::CgroupsChanged => self.rescan(),
@@ -123,49 +112,42 @@ impl Pipeline {
             KernelEventKind::Exit { .. } => "exit",
             KernelEventKind::SockAddr { sendmsg: false, .. } => "connect",
             KernelEventKind::SockAddr { sendmsg: true, .. } => "sendmsg",
-            KernelEventKind::TcpState { .. } => "tcp_state",
+            KernelEventKind::TcpState(_) => "tcp_state",
+            KernelEventKind::TcpClose { .. } => "tcp_close",
             KernelEventKind::FlowStart { .. } => "flow_start",
             KernelEventKind::File(_) => "file",
         };
         *self.stats.events_by_kind.entry(label).or_default() += 1;
         self.metrics.event(label);
-        let h = &event.header;
-        match &event.kind {
-            KernelEventKind::Exec { ppid } => {
-                self.attributor
-                    .processes
-                    .exec(h.pid, *ppid, &h.comm, h.uid, h.cgroup_id);
+        let mut ctx = Ctx {
+            attributor: &mut self.attributor,
+            rules: &self.rules,
+            clock: &self.clock,
+        };
+        let updates = self.assembler.on_event(event, &mut ctx);
+        self.on_updates(updates);
+    }
+
+    fn on_updates(&mut self, updates: Vec<SpanUpdate>) {
+        for update in updates {
+            match update {
+                SpanUpdate::Started(span) => self.detect(&span),
+                SpanUpdate::Ended(span) => self.ended(span),
+                SpanUpdate::Whole(span) => {
+                    self.detect(&span);
+                    self.ended(span);
+                }
             }
-            KernelEventKind::Exit { .. } => self.attributor.processes.exit(h.pid, h.time_ns),
-            _ => self
-                .attributor
-                .processes
-                .observe(h.pid, &h.comm, h.uid, h.cgroup_id),
         }
-        for span in self.correlator.on_event(event, &self.attributor) {
-            self.on_span(&span);
-        }
-        for span in self.correlator.on_file_event(event, &self.attributor) {
-            self.on_file_span(&span);
-        }
+        self.report_evictions();
     }
 
-    fn on_file_span(&mut self, span: &FileSpan) {
-        self.stats.file_spans += 1;
-        self.detect(span, span.start_ns);
-    }
-
-    fn on_span(&mut self, span: &ConnectionSpan) {
-        self.stats.spans += 1;
-        self.detect(span, span.start_ns);
-    }
-
-    /// Evaluates every rule on one span and hands the violations to the sinks.
-    fn detect<S: Evidence>(&mut self, span: &S, start_ns: u64) {
+    /// Evaluates every rule on a span as it starts and hands the violations to the sinks.
+    fn detect(&mut self, span: &crate::spans::Span) {
+        self.stats.count_span(span.name().family());
         self.metrics.span();
-        let time = clock::rfc3339(start_ns);
         let started = Instant::now();
-        let violations = self.detector.evaluate(span, &self.rules, &time);
+        let violations = self.detector.evaluate(span, &self.rules);
         self.metrics.evaluation(started.elapsed());
         for violation in violations {
             self.stats.violations += 1;
@@ -175,36 +157,47 @@ impl Pipeline {
                 to = ?violation.actual_tenant,
                 "violation"
             );
-            self.sink.emit(&violation);
+            self.sink.emit(Record::Violation(Box::new(violation)));
         }
         self.stats.feed_write_errors = self.sink.write_errors;
     }
 
+    /// A span that ended: to the feed (with `--feed-spans`).
+    fn ended(&mut self, span: crate::spans::Span) {
+        self.stats.spans_ended += 1;
+        if self.feed_spans {
+            self.sink.emit(Record::Span(Box::new(span)));
+        }
+    }
+
     /// Rescans cgroupfs and updates the kernel's tenant filter.
-    pub fn rescan(&mut self) {
-        self.detector.refresh_local();
+    fn rescan(&mut self) {
+        self.attributor.local = crate::attribution::LocalAddrs::current();
         let CgroupChanges {
             registered,
             unregistered,
         } = self.attributor.cgroups.scan(&self.rules);
+        let now = clock::boot_ns();
         for cgroup in unregistered {
-            // Already gone from the map is fine: the kernel may have freed the id.
-            let _ = self.tenant_map.remove(&cgroup.id);
+            self.filter.unwatch(cgroup.id);
+            let ctx = Ctx {
+                attributor: &mut self.attributor,
+                rules: &self.rules,
+                clock: &self.clock,
+            };
+            let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
+            self.on_updates(updates);
             tracing::info!(cgroup = %cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
         for cgroup in registered {
-            let Some(tenant) = cgroup.tenant else {
+            let Some(tenant) = &cgroup.tenant else {
                 continue;
             };
-            let slot = TenantSlot {
-                tenant_index: tenant.0,
-                _pad: 0,
-            };
-            match self.tenant_map.insert(cgroup.id, slot, 0) {
+            match self.filter.watch(cgroup.id) {
                 Ok(()) => tracing::info!(
                     cgroup = %cgroup.path,
                     id = cgroup.id,
-                    tenant = %self.rules.tenant(tenant).name,
+                    tenant = %tenant.name,
                     "tenant cgroup registered"
                 ),
                 Err(error) => tracing::error!(
@@ -220,56 +213,78 @@ impl Pipeline {
     }
 
     fn tick(&mut self) {
+        self.clock.refresh();
         let now = clock::boot_ns();
-        for span in self.correlator.expire(now) {
-            self.on_span(&span);
-        }
-        self.attributor.processes.expire(now);
-        self.check_losses(now);
+        let mut ctx = Ctx {
+            attributor: &mut self.attributor,
+            rules: &self.rules,
+            clock: &self.clock,
+        };
+        let updates = self.assembler.tick(now, &mut ctx);
+        self.on_updates(updates);
+        self.metrics.open_spans(
+            self.assembler.open_connections(),
+            self.attributor.processes.len(),
+        );
         self.sink.tick();
         self.metrics.heartbeat();
     }
 
-    /// Reports new kernel-side losses in the log and the feed.
-    fn check_losses(&mut self, now: u64) {
-        for (probe, total) in read_losses(&self.losses) {
-            let before = self.last_losses.get(probe).copied().unwrap_or(0);
-            if total > before {
-                let lost = total - before;
-                tracing::warn!(
-                    probe,
-                    lost,
-                    total,
-                    "ring buffer full: events lost in the kernel"
-                );
-                self.metrics.lost(probe, lost);
-                let record = LossRecord {
-                    kind: "loss",
-                    time: clock::rfc3339(now),
-                    node: &self.node,
-                    probe,
-                    lost,
-                    lost_total: total,
-                    message: format!(
-                        "{lost} {probe} events lost (ring buffer full); isolation evidence for \
-                         that interval is incomplete"
-                    ),
-                };
-                self.sink.emit(&record);
-                self.last_losses.insert(probe, total);
-            }
-            if total > 0 {
-                self.stats.lost.insert(probe, total);
-            }
+    /// Spans the assembler ended early: counted, and reported like any loss of evidence.
+    fn report_evictions(&mut self) {
+        let evicted = self.assembler.evicted;
+        if evicted > self.stats.spans_evicted {
+            self.stats.spans_evicted = evicted;
+            self.report_loss(LossSource::SpanEvicted, "connection", evicted);
         }
     }
 
-    /// Flushes unpaired ends at shutdown so nothing seen is dropped.
-    pub fn finish(&mut self) {
-        for span in self.correlator.flush() {
-            self.on_span(&span);
+    /// Reports a loss total that grew: in the log, the metrics and the feed.
+    fn report_loss(&mut self, source: LossSource, probe: &str, total: u64) {
+        let key = (source, probe.to_owned());
+        let before = self.reported.get(&key).copied().unwrap_or(0);
+        if total <= before {
+            return;
         }
-        self.check_losses(clock::boot_ns());
+        let lost = total - before;
+        self.reported.insert(key, total);
+        let message = match source {
+            LossSource::RingBuffer => format!(
+                "{lost} {probe} events lost (ring buffer full); isolation evidence for that \
+                 interval is incomplete"
+            ),
+            LossSource::SpanEvicted => format!(
+                "{lost} open {probe} spans ended early (more than --max-open-spans were open); \
+                 their ends and byte counts are missing"
+            ),
+            other => format!("{lost} records lost ({other}, {probe})"),
+        };
+        tracing::warn!(%source, probe, lost, total, "{message}");
+        self.metrics.lost(source, probe, lost);
+        if source == LossSource::RingBuffer {
+            self.stats.lost.insert(probe.to_owned(), total);
+        }
+        self.sink.emit(Record::Loss(Loss {
+            kind: LossTag,
+            time: UnixNanos::now(),
+            node: self.node.clone(),
+            source,
+            probe: probe.to_owned(),
+            lost,
+            lost_total: total,
+            message,
+        }));
+    }
+
+    /// At shutdown: every open span ends, and everything queued is flushed.
+    pub(crate) fn finish(&mut self) {
+        let mut ctx = Ctx {
+            attributor: &mut self.attributor,
+            rules: &self.rules,
+            clock: &self.clock,
+        };
+        let updates = self.assembler.flush(clock::boot_ns(), &mut ctx);
+        self.on_updates(updates);
         self.sink.finish();
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();

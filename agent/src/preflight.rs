@@ -6,7 +6,7 @@ use std::{
 
 /// What is missing on this node for Seam to run.
 #[derive(Debug, thiserror::Error)]
-pub enum PreflightError {
+pub(crate) enum PreflightError {
     /// Seam loads eBPF programs and attaches them to the root cgroup.
     #[error(
         "seam must run as root (or with CAP_BPF, CAP_PERFMON, CAP_NET_ADMIN and CAP_SYS_ADMIN); \
@@ -32,12 +32,12 @@ pub enum PreflightError {
 }
 
 /// True when the process runs with effective uid 0.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
 }
 
 /// Fails with [`PreflightError::NotRoot`] unless running as root.
-pub fn require_root() -> Result<(), PreflightError> {
+pub(crate) fn require_root() -> Result<(), PreflightError> {
     if is_root() {
         Ok(())
     } else {
@@ -47,14 +47,14 @@ pub fn require_root() -> Result<(), PreflightError> {
 
 /// Finds the cgroup2 mount point (never assumes /sys/fs/cgroup: hybrid hosts mount it at
 /// /sys/fs/cgroup/unified).
-pub fn cgroup2_mount() -> Result<PathBuf, PreflightError> {
+pub(crate) fn cgroup2_mount() -> Result<PathBuf, PreflightError> {
     let mountinfo =
         fs::read_to_string("/proc/self/mountinfo").map_err(PreflightError::MountInfo)?;
     find_cgroup2_mount(&mountinfo).ok_or(PreflightError::NoCgroup2)
 }
 
 /// Parses mountinfo text for the first cgroup2 mount point.
-pub fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+pub(crate) fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
     mountinfo.lines().find_map(|line| {
         // "<id> <parent> <maj:min> <root> <mount point> <opts> [optional...] - <fstype> ..."
         let (left, right) = line.split_once(" - ")?;
@@ -86,10 +86,10 @@ fn unescape(field: &str) -> String {
 }
 
 /// Where tracefs normally lives.
-pub const TRACEFS: &str = "/sys/kernel/tracing";
+pub(crate) const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Mounts tracefs when it is not mounted; classic tracepoints need it.
-pub fn ensure_tracefs() -> Result<(), PreflightError> {
+pub(crate) fn ensure_tracefs() -> Result<(), PreflightError> {
     if Path::new(TRACEFS).join("events").exists() {
         return Ok(());
     }

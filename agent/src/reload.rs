@@ -8,10 +8,10 @@ use std::{
 
 use tokio::{signal::unix::Signal, sync::mpsc, task::JoinHandle};
 
-use crate::{config::RuleSet, pipeline::Input};
+use crate::{config::RuleSet, input::Input};
 
 /// How often the rules directories are checked for changes.
-pub const POLL: Duration = Duration::from_secs(2);
+pub(crate) const POLL: Duration = Duration::from_secs(2);
 
 /// What identifies the directories' content: every entry's path, size and modification time.
 type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
@@ -55,7 +55,7 @@ async fn reload(dirs: &[PathBuf], tx: &mpsc::Sender<Input>, why: &str) -> bool {
 
 /// Watches `dirs` (every `poll`) and `hangup` (SIGHUP, registered by the caller before the
 /// agent starts so that an early SIGHUP does not kill it) until the pipeline stops.
-pub fn spawn(
+pub(crate) fn spawn(
     dirs: Vec<PathBuf>,
     mut hangup: Signal,
     tx: mpsc::Sender<Input>,

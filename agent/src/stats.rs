@@ -8,19 +8,29 @@ use std::{
 
 use serde::Serialize;
 
+use crate::rules::Family;
+
 /// The running totals, as they also appear in the report.
 #[derive(Debug, Default, Clone, Serialize)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub events_total: u64,
     pub events_by_kind: BTreeMap<&'static str, u64>,
     /// Records that could not be decoded.
     pub decode_errors: u64,
     /// Kernel-side losses (ring buffer full), by probe family.
-    pub lost: BTreeMap<&'static str, u64>,
-    /// Connection spans (TCP connections, UDP flows).
+    pub lost: BTreeMap<String, u64>,
+    /// Connection spans (TCP connections, UDP flows) evaluated.
     pub spans: u64,
-    /// File spans (one per path a file syscall touched).
+    /// File spans (one per path a file syscall touched) evaluated.
     pub file_spans: u64,
+    /// Process execution spans evaluated.
+    pub process_spans: u64,
+    /// Application spans (OTLP) evaluated.
+    pub app_spans: u64,
+    /// Spans that ended (and went to export and history).
+    pub spans_ended: u64,
+    /// Open spans ended early because too many were open.
+    pub spans_evicted: u64,
     pub violations: u64,
     pub feed_write_errors: u64,
     /// Feed records a sink dropped, by `sink/reason`.
@@ -33,14 +43,14 @@ pub struct Counters {
 
 /// Running totals since start-up (derefs to [`Counters`]).
 #[derive(Debug)]
-pub struct Stats {
+pub(crate) struct Stats {
     started: Instant,
     counters: Counters,
 }
 
 /// What `--stats-file` holds: the counters plus what derives from them.
 #[derive(Debug, Serialize)]
-pub struct StatsReport {
+pub(crate) struct StatsReport {
     pub uptime_s: f64,
     pub events_per_sec: f64,
     pub lost_total: u64,
@@ -78,7 +88,18 @@ impl Deref for StatsReport {
 }
 
 impl Stats {
-    pub fn report(&self) -> StatsReport {
+    /// One span of `family` evaluated.
+    pub(crate) fn count_span(&mut self, family: Family) {
+        match family {
+            Family::Network => self.spans += 1,
+            Family::File => self.file_spans += 1,
+            Family::Process => self.process_spans += 1,
+            Family::App => self.app_spans += 1,
+            Family::Common => {}
+        }
+    }
+
+    pub(crate) fn report(&self) -> StatsReport {
         let uptime_s = self.started.elapsed().as_secs_f64();
         StatsReport {
             uptime_s,

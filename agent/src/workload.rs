@@ -14,7 +14,7 @@ use clap::Subcommand;
 
 /// A workload to run.
 #[derive(Debug, Subcommand)]
-pub enum Workload {
+pub(crate) enum Workload {
     /// Listen on TCP, write the bound port to --port-file, accept --count connections.
     TcpListen {
         #[arg(long)]
@@ -84,7 +84,7 @@ pub enum Workload {
 
 /// The syscall a `syscall-loop` repeats.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-pub enum LoopSyscall {
+pub(crate) enum LoopSyscall {
     /// A syscall no Seam probe looks at: measures the node-wide syscall tracepoint tax.
     Getppid,
     /// openat+close: what a file probe costs per open in a tenant cgroup.
@@ -93,7 +93,7 @@ pub enum LoopSyscall {
 
 /// Moves the calling process into `cgroup` (path relative to the cgroup2 mount), names it, and
 /// drops to `uid` (same gid) when given.
-pub fn enter(
+pub(crate) fn enter(
     cgroup_root: &Path,
     cgroup: Option<&str>,
     comm: Option<&str>,
@@ -132,7 +132,7 @@ fn write_port(path: &Path, port: u16) -> Result<()> {
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Runs a workload to completion.
-pub fn run(workload: &Workload) -> Result<()> {
+pub(crate) fn run(workload: &Workload) -> Result<()> {
     match workload {
         Workload::TcpListen {
             addr,

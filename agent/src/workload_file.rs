@@ -11,7 +11,7 @@ use clap::ValueEnum;
 
 /// The syscall to make.
 #[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum FileOpKind {
+pub(crate) enum FileOpKind {
     /// openat(O_RDONLY) and read.
     Read,
     /// openat(O_WRONLY) and write.
@@ -32,7 +32,7 @@ fn cstring(path: &Path) -> Result<CString> {
 
 /// Runs one file operation on `path`, relative to `dir` (opened as a dirfd) when given.
 /// `expect_errno` makes failure the expected outcome (the errno must match).
-pub fn run(
+pub(crate) fn run(
     op: FileOpKind,
     path: &Path,
     dir: Option<&Path>,

@@ -23,6 +23,9 @@ pub enum EventKind {
     /// First UDP packet between a socket and one peer, seen by cgroup_skb (later packets are only
     /// counted in a map).
     FlowStart = 203,
+    /// A TCP socket that had been established closed, with its counters
+    /// (tp_btf `inet_sock_set_state` -> `TCP_CLOSE`).
+    TcpClose = 204,
 }
 
 impl EventKind {
@@ -35,6 +38,7 @@ impl EventKind {
             201 => Self::SendMsg,
             202 => Self::TcpState,
             203 => Self::FlowStart,
+            204 => Self::TcpClose,
             300 => Self::File,
             _ => return None,
         })
@@ -129,6 +133,25 @@ pub struct TcpStateData {
     /// `TCP_*` state before and after (include/net/tcp_states.h).
     pub oldstate: u8,
     pub newstate: u8,
+    /// Explicit tail padding: the struct holds no hidden bytes (the verifier and the decoder
+    /// see every byte).
+    pub _pad: [u8; 4],
+}
+
+/// Payload of [`EventKind::TcpClose`]: a socket that had been established (or was connecting)
+/// reached `TCP_CLOSE`, with what `struct tcp_sock` counted over its life.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TcpCloseData {
+    /// The socket's 4-tuple and the transition (`newstate` is always `TCP_CLOSE`).
+    pub state: TcpStateData,
+    /// `tcp_sock->bytes_received`: payload bytes received.
+    pub bytes_received: u64,
+    /// `tcp_sock->bytes_acked`: payload bytes sent and acknowledged by the peer.
+    pub bytes_acked: u64,
+    /// `tcp_sock->segs_in`, `segs_out`: segments received and sent (control segments too).
+    pub segs_in: u32,
+    pub segs_out: u32,
 }
 
 /// Payload of [`EventKind::FlowStart`]: the first packet between a socket and a peer, from the
@@ -165,6 +188,14 @@ pub mod tcp_state {
     pub const CLOSING: u8 = 11;
 }
 
+// No hidden padding anywhere: each size is the sum of its fields.
+const _: () = assert!(size_of::<EventInfo>() == 4 * 4 + 8 + 8 + COMM_LEN);
+const _: () = assert!(size_of::<ProcessData>() == 8);
+const _: () = assert!(size_of::<SockAddrData>() == 8 + 16 + 2 + 2 + 1 + 3);
+const _: () = assert!(size_of::<TcpStateData>() == 8 + 4 + 16 + 16 + 2 * 3 + 2 + 4);
+const _: () = assert!(size_of::<TcpCloseData>() == size_of::<TcpStateData>() + 8 * 2 + 4 * 2);
+const _: () = assert!(size_of::<FlowData>() == 8 + 16 + 16 + 2 * 3 + 2);
+
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
@@ -173,5 +204,6 @@ mod pod {
     unsafe impl aya::Pod for ProcessData {}
     unsafe impl aya::Pod for SockAddrData {}
     unsafe impl aya::Pod for TcpStateData {}
+    unsafe impl aya::Pod for TcpCloseData {}
     unsafe impl aya::Pod for FlowData {}
 }

@@ -16,7 +16,7 @@ pub const MAX_PATH_DEPTH: u32 = 96;
 /// What was done to the file(s).
 #[repr(u8)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileOp {
+pub enum FileSyscall {
     /// open/openat/openat2/creat: read, write or create follows from the flags and f_mode.
     Open = 1,
     Unlink = 2,
@@ -27,7 +27,7 @@ pub enum FileOp {
     Exec = 5,
 }
 
-impl FileOp {
+impl FileSyscall {
     pub fn from_u8(raw: u8) -> Option<Self> {
         Some(match raw {
             1 => Self::Open,
@@ -68,7 +68,7 @@ pub struct FileHead {
     pub flags: u32,
     /// `file->f_mode` of an opened file (FMODE_READ/WRITE/CREATED), or 0.
     pub f_mode: u32,
-    /// A [`FileOp`].
+    /// A [`FileSyscall`].
     pub op: u8,
     /// Number of paths (1, or 2 for a rename).
     pub npaths: u8,

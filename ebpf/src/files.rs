@@ -20,7 +20,7 @@ use aya_ebpf::{
     programs::TracePointContext,
 };
 use seam_common::{
-    EventInfo, EventKind, FILE_BUF, FileData, FileHead, FileOp, LossSlot, MAX_FILE_CALLS,
+    EventInfo, EventKind, FILE_BUF, FileData, FileHead, FileSyscall, LossSlot, MAX_FILE_CALLS,
     MAX_PATH_DEPTH, PATH_LIMIT, PathMeta,
 };
 
@@ -74,7 +74,7 @@ fn arg(ctx: &TracePointContext, n: usize) -> u64 {
 
 /// Records the arguments of a tenant task's file syscall.
 #[inline(always)]
-fn enter(op: FileOp, flags: u32, dirfd: [i64; 2], path: [u64; 2], npaths: u64) {
+fn enter(op: FileSyscall, flags: u32, dirfd: [i64; 2], path: [u64; 2], npaths: u64) {
     if offset!(files_valid) != 1 {
         return;
     }
@@ -114,14 +114,14 @@ macro_rules! syscall_probes {
 }
 
 syscall_probes!(seam_enter_openat, seam_exit_openat, "openat", |ctx| (
-    FileOp::Open,
+    FileSyscall::Open,
     arg(&ctx, 2) as u32,
     [arg(&ctx, 0) as i32 as i64, 0],
     [arg(&ctx, 1), 0],
     1
 ));
 syscall_probes!(seam_enter_openat2, seam_exit_openat2, "openat2", |ctx| (
-    FileOp::Open,
+    FileSyscall::Open,
     // SAFETY: `how` is a user pointer to struct open_how, whose first field is the flags.
     unsafe { bpf_probe_read_user(arg(&ctx, 2) as *const u64) }.unwrap_or(0) as u32,
     [arg(&ctx, 0) as i32 as i64, 0],
@@ -129,28 +129,28 @@ syscall_probes!(seam_enter_openat2, seam_exit_openat2, "openat2", |ctx| (
     1
 ));
 syscall_probes!(seam_enter_open, seam_exit_open, "open", |ctx| (
-    FileOp::Open,
+    FileSyscall::Open,
     arg(&ctx, 1) as u32,
     [AT_FDCWD, 0],
     [arg(&ctx, 0), 0],
     1
 ));
 syscall_probes!(seam_enter_creat, seam_exit_creat, "creat", |ctx| (
-    FileOp::Open,
+    FileSyscall::Open,
     CREAT_FLAGS,
     [AT_FDCWD, 0],
     [arg(&ctx, 0), 0],
     1
 ));
 syscall_probes!(seam_enter_unlinkat, seam_exit_unlinkat, "unlinkat", |ctx| (
-    FileOp::Unlink,
+    FileSyscall::Unlink,
     arg(&ctx, 2) as u32,
     [arg(&ctx, 0) as i32 as i64, 0],
     [arg(&ctx, 1), 0],
     1
 ));
 syscall_probes!(seam_enter_unlink, seam_exit_unlink, "unlink", |ctx| (
-    FileOp::Unlink,
+    FileSyscall::Unlink,
     0,
     [AT_FDCWD, 0],
     [arg(&ctx, 0), 0],
@@ -161,7 +161,7 @@ syscall_probes!(
     seam_exit_renameat2,
     "renameat2",
     |ctx| (
-        FileOp::Rename,
+        FileSyscall::Rename,
         arg(&ctx, 4) as u32,
         [arg(&ctx, 0) as i32 as i64, arg(&ctx, 2) as i32 as i64],
         [arg(&ctx, 1), arg(&ctx, 3)],
@@ -169,21 +169,21 @@ syscall_probes!(
     )
 );
 syscall_probes!(seam_enter_renameat, seam_exit_renameat, "renameat", |ctx| (
-    FileOp::Rename,
+    FileSyscall::Rename,
     0,
     [arg(&ctx, 0) as i32 as i64, arg(&ctx, 2) as i32 as i64],
     [arg(&ctx, 1), arg(&ctx, 3)],
     2
 ));
 syscall_probes!(seam_enter_rename, seam_exit_rename, "rename", |ctx| (
-    FileOp::Rename,
+    FileSyscall::Rename,
     0,
     [AT_FDCWD, AT_FDCWD],
     [arg(&ctx, 0), arg(&ctx, 1)],
     2
 ));
 syscall_probes!(seam_enter_truncate, seam_exit_truncate, "truncate", |ctx| (
-    FileOp::Truncate,
+    FileSyscall::Truncate,
     0,
     [AT_FDCWD, 0],
     [arg(&ctx, 0), 0],
@@ -247,9 +247,9 @@ fn base_path(task: *const u8, dirfd: i64, absolute: bool) -> *const u8 {
 
 #[inline(always)]
 fn report(call: &FileCall, ret: i64) -> Result<(), i32> {
+    // A raw pointer, never a `&mut` held across `walk`: the walk's `bpf_loop` callback takes
+    // its own reference to this CPU's entry, and two live `&mut` to it would alias.
     let scratch = FILE_SCRATCH.get_ptr_mut(0).ok_or(0)?;
-    // SAFETY: this CPU's scratch entry, used by one program at a time.
-    let scratch = unsafe { &mut *scratch };
     // SAFETY: helpers without arguments.
     let (task, cgroup_id) = unsafe {
         (
@@ -257,29 +257,36 @@ fn report(call: &FileCall, ret: i64) -> Result<(), i32> {
             bpf_get_current_cgroup_id(),
         )
     };
-    scratch.info = header(EventKind::File, cgroup_id, Context::Task);
-    let head = &mut scratch.data.head;
-    head.ret = ret;
-    head.flags = call.flags;
-    head.f_mode = 0;
-    head.op = call.op;
-    head.npaths = call.npaths as u8;
-    head.paths = [PathMeta::default(); 2];
+    // SAFETY: this CPU's scratch entry, used by one program at a time; each access below is a
+    // short-lived place expression through the raw pointer.
+    unsafe {
+        (*scratch).info = header(EventKind::File, cgroup_id, Context::Task);
+        (*scratch).data.head.ret = ret;
+        (*scratch).data.head.flags = call.flags;
+        (*scratch).data.head.f_mode = 0;
+        (*scratch).data.head.op = call.op;
+        (*scratch).data.head.npaths = call.npaths as u8;
+        (*scratch).data.head.paths = [PathMeta::default(); 2];
+    }
     let mut off = 0usize;
-    if call.op == FileOp::Open as u8 && ret >= 0 {
+    if call.op == FileSyscall::Open as u8 && ret >= 0 {
         // Success: resolve the object the fd refers to, not what the caller said.
         let file = fd_file(task, ret);
         if !file.is_null() {
-            scratch.data.head.f_mode = read(file, offset!(file_mode)).unwrap_or(0);
-            let (len, truncated, rooted) = walk(file.wrapping_add(offset!(file_path)), 0);
-            scratch.data.head.paths[0] = PathMeta {
-                base_len: len as u16,
-                user_len: 0,
-                truncated,
-                resolved: 1,
-                rooted,
-                _pad: 0,
-            };
+            let f_mode = read(file, offset!(file_mode)).unwrap_or(0);
+            let (len, truncated, rooted) = walk(scratch, file.wrapping_add(offset!(file_path)), 0);
+            // SAFETY: as above.
+            unsafe {
+                (*scratch).data.head.f_mode = f_mode;
+                (*scratch).data.head.paths[0] = PathMeta {
+                    base_len: len as u16,
+                    user_len: 0,
+                    truncated,
+                    resolved: 1,
+                    rooted,
+                    _pad: 0,
+                };
+            }
             off = len;
         }
     } else {
@@ -294,19 +301,23 @@ fn report(call: &FileCall, ret: i64) -> Result<(), i32> {
             let start = off;
             let (mut len, mut truncated, mut rooted) = (0, 0, 0);
             if !base.is_null() {
-                (len, truncated, rooted) = walk(base, start);
+                (len, truncated, rooted) = walk(scratch, base, start);
             }
             off = start + len;
-            let user_len = copy_user(user, &mut scratch.data.buf, off);
+            // SAFETY: as above; the buffer reference lives for this call only.
+            let user_len = copy_user(user, unsafe { &mut (*scratch).data.buf }, off);
             off += user_len;
-            scratch.data.head.paths[i] = PathMeta {
-                base_len: len as u16,
-                user_len: user_len as u16,
-                truncated,
-                resolved: 0,
-                rooted,
-                _pad: 0,
-            };
+            // SAFETY: as above.
+            unsafe {
+                (*scratch).data.head.paths[i] = PathMeta {
+                    base_len: len as u16,
+                    user_len: user_len as u16,
+                    truncated,
+                    resolved: 0,
+                    rooted,
+                    _pad: 0,
+                };
+            }
         }
     }
     send(scratch, off);
@@ -409,18 +420,16 @@ unsafe extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
 /// Walks the `struct path` at `path` up to the global root, writing NUL-terminated component
 /// names leaf first into the scratch buffer from `start`. Returns (bytes, truncated, rooted).
 #[inline(always)]
-fn walk(path: *const u8, start: usize) -> (usize, u8, u8) {
+fn walk(scratch: *mut FileScratch, path: *const u8, start: usize) -> (usize, u8, u8) {
     let Ok(dentry) = read::<*const u8>(path, offset!(path_dentry)) else {
         return (0, 0, 0);
     };
     let Ok(vfsmount) = read::<*const u8>(path, offset!(path_mnt)) else {
         return (0, 0, 0);
     };
-    let Some(scratch) = FILE_SCRATCH.get_ptr_mut(0) else {
-        return (0, 0, 0);
-    };
     let mount = vfsmount.wrapping_sub(offset!(mount_mnt)) as u64;
-    // SAFETY: this CPU's scratch entry.
+    // SAFETY: this CPU's scratch entry, written through the raw pointer; no reference to it is
+    // live while `bpf_loop` runs `walk_step`, which takes its own.
     unsafe {
         (*scratch).walk = Walk {
             dentry: dentry as u64,
@@ -431,7 +440,6 @@ fn walk(path: *const u8, start: usize) -> (usize, u8, u8) {
             rooted: 0,
             done: 0,
         };
-        // The callback only touches this CPU's scratch.
         bpf_loop(
             MAX_PATH_DEPTH,
             walk_step as *const () as *mut c_void,
@@ -439,22 +447,25 @@ fn walk(path: *const u8, start: usize) -> (usize, u8, u8) {
             0,
         );
     }
-    // SAFETY: as above.
-    let w = unsafe { &(*scratch).walk };
-    let truncated = u8::from(w.truncated != 0 || w.done == 0);
-    let len = (w.off.wrapping_sub(w.start) as usize) & (FILE_BUF - 1);
-    (len, truncated, w.rooted as u8)
+    // SAFETY: as above; read back through the raw pointer after the loop.
+    let (off, begin, truncated, done, rooted) = unsafe {
+        let w = &(*scratch).walk;
+        (w.off, w.start, w.truncated, w.done, w.rooted)
+    };
+    let truncated = u8::from(truncated != 0 || done == 0);
+    let len = (off.wrapping_sub(begin) as usize) & (FILE_BUF - 1);
+    (len, truncated, rooted as u8)
 }
 
 /// Sends the used part of the scratch event, or counts it lost.
 #[inline(always)]
-fn send(scratch: &FileScratch, used: usize) {
+fn send(scratch: *const FileScratch, used: usize) {
     let size = size_of::<EventInfo>() + size_of::<FileHead>() + (used & (FILE_BUF - 1));
     // SAFETY: `size` is within the scratch value (header + head + at most FILE_BUF bytes).
     let rc = unsafe {
         bpf_ringbuf_output(
             core::ptr::addr_of!(EVENTS) as *mut _,
-            (scratch as *const FileScratch).cast_mut().cast(),
+            scratch.cast_mut().cast(),
             size as u64,
             BPF_RB_NO_WAKEUP,
         )
@@ -474,28 +485,32 @@ pub fn report_exec(bprm: *const u8, cgroup_id: u64) {
     let Some(scratch) = FILE_SCRATCH.get_ptr_mut(0) else {
         return;
     };
-    // SAFETY: this CPU's scratch entry.
-    let scratch = unsafe { &mut *scratch };
     let Ok(file) = read::<*const u8>(bprm, offset!(bprm_file)) else {
         return;
     };
-    scratch.info = header(EventKind::File, cgroup_id, Context::Task);
-    scratch.data.head.ret = 0;
-    scratch.data.head.flags = 0;
-    scratch.data.head.f_mode = 0;
-    scratch.data.head.op = FileOp::Exec as u8;
-    scratch.data.head.npaths = 1;
-    let (len, truncated, rooted) = walk(file.wrapping_add(offset!(file_path)), 0);
-    scratch.data.head.paths = [
-        PathMeta {
-            base_len: len as u16,
-            user_len: 0,
-            truncated,
-            resolved: 1,
-            rooted,
-            _pad: 0,
-        },
-        PathMeta::default(),
-    ];
+    // SAFETY: this CPU's scratch entry, through the raw pointer (see `report`).
+    unsafe {
+        (*scratch).info = header(EventKind::File, cgroup_id, Context::Task);
+        (*scratch).data.head.ret = 0;
+        (*scratch).data.head.flags = 0;
+        (*scratch).data.head.f_mode = 0;
+        (*scratch).data.head.op = FileSyscall::Exec as u8;
+        (*scratch).data.head.npaths = 1;
+    }
+    let (len, truncated, rooted) = walk(scratch, file.wrapping_add(offset!(file_path)), 0);
+    // SAFETY: as above.
+    unsafe {
+        (*scratch).data.head.paths = [
+            PathMeta {
+                base_len: len as u16,
+                user_len: 0,
+                truncated,
+                resolved: 1,
+                rooted,
+                _pad: 0,
+            },
+            PathMeta::default(),
+        ];
+    }
     send(scratch, len);
 }

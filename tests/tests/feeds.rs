@@ -205,7 +205,7 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
             .unwrap_or_else(|| panic!("{series} missing from {metrics:#?}"))
     };
     assert_eq!(
-        m("seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"),
+        m("seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b\"}"),
         1.0
     );
     assert_eq!(m("seam_feed_delivered_total{sink=\"webhook-0\"}"), 1.0);
@@ -350,7 +350,7 @@ fn burst_of_identical_violations_is_folded_into_one_aggregate() {
         assert_eq!(aggregate["target"]["port"], db_b.port);
     }
     let metrics = scrape(&agent);
-    let violations_total = metrics["seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b\"}"];
+    let violations_total = metrics["seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b\"}"];
     assert_eq!(violations_total, f64::from(N), "every violation is counted");
     let folded = metrics["seam_violations_folded_total"];
     assert_eq!(

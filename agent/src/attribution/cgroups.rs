@@ -12,24 +12,21 @@ use std::{
 use inotify::{Inotify, WatchMask};
 use tokio::sync::mpsc;
 
-use crate::{
-    config::{RuleSet, TenantId},
-    pipeline::Input,
-};
+use crate::{config::RuleSet, input::Input, spans::TenantRef};
 
 /// A cgroup Seam knows about.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CgroupInfo {
+pub(crate) struct CgroupInfo {
     /// cgroup v2 id (the directory's inode number).
     pub id: u64,
     /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root).
     pub path: String,
-    pub tenant: Option<TenantId>,
+    pub tenant: Option<TenantRef>,
 }
 
 /// What changed in one scan.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct CgroupChanges {
+pub(crate) struct CgroupChanges {
     /// Tenant cgroups to register in the kernel (new, or moved to another tenant).
     pub registered: Vec<CgroupInfo>,
     /// Tenant cgroups gone (or no longer matching any tenant).
@@ -37,38 +34,38 @@ pub struct CgroupChanges {
 }
 
 /// All cgroups under the cgroup2 mount, with their tenants.
-pub struct CgroupRegistry {
+pub(crate) struct CgroupRegistry {
     root: PathBuf,
     by_id: HashMap<u64, CgroupInfo>,
 }
 
 impl CgroupRegistry {
-    pub fn new(root: PathBuf) -> Self {
+    pub(crate) fn new(root: PathBuf) -> Self {
         Self {
             root,
             by_id: HashMap::new(),
         }
     }
 
-    /// A registry with known entries (fixtures, replays of recorded cgroup maps).
-    pub fn from_entries(root: PathBuf, entries: impl IntoIterator<Item = CgroupInfo>) -> Self {
+    /// A registry with known entries (fixtures).
+    #[cfg(test)]
+    pub(crate) fn from_entries(
+        root: PathBuf,
+        entries: impl IntoIterator<Item = CgroupInfo>,
+    ) -> Self {
         Self {
             root,
             by_id: entries.into_iter().map(|c| (c.id, c)).collect(),
         }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// The cgroup with this id, if it existed at the last scan.
-    pub fn get(&self, id: u64) -> Option<&CgroupInfo> {
+    pub(crate) fn get(&self, id: u64) -> Option<&CgroupInfo> {
         self.by_id.get(&id)
     }
 
     /// Rescans the tree and returns the tenant cgroups that appeared, changed or went away.
-    pub fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
+    pub(crate) fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
         let mut seen = HashMap::with_capacity(self.by_id.len());
         for (id, path) in walk(&self.root) {
             let tenant = rules.tenant_for_cgroup(&path);
@@ -94,7 +91,7 @@ impl CgroupRegistry {
     }
 
     /// Number of tenant cgroups currently registered.
-    pub fn tenant_cgroups(&self) -> usize {
+    pub(crate) fn tenant_cgroups(&self) -> usize {
         self.by_id.values().filter(|c| c.tenant.is_some()).count()
     }
 }
@@ -128,7 +125,7 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
 /// Watches the cgroup tree and sends [`Input::CgroupsChanged`] when directories come or go.
 /// Runs on its own thread (inotify reads block). Also ticks every `rescan` as a safety net
 /// against missed notifications.
-pub fn spawn_watcher(root: PathBuf, tx: mpsc::Sender<Input>, rescan: Duration) {
+pub(crate) fn spawn_watcher(root: PathBuf, tx: mpsc::Sender<Input>, rescan: Duration) {
     std::thread::Builder::new()
         .name("seam-cgroup-watch".into())
         .spawn(move || {

@@ -1,91 +1,94 @@
-//! Attribution: from a cgroup id and a task to a tenant and a caller (second stage).
-pub mod cgroups;
-pub mod processes;
+//! Attribution: from a cgroup id and a task to a process and a tenant (second stage).
+//!
+//! The [`CgroupRegistry`] maps cgroup ids to paths and tenants and tells the kernel's filter
+//! ([`TenantFilter`]) which cgroups to watch; the [`ProcessTable`] knows tenant processes by
+//! pid. Tenants are resolved by name here, once, so every span carries them.
+pub(crate) mod cgroups;
+pub(crate) mod local;
+pub(crate) mod processes;
 
-pub use cgroups::{CgroupChanges, CgroupInfo, CgroupRegistry};
-pub use processes::{ProcessInfo, ProcessTable};
-use serde::Serialize;
+pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
+pub(crate) use local::LocalAddrs;
+pub(crate) use processes::{Observed, ProcessInfo, ProcessTable};
 
-use crate::config::{RuleSet, TenantId};
+use crate::spans::ProcessRef;
 
-/// Who did something: process identity plus the cgroup and tenant it belongs to.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Caller {
-    pub tenant: Option<TenantId>,
-    /// 0 when unknown (the event ran in softirq and no owner was seen).
-    pub pid: u32,
-    pub comm: String,
-    pub uid: u32,
-    pub cgroup_id: u64,
-    pub cgroup_path: String,
+/// The kernel-side filter: only watched cgroups produce events. Implemented over the probes'
+/// map (`probes::maps`), and by fakes in tests, so the pipeline holds no kernel object.
+pub(crate) trait TenantFilter: Send {
+    /// Starts watching a tenant cgroup; an error says why it could not be added (e.g. the
+    /// map is full): that cgroup's activity is not observed.
+    fn watch(&mut self, cgroup_id: u64) -> Result<(), String>;
+    /// Stops watching a cgroup (already gone is fine).
+    fn unwatch(&mut self, cgroup_id: u64);
 }
 
-/// [`Caller`] as it appears in the feed (tenant by name).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct CallerRecord {
-    pub tenant: Option<String>,
-    pub pid: u32,
-    pub comm: String,
-    pub uid: u32,
-    pub cgroup_id: u64,
-    pub cgroup_path: String,
-}
-
-impl Caller {
-    pub fn record(&self, rules: &RuleSet) -> CallerRecord {
-        CallerRecord {
-            tenant: self.tenant.map(|t| rules.tenant(t).name.clone()),
-            pid: self.pid,
-            comm: self.comm.clone(),
-            uid: self.uid,
-            cgroup_id: self.cgroup_id,
-            cgroup_path: self.cgroup_path.clone(),
-        }
-    }
-}
-
-/// Builds [`Caller`]s from the registry and the process table.
-pub struct Attributor {
+/// Builds [`ProcessRef`]s from the registry and the process table.
+pub(crate) struct Attributor {
     pub cgroups: CgroupRegistry,
     pub processes: ProcessTable,
+    /// This node's addresses (`peer.local`, `caller.local`).
+    pub local: LocalAddrs,
 }
 
 impl Attributor {
-    /// The caller for an event attributed to `cgroup_id`, raised by `pid` (0: unknown task).
-    /// `fallback` names the task when the event carries none (e.g. a listener's owner).
-    pub fn caller(
-        &self,
-        cgroup_id: u64,
+    /// `info` as a span's process, in `cgroup_id` (the event's: a socket's own cgroup may
+    /// differ from where its owner runs now).
+    pub(crate) fn process_ref(&self, info: &ProcessInfo, cgroup_id: u64) -> ProcessRef {
+        let mut process = self.cgroup_only(cgroup_id);
+        process.pid = Some(info.pid);
+        info.comm.clone_into(&mut process.comm);
+        process.exe.clone_from(&info.exe);
+        process.uid = Some(info.uid);
+        process.execution = Some(info.execution);
+        process
+    }
+
+    /// The process behind an event raised in its own task context (`pid` non-zero); records
+    /// what the event says about it. The second value says whether the pid is new (a process
+    /// already running when Seam first saw it: its span starts now).
+    pub(crate) fn task(
+        &mut self,
         pid: u32,
         comm: &str,
         uid: u32,
-        fallback: Option<&Caller>,
-    ) -> Caller {
-        let cgroup = self.cgroups.get(cgroup_id);
-        let (tenant, cgroup_path) = match cgroup {
-            Some(c) => (c.tenant, c.path.clone()),
-            None => (None, String::new()),
+        cgroup_id: u64,
+        time_ns: u64,
+    ) -> (ProcessRef, Observed) {
+        let observed = self.processes.observe(pid, comm, uid, cgroup_id, time_ns);
+        let process = match self.processes.get(pid) {
+            Some(info) => self.process_ref(info, cgroup_id),
+            None => self.cgroup_only(cgroup_id),
         };
-        if let (0, Some(owner)) = (pid, fallback) {
-            return Caller {
-                tenant,
-                cgroup_id,
-                cgroup_path,
-                ..owner.clone()
-            };
+        (process, observed)
+    }
+
+    /// A socket event raised outside its owner's context (softirq): the cgroup is the
+    /// socket's; the process is `owner` when known (the caller of connect() or listen()).
+    pub(crate) fn socket(&self, cgroup_id: u64, owner: Option<&ProcessRef>) -> ProcessRef {
+        let mut process = self.cgroup_only(cgroup_id);
+        if let Some(owner) = owner {
+            process.pid = owner.pid;
+            owner.comm.clone_into(&mut process.comm);
+            process.exe.clone_from(&owner.exe);
+            process.uid = owner.uid;
+            process.execution = owner.execution;
         }
-        let known = self.processes.get(pid);
-        Caller {
-            tenant,
-            pid,
-            comm: if comm.is_empty() {
-                known.map(|p| p.comm.clone()).unwrap_or_default()
-            } else {
-                comm.to_owned()
-            },
-            uid,
+        process
+    }
+
+    /// A process known only by its cgroup.
+    fn cgroup_only(&self, cgroup_id: u64) -> ProcessRef {
+        let cgroup = self.cgroups.get(cgroup_id);
+        ProcessRef {
+            pid: None,
+            comm: String::new(),
+            exe: None,
+            uid: None,
             cgroup_id,
-            cgroup_path,
+            cgroup_path: cgroup.map(|c| c.path.clone()).unwrap_or_default(),
+            tenant: cgroup.and_then(|c| c.tenant.clone()),
+            execution: None,
         }
     }
 }

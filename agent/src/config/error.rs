@@ -8,7 +8,7 @@ use std::{
 
 /// Where in a rules file an error is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Location {
+pub(crate) struct Location {
     /// Line, 1-based.
     pub line: usize,
     /// Column in characters, 1-based.
@@ -21,7 +21,7 @@ pub struct Location {
 
 impl Location {
     /// Locates the byte range `span` in `text`.
-    pub fn from_span(text: &str, span: Range<usize>) -> Location {
+    pub(crate) fn from_span(text: &str, span: Range<usize>) -> Location {
         let start = floor_boundary(text, span.start);
         let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
         let mut line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
@@ -48,7 +48,7 @@ fn floor_boundary(text: &str, at: usize) -> usize {
 
 /// An error in the rules configuration.
 #[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
+pub(crate) enum ConfigError {
     /// The rules directory could not be listed (missing, not a directory, permissions).
     DirUnreadable {
         /// The directory.
@@ -112,7 +112,7 @@ impl ConfigError {
     }
 
     /// The file or directory the error is about.
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         match self {
             ConfigError::DirUnreadable { path, .. }
             | ConfigError::FileUnreadable { path, .. }
@@ -122,7 +122,7 @@ impl ConfigError {
     }
 
     /// Line, column and source text, when known.
-    pub fn location(&self) -> Option<&Location> {
+    pub(crate) fn location(&self) -> Option<&Location> {
         match self {
             ConfigError::Toml { location, .. } | ConfigError::Invalid { location, .. } => {
                 location.as_ref()
@@ -132,7 +132,7 @@ impl ConfigError {
     }
 
     /// What is wrong, without the location or the hint.
-    pub fn message(&self) -> String {
+    pub(crate) fn message(&self) -> String {
         match self {
             ConfigError::DirUnreadable { source, .. } => {
                 format!("cannot read rules directory: {source}")
@@ -147,7 +147,7 @@ impl ConfigError {
     }
 
     /// What was expected or what to do about it.
-    pub fn hint(&self) -> &str {
+    pub(crate) fn hint(&self) -> &str {
         match self {
             ConfigError::DirUnreadable { .. } => {
                 "expected a readable directory of *.toml rules files"
@@ -205,7 +205,7 @@ impl fmt::Display for ConfigError {
 ///
 /// Displays each error followed by a blank line, then `1 error` / `N errors`.
 #[derive(Debug)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
+pub(crate) struct ConfigErrors(pub Vec<ConfigError>);
 
 impl fmt::Display for ConfigErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

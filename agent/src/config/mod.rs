@@ -20,21 +20,18 @@ use std::{
     path::{Path, PathBuf},
 };
 
-pub use self::{
-    error::{ConfigError, ConfigErrors, Location},
-    model::{
-        Allow, Endpoint, PortRange, Protocol, Rule, Severity, Tenant, TenantId, TenantMatch,
-        ValueError, path_under,
-    },
+pub(crate) use self::{
+    error::{ConfigError, ConfigErrors},
+    model::{Allow, Rule, Tenant, TenantId, TenantMatch, path_under},
 };
 use self::{
     matcher::{CgroupMatcher, EndpointMatcher},
     parse::Source,
 };
-use crate::rules::{EvalContext, SpanView};
+use crate::spans::TenantRef;
 
 /// The demo's default rules (`rules/demo/`), embedded in the binary, as `(name, text)`.
-pub const DEMO_SOURCES: &[(&str, &str)] = &[
+pub(crate) const DEMO_SOURCES: &[(&str, &str)] = &[
     (
         "rules/demo/policy.toml",
         include_str!("../../../rules/demo/policy.toml"),
@@ -49,7 +46,7 @@ pub const DEMO_SOURCES: &[(&str, &str)] = &[
 ///
 /// The public fields are a read-only view: the lookups use matchers compiled at load time.
 #[derive(Debug, Clone)]
-pub struct RuleSet {
+pub(crate) struct RuleSet {
     /// Tenants in load order; `TenantId(i)` is `tenants[i]`.
     pub tenants: Vec<Tenant>,
     /// Rules in load order.
@@ -60,18 +57,21 @@ pub struct RuleSet {
     pub sources: Vec<PathBuf>,
     cgroups: CgroupMatcher,
     endpoints: EndpointMatcher,
+    /// `refs[i]` names `tenants[i]` (shared by every span attributed to it).
+    refs: Vec<TenantRef>,
 }
 
 impl RuleSet {
     /// Loads every `*.toml` file directly in `dir` (sorted by name; other files, hidden files
     /// and subdirectories are ignored) and validates them together.
-    pub fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
+    #[cfg(test)]
+    pub(crate) fn load_dir(dir: &Path) -> Result<RuleSet, ConfigErrors> {
         RuleSet::load_dirs(&[dir.to_owned()])
     }
 
     /// Loads several directories as one set (e.g. the shipped rules and this node's tenants):
     /// the files of each directory sorted by name, directories in the given order.
-    pub fn load_dirs(dirs: &[PathBuf]) -> Result<RuleSet, ConfigErrors> {
+    pub(crate) fn load_dirs(dirs: &[PathBuf]) -> Result<RuleSet, ConfigErrors> {
         let mut paths = Vec::new();
         let mut unreadable = Vec::new();
         for dir in dirs {
@@ -114,7 +114,7 @@ impl RuleSet {
 
     /// Same validation for in-memory files `(name, text)`, in the given order — used for the
     /// demo's embedded rules.
-    pub fn from_sources(files: &[(&str, &str)]) -> Result<RuleSet, ConfigErrors> {
+    pub(crate) fn from_sources(files: &[(&str, &str)]) -> Result<RuleSet, ConfigErrors> {
         let sources = files
             .iter()
             .map(|(name, text)| Source {
@@ -126,68 +126,48 @@ impl RuleSet {
     }
 
     /// The demo's default rules ([`DEMO_SOURCES`]).
-    pub fn demo() -> Result<RuleSet, ConfigErrors> {
+    pub(crate) fn demo() -> Result<RuleSet, ConfigErrors> {
         RuleSet::from_sources(DEMO_SOURCES)
     }
 
-    /// The tenant with this id.
-    ///
-    /// # Panics
-    /// If `id` does not come from this rule set.
-    pub fn tenant(&self, id: TenantId) -> &Tenant {
-        &self.tenants[id.index()]
-    }
-
     /// The tenant with this name.
-    pub fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
-        self.tenants.iter().find(|t| t.name == name)
+    #[cfg(test)]
+    pub(crate) fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
+        self.tenants.iter().find(|t| t.name.as_str() == name)
     }
 
-    /// The rule with this id.
-    pub fn rule(&self, id: &str) -> Option<&Rule> {
-        self.rules.iter().find(|r| r.id == id)
+    fn tenant_ref(&self, id: TenantId) -> Option<TenantRef> {
+        self.refs.get(id.index()).cloned()
     }
 
     /// Which tenant owns this cgroup path (relative to the cgroup2 mount, e.g.
     /// `"seam-demo/tenant-a/web"`; a leading '/' is ignored): the nearest ancestor (or the
     /// path itself) matching a pattern wins; at equal depth the first pattern in load order.
-    pub fn tenant_for_cgroup(&self, path: &str) -> Option<TenantId> {
-        self.cgroups.lookup(path)
+    pub(crate) fn tenant_for_cgroup(&self, path: &str) -> Option<TenantRef> {
+        self.cgroups.lookup(path).and_then(|id| self.tenant_ref(id))
     }
 
     /// Which tenant owns this off-node endpoint: longest prefix wins, then a port-specific
     /// endpoint beats a port-less one (a narrower range beats a wider one), then load order.
     /// IPv4-mapped IPv6 addresses match IPv4 endpoints.
-    pub fn tenant_for_endpoint(&self, ip: IpAddr, port: u16) -> Option<TenantId> {
-        self.endpoints.lookup(ip, port)
+    pub(crate) fn tenant_for_endpoint(&self, ip: IpAddr, port: u16) -> Option<TenantRef> {
+        self.endpoints
+            .lookup(ip, port)
+            .and_then(|id| self.tenant_ref(id))
     }
 
     /// The tenant owning `path` (absolute, normalized): the longest `paths` prefix that matches
     /// at a component boundary wins (`/srv/a` owns `/srv/a` and `/srv/a/x`, not `/srv/ab`).
-    pub fn tenant_for_path(&self, path: &str) -> Option<TenantId> {
-        let mut best: Option<(usize, TenantId)> = None;
-        for tenant in &self.tenants {
+    pub(crate) fn tenant_for_path(&self, path: &str) -> Option<TenantRef> {
+        let mut best: Option<(usize, usize)> = None;
+        for (index, tenant) in self.tenants.iter().enumerate() {
             for prefix in &tenant.paths {
-                let covers = prefix == "/"
-                    || path == prefix
-                    || (path.starts_with(prefix.as_str())
-                        && path.as_bytes().get(prefix.len()) == Some(&b'/'));
-                if covers && best.is_none_or(|(len, _)| prefix.len() > len) {
-                    best = Some((prefix.len(), tenant.id));
+                if path_under(path, prefix) && best.is_none_or(|(len, _)| prefix.len() > len) {
+                    best = Some((prefix.len(), index));
                 }
             }
         }
-        best.map(|(_, id)| id)
-    }
-
-    /// The first allow entry covering `span`, matched by rule `rule_id`.
-    pub fn allowed<S: SpanView + ?Sized>(
-        &self,
-        rule_id: &str,
-        span: &S,
-        ctx: &EvalContext<'_>,
-    ) -> Option<&Allow> {
-        self.allows.iter().find(|a| a.covers(rule_id, span, ctx))
+        best.and_then(|(_, index)| self.refs.get(index).cloned())
     }
 }
 

@@ -7,28 +7,30 @@ use std::{
 };
 
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
-use serde::{Deserialize, Serialize};
 
-use crate::rules::{Attr, EvalContext, Matcher, SpanView, Value};
+use crate::{
+    rules::{Attr, Matcher},
+    spans::TenantName,
+    vocab::{Severity, Transport},
+};
 
-/// Index of a tenant in [`RuleSet::tenants`](super::RuleSet::tenants).
+/// Index of a tenant in [`RuleSet::tenants`](super::RuleSet::tenants), for the config's own
+/// lookup tables; everything outside `config` names tenants by [`TenantName`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TenantId(pub u32);
+pub(crate) struct TenantId(pub u32);
 
 impl TenantId {
     /// The index into `RuleSet::tenants`.
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self.0 as usize
     }
 }
 
 /// A tenant: a set of cgroups on this node plus the endpoints it owns off the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant {
-    /// Position in `RuleSet::tenants`.
-    pub id: TenantId,
+pub(crate) struct Tenant {
     /// Unique name (`[a-z0-9][a-z0-9_.-]*`).
-    pub name: String,
+    pub name: TenantName,
     /// Glob patterns relative to the cgroup2 mount, as written in the file.
     pub cgroups: Vec<String>,
     /// Addresses the tenant owns off this node.
@@ -39,63 +41,9 @@ pub struct Tenant {
     pub shared: bool,
 }
 
-/// Transport protocol of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Protocol {
-    /// TCP.
-    Tcp,
-    /// UDP.
-    Udp,
-}
-
-impl Protocol {
-    /// `"tcp"` or `"udp"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Tcp => "tcp",
-            Protocol::Udp => "udp",
-        }
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// Alert severity of a rule, ordered from `Info` (lowest) to `Critical`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    /// Informational.
-    Info,
-    /// Low.
-    Low,
-    /// Medium.
-    Medium,
-    /// High.
-    High,
-    /// Critical.
-    Critical,
-}
-
-impl fmt::Display for Severity {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Severity::Info => "info",
-            Severity::Low => "low",
-            Severity::Medium => "medium",
-            Severity::High => "high",
-            Severity::Critical => "critical",
-        })
-    }
-}
-
 /// A detection rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
+pub(crate) struct Rule {
     /// Unique id (`[a-z0-9][a-z0-9_.-]*`).
     pub id: String,
     /// Severity of the alerts it raises.
@@ -106,38 +54,26 @@ pub struct Rule {
     pub expr: String,
     /// The compiled expression.
     pub matcher: Matcher,
+    /// The tenant attribute violations name as `intended_tenant` (`None`: `tenant`).
+    pub intended: Option<Attr>,
+    /// The tenant attribute violations name as `actual_tenant` (`None`: the touched
+    /// resource's: `peer.tenant`, `file.tenant`).
+    pub actual: Option<Attr>,
 }
 
 /// One side of an allow entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum TenantMatch {
-    /// `"*"`: every tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) enum TenantMatch {
+    /// `"*"`: every tenant, and none.
     Any,
     /// One tenant.
-    Tenant(TenantId),
+    Tenant(TenantName),
 }
 
-impl TenantMatch {
-    /// Whether this side covers `id`.
-    pub fn matches(self, id: TenantId) -> bool {
-        match self {
-            TenantMatch::Any => true,
-            TenantMatch::Tenant(t) => t == id,
-        }
-    }
-
-    /// Whether this side covers a tenant attribute's value (`"*"` also covers `null`).
-    pub fn matches_value(self, value: Value<'_>, ctx: &EvalContext<'_>) -> bool {
-        match self {
-            TenantMatch::Any => true,
-            TenantMatch::Tenant(t) => value != Value::Null && value == ctx.tenant(Some(t)),
-        }
-    }
-}
-
-/// An exception: an access that matches a rule but is not a violation.
+/// An exception: an access that matches a rule but is not a violation (applied by
+/// `detect::allow`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Allow {
+pub(crate) struct Allow {
     /// The rule this entry applies to; `None` means every rule.
     pub rule: Option<String>,
     /// The caller's tenant (`tenant`).
@@ -147,7 +83,7 @@ pub struct Allow {
     /// Destination ports; empty means every port (non-empty: network spans only).
     pub ports: Vec<PortRange>,
     /// Protocols; empty means every protocol (non-empty: network spans only).
-    pub protocols: Vec<Protocol>,
+    pub protocols: Vec<Transport>,
     /// Caller process names (comm); empty means every process.
     pub processes: Vec<String>,
     /// Path prefixes (whole components); empty means every path (non-empty: file spans only).
@@ -156,37 +92,8 @@ pub struct Allow {
     pub reason: String,
 }
 
-impl Allow {
-    /// Whether this entry covers `span` matched by rule `rule_id`.
-    pub fn covers<S: SpanView + ?Sized>(
-        &self,
-        rule_id: &str,
-        span: &S,
-        ctx: &EvalContext<'_>,
-    ) -> bool {
-        let target = Attr::target_tenant(span.name().family());
-        self.rule.as_deref().is_none_or(|r| r == rule_id)
-            && self.from.matches_value(span.get(Attr::Tenant, ctx), ctx)
-            && self
-                .to
-                .matches_value(target.map_or(Value::Null, |a| span.get(a, ctx)), ctx)
-            && (self.ports.is_empty()
-                || matches!(span.get(Attr::PeerPort, ctx), Value::Int(p)
-                    if u16::try_from(p).is_ok_and(|p| self.ports.iter().any(|r| r.contains(p)))))
-            && (self.protocols.is_empty()
-                || matches!(span.get(Attr::NetProtocol, ctx), Value::Str(p)
-                    if self.protocols.iter().any(|x| x.as_str() == p)))
-            && (self.processes.is_empty()
-                || matches!(span.get(Attr::ProcessComm, ctx), Value::Str(c)
-                    if self.processes.iter().any(|x| x == c)))
-            && (self.paths.is_empty()
-                || matches!(span.get(Attr::FilePath, ctx), Value::Str(p)
-                    if self.paths.iter().any(|prefix| path_under(p, prefix))))
-    }
-}
-
 /// Whether `path` is `prefix` or below it (whole components: `/data/a` is not under `/data/ab`).
-pub fn path_under(path: &str, prefix: &str) -> bool {
+pub(crate) fn path_under(path: &str, prefix: &str) -> bool {
     let prefix = prefix.trim_end_matches('/');
     match path.strip_prefix(prefix) {
         Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix.is_empty(),
@@ -196,7 +103,7 @@ pub fn path_under(path: &str, prefix: &str) -> bool {
 
 /// Why an endpoint or port string was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ValueError {
+pub(crate) enum ValueError {
     /// The address part is neither an IP address nor a CIDR network.
     #[error("{0:?} is not an IP address or CIDR network")]
     Address(String),
@@ -213,7 +120,7 @@ pub enum ValueError {
 
 impl ValueError {
     /// What was expected instead.
-    pub fn hint(&self) -> &'static str {
+    pub(crate) fn hint(&self) -> &'static str {
         match self {
             ValueError::Address(_) | ValueError::Brackets(_) => {
                 "expected IP, CIDR, IP:port, CIDR:port or CIDR:lo-hi; \
@@ -227,7 +134,7 @@ impl ValueError {
 
 /// An inclusive port range; a single port has `lo == hi`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PortRange {
+pub(crate) struct PortRange {
     /// First port (inclusive).
     pub lo: u16,
     /// Last port (inclusive).
@@ -236,23 +143,18 @@ pub struct PortRange {
 
 impl PortRange {
     /// A range holding one port.
-    pub fn single(port: u16) -> PortRange {
+    pub(crate) fn single(port: u16) -> PortRange {
         PortRange { lo: port, hi: port }
     }
 
     /// Whether `port` lies in the range.
-    pub fn contains(&self, port: u16) -> bool {
+    pub(crate) fn contains(&self, port: u16) -> bool {
         (self.lo..=self.hi).contains(&port)
     }
 
     /// Number of ports in the range.
-    pub fn len(&self) -> u32 {
+    pub(crate) fn len(&self) -> u32 {
         u32::from(self.hi) - u32::from(self.lo) + 1
-    }
-
-    /// Always false: a range holds at least one port.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -294,7 +196,7 @@ impl FromStr for PortRange {
 
 /// A network (optionally restricted to a port range) owned by a tenant off this node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Endpoint {
+pub(crate) struct Endpoint {
     /// The network, host bits cleared; IPv4-mapped IPv6 networks are stored as IPv4.
     pub net: IpNet,
     /// Destination ports; `None` means every port.
@@ -303,7 +205,7 @@ pub struct Endpoint {
 
 impl Endpoint {
     /// Whether `ip:port` lies in this endpoint (IPv4-mapped IPv6 addresses match IPv4 networks).
-    pub fn contains(&self, ip: IpAddr, port: u16) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr, port: u16) -> bool {
         self.net.contains(&ip.to_canonical()) && self.ports.is_none_or(|r| r.contains(port))
     }
 }

@@ -19,7 +19,10 @@ use super::{
     raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
     strmap::value_offsets,
 };
-use crate::rules::{self, CompileEnv, ExprError};
+use crate::{
+    rules::{self, Attr, CompileEnv, ExprError, Type},
+    spans::{TenantName, TenantRef},
+};
 
 /// The kernel's `comm` is at most this many characters (TASK_COMM_LEN - 1).
 const COMM_MAX: usize = 15;
@@ -221,8 +224,7 @@ impl Builder<'_> {
             );
         }
         self.tenants.push(Tenant {
-            id,
-            name: name.clone(),
+            name: TenantName::new(name),
             cgroups,
             endpoints,
             paths,
@@ -344,17 +346,67 @@ impl Builder<'_> {
             tenants: complete.then_some(names.as_slice()),
         };
         match rules::compile(raw.expr.get_ref(), &env) {
-            Ok(matcher) => self.rules.push(Rule {
-                id: id.clone(),
-                severity: raw.severity,
-                description: raw.description.clone(),
-                expr: raw.expr.get_ref().clone(),
-                matcher,
-            }),
+            Ok(matcher) => {
+                let intended = self.tenant_attr(file, raw.intended.as_ref(), &matcher, "intended");
+                let actual = self.tenant_attr(file, raw.actual.as_ref(), &matcher, "actual");
+                if let (Ok(intended), Ok(actual)) = (intended, actual) {
+                    self.rules.push(Rule {
+                        id: id.clone(),
+                        severity: raw.severity,
+                        description: raw.description.clone(),
+                        expr: raw.expr.get_ref().clone(),
+                        matcher,
+                        intended,
+                        actual,
+                    });
+                }
+            }
             Err(errors) => {
                 for err in errors {
                     self.expr_error(file, &raw.expr, id, &err);
                 }
+            }
+        }
+    }
+
+    /// `rule.intended` / `rule.actual`: a tenant attribute every span the rule matches carries.
+    fn tenant_attr(
+        &mut self,
+        file: usize,
+        name: Option<&Spanned<String>>,
+        matcher: &rules::Matcher,
+        key: &str,
+    ) -> Result<Option<Attr>, ()> {
+        let Some(name) = name else {
+            return Ok(None);
+        };
+        let tenant_attrs = || {
+            Attr::ALL
+                .iter()
+                .filter(|a| a.ty() == Type::Tenant)
+                .map(|a| a.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let at = Self::at(file, name);
+        match Attr::parse(name.get_ref()) {
+            Some(attr) if attr.ty() == Type::Tenant => {
+                if let Some(span) = matcher.spans.names().find(|s| !attr.available_on(*s)) {
+                    let msg = format!(
+                        "rule.{key} {:?} is not carried by {span} spans",
+                        name.get_ref()
+                    );
+                    let hint = "narrow the rule's trace.has(...) to spans that carry it, or pick another attribute";
+                    self.invalid(&at, msg, hint);
+                    return Err(());
+                }
+                Ok(Some(attr))
+            }
+            _ => {
+                let msg = format!("rule.{key} {:?} is not a tenant attribute", name.get_ref());
+                let hint = format!("expected a tenant attribute: {}", tenant_attrs());
+                self.invalid(&at, msg, hint);
+                Err(())
             }
         }
     }
@@ -488,8 +540,8 @@ impl Builder<'_> {
         if name.get_ref() == "*" {
             return Some(TenantMatch::Any);
         }
-        if let Some((id, _)) = self.tenant_at.get(name.get_ref()) {
-            return Some(TenantMatch::Tenant(*id));
+        if self.tenant_at.contains_key(name.get_ref()) {
+            return Some(TenantMatch::Tenant(TenantName::new(name.get_ref())));
         }
         if complete {
             let msg = format!("unknown tenant {:?} in allow.{key}", name.get_ref());
@@ -511,7 +563,16 @@ impl Builder<'_> {
         if errors.is_empty() {
             match CgroupMatcher::new(self.globs) {
                 Ok(cgroups) => {
+                    let refs = self
+                        .tenants
+                        .iter()
+                        .map(|t| TenantRef {
+                            name: t.name.clone(),
+                            shared: t.shared,
+                        })
+                        .collect();
                     return Ok(RuleSet {
+                        refs,
                         tenants: self.tenants,
                         rules: self.rules,
                         allows: self.allows,

@@ -11,7 +11,7 @@ use toml::{
     de::{DeTable, DeValue, ValueDeserializer},
 };
 
-use super::model::{Protocol, Severity};
+use crate::vocab::{Severity, Transport};
 
 /// One rules file's tables, in source order per kind.
 #[derive(Debug, Default)]
@@ -98,6 +98,12 @@ pub(super) struct RawRule {
     pub description: String,
     /// The rule expression; its span locates expression errors in the file.
     pub expr: Spanned<String>,
+    /// The tenant attribute a violation names as intended (default `tenant`).
+    #[serde(default)]
+    pub intended: Option<Spanned<String>>,
+    /// The tenant attribute a violation names as actual (default: the touched resource's).
+    #[serde(default)]
+    pub actual: Option<Spanned<String>>,
     /// `[[rule.allow]]`: exceptions to this rule only.
     #[serde(default)]
     pub allow: Vec<RawAllow>,
@@ -116,7 +122,7 @@ pub(super) struct RawAllow {
     #[serde(default)]
     pub ports: Vec<Spanned<RawPort>>,
     #[serde(default)]
-    pub protocols: Vec<Protocol>,
+    pub protocols: Vec<Transport>,
     #[serde(default)]
     pub processes: Vec<Spanned<String>>,
     #[serde(default)]

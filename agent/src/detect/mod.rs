@@ -1,64 +1,37 @@
-//! Detection: evaluates every compiled rule on every span and produces violations (fourth
-//! stage). There is no policy here: what is a violation is the rules' business.
-mod file;
-mod network;
-pub mod violation;
+//! Detection: every compiled rule on every span as it starts, minus the allow entries ->
+//! violations (fourth stage). There is no policy here: what is a violation is the rules'
+//! business; which accesses the tenants agreed to is the allows'.
+pub(crate) mod allow;
+#[cfg(test)]
+mod tests;
+pub(crate) mod violation;
 
-pub use violation::{FileTargetRecord, Target, TargetRecord, Violation, caller_record};
+pub(crate) use violation::{Aggregate, Target, Violation};
 
-use crate::{
-    config::RuleSet,
-    rules::{EvalContext, LocalAddrs, SpanView},
-};
-
-/// A span a violation can be built from: its attributes plus what the feed shows.
-pub trait Evidence: SpanView {
-    /// The violation's `target`.
-    fn target(&self, ctx: &EvalContext<'_>) -> Target;
-    /// One sentence for the violation's `message`.
-    fn describe(&self, ctx: &EvalContext<'_>) -> String;
-}
+use crate::{config::RuleSet, spans::Span};
 
 /// Evaluates the rules of a [`RuleSet`] on spans.
-pub struct Detector {
+pub(crate) struct Detector {
     node: String,
-    local: LocalAddrs,
 }
 
 impl Detector {
-    pub fn new(node: String) -> Self {
-        Self {
-            node,
-            local: LocalAddrs::current(),
-        }
-    }
-
-    /// Re-reads the node's addresses (interfaces come and go).
-    pub fn refresh_local(&mut self) {
-        self.local = LocalAddrs::current();
+    pub(crate) fn new(node: String) -> Self {
+        Self { node }
     }
 
     /// Violations of every rule matching `span` that no allow covers.
-    pub fn evaluate<S: Evidence + ?Sized>(
-        &self,
-        span: &S,
-        rules: &RuleSet,
-        wall_time: &str,
-    ) -> Vec<Violation> {
-        let ctx = EvalContext {
-            rules,
-            local: &self.local,
-        };
+    pub(crate) fn evaluate(&self, span: &Span, rules: &RuleSet) -> Vec<Violation> {
         let mut out = Vec::new();
         for rule in &rules.rules {
-            if !rule.matcher.matches(span, &ctx) {
+            if !rule.matcher.matches(span) {
                 continue;
             }
-            if let Some(allow) = rules.allowed(&rule.id, span, &ctx) {
+            if let Some(allow) = allow::allowed(&rules.allows, &rule.id, span) {
                 tracing::debug!(rule = %rule.id, reason = %allow.reason, "allowed");
                 continue;
             }
-            out.push(Violation::new(&self.node, rule, span, &ctx, wall_time));
+            out.push(Violation::new(&self.node, rule, span));
         }
         out
     }

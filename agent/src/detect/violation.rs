@@ -1,76 +1,131 @@
-//! The violation record: one JSON object per line in the feed, built from any span a rule
-//! matched.
+//! The violation record: one JSON object per line in the feed, an OTLP log record in export,
+//! built from the span a rule matched.
+use std::net::IpAddr;
+
 use rand::RngCore;
 use serde::Serialize;
 
-use super::Evidence;
 use crate::{
-    attribution::{Caller, CallerRecord},
-    config::{Rule, Severity},
-    correlation::file::{FileAccess, Outcome, PathConfidence},
-    events::Transport,
-    rules::{Attr, EvalContext, Value},
+    clock::UnixNanos,
+    config::Rule,
+    rules::{Attr, Attributes, Family, Value},
+    spans::{ProcessRef, Span, SpanBody, SpanId, TenantName, TraceId},
+    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Transport},
 };
 
-/// Whose network resource was touched, and which.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct TargetRecord {
-    /// `null` when no tenant owns the destination.
-    pub tenant: Option<String>,
-    pub addr: String,
-    pub port: u16,
-    pub protocol: Transport,
-    /// The process behind the target socket, when it is on this node.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub process: Option<CallerRecord>,
+/// A process in a violation: who it is and whose.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq, Hash)]
+pub(crate) struct Party {
+    /// `null` when the process is in no tenant.
+    pub tenant: Option<TenantName>,
+    /// `null` when unknown (a socket event with no owner seen).
+    pub pid: Option<u32>,
+    pub comm: String,
+    pub exe: Option<String>,
+    pub uid: Option<u32>,
+    pub cgroup_id: u64,
+    pub cgroup_path: String,
 }
 
-/// A file that was touched (or that an attempt aimed at).
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct FileTargetRecord {
-    /// `null` when no tenant owns the path.
-    pub tenant: Option<String>,
-    pub path: String,
-    pub op: FileAccess,
-    pub outcome: Outcome,
-    pub path_confidence: PathConfidence,
-    /// Leading path components are missing (too deep or too long for the kernel walk).
-    pub path_truncated: bool,
-    /// For a rename: whether this is the "from" or the "to" path.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub role: Option<&'static str>,
+impl From<&ProcessRef> for Party {
+    fn from(p: &ProcessRef) -> Self {
+        Self {
+            tenant: p.tenant.as_ref().map(|t| t.name.clone()),
+            pid: p.pid,
+            comm: p.comm.clone(),
+            exe: p.exe.clone(),
+            uid: p.uid,
+            cgroup_id: p.cgroup_id,
+            cgroup_path: p.cgroup_path.clone(),
+        }
+    }
 }
 
 /// What a violation touched.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(untagged)]
-pub enum Target {
+pub(crate) enum Target {
     /// A connection's destination.
-    Network(TargetRecord),
-    /// A file.
-    File(FileTargetRecord),
+    Network {
+        /// `null` when no tenant owns the destination.
+        tenant: Option<TenantName>,
+        addr: IpAddr,
+        port: u16,
+        protocol: Transport,
+        /// The process behind the target socket, when it is on this node.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        process: Option<Party>,
+    },
+    /// A file that was touched (or that an attempt aimed at).
+    File {
+        /// `null` when no tenant owns the path.
+        tenant: Option<TenantName>,
+        path: String,
+        op: FileOp,
+        outcome: Outcome,
+        path_confidence: PathConfidence,
+        /// Leading path components are missing (too deep or too long for the kernel walk).
+        path_truncated: bool,
+        /// For a rename: whether this is the "from" or the "to" path.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        role: Option<PathRole>,
+    },
+    /// A program that ran.
+    Process {
+        exe: Option<String>,
+        ppid: Option<u32>,
+    },
+    /// An application's operation.
+    App {
+        /// The tenant of the peer the operation reached (`null`: none, or not a client span).
+        tenant: Option<TenantName>,
+        /// What the application declared.
+        declared_tenant: Option<String>,
+        service: Option<String>,
+        span_name: String,
+        span_kind: AppSpanKind,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        addr: Option<IpAddr>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        port: Option<u16>,
+    },
+}
+
+/// Identical violations within the aggregation window, folded into this one.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct Aggregate {
+    /// Violations folded (not emitted one by one).
+    pub count: u64,
+    pub first_seen: UnixNanos,
+    pub last_seen: UnixNanos,
+    pub window_s: f64,
 }
 
 /// A broken isolation rule.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Violation {
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct Violation {
     pub signal_id: String,
     pub rule_id: String,
     pub severity: Severity,
-    /// RFC 3339 with nanoseconds.
-    pub time: String,
+    /// When the offending access happened (the span's start).
+    pub time: UnixNanos,
     pub node: String,
-    /// `network` for `net.*` spans, `file` for `file.*` spans.
-    pub kind: &'static str,
-    /// The caller's tenant: the one the access should have stayed within (`null`: none).
-    pub intended_tenant: Option<String>,
-    /// The tenant whose resource was touched (`null`: none).
-    pub actual_tenant: Option<String>,
-    pub caller: CallerRecord,
+    /// `network`, `file`, `process` or `app`: the family of the span.
+    pub kind: Family,
+    /// The tenant the access should have stayed within (the caller's, or what an application
+    /// declared), `null` for none.
+    pub intended_tenant: Option<TenantName>,
+    /// The tenant whose resource was touched (or, for a declared tenant, the one observed).
+    pub actual_tenant: Option<TenantName>,
+    /// The acting process, when it is on this node.
+    pub caller: Option<Party>,
     pub target: Target,
-    pub trace_id: String,
-    pub span_id: String,
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
     pub message: String,
+    /// Set on the record that closes an aggregation window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<Aggregate>,
 }
 
 fn signal_id() -> String {
@@ -79,61 +134,188 @@ fn signal_id() -> String {
     id.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// A tenant attribute as an owned name.
-pub(super) fn tenant_name(value: Value<'_>) -> Option<String> {
-    match value {
-        Value::Str(s) => Some(s.to_owned()),
-        _ => None,
-    }
-}
-
-/// [`Caller`] as it appears in the feed; a tenant id from an older rule set shows as `null`.
-pub fn caller_record(caller: Option<&Caller>, ctx: &EvalContext<'_>) -> CallerRecord {
-    match caller {
-        Some(c) => CallerRecord {
-            tenant: tenant_name(ctx.tenant(c.tenant)),
-            pid: c.pid,
-            comm: c.comm.clone(),
-            uid: c.uid,
-            cgroup_id: c.cgroup_id,
-            cgroup_path: c.cgroup_path.clone(),
-        },
-        None => CallerRecord {
-            tenant: None,
-            pid: 0,
-            comm: String::new(),
-            uid: 0,
-            cgroup_id: 0,
-            cgroup_path: String::new(),
-        },
-    }
+fn tenant_value(value: Value<'_>) -> Option<TenantName> {
+    value.as_str().map(TenantName::new)
 }
 
 impl Violation {
     /// The violation of `rule` by `span`.
-    pub fn new<S: Evidence + ?Sized>(
-        node: &str,
-        rule: &Rule,
-        span: &S,
-        ctx: &EvalContext<'_>,
-        wall_time: &str,
-    ) -> Self {
+    pub(crate) fn new(node: &str, rule: &Rule, span: &Span) -> Self {
         let family = span.name().family();
-        let target_tenant = Attr::target_tenant(family).map_or(Value::Null, |a| span.get(a, ctx));
+        let intended = rule.intended.unwrap_or(Attr::Tenant);
+        let actual = rule.actual.or_else(|| Attr::target_tenant(family));
         Self {
             signal_id: signal_id(),
             rule_id: rule.id.clone(),
             severity: rule.severity,
-            time: wall_time.to_owned(),
+            time: span.start,
             node: node.to_owned(),
-            kind: family.kind(),
-            intended_tenant: tenant_name(span.get(Attr::Tenant, ctx)),
-            actual_tenant: tenant_name(target_tenant),
-            caller: caller_record(span.caller(), ctx),
-            target: span.target(ctx),
-            trace_id: span.trace_id().to_hex(),
-            span_id: span.span_id().to_hex(),
-            message: span.describe(ctx),
+            kind: family,
+            intended_tenant: tenant_value(span.attr(intended)),
+            actual_tenant: actual.and_then(|a| tenant_value(span.attr(a))),
+            caller: span.actor().map(Party::from),
+            target: target(span),
+            trace_id: span.trace_id,
+            span_id: span.span_id,
+            message: describe(span),
+            aggregate: None,
         }
+    }
+}
+
+fn target(span: &Span) -> Target {
+    match &span.body {
+        SpanBody::Connection(c) => Target::Network {
+            tenant: c.server.tenant.as_ref().map(|t| t.name.clone()),
+            addr: c.server.addr.ip(),
+            port: c.server.addr.port(),
+            protocol: c.transport,
+            process: c.server.process.as_ref().map(Party::from),
+        },
+        SpanBody::File(f) => Target::File {
+            tenant: f.owner.as_ref().map(|t| t.name.clone()),
+            path: f.path.clone(),
+            op: f.op,
+            outcome: f.outcome,
+            path_confidence: f.path_confidence,
+            path_truncated: f.path_truncated,
+            role: f.role,
+        },
+        SpanBody::Process(p) => Target::Process {
+            exe: p.process.exe.clone(),
+            ppid: p.ppid,
+        },
+        SpanBody::App(a) => Target::App {
+            tenant: a
+                .peer
+                .as_ref()
+                .and_then(|p| p.tenant.as_ref())
+                .map(|t| t.name.clone()),
+            declared_tenant: a.declared_tenant.clone(),
+            service: a.service.clone(),
+            span_name: a.name.clone(),
+            span_kind: a.kind,
+            addr: a.peer.as_ref().and_then(|p| p.addr),
+            port: a.peer.as_ref().and_then(|p| p.port),
+        },
+    }
+}
+
+/// "tenant-a process web (pid 7)", or who else acted.
+fn who(p: Option<&ProcessRef>) -> String {
+    let Some(p) = p else {
+        return "a process outside any tenant".to_owned();
+    };
+    let owner = p.tenant.as_ref().map_or_else(
+        || "a process outside any tenant:".to_owned(),
+        |t| t.name.to_string(),
+    );
+    let pid = p
+        .pid
+        .map_or_else(|| "pid unknown".to_owned(), |pid| format!("pid {pid}"));
+    format!("{owner} process {} ({pid})", p.comm)
+}
+
+fn whose(t: Option<&crate::spans::TenantRef>, none: &str) -> String {
+    t.map_or_else(|| none.to_owned(), |t| format!("{}'s", t.name))
+}
+
+/// One sentence for the violation's `message`.
+fn describe(span: &Span) -> String {
+    match &span.body {
+        SpanBody::Connection(c) => {
+            let to = whose(c.server.tenant.as_ref(), "no tenant's");
+            let verb = match span.end_reason {
+                Some(crate::vocab::EndReason::Failed) => "tried to open",
+                _ => "opened",
+            };
+            match &c.client.process {
+                Some(p) => format!(
+                    "{} {verb} a {} connection to {to} {}",
+                    who(Some(p)),
+                    c.transport,
+                    c.server.addr
+                ),
+                None => format!(
+                    "a process outside any tenant at {} {verb} a {} connection to {to} {}",
+                    c.client.addr, c.transport, c.server.addr
+                ),
+            }
+        }
+        SpanBody::File(f) => {
+            let owner = whose(f.owner.as_ref(), "an unowned path");
+            let verb = match f.outcome {
+                Outcome::Ok => "touched",
+                Outcome::Denied => "was denied",
+                Outcome::Error => "tried",
+            };
+            format!(
+                "{} {verb} {} on {owner} {}",
+                who(Some(&f.process)),
+                f.op,
+                f.path
+            )
+        }
+        SpanBody::Process(p) => format!(
+            "{} ran {}",
+            who(Some(&p.process)),
+            p.process.exe.as_deref().unwrap_or("an unknown program")
+        ),
+        SpanBody::App(a) => {
+            let declared = a.declared_tenant.as_deref().unwrap_or("no tenant");
+            let service = a.service.as_deref().unwrap_or("an application");
+            let mut text = format!(
+                "{service} ({}) declared {declared} for {} span {:?}",
+                who(a.process.as_ref()),
+                a.kind,
+                a.name
+            );
+            if let Some(peer) = &a.peer {
+                let to = whose(peer.tenant.as_ref(), "no tenant's");
+                let addr = match (peer.addr, peer.port) {
+                    (Some(ip), Some(port)) => std::net::SocketAddr::new(ip, port).to_string(),
+                    (Some(ip), None) => ip.to_string(),
+                    _ => "an unknown address".to_owned(),
+                };
+                text.push_str(&format!(" and reached {to} {addr}"));
+            }
+            text
+        }
+    }
+}
+
+/// A violation of `cross-tenant-network` from a's `comm` (pid 1000 + `caller_pid`) to b's
+/// 127.0.0.1:`target_port`, at `time` ns.
+#[cfg(test)]
+pub(crate) fn fixture(caller_pid: u32, target_port: u16, comm: &str, time: i64) -> Violation {
+    Violation {
+        signal_id: format!("id-{caller_pid}"),
+        rule_id: "cross-tenant-network".into(),
+        severity: Severity::High,
+        time: UnixNanos(time),
+        node: "n".into(),
+        kind: Family::Network,
+        intended_tenant: Some(TenantName::new("a")),
+        actual_tenant: Some(TenantName::new("b")),
+        caller: Some(Party {
+            tenant: Some(TenantName::new("a")),
+            pid: Some(1000 + caller_pid),
+            comm: comm.into(),
+            exe: None,
+            uid: Some(0),
+            cgroup_id: 7,
+            cgroup_path: "t/a".into(),
+        }),
+        target: Target::Network {
+            tenant: Some(TenantName::new("b")),
+            addr: "127.0.0.1".parse().expect("an address"),
+            port: target_port,
+            protocol: Transport::Tcp,
+            process: None,
+        },
+        trace_id: TraceId::random(),
+        span_id: SpanId::random(),
+        message: String::new(),
+        aggregate: None,
     }
 }

@@ -1,22 +1,12 @@
 //! File events: decoding the variable-length record and composing its paths.
-use seam_common::{FILE_BUF, FileHead, FileOp, PathMeta};
+use seam_common::{FILE_BUF, FileHead, FileSyscall, PathMeta};
 
 use super::DecodeError;
-
-/// How much of a path the kernel vouched for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PathConfidence {
-    /// Resolved in the kernel from the object itself (or a plain name in a resolved directory).
-    Full,
-    /// Composed from a kernel-resolved directory and the caller's string (`..` resolved
-    /// lexically), or truncated, or under a mount that could not be placed.
-    Partial,
-}
+use crate::vocab::PathConfidence;
 
 /// One path of a file event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FilePath {
+pub(crate) struct FilePath {
     /// Absolute path; starts with `.../` when leading components were cut.
     pub path: String,
     pub confidence: PathConfidence,
@@ -26,8 +16,8 @@ pub struct FilePath {
 
 /// A decoded file event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FileEvent {
-    pub op: FileOp,
+pub(crate) struct FileEvent {
+    pub op: FileSyscall,
     /// The syscall's result: fd or 0 on success, -errno on failure.
     pub ret: i64,
     /// open flags as passed (0 for other operations).
@@ -50,7 +40,7 @@ fn components(bytes: &[u8]) -> Vec<String> {
 }
 
 /// Resolves `.` and `..` lexically (`..` at the root stays at the root).
-pub fn normalize(path: &str) -> String {
+pub(crate) fn normalize(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     for part in path.split('/') {
         match part {
@@ -65,7 +55,7 @@ pub fn normalize(path: &str) -> String {
 }
 
 /// Builds the path from its parts (see seam_common::file).
-pub fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
+pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
     let truncated = meta.truncated != 0;
     let dir = components(base).join("/");
     let prefix = if truncated { "..." } else { "" };
@@ -100,7 +90,7 @@ pub fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
 }
 
 /// Decodes the payload after the common header.
-pub fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
+pub(crate) fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
     let head_len = size_of::<FileHead>();
     if payload.len() < head_len {
         return Err(DecodeError::Truncated {
@@ -110,7 +100,7 @@ pub fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
     }
     // SAFETY: length checked; FileHead is a #[repr(C)] Pod type; unaligned read.
     let head: FileHead = unsafe { std::ptr::read_unaligned(payload.as_ptr().cast()) };
-    let op = FileOp::from_u8(head.op).ok_or(DecodeError::UnknownKind(u32::from(head.op)))?;
+    let op = FileSyscall::from_u8(head.op).ok_or(DecodeError::UnknownKind(u32::from(head.op)))?;
     let buf = &payload[head_len..payload.len().min(head_len + FILE_BUF)];
     let mut paths = Vec::with_capacity(2);
     let mut off = 0usize;

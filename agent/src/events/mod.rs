@@ -1,44 +1,27 @@
 //! Kernel events decoded from ring-buffer records into typed values (the first stage).
-pub mod file;
-pub mod reader;
+pub(crate) mod file;
+pub(crate) mod reader;
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use seam_common::{
     AF_INET, AF_INET6, COMM_LEN, Event, EventInfo, EventKind, FlowData, IPPROTO_TCP, IPPROTO_UDP,
-    ProcessData, RawAddr, SockAddrData, TcpStateData,
+    ProcessData, RawAddr, SockAddrData, TcpCloseData, TcpStateData,
 };
 
-/// Transport protocol of a flow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Transport {
-    Tcp,
-    Udp,
-}
+use crate::vocab::Transport;
 
-impl Transport {
-    fn from_raw(raw: u8) -> Option<Self> {
-        match raw {
-            IPPROTO_TCP => Some(Self::Tcp),
-            IPPROTO_UDP => Some(Self::Udp),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for Transport {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Self::Tcp => "tcp",
-            Self::Udp => "udp",
-        })
+fn transport(raw: u8) -> Option<Transport> {
+    match raw {
+        IPPROTO_TCP => Some(Transport::Tcp),
+        IPPROTO_UDP => Some(Transport::Udp),
+        _ => None,
     }
 }
 
 /// The common header, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Header {
+pub(crate) struct Header {
     /// 0 when the hook ran on behalf of no particular task (softirq).
     pub pid: u32,
     pub tid: u32,
@@ -48,25 +31,9 @@ pub struct Header {
     pub comm: String,
 }
 
-/// An address and port.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Endpoint {
-    pub ip: IpAddr,
-    pub port: u16,
-}
-
-impl std::fmt::Display for Endpoint {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.ip {
-            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.port),
-            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.port),
-        }
-    }
-}
-
 /// Payloads, typed.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum KernelEventKind {
+pub(crate) enum KernelEventKind {
     Exec {
         ppid: u32,
     },
@@ -78,15 +45,14 @@ pub enum KernelEventKind {
         sendmsg: bool,
         cookie: u64,
         protocol: Option<Transport>,
-        destination: Endpoint,
+        destination: SocketAddr,
     },
-    TcpState {
-        cookie: u64,
-        netns: u32,
-        local: Endpoint,
-        remote: Endpoint,
-        old: u8,
-        new: u8,
+    TcpState(TcpTransition),
+    /// A connecting or established TCP socket closed.
+    TcpClose {
+        transition: TcpTransition,
+        /// What the socket counted, when the kernel's `tcp_sock` layout was resolved.
+        counters: Option<TcpCounters>,
     },
     /// A file syscall (or exec) with its kernel-resolved path(s).
     File(file::FileEvent),
@@ -94,22 +60,42 @@ pub enum KernelEventKind {
     FlowStart {
         cookie: u64,
         protocol: Transport,
-        local: Endpoint,
-        remote: Endpoint,
+        local: SocketAddr,
+        remote: SocketAddr,
         ingress: bool,
     },
 }
 
+/// A TCP socket's state change, with its 4-tuple as seen from the socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TcpTransition {
+    pub cookie: u64,
+    pub netns: u32,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub old: u8,
+    pub new: u8,
+}
+
+/// `struct tcp_sock` counters at close.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct TcpCounters {
+    pub bytes_received: u64,
+    pub bytes_acked: u64,
+    pub segs_in: u32,
+    pub segs_out: u32,
+}
+
 /// A decoded kernel event.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KernelEvent {
+pub(crate) struct KernelEvent {
     pub header: Header,
     pub kind: KernelEventKind,
 }
 
 /// Why a record could not be decoded (counted, never fatal).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum DecodeError {
+pub(crate) enum DecodeError {
     /// Shorter than its kind's size: a build mismatch between agent and probes.
     #[error("record of {len} bytes is too short for {kind}")]
     Truncated { kind: &'static str, len: usize },
@@ -134,7 +120,7 @@ fn read<T: Copy>(bytes: &[u8], kind: &'static str) -> Result<T, DecodeError> {
 }
 
 /// Converts a raw address; IPv4-mapped IPv6 becomes IPv4 so both sides of a flow compare equal.
-pub fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeError> {
+pub(crate) fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeError> {
     match family {
         AF_INET => Ok(IpAddr::V4(Ipv4Addr::new(raw[0], raw[1], raw[2], raw[3]))),
         AF_INET6 => {
@@ -161,15 +147,24 @@ fn header(info: &EventInfo) -> Header {
     }
 }
 
-fn endpoint(family: u16, raw: &RawAddr, port: u16) -> Result<Endpoint, DecodeError> {
-    Ok(Endpoint {
-        ip: ip_from_raw(family, raw)?,
-        port,
+fn endpoint(family: u16, raw: &RawAddr, port: u16) -> Result<SocketAddr, DecodeError> {
+    Ok(SocketAddr::new(ip_from_raw(family, raw)?, port))
+}
+
+fn transition(d: &TcpStateData) -> Result<TcpTransition, DecodeError> {
+    Ok(TcpTransition {
+        cookie: d.cookie,
+        netns: d.netns,
+        local: endpoint(d.family, &d.saddr, d.sport)?,
+        remote: endpoint(d.family, &d.daddr, d.dport)?,
+        old: d.oldstate,
+        new: d.newstate,
     })
 }
 
-/// Decodes one ring-buffer record.
-pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+/// Decodes one ring-buffer record. `counted`: the probes were given `tcp_sock` counter
+/// offsets, so the counters of [`EventKind::TcpClose`] records mean something.
+pub(crate) fn decode(bytes: &[u8], counted: bool) -> Result<KernelEvent, DecodeError> {
     let info: EventInfo = read(bytes, "header")?;
     let header = header(&info);
     let kind = EventKind::from_u32(info.kind).ok_or(DecodeError::UnknownKind(info.kind))?;
@@ -190,20 +185,25 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             KernelEventKind::SockAddr {
                 sendmsg: kind == EventKind::SendMsg,
                 cookie: d.cookie,
-                protocol: Transport::from_raw(d.protocol),
+                protocol: transport(d.protocol),
                 destination: endpoint(d.family, &d.daddr, d.dport)?,
             }
         }
         EventKind::TcpState => {
             let e: Event<TcpStateData> = read(bytes, "tcp_state")?;
+            KernelEventKind::TcpState(transition(&e.data)?)
+        }
+        EventKind::TcpClose => {
+            let e: Event<TcpCloseData> = read(bytes, "tcp_close")?;
             let d = e.data;
-            KernelEventKind::TcpState {
-                cookie: d.cookie,
-                netns: d.netns,
-                local: endpoint(d.family, &d.saddr, d.sport)?,
-                remote: endpoint(d.family, &d.daddr, d.dport)?,
-                old: d.oldstate,
-                new: d.newstate,
+            KernelEventKind::TcpClose {
+                transition: transition(&d.state)?,
+                counters: counted.then_some(TcpCounters {
+                    bytes_received: d.bytes_received,
+                    bytes_acked: d.bytes_acked,
+                    segs_in: d.segs_in,
+                    segs_out: d.segs_out,
+                }),
             }
         }
         EventKind::File => KernelEventKind::File(file::decode(&bytes[size_of::<EventInfo>()..])?),
@@ -212,7 +212,7 @@ pub fn decode(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
             let d = e.data;
             KernelEventKind::FlowStart {
                 cookie: d.cookie,
-                protocol: Transport::from_raw(d.protocol).unwrap_or(Transport::Udp),
+                protocol: transport(d.protocol).unwrap_or(Transport::Udp),
                 local: endpoint(d.family, &d.laddr, d.lport)?,
                 remote: endpoint(d.family, &d.raddr, d.rport)?,
                 ingress: d.ingress != 0,
@@ -230,6 +230,10 @@ mod tests {
         // SAFETY: reading the bytes of a #[repr(C)] value for a test fixture.
         unsafe { std::slice::from_raw_parts((value as *const T).cast::<u8>(), size_of::<T>()) }
             .to_vec()
+    }
+
+    fn decode_test(bytes: &[u8]) -> Result<KernelEvent, DecodeError> {
+        decode(bytes, true)
     }
 
     fn info(kind: EventKind) -> EventInfo {
@@ -263,7 +267,7 @@ mod tests {
                 _pad: [0; 3],
             },
         };
-        let decoded = decode(&bytes_of(&event)).unwrap();
+        let decoded = decode_test(&bytes_of(&event)).unwrap();
         assert_eq!(decoded.header.comm, "client");
         assert_eq!(decoded.header.pid, 42);
         assert_eq!(
@@ -272,10 +276,7 @@ mod tests {
                 sendmsg: false,
                 cookie: 5,
                 protocol: Some(Transport::Tcp),
-                destination: Endpoint {
-                    ip: "127.0.0.1".parse().unwrap(),
-                    port: 8080
-                },
+                destination: "127.0.0.1:8080".parse().unwrap(),
             }
         );
     }
@@ -287,7 +288,7 @@ mod tests {
             data: 0u8,
         };
         assert!(matches!(
-            decode(&bytes_of(&event)),
+            decode_test(&bytes_of(&event)),
             Err(DecodeError::Truncated {
                 kind: "tcp_state",
                 ..
@@ -296,11 +297,11 @@ mod tests {
         let mut bad = info(EventKind::Exec);
         bad.kind = 12345;
         assert_eq!(
-            decode(&bytes_of(&bad)),
+            decode_test(&bytes_of(&bad)),
             Err(DecodeError::UnknownKind(12345))
         );
         assert!(matches!(
-            decode(&[1, 2, 3]),
+            decode_test(&[1, 2, 3]),
             Err(DecodeError::Truncated { .. })
         ));
     }

@@ -1,32 +1,45 @@
-//! Drains the ring buffer in batches and hands decoded events to the pipeline.
-//! Undecodable records are counted; losses in the kernel are read from the per-CPU counters.
+//! Drains the ring buffer in batches and hands decoded events to the pipeline; reads the
+//! kernel's per-CPU loss counters and hands their totals over when they change. Undecodable
+//! records travel as errors, to be counted: nothing is dropped silently.
 use std::{sync::Arc, time::Duration};
 
 use aya::maps::{MapData, PerCpuArray, RingBuf};
 use seam_common::LossSlot;
 use tokio::sync::mpsc;
 
-use super::{KernelEvent, decode};
-use crate::{metrics::Metrics, pipeline::Input};
+use super::decode;
+use crate::{
+    input::{Input, KernelBatch},
+    metrics::Metrics,
+};
 
 /// How often the ring buffer is drained. The probes submit without waking the reader, so
 /// events are handled in batches: one wakeup per interval instead of one per event.
-pub const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const DRAIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Largest batch handed to the pipeline at once.
 const BATCH: usize = 4096;
 
+/// The kernel side the reader drains.
+pub(crate) struct KernelSource {
+    pub ring: RingBuf<MapData>,
+    pub losses: PerCpuArray<MapData, u64>,
+    /// The probes were given `tcp_sock` counter offsets.
+    pub tcp_counters: bool,
+}
+
 /// Drains the ring buffer every [`DRAIN_INTERVAL`] until `stop` fires (then drains once more,
 /// so nothing the kernel handed over is left behind) or the pipeline hangs up. Each drain beats
 /// the reader's heartbeat (`/healthz`).
-pub async fn run(
-    mut ring: RingBuf<MapData>,
+pub(crate) async fn run(
+    mut source: KernelSource,
     tx: mpsc::Sender<Input>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     metrics: Arc<Metrics>,
 ) {
     let mut interval = tokio::time::interval(DRAIN_INTERVAL);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_losses = [0u64; LossSlot::ALL.len()];
     loop {
         let stopping = tokio::select! {
             _ = interval.tick() => false,
@@ -34,9 +47,9 @@ pub async fn run(
         };
         metrics.health.reader_beat();
         loop {
-            let mut batch: Vec<Result<KernelEvent, String>> = Vec::new();
-            while let Some(record) = ring.next() {
-                batch.push(decode(&record).map_err(|e| e.to_string()));
+            let mut batch: KernelBatch = Vec::new();
+            while let Some(record) = source.ring.next() {
+                batch.push(decode(&record, source.tcp_counters));
                 if batch.len() >= BATCH {
                     break;
                 }
@@ -49,22 +62,32 @@ pub async fn run(
                 break;
             }
         }
+        let totals = read_losses(&source.losses);
+        if totals != last_losses {
+            last_losses = totals;
+            let report = LossSlot::ALL
+                .iter()
+                .zip(totals)
+                .map(|((_, label), total)| (*label, total))
+                .collect();
+            if tx.send(Input::KernelLosses(report)).await.is_err() {
+                return;
+            }
+        }
         if stopping {
             return;
         }
     }
 }
 
-/// Sum over CPUs of the kernel's loss counters, by [`LossSlot`] label.
-pub fn read_losses(map: &PerCpuArray<MapData, u64>) -> Vec<(&'static str, u64)> {
-    LossSlot::ALL
-        .iter()
-        .map(|(slot, label)| {
-            let total = map
-                .get(&(*slot as u32), 0)
-                .map(|values| values.iter().sum())
-                .unwrap_or(0);
-            (*label, total)
-        })
-        .collect()
+/// Sum over CPUs of the kernel's loss counters, in [`LossSlot::ALL`] order.
+fn read_losses(map: &PerCpuArray<MapData, u64>) -> [u64; LossSlot::ALL.len()] {
+    let mut totals = [0u64; LossSlot::ALL.len()];
+    for (total, (slot, _)) in totals.iter_mut().zip(LossSlot::ALL.iter()) {
+        *total = map
+            .get(&(*slot as u32), 0)
+            .map(|values| values.iter().sum())
+            .unwrap_or(0);
+    }
+    totals
 }

@@ -7,11 +7,11 @@ use std::{
 };
 
 /// Longest silence of a heartbeat before `/healthz` fails.
-pub const MAX_SILENCE: Duration = Duration::from_secs(5);
+pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(5);
 
 /// Heartbeats and the ready flag.
 #[derive(Debug)]
-pub struct Health {
+pub(crate) struct Health {
     started: Instant,
     /// Milliseconds since `started` of the reader's last drain (0: never).
     reader_ms: AtomicU64,
@@ -38,25 +38,25 @@ impl Health {
     }
 
     /// The ring buffer reader drained (or tried to).
-    pub fn reader_beat(&self) {
+    pub(crate) fn reader_beat(&self) {
         self.reader_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
     /// The pipeline handled a tick.
-    pub fn pipeline_beat(&self) {
+    pub(crate) fn pipeline_beat(&self) {
         self.pipeline_ms.store(self.now_ms(), Ordering::Relaxed);
     }
 
-    pub fn set_ready(&self) {
+    pub(crate) fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.ready.load(Ordering::Relaxed)
     }
 
     /// Ok while both heartbeats are recent; otherwise which one is silent and for how long.
-    pub fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), String> {
         self.check_at(self.now_ms(), MAX_SILENCE)
     }
 

@@ -1,13 +1,13 @@
 //! Prometheus metrics and health, served on one HTTP listener (`--listen`): `/metrics`,
 //! `/healthz`, `/readyz`. Every metric is an atomic (or a mutex-guarded histogram) that the
 //! pipeline, the reader and the sinks update directly; scrapes only read.
-pub mod health;
-pub mod recorder;
-pub mod server;
+pub(crate) mod health;
+pub(crate) mod recorder;
+pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 
-pub use health::Health;
+pub(crate) use health::Health;
 use prometheus_client::{
     encoding::EncodeLabelSet,
     metrics::{
@@ -18,50 +18,58 @@ use prometheus_client::{
     },
     registry::Registry,
 };
-pub use recorder::PipelineMetrics;
+pub(crate) use recorder::PipelineMetrics;
 
 /// `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct KindLabel {
+pub(crate) struct KindLabel {
     pub kind: String,
 }
 
 /// `probe` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ProbeLabel {
+pub(crate) struct ProbeLabel {
     pub probe: String,
 }
 
 /// Labels of `seam_violations_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ViolationLabels {
+pub(crate) struct ViolationLabels {
     pub rule: String,
+    pub severity: String,
     pub from_tenant: String,
     pub to_tenant: String,
 }
 
+/// Labels of `seam_lost_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct LossLabels {
+    pub source: String,
+    pub probe: String,
+}
+
 /// `sink` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct SinkLabel {
+pub(crate) struct SinkLabel {
     pub sink: String,
 }
 
 /// Labels of `seam_feed_dropped_total`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DropLabels {
+pub(crate) struct DropLabels {
     pub sink: String,
     pub reason: String,
 }
 
 /// `hook` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HookLabel {
+pub(crate) struct HookLabel {
     pub hook: String,
 }
 
 /// Why a feed record was dropped (the `reason` label).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DropReason {
+pub(crate) enum DropReason {
     /// The sink's queue was full (the endpoint is slower than the feed).
     QueueFull,
     /// Every delivery attempt failed.
@@ -73,14 +81,14 @@ pub enum DropReason {
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 4] = [
+    pub(crate) const ALL: [DropReason; 4] = [
         Self::QueueFull,
         Self::RetriesExhausted,
         Self::Shutdown,
         Self::WriteError,
     ];
 
-    pub fn label(self) -> &'static str {
+    pub(crate) fn label(self) -> &'static str {
         match self {
             Self::QueueFull => "queue_full",
             Self::RetriesExhausted => "retries_exhausted",
@@ -92,10 +100,12 @@ impl DropReason {
 
 /// Every metric the agent exports, and the registry that encodes them.
 #[derive(Debug)]
-pub struct Metrics {
+pub(crate) struct Metrics {
     registry: Registry,
     pub events: Family<KindLabel, Counter>,
     pub events_lost: Family<ProbeLabel, Counter>,
+    pub lost: Family<LossLabels, Counter>,
+    pub open_spans: Family<KindLabel, Gauge>,
     pub decode_errors: Counter,
     pub spans: Counter,
     pub violations: Family<ViolationLabels, Counter>,
@@ -117,7 +127,7 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("seam");
         let events = Family::<KindLabel, Counter>::default();
         registry.register("events", "Kernel events handled, by kind", events.clone());
@@ -126,6 +136,19 @@ impl Metrics {
             "events_lost",
             "Events the kernel could not hand over (ring buffer full), by probe family",
             events_lost.clone(),
+        );
+        let lost = Family::<LossLabels, Counter>::default();
+        registry.register(
+            "lost",
+            "Evidence Seam could not keep, by source (ring_buffer, span_evicted, feed, otlp, \
+             store) and probe or part",
+            lost.clone(),
+        );
+        let open_spans = Family::<KindLabel, Gauge>::default();
+        registry.register(
+            "open_spans",
+            "Spans open now (connections waiting to close, running processes)",
+            open_spans.clone(),
         );
         let decode_errors = Counter::default();
         registry.register(
@@ -198,6 +221,8 @@ impl Metrics {
             registry,
             events,
             events_lost,
+            lost,
+            open_spans,
             decode_errors,
             spans,
             violations,
@@ -214,7 +239,7 @@ impl Metrics {
     }
 
     /// The exposition, OpenMetrics text format (which Prometheus scrapes natively).
-    pub fn encode(&self) -> String {
+    pub(crate) fn encode(&self) -> String {
         let mut out = String::new();
         if let Err(error) = prometheus_client::encoding::text::encode(&mut out, &self.registry) {
             tracing::error!(%error, "cannot encode metrics");
@@ -223,7 +248,7 @@ impl Metrics {
     }
 
     /// Marks `hooks` live.
-    pub fn set_live_hooks(&self, hooks: &[String]) {
+    pub(crate) fn set_live_hooks(&self, hooks: &[String]) {
         for hook in hooks {
             self.hooks_live
                 .get_or_create(&HookLabel { hook: hook.clone() })
@@ -232,7 +257,7 @@ impl Metrics {
     }
 
     /// The counters of sink `name`, created (at zero) for every drop reason.
-    pub fn sink(&self, name: &str) -> SinkMetrics {
+    pub(crate) fn sink(&self, name: &str) -> SinkMetrics {
         let sink = SinkLabel { sink: name.into() };
         let dropped = |reason: DropReason| {
             self.feed_dropped.get_or_create_owned(&DropLabels {
@@ -253,7 +278,7 @@ impl Metrics {
 /// One sink's counters (handles onto the registry's atomics; [`Default`] gives detached ones
 /// for tests).
 #[derive(Clone, Debug, Default)]
-pub struct SinkMetrics {
+pub(crate) struct SinkMetrics {
     pub name: String,
     pub queue_depth: Gauge,
     pub delivered: Counter,
@@ -262,13 +287,13 @@ pub struct SinkMetrics {
 }
 
 impl SinkMetrics {
-    pub fn dropped(&self, reason: DropReason) -> &Counter {
+    pub(crate) fn dropped(&self, reason: DropReason) -> &Counter {
         // ALL lists the variants in declaration order.
         &self.dropped[reason as usize]
     }
 
     /// Drops by reason label, zeros left out.
-    pub fn dropped_by_reason(&self) -> Vec<(&'static str, u64)> {
+    pub(crate) fn dropped_by_reason(&self) -> Vec<(&'static str, u64)> {
         DropReason::ALL
             .iter()
             .map(|r| (r.label(), self.dropped(*r).get()))

@@ -4,11 +4,12 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::{KindLabel, Metrics, ProbeLabel};
+use super::{KindLabel, LossLabels, Metrics, ProbeLabel};
+use crate::vocab::LossSource;
 
 /// What the pipeline records.
 #[derive(Debug)]
-pub struct PipelineMetrics {
+pub(crate) struct PipelineMetrics {
     shared: Arc<Metrics>,
     events: HashMap<&'static str, Counter>,
 }
@@ -20,19 +21,15 @@ impl Default for PipelineMetrics {
 }
 
 impl PipelineMetrics {
-    pub fn new(shared: Arc<Metrics>) -> Self {
+    pub(crate) fn new(shared: Arc<Metrics>) -> Self {
         Self {
             shared,
             events: HashMap::new(),
         }
     }
 
-    pub fn shared(&self) -> &Arc<Metrics> {
-        &self.shared
-    }
-
     /// One kernel event of `kind`.
-    pub fn event(&mut self, kind: &'static str) {
+    pub(crate) fn event(&mut self, kind: &'static str) {
         self.events
             .entry(kind)
             .or_insert_with(|| {
@@ -43,36 +40,60 @@ impl PipelineMetrics {
             .inc();
     }
 
-    pub fn decode_error(&self) {
+    pub(crate) fn decode_error(&self) {
         self.shared.decode_errors.inc();
     }
 
-    pub fn span(&self) {
+    pub(crate) fn span(&self) {
         self.shared.spans.inc();
     }
 
-    pub fn lost(&self, probe: &str, lost: u64) {
+    /// Evidence lost: ring-buffer losses also count in `seam_events_lost_total{probe}`.
+    pub(crate) fn lost(&self, source: LossSource, probe: &str, lost: u64) {
+        if source == LossSource::RingBuffer {
+            self.shared
+                .events_lost
+                .get_or_create(&ProbeLabel {
+                    probe: probe.to_owned(),
+                })
+                .inc_by(lost);
+        }
         self.shared
-            .events_lost
-            .get_or_create(&ProbeLabel {
+            .lost
+            .get_or_create(&LossLabels {
+                source: source.as_str().to_owned(),
                 probe: probe.to_owned(),
             })
             .inc_by(lost);
     }
 
+    /// Open connection spans (and unpaired ends) and known processes.
+    pub(crate) fn open_spans(&self, connections: usize, processes: usize) {
+        let set = |kind: &str, n: usize| {
+            self.shared
+                .open_spans
+                .get_or_create(&KindLabel {
+                    kind: kind.to_owned(),
+                })
+                .set(i64::try_from(n).unwrap_or(i64::MAX));
+        };
+        set("connection", connections);
+        set("process", processes);
+    }
+
     /// Time spent evaluating the rules for one span.
-    pub fn evaluation(&self, took: Duration) {
+    pub(crate) fn evaluation(&self, took: Duration) {
         self.shared.rule_evaluation.observe(took.as_secs_f64());
     }
 
-    pub fn tenant_cgroups(&self, n: usize) {
+    pub(crate) fn tenant_cgroups(&self, n: usize) {
         self.shared
             .tenant_cgroups
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The pipeline is alive (called on every tick).
-    pub fn heartbeat(&self) {
+    pub(crate) fn heartbeat(&self) {
         self.shared.health.pipeline_beat();
     }
 }

@@ -16,11 +16,11 @@ use tokio::net::TcpListener;
 use super::Metrics;
 
 /// Content type of the OpenMetrics text exposition.
-pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Why the listener could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum ServeError {
+pub(crate) enum ServeError {
     /// The address could not be bound.
     #[error("cannot listen on {addr}: {source}; choose a free address for --listen")]
     Bind {
@@ -32,7 +32,10 @@ pub enum ServeError {
 
 /// Binds `addr`; returns the bound address (the real port for port 0) once it listens, and
 /// serves on a spawned task.
-pub async fn spawn(addr: SocketAddr, metrics: Arc<Metrics>) -> Result<SocketAddr, ServeError> {
+pub(crate) async fn spawn(
+    addr: SocketAddr,
+    metrics: Arc<Metrics>,
+) -> Result<SocketAddr, ServeError> {
     let bind = |source| ServeError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
@@ -79,7 +82,7 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
 }
 
 /// Answers one request.
-pub fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+pub(crate) fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     route(metrics, request.method(), request.uri().path())
 }
 

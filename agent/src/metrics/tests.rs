@@ -4,7 +4,7 @@ use std::{collections::BTreeMap, time::Duration};
 use super::{DropReason, Metrics, PipelineMetrics};
 
 /// `name{labels} value` samples of an OpenMetrics text exposition; panics on a malformed line.
-pub fn parse(text: &str) -> BTreeMap<String, f64> {
+pub(crate) fn parse(text: &str) -> BTreeMap<String, f64> {
     let mut samples = BTreeMap::new();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.last(), Some(&"# EOF"), "exposition ends with # EOF");
@@ -65,11 +65,12 @@ fn exposition_parses_and_carries_every_metric() {
     recorder.event("exec");
     recorder.decode_error();
     recorder.span();
-    recorder.lost("network", 4);
+    recorder.lost(crate::vocab::LossSource::RingBuffer, "network", 4);
     metrics
         .violations
         .get_or_create(&super::ViolationLabels {
             rule: "cross-tenant-network".into(),
+            severity: "high".into(),
             from_tenant: "a".into(),
             to_tenant: "b \"quoted\"".into(),
         })
@@ -97,7 +98,7 @@ fn exposition_parses_and_carries_every_metric() {
     assert_eq!(get("seam_events_lost_total{probe=\"network\"}"), 4.0);
     assert_eq!(
         get(
-            "seam_violations_total{rule=\"cross-tenant-network\",from_tenant=\"a\",to_tenant=\"b \\\"quoted\\\"\"}"
+            "seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b \\\"quoted\\\"\"}"
         ),
         1.0
     );

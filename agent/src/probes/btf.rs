@@ -7,11 +7,11 @@ use btf_rs::{Btf, Type};
 use seam_common::KernelOffsets;
 
 /// Where the kernel exposes its own BTF.
-pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+pub(crate) const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Why an offset could not be resolved.
 #[derive(Debug, thiserror::Error)]
-pub enum BtfError {
+pub(crate) enum BtfError {
     /// The BTF file could not be read or parsed.
     #[error(
         "cannot read kernel BTF at {path}: {source}; Seam needs a kernel built with \
@@ -45,13 +45,13 @@ struct FoundMember {
 }
 
 /// Resolves member offsets in one BTF blob.
-pub struct BtfOffsets {
+pub(crate) struct BtfOffsets {
     btf: Btf,
 }
 
 impl BtfOffsets {
     /// Parses the kernel's BTF at `path`.
-    pub fn open(path: &Path) -> Result<Self, BtfError> {
+    pub(crate) fn open(path: &Path) -> Result<Self, BtfError> {
         let btf = Btf::from_file(path).map_err(|source| BtfError::Read {
             path: path.to_owned(),
             source,
@@ -60,7 +60,7 @@ impl BtfOffsets {
     }
 
     /// Byte offset of `path` (dot separated, e.g. `__sk_common.skc_daddr`) inside `struct name`.
-    pub fn offset(&self, name: &str, path: &str) -> Result<u32, BtfError> {
+    pub(crate) fn offset(&self, name: &str, path: &str) -> Result<u32, BtfError> {
         let mut ty = self.find_struct(name)?;
         let mut total_bits = 0u32;
         for part in path.split('.') {
@@ -136,7 +136,7 @@ impl BtfOffsets {
     }
 
     /// Every offset the probes use.
-    pub fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
+    pub(crate) fn kernel_offsets(&self) -> Result<KernelOffsets, BtfError> {
         Ok(KernelOffsets {
             valid: 1,
             skc_daddr: self.offset("sock", "__sk_common.skc_daddr")?,
@@ -159,7 +159,10 @@ impl BtfOffsets {
     }
 
     /// Adds the offsets the file probes need; on failure they stay zero and `files_valid` 0.
-    pub fn file_offsets(&self, mut offsets: KernelOffsets) -> Result<KernelOffsets, BtfError> {
+    pub(crate) fn file_offsets(
+        &self,
+        mut offsets: KernelOffsets,
+    ) -> Result<KernelOffsets, BtfError> {
         offsets.task_files = self.offset("task_struct", "files")?;
         offsets.files_fdt = self.offset("files_struct", "fdt")?;
         offsets.fdt_fd = self.offset("fdtable", "fd")?;
@@ -179,6 +182,20 @@ impl BtfOffsets {
         offsets.vfsmount_root = self.offset("vfsmount", "mnt_root")?;
         offsets.bprm_file = self.offset("linux_binprm", "file")?;
         offsets.files_valid = 1;
+        Ok(offsets)
+    }
+
+    /// Adds the `tcp_sock` counters read at close; on failure they stay zero and
+    /// `tcp_counters_valid` 0 (connections then end without byte counts).
+    pub(crate) fn tcp_counter_offsets(
+        &self,
+        mut offsets: KernelOffsets,
+    ) -> Result<KernelOffsets, BtfError> {
+        offsets.tcp_bytes_received = self.offset("tcp_sock", "bytes_received")?;
+        offsets.tcp_bytes_acked = self.offset("tcp_sock", "bytes_acked")?;
+        offsets.tcp_segs_in = self.offset("tcp_sock", "segs_in")?;
+        offsets.tcp_segs_out = self.offset("tcp_sock", "segs_out")?;
+        offsets.tcp_counters_valid = 1;
         Ok(offsets)
     }
 }
@@ -227,6 +244,19 @@ mod tests {
             btf.offset("dentry", "d_name").unwrap() + 8
         );
         assert_eq!(offsets.skc_num, base.skc_num, "network offsets kept");
+    }
+
+    #[test]
+    fn resolves_tcp_counters() {
+        let btf = kernel();
+        let offsets = btf
+            .tcp_counter_offsets(KernelOffsets::ZERO)
+            .expect("tcp_sock counters resolve on this kernel");
+        assert_eq!(offsets.tcp_counters_valid, 1);
+        // struct tcp_sock starts with struct inet_connection_sock: the counters come later.
+        let icsk = btf.offset("tcp_sock", "inet_conn").unwrap();
+        assert_eq!(icsk, 0);
+        assert!(offsets.tcp_bytes_received > 0 && offsets.tcp_segs_out > 0);
     }
 
     #[test]

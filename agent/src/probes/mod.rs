@@ -1,8 +1,9 @@
 //! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
 //! and a report of which hooks are live (the node's fingerprint).
-pub mod btf;
-pub mod table;
-pub mod tracefs;
+pub(crate) mod btf;
+pub(crate) mod maps;
+pub(crate) mod table;
+pub(crate) mod tracefs;
 
 use std::{
     collections::BTreeMap,
@@ -17,14 +18,16 @@ use aya::{
     },
 };
 use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
-pub use table::{Capability, Hook, Needs, PROBES, ProbeSpec};
+pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec};
+
+use crate::vocab::ProbeState;
 
 /// The probes, compiled for bpfel-unknown-none by agent/build.rs.
 static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
 
 /// Why probes could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum ProbeError {
+pub(crate) enum ProbeError {
     /// The eBPF object could not be parsed or its maps created.
     #[error("cannot load Seam's eBPF object: {0}; is the kernel built with BPF and BTF support?")]
     Object(#[source] aya::EbpfError),
@@ -47,6 +50,16 @@ pub enum ProbeError {
          pick e.g. 4194304"
     )]
     RingSize { bytes: u32, page: u32 },
+    /// A map the probes declare is missing (a build mismatch).
+    #[error("eBPF map {name} missing from the probe object; rebuild with `cargo xtask build`")]
+    MissingMap { name: &'static str },
+    /// A map has another type than the agent expects (a build mismatch).
+    #[error("eBPF map {name}: {source}; rebuild with `cargo xtask build`")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// A required capability has no probe that loads and attaches on this kernel.
     #[error(
         "no probe for required capability {capability:?} could be loaded on this kernel; \
@@ -61,37 +74,35 @@ pub enum ProbeError {
 
 /// Outcome of one probe.
 #[derive(Clone, Debug, serde::Serialize)]
-pub struct ProbeStatus {
+pub(crate) struct ProbeStatus {
     pub program: &'static str,
     pub attach_point: String,
     pub capability: Capability,
-    /// `live`, `standby` (a fallback not needed: a better probe is live), `disabled` (by option)
-    /// or `failed`.
-    pub state: &'static str,
+    pub state: ProbeState,
     /// Why it failed (includes the verifier's output for load errors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
 /// Loaded, attached probes. Dropping it detaches everything.
-pub struct Probes {
+pub(crate) struct Probes {
     pub ebpf: Ebpf,
     pub statuses: Vec<ProbeStatus>,
 }
 
 impl Probes {
     /// Hooks that are live, e.g. `["cgroup/connect4", "tp_btf/inet_sock_set_state", ...]`.
-    pub fn live_hooks(&self) -> Vec<String> {
+    pub(crate) fn live_hooks(&self) -> Vec<String> {
         self.statuses
             .iter()
-            .filter(|s| s.state == "live")
+            .filter(|s| s.state == ProbeState::Live)
             .map(|s| s.attach_point.clone())
             .collect()
     }
 }
 
 /// Checks a ring buffer size: a power of two and a multiple of the page size.
-pub fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
+pub(crate) fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
     if bytes.is_power_of_two() && bytes >= page {
@@ -105,7 +116,7 @@ pub fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
 /// [`seam_common::EVENTS_RING_BYTES`]), then every probe of the table against `cgroup_root`.
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
 /// Probes named in `disabled` (by program name or attach point) are not loaded.
-pub fn load(
+pub(crate) fn load(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
@@ -123,6 +134,7 @@ pub fn load(
         path: cgroup_root.to_owned(),
         source,
     })?;
+    let kernel = kernel_version();
     let mut live: BTreeMap<Capability, usize> = BTreeMap::new();
     let mut statuses = Vec::with_capacity(PROBES.len());
     for spec in PROBES {
@@ -138,7 +150,7 @@ pub fn load(
                 program: spec.program,
                 attach_point,
                 capability: spec.capability,
-                state: "disabled",
+                state: ProbeState::Disabled,
                 error: None,
             });
             continue;
@@ -148,7 +160,7 @@ pub fn load(
                 program: spec.program,
                 attach_point,
                 capability: spec.capability,
-                state: "standby",
+                state: ProbeState::Standby,
                 error: None,
             });
             continue;
@@ -161,17 +173,29 @@ pub fn load(
         let result = if missing_offsets {
             Err("kernel struct offsets could not be resolved from BTF".to_owned())
         } else {
-            attach(&mut ebpf, spec, &btf, &cgroup).map_err(|e| error_text(e.as_ref()))
+            attach(&mut ebpf, spec, &btf, &cgroup).map_err(|e| {
+                let mut text = error_text(e.as_ref());
+                if let Some(running) = kernel
+                    && running < spec.min_kernel
+                {
+                    let (major, minor) = spec.min_kernel;
+                    text.push_str(&format!(
+                        " (the hook needs Linux {major}.{minor} or later; this kernel is {}.{})",
+                        running.0, running.1
+                    ));
+                }
+                text
+            })
         };
         let (state, error) = match result {
             Ok(()) => {
                 *live.entry(spec.capability).or_default() += 1;
                 tracing::info!(probe = spec.program, hook = %attach_point, "probe live");
-                ("live", None)
+                (ProbeState::Live, None)
             }
             Err(error) => {
                 tracing::warn!(probe = spec.program, hook = %attach_point, %error, "probe not loaded");
-                ("failed", Some(error))
+                (ProbeState::Failed, Some(error))
             }
         };
         statuses.push(ProbeStatus {
@@ -193,7 +217,7 @@ pub fn load(
                         s.program,
                         s.attach_point,
                         s.error.as_deref().unwrap_or(match s.state {
-                            "disabled" => "disabled by --disable-probe",
+                            ProbeState::Disabled => "disabled by --disable-probe",
                             _ => "not attempted",
                         })
                     )
@@ -207,6 +231,14 @@ pub fn load(
         }
     }
     Ok(Probes { ebpf, statuses })
+}
+
+/// The running kernel's (major, minor), from uname.
+fn kernel_version() -> Option<(u32, u32)> {
+    let release = nix::sys::utsname::uname().ok()?;
+    let release = release.release().to_str()?;
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
 /// Full text of an error chain; aya's load errors carry the verifier log.

@@ -4,7 +4,7 @@
 /// What a probe contributes to isolation evidence.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Capability {
+pub(crate) enum Capability {
     /// Who called connect() and where to (TCP and connected UDP).
     ConnectIntent,
     /// Unconnected UDP destinations.
@@ -23,12 +23,12 @@ pub enum Capability {
 
 impl Capability {
     /// Capabilities without which Seam cannot prove network isolation: start-up fails.
-    pub const REQUIRED: [Capability; 2] = [Capability::ConnectIntent, Capability::TcpEnds];
+    pub(crate) const REQUIRED: [Capability; 2] = [Capability::ConnectIntent, Capability::TcpEnds];
 }
 
 /// How a probe attaches.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Hook {
+pub(crate) enum Hook {
     /// cgroup_sock_addr at the root cgroup; the name is the attach type (connect4, ...).
     CgroupSockAddr,
     /// cgroup_skb at the root cgroup.
@@ -41,7 +41,7 @@ pub enum Hook {
 
 /// One row of the probe table.
 #[derive(Clone, Copy, Debug)]
-pub struct ProbeSpec {
+pub(crate) struct ProbeSpec {
     /// Function name in the eBPF object.
     pub program: &'static str,
     pub hook: Hook,
@@ -56,7 +56,7 @@ pub struct ProbeSpec {
 
 /// Kernel struct offsets a probe depends on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Needs {
+pub(crate) enum Needs {
     Nothing,
     /// Socket and cgroup offsets (`KernelOffsets::valid`).
     SocketOffsets,
@@ -78,7 +78,7 @@ const fn syscall(program: &'static str, name: &'static str) -> ProbeSpec {
 
 impl ProbeSpec {
     /// Human name of the attach point, e.g. `cgroup/connect4` or `tp_btf/sched_process_exec`.
-    pub fn attach_point(&self) -> String {
+    pub(crate) fn attach_point(&self) -> String {
         match self.hook {
             Hook::CgroupSockAddr => {
                 format!("cgroup/{}", self.program.trim_start_matches("seam_"))
@@ -95,7 +95,7 @@ impl ProbeSpec {
 /// All probes, best first within each capability. Syscall tracepoints are used only for file
 /// access, where this kernel offers nothing else: a program on one slows every syscall on the
 /// node (`--disable-probe` or leaving files out of the rules keeps them off).
-pub const PROBES: &[ProbeSpec] = &[
+pub(crate) const PROBES: &[ProbeSpec] = &[
     ProbeSpec {
         program: "seam_connect4",
         hook: Hook::CgroupSockAddr,

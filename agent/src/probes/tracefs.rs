@@ -2,7 +2,7 @@
 use std::path::Path;
 
 /// Offset of field `name` in a tracefs `format` text (`field:... name;\toffset:N;...`).
-pub fn field_offset(format: &str, name: &str) -> Option<u32> {
+pub(crate) fn field_offset(format: &str, name: &str) -> Option<u32> {
     format.lines().find_map(|line| {
         let line = line.trim();
         let field = line.strip_prefix("field:")?.split(';').next()?;
@@ -18,7 +18,7 @@ pub fn field_offset(format: &str, name: &str) -> Option<u32> {
 
 /// (offset of the first argument of sys_enter_openat, offset of `ret` of sys_exit_openat);
 /// None when tracefs is not readable.
-pub fn syscall_layout(tracefs: &Path) -> Option<(u32, u32)> {
+pub(crate) fn syscall_layout(tracefs: &Path) -> Option<(u32, u32)> {
     let events = tracefs.join("events/syscalls");
     let enter = std::fs::read_to_string(events.join("sys_enter_openat/format")).ok()?;
     let exit = std::fs::read_to_string(events.join("sys_exit_openat/format")).ok()?;

@@ -3,11 +3,11 @@
 use std::{fmt, ops::Range};
 
 /// A byte range in the expression text.
-pub type Span = Range<usize>;
+pub(crate) type Span = Range<usize>;
 
 /// A literal value.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Lit {
+pub(crate) enum Lit {
     /// `null`.
     Null,
     /// `true` / `false`.
@@ -20,7 +20,7 @@ pub enum Lit {
 
 /// One side of a comparison.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Operand {
+pub(crate) enum Operand {
     /// An attribute name, e.g. `peer.tenant`.
     Attr(String, Span),
     /// A literal.
@@ -29,7 +29,7 @@ pub enum Operand {
 
 impl Operand {
     /// Where the operand is.
-    pub fn span(&self) -> Span {
+    pub(crate) fn span(&self) -> Span {
         match self {
             Operand::Attr(_, s) | Operand::Lit(_, s) => s.clone(),
         }
@@ -38,7 +38,7 @@ impl Operand {
 
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CmpOp {
+pub(crate) enum CmpOp {
     /// `==`.
     Eq,
     /// `!=`.
@@ -55,7 +55,7 @@ pub enum CmpOp {
 
 impl CmpOp {
     /// How it is written.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             CmpOp::Eq => "==",
             CmpOp::Ne => "!=",
@@ -69,7 +69,7 @@ impl CmpOp {
 
 /// A string test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TextOp {
+pub(crate) enum TextOp {
     /// `starts_with`.
     StartsWith,
     /// `contains`.
@@ -78,7 +78,7 @@ pub enum TextOp {
 
 impl TextOp {
     /// How it is written.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             TextOp::StartsWith => "starts_with",
             TextOp::Contains => "contains",
@@ -88,7 +88,7 @@ impl TextOp {
 
 /// An expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// `a or b`.
     Or(Box<Expr>, Box<Expr>),
     /// `a and b`.
@@ -116,7 +116,8 @@ pub enum Expr {
 
 impl Expr {
     /// The same expression with every span set to `0..0` (to compare structure).
-    pub fn without_spans(&self) -> Expr {
+    #[cfg(test)]
+    pub(crate) fn without_spans(&self) -> Expr {
         let op = |o: &Operand| match o {
             Operand::Attr(a, _) => Operand::Attr(a.clone(), 0..0),
             Operand::Lit(l, _) => Operand::Lit(l.clone(), 0..0),

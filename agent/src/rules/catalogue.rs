@@ -4,9 +4,12 @@
 
 use std::fmt;
 
+use crate::vocab::{AppSpanKind, AppStatus, FileOp, Outcome, PathConfidence, Transport};
+
 /// A span family: the attributes a span carries beyond the common ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Family {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Family {
     /// Attributes every span has (the caller).
     Common,
     /// Connections and flows.
@@ -15,16 +18,19 @@ pub enum Family {
     File,
     /// Process lifecycle.
     Process,
+    /// Applications' own spans (OTLP), joined to what the kernel saw.
+    App,
 }
 
 impl Family {
     /// The violation `kind` for spans of this family.
-    pub fn kind(self) -> &'static str {
+    pub(crate) fn kind(self) -> &'static str {
         match self {
             Family::Common => "span",
             Family::Network => "network",
             Family::File => "file",
             Family::Process => "process",
+            Family::App => "app",
         }
     }
 }
@@ -32,7 +38,7 @@ impl Family {
 /// A span name, as written in `trace.has(<name>)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum SpanName {
+pub(crate) enum SpanName {
     /// A TCP connection.
     NetConnect,
     /// A UDP flow.
@@ -49,13 +55,23 @@ pub enum SpanName {
     FileTruncate,
     /// A file executed.
     FileExec,
-    /// A process started a new program.
+    /// A process started a new program (the span runs until it exits).
     ProcessExec,
+    /// An application's server span (it handled a request).
+    AppServer,
+    /// An application's client span (it called a service).
+    AppClient,
+    /// An application's internal span.
+    AppInternal,
+    /// An application's producer span (it sent a message).
+    AppProducer,
+    /// An application's consumer span (it received a message).
+    AppConsumer,
 }
 
 impl SpanName {
     /// Every span name, in catalogue order.
-    pub const ALL: [SpanName; 9] = [
+    pub(crate) const ALL: [SpanName; 14] = [
         SpanName::NetConnect,
         SpanName::NetFlow,
         SpanName::FileOpen,
@@ -65,10 +81,15 @@ impl SpanName {
         SpanName::FileTruncate,
         SpanName::FileExec,
         SpanName::ProcessExec,
+        SpanName::AppServer,
+        SpanName::AppClient,
+        SpanName::AppInternal,
+        SpanName::AppProducer,
+        SpanName::AppConsumer,
     ];
 
     /// The name as written in rules.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SpanName::NetConnect => "net.connect",
             SpanName::NetFlow => "net.flow",
@@ -79,20 +100,30 @@ impl SpanName {
             SpanName::FileTruncate => "file.truncate",
             SpanName::FileExec => "file.exec",
             SpanName::ProcessExec => "process.exec",
+            SpanName::AppServer => "app.server",
+            SpanName::AppClient => "app.client",
+            SpanName::AppInternal => "app.internal",
+            SpanName::AppProducer => "app.producer",
+            SpanName::AppConsumer => "app.consumer",
         }
     }
 
     /// The span's family.
-    pub fn family(self) -> Family {
+    pub(crate) fn family(self) -> Family {
         match self {
             SpanName::NetConnect | SpanName::NetFlow => Family::Network,
             SpanName::ProcessExec => Family::Process,
+            SpanName::AppServer
+            | SpanName::AppClient
+            | SpanName::AppInternal
+            | SpanName::AppProducer
+            | SpanName::AppConsumer => Family::App,
             _ => Family::File,
         }
     }
 
     /// What the span stands for (documentation).
-    pub fn doc(self) -> &'static str {
+    pub(crate) fn doc(self) -> &'static str {
         match self {
             SpanName::NetConnect => "A TCP connection: the client (caller) and the server (peer).",
             SpanName::NetFlow => "A UDP flow: the first sender (caller) and the receiver (peer).",
@@ -102,12 +133,23 @@ impl SpanName {
             SpanName::FileRename => "A file renamed (`file.path` is the source path).",
             SpanName::FileTruncate => "A file truncated.",
             SpanName::FileExec => "A file executed as a program.",
-            SpanName::ProcessExec => "A process started a new program.",
+            SpanName::ProcessExec => {
+                "A process's execution of one program, from exec to exit (evaluated once the \
+                 executable is known)."
+            }
+            SpanName::AppServer => "An application's server span, received over OTLP.",
+            SpanName::AppClient => {
+                "An application's client span, received over OTLP (joined to the connection it \
+                 made: `peer.*` is what the kernel saw)."
+            }
+            SpanName::AppInternal => "An application's internal span, received over OTLP.",
+            SpanName::AppProducer => "An application's producer span, received over OTLP.",
+            SpanName::AppConsumer => "An application's consumer span, received over OTLP.",
         }
     }
 
     /// The name for `text`, if any.
-    pub fn parse(text: &str) -> Option<SpanName> {
+    pub(crate) fn parse(text: &str) -> Option<SpanName> {
         SpanName::ALL.into_iter().find(|s| s.as_str() == text)
     }
 
@@ -124,51 +166,43 @@ impl fmt::Display for SpanName {
 
 /// A set of span names (a bit mask).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub struct SpanSet(u16);
+pub(crate) struct SpanSet(u16);
 
 impl SpanSet {
     /// No span.
-    pub const EMPTY: SpanSet = SpanSet(0);
+    pub(crate) const EMPTY: SpanSet = SpanSet(0);
     /// Every span.
-    pub const ALL: SpanSet = SpanSet((1 << SpanName::ALL.len()) - 1);
+    pub(crate) const ALL: SpanSet = SpanSet((1 << SpanName::ALL.len()) - 1);
 
     /// The set holding one name.
-    pub fn one(name: SpanName) -> SpanSet {
+    pub(crate) fn one(name: SpanName) -> SpanSet {
         SpanSet(name.bit())
     }
 
-    /// Every span of a family.
-    pub fn family(family: Family) -> SpanSet {
-        SpanName::ALL
-            .into_iter()
-            .filter(|s| s.family() == family)
-            .fold(SpanSet::EMPTY, |acc, s| acc.union(SpanSet::one(s)))
-    }
-
     /// Whether `name` is in the set.
-    pub fn contains(self, name: SpanName) -> bool {
+    pub(crate) fn contains(self, name: SpanName) -> bool {
         self.0 & name.bit() != 0
     }
 
     /// Both sets.
-    pub fn union(self, other: SpanSet) -> SpanSet {
+    pub(crate) fn union(self, other: SpanSet) -> SpanSet {
         SpanSet(self.0 | other.0)
     }
 
     /// Names in both sets.
-    pub fn intersect(self, other: SpanSet) -> SpanSet {
+    pub(crate) fn intersect(self, other: SpanSet) -> SpanSet {
         SpanSet(self.0 & other.0)
     }
 
     /// The names in the set, in catalogue order.
-    pub fn names(self) -> impl Iterator<Item = SpanName> {
+    pub(crate) fn names(self) -> impl Iterator<Item = SpanName> {
         SpanName::ALL.into_iter().filter(move |s| self.contains(*s))
     }
 }
 
 /// The type of an attribute, checked when a rule is compiled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Type {
+pub(crate) enum Type {
     /// Free text.
     Str,
     /// A whole number.
@@ -185,12 +219,12 @@ pub enum Type {
 
 impl Type {
     /// Whether values of this type are strings in rules.
-    pub fn is_text(self) -> bool {
+    pub(crate) fn is_text(self) -> bool {
         matches!(self, Type::Str | Type::Tenant | Type::Enum(_))
     }
 
     /// How the type is written in the documentation and errors.
-    pub fn describe(self) -> String {
+    pub(crate) fn describe(self) -> String {
         match self {
             Type::Str => "string".to_owned(),
             Type::Int => "int".to_owned(),
@@ -202,46 +236,35 @@ impl Type {
     }
 }
 
-/// Values of `net.protocol`.
-pub const PROTOCOLS: &[&str] = &["tcp", "udp"];
-/// Values of `file.op`.
-pub const FILE_OPS: &[&str] = &[
-    "read", "write", "create", "delete", "rename", "truncate", "exec",
-];
-/// Values of `file.outcome`.
-pub const FILE_OUTCOMES: &[&str] = &["ok", "denied", "error"];
-/// Values of `file.path_confidence`.
-pub const PATH_CONFIDENCES: &[&str] = &["full", "partial"];
-
 macro_rules! attributes {
     ($($variant:ident = $name:literal, $family:ident, $ty:expr, $doc:literal;)*) => {
         /// An attribute, resolved from its name when a rule is compiled.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-        pub enum Attr {
+        pub(crate) enum Attr {
             $(#[doc = $doc] $variant,)*
         }
 
         impl Attr {
             /// Every attribute, in catalogue order.
-            pub const ALL: &'static [Attr] = &[$(Attr::$variant,)*];
+            pub(crate) const ALL: &'static [Attr] = &[$(Attr::$variant,)*];
 
             /// The name as written in rules.
-            pub fn name(self) -> &'static str {
+            pub(crate) fn name(self) -> &'static str {
                 match self { $(Attr::$variant => $name,)* }
             }
 
             /// Which spans carry it.
-            pub fn family(self) -> Family {
+            pub(crate) fn family(self) -> Family {
                 match self { $(Attr::$variant => Family::$family,)* }
             }
 
             /// Its type.
-            pub fn ty(self) -> Type {
+            pub(crate) fn ty(self) -> Type {
                 match self { $(Attr::$variant => $ty,)* }
             }
 
             /// What it means (documentation).
-            pub fn doc(self) -> &'static str {
+            pub(crate) fn doc(self) -> &'static str {
                 match self { $(Attr::$variant => $doc,)* }
             }
         }
@@ -257,6 +280,8 @@ attributes! {
         "The caller's process name (comm, at most 15 characters), or null when unknown.";
     ProcessUid = "process.uid", Common, Type::Int,
         "The caller's user id, or null when unknown.";
+    ProcessExe = "process.exe", Common, Type::Str,
+        "The path of the caller's executable (seen at its exec), or null when Seam did not see the exec.";
     CgroupId = "cgroup.id", Common, Type::Int,
         "The caller's cgroup id, or null when the caller is not on this node.";
     CgroupPath = "cgroup.path", Common, Type::Str,
@@ -273,7 +298,7 @@ attributes! {
         "Whether the peer socket is on this node: a watched server socket, or a loopback or local interface address.";
     PeerProcessComm = "peer.process.comm", Network, Type::Str,
         "The server process's name, when the server socket is watched on this node; else null.";
-    NetProtocol = "net.protocol", Network, Type::Enum(PROTOCOLS),
+    NetProtocol = "net.protocol", Network, Type::Enum(Transport::NAMES),
         "The transport protocol.";
     CallerAddr = "caller.addr", Network, Type::Addr,
         "The caller's (client's) own address.";
@@ -285,29 +310,60 @@ attributes! {
         "The tenant owning the path (from tenants' `paths`), or null.";
     FileShared = "file.shared", File, Type::Bool,
         "Whether `file.tenant` is a shared tenant (false when `file.tenant` is null).";
-    FileOp = "file.op", File, Type::Enum(FILE_OPS),
+    FileOp = "file.op", File, Type::Enum(FileOp::NAMES),
         "What was done to the file.";
-    FileOutcome = "file.outcome", File, Type::Enum(FILE_OUTCOMES),
+    FileOutcome = "file.outcome", File, Type::Enum(Outcome::NAMES),
         "Whether the kernel let the access happen.";
-    FilePathConfidence = "file.path_confidence", File, Type::Enum(PATH_CONFIDENCES),
+    FilePathConfidence = "file.path_confidence", File, Type::Enum(PathConfidence::NAMES),
         "`full` when `file.path` is the whole path, `partial` when the kernel could only give part of it.";
+    ProcessPpid = "process.ppid", Process, Type::Int,
+        "The parent's process id at exec, or null when unknown.";
+    ProcessExitCode = "process.exit_code", Process, Type::Int,
+        "The exit status (0-255), or null while running, when killed by a signal, or when the exit was not seen.";
+    ProcessSignal = "process.signal", Process, Type::Int,
+        "The signal that killed the process, or null.";
+    DeclaredTenant = "declared.tenant", App, Type::Tenant,
+        "The tenant the application declared for this operation (the span or resource attribute named by `--declared-tenant-attribute`, `tenant.id` by default), or null. `tenant` is the tenant the kernel observed for the application's process.";
+    AppName = "app.name", App, Type::Str,
+        "The application's span name.";
+    AppKind = "app.kind", App, Type::Enum(AppSpanKind::NAMES),
+        "The application span's kind.";
+    AppService = "app.service", App, Type::Str,
+        "The application's `service.name`, or null.";
+    AppStatus = "app.status", App, Type::Enum(AppStatus::NAMES),
+        "The application span's status code.";
+    AppJoined = "app.joined", App, Type::Bool,
+        "Whether the span was joined to a kernel connection (client spans): `peer.*` then comes from what the kernel saw at the other end.";
 }
 
 impl Attr {
     /// The attribute called `name`, if any.
-    pub fn parse(name: &str) -> Option<Attr> {
+    pub(crate) fn parse(name: &str) -> Option<Attr> {
         Attr::ALL.iter().copied().find(|a| a.name() == name)
     }
 
-    /// Whether spans called `span` carry this attribute.
-    pub fn available_on(self, span: SpanName) -> bool {
-        self.family() == Family::Common || self.family() == span.family()
+    /// Whether spans called `span` carry this attribute. Application spans also carry the
+    /// peer attributes (the peer their client span reached).
+    pub(crate) fn available_on(self, span: SpanName) -> bool {
+        let family = self.family();
+        family == Family::Common
+            || family == span.family()
+            || (span.family() == Family::App
+                && matches!(
+                    self,
+                    Attr::PeerTenant
+                        | Attr::PeerShared
+                        | Attr::PeerAddr
+                        | Attr::PeerPort
+                        | Attr::PeerLocal
+                        | Attr::PeerProcessComm
+                ))
     }
 
     /// The attribute naming the tenant whose resource a span of `family` touched.
-    pub fn target_tenant(family: Family) -> Option<Attr> {
+    pub(crate) fn target_tenant(family: Family) -> Option<Attr> {
         match family {
-            Family::Network => Some(Attr::PeerTenant),
+            Family::Network | Family::App => Some(Attr::PeerTenant),
             Family::File => Some(Attr::FileTenant),
             Family::Common | Family::Process => None,
         }

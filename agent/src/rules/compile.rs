@@ -58,14 +58,14 @@ pub(super) enum Node {
 
 /// A compiled rule expression: evaluate it with [`Matcher::matches`].
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Matcher {
+pub(crate) struct Matcher {
     /// The spans the expression can match (others are skipped without evaluation).
     pub spans: SpanSet,
     pub(super) root: Node,
 }
 
 /// What compilation needs to know besides the catalogue.
-pub struct CompileEnv<'a> {
+pub(crate) struct CompileEnv<'a> {
     /// Defined tenant names: tenant literals must be one of them (`None`: not checked).
     pub tenants: Option<&'a [&'a str]>,
 }
@@ -106,7 +106,7 @@ impl Ty {
 }
 
 /// Compiles `expr`; every error found is returned.
-pub fn compile(expr: &Expr, env: &CompileEnv<'_>) -> Result<Matcher, Vec<ExprError>> {
+pub(crate) fn compile(expr: &Expr, env: &CompileEnv<'_>) -> Result<Matcher, Vec<ExprError>> {
     let mut c = Compiler {
         env,
         errors: Vec::new(),
@@ -132,7 +132,7 @@ fn spans_of(node: &Node) -> SpanSet {
 }
 
 /// The spans a `trace.has(...)` pattern selects: a name, `family.*` or `*`.
-pub fn span_pattern(name: &str) -> Option<SpanSet> {
+pub(crate) fn span_pattern(name: &str) -> Option<SpanSet> {
     if name == "*" {
         return Some(SpanSet::ALL);
     }

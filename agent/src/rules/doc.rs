@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use super::catalogue::{Attr, Family, SpanName};
 
 /// The Markdown reference of every span name and attribute.
-pub fn span_attributes_markdown() -> String {
+pub(crate) fn span_attributes_markdown() -> String {
     let mut out = String::new();
     out.push_str(
         "<!-- Generated from agent/src/rules/catalogue.rs; do not edit. Regenerate with\n     \
@@ -25,12 +25,20 @@ pub fn span_attributes_markdown() -> String {
         let _ = writeln!(out, "| `{s}` | {} | {} |", s.family().kind(), s.doc());
     }
     for (family, title) in [
-        (Family::Common, "Common attributes (every span: the caller)"),
+        (
+            Family::Common,
+            "Common attributes (every span: the acting process)",
+        ),
         (
             Family::Network,
             "Network attributes (`net.connect`, `net.flow`)",
         ),
         (Family::File, "File attributes (`file.*`)"),
+        (Family::Process, "Process attributes (`process.exec`)"),
+        (
+            Family::App,
+            "Application attributes (`app.*`; they also carry the `peer.*` attributes)",
+        ),
     ] {
         let _ = write!(
             out,
@@ -41,8 +49,7 @@ pub fn span_attributes_markdown() -> String {
         }
     }
     out.push_str(
-        "\n`process.exec` spans carry the common attributes only.\n\n\
-         ## Comparisons\n\n\
+        "\n## Comparisons\n\n\
          - `==` / `!=`: `null == null` holds, `null` equals nothing else, `!=` is the negation\n  \
            of `==` (so `peer.tenant != tenant` holds when exactly one of them is `null`:\n  \
            write `x != null and ...` to require both).\n\

@@ -5,7 +5,7 @@ use super::ast::Span;
 /// Why an expression was rejected. `span` is a byte range in the expression text; the config
 /// loader maps it back to the rules file's line and column.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ExprError {
+pub(crate) enum ExprError {
     /// The text does not follow the grammar.
     #[error("syntax error: expected {expected}, found {found}")]
     Syntax {
@@ -102,7 +102,7 @@ pub enum ExprError {
 
 impl ExprError {
     /// The byte range in the expression the error is about.
-    pub fn span(&self) -> Span {
+    pub(crate) fn span(&self) -> Span {
         match self {
             ExprError::Syntax { span, .. }
             | ExprError::UnknownAttr { span, .. }
@@ -118,7 +118,7 @@ impl ExprError {
     }
 
     /// What to do about it.
-    pub fn hint(&self) -> String {
+    pub(crate) fn hint(&self) -> String {
         match self {
             ExprError::Syntax { .. } => {
                 "expected `trace.has(<span>).where(<condition>)`; docs/rules.md shows the grammar"

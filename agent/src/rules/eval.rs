@@ -1,4 +1,5 @@
-//! Evaluating a [`Matcher`] on a span: no parsing, no allocation.
+//! Evaluating a [`Matcher`] on anything that shows its attributes: no parsing, no allocation,
+//! no lookups (spans carry their tenants by name, resolved when they were attributed).
 
 use std::net::IpAddr;
 
@@ -6,17 +7,11 @@ use super::{
     ast::{CmpOp, TextOp},
     catalogue::{Attr, SpanName},
     compile::{Const, Matcher, Node, Set, Term},
-    local::LocalAddrs,
-};
-use crate::{
-    attribution::Caller,
-    config::{RuleSet, TenantId},
-    correlation::{SpanId, TraceId},
 };
 
-/// An attribute's value on one span, borrowed from the span or the rule set.
+/// An attribute's value on one span, borrowed from the span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Value<'a> {
+pub(crate) enum Value<'a> {
     /// Absent (e.g. no tenant, unknown process).
     Null,
     /// A bool attribute.
@@ -29,112 +24,58 @@ pub enum Value<'a> {
     Addr(IpAddr),
 }
 
-/// What evaluation may look up besides the span itself.
-#[derive(Clone, Copy)]
-pub struct EvalContext<'r> {
-    /// Tenants (names, `shared`) and endpoint ownership.
-    pub rules: &'r RuleSet,
-    /// This node's own addresses (for `peer.local`, `caller.local`).
-    pub local: &'r LocalAddrs,
-}
-
-impl<'r> EvalContext<'r> {
-    /// A tenant's name, or `Null` (also for an id from an older rule set).
-    pub fn tenant(&self, id: Option<TenantId>) -> Value<'r> {
-        match id.and_then(|id| self.rules.tenants.get(id.index())) {
-            Some(t) => Value::Str(&t.name),
-            None => Value::Null,
-        }
-    }
-
-    /// Whether a tenant is shared (`false` when there is none).
-    pub fn shared(&self, id: Option<TenantId>) -> Value<'r> {
-        let shared = id
-            .and_then(|id| self.rules.tenants.get(id.index()))
-            .is_some_and(|t| t.shared);
-        Value::Bool(shared)
-    }
-}
-
-/// A span rules can be evaluated on. Implement [`SpanView::get`] with [`caller_attr`] for the
-/// common attributes and a `match` for the span's own; return `Value::Null` for anything else.
-pub trait SpanView {
-    /// The span's name.
-    fn name(&self) -> SpanName;
-    /// An attribute's value (`Null` when absent or not defined on this span).
-    fn get<'a>(&'a self, attr: Attr, ctx: &'a EvalContext<'_>) -> Value<'a>;
-    /// The acting process (the client of a connection), when it is known on this node.
-    fn caller(&self) -> Option<&Caller>;
-    /// The process behind the touched resource (a connection's server), when on this node.
-    fn peer(&self) -> Option<&Caller> {
-        None
-    }
-    /// OpenTelemetry trace id.
-    fn trace_id(&self) -> TraceId;
-    /// OpenTelemetry span id.
-    fn span_id(&self) -> SpanId;
-    /// Boot-time nanoseconds of the span's start.
-    fn start_ns(&self) -> u64;
-}
-
-/// The common attributes (`tenant`, `process.*`, `cgroup.*`) of `caller`: `Some(value)` for a
-/// common attribute (`Null` when there is no caller), `None` for any other attribute.
-pub fn caller_attr<'a>(
-    caller: Option<&'a Caller>,
-    attr: Attr,
-    ctx: &'a EvalContext<'_>,
-) -> Option<Value<'a>> {
-    let text = |s: &'a str| {
+impl<'a> Value<'a> {
+    /// `Str`, or `Null` for an empty string.
+    pub(crate) fn text(s: &'a str) -> Self {
         if s.is_empty() {
             Value::Null
         } else {
             Value::Str(s)
         }
-    };
-    let Some(c) = caller else {
-        return matches!(
-            attr,
-            Attr::Tenant
-                | Attr::ProcessPid
-                | Attr::ProcessComm
-                | Attr::ProcessUid
-                | Attr::CgroupId
-                | Attr::CgroupPath
-        )
-        .then_some(Value::Null);
-    };
-    Some(match attr {
-        Attr::Tenant => ctx.tenant(c.tenant),
-        // pid 0: the event ran in softirq and no owner was seen.
-        Attr::ProcessPid if c.pid == 0 => Value::Null,
-        Attr::ProcessPid => Value::Int(i64::from(c.pid)),
-        Attr::ProcessComm => text(&c.comm),
-        Attr::ProcessUid if c.pid == 0 => Value::Null,
-        Attr::ProcessUid => Value::Int(i64::from(c.uid)),
-        Attr::CgroupId => Value::Int(i64::try_from(c.cgroup_id).unwrap_or(i64::MAX)),
-        Attr::CgroupPath => text(&c.cgroup_path),
-        _ => return None,
-    })
+    }
+
+    /// The string, if this is one.
+    pub(crate) fn as_str(self) -> Option<&'a str> {
+        match self {
+            Value::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl From<Option<u32>> for Value<'_> {
+    fn from(value: Option<u32>) -> Self {
+        value.map_or(Value::Null, |v| Value::Int(i64::from(v)))
+    }
+}
+
+/// What a rule can be evaluated on: a span name and attribute values. Spans implement it
+/// (spans/view.rs); the rule language knows nothing else about them.
+pub(crate) trait Attributes {
+    /// The span's name.
+    fn span_name(&self) -> SpanName;
+    /// An attribute's value (`Null` when absent or not defined on this span).
+    fn attr(&self, attr: Attr) -> Value<'_>;
 }
 
 impl Matcher {
     /// Whether the expression holds for `span`.
-    pub fn matches<S: SpanView + ?Sized>(&self, span: &S, ctx: &EvalContext<'_>) -> bool {
-        self.spans.contains(span.name()) && eval(&self.root, span, ctx)
+    pub(crate) fn matches<S: Attributes + ?Sized>(&self, span: &S) -> bool {
+        self.spans.contains(span.span_name()) && eval(&self.root, span)
     }
 }
 
-fn eval<S: SpanView + ?Sized>(node: &Node, span: &S, ctx: &EvalContext<'_>) -> bool {
+fn eval<S: Attributes + ?Sized>(node: &Node, span: &S) -> bool {
     match node {
         Node::Has { spans, cond } => {
-            spans.contains(span.name()) && cond.as_ref().is_none_or(|c| eval(c, span, ctx))
+            spans.contains(span.span_name()) && cond.as_ref().is_none_or(|c| eval(c, span))
         }
-        Node::And(a, b) => eval(a, span, ctx) && eval(b, span, ctx),
-        Node::Or(a, b) => eval(a, span, ctx) || eval(b, span, ctx),
-        Node::Not(a) => !eval(a, span, ctx),
-        Node::Cmp(a, op, b) => compare(value(a, span, ctx), *op, value(b, span, ctx)),
+        Node::And(a, b) => eval(a, span) && eval(b, span),
+        Node::Or(a, b) => eval(a, span) || eval(b, span),
+        Node::Not(a) => !eval(a, span),
+        Node::Cmp(a, op, b) => compare(value(a, span), *op, value(b, span)),
         Node::In(a, set) => {
-            let v = value(a, span, ctx);
+            let v = value(a, span);
             match set {
                 Set::Values(values) => values.iter().any(|c| equal(v, constant(c))),
                 Set::Nets { nets, null_too } => match v {
@@ -147,24 +88,20 @@ fn eval<S: SpanView + ?Sized>(node: &Node, span: &S, ctx: &EvalContext<'_>) -> b
                 },
             }
         }
-        Node::Text(a, op, b) => match (value(a, span, ctx), value(b, span, ctx)) {
+        Node::Text(a, op, b) => match (value(a, span), value(b, span)) {
             (Value::Str(x), Value::Str(y)) => match op {
                 TextOp::StartsWith => x.starts_with(y),
                 TextOp::Contains => x.contains(y),
             },
             _ => false,
         },
-        Node::Truthy(a) => value(a, span, ctx) == Value::Bool(true),
+        Node::Truthy(a) => value(a, span) == Value::Bool(true),
     }
 }
 
-fn value<'a, S: SpanView + ?Sized>(
-    term: &'a Term,
-    span: &'a S,
-    ctx: &'a EvalContext<'_>,
-) -> Value<'a> {
+fn value<'a, S: Attributes + ?Sized>(term: &'a Term, span: &'a S) -> Value<'a> {
     match term {
-        Term::Attr(attr) => span.get(*attr, ctx),
+        Term::Attr(attr) => span.attr(*attr),
         Term::Const(c) => constant(c),
     }
 }

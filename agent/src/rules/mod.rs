@@ -1,34 +1,33 @@
 //! The rule language: `trace.has(<span>).where(<condition>)` over spans and their attributes.
 //!
 //! Text is parsed once ([`parse`], pest, `grammar.pest`), type-checked and compiled against the
-//! span catalogue ([`catalogue`]) into a [`Matcher`]; evaluating a matcher on a [`SpanView`]
-//! neither parses nor allocates. Errors carry byte spans into the expression, which the config
-//! loader maps back to the rules file (`file:line:col`).
+//! span catalogue ([`catalogue`]) into a [`Matcher`]; evaluating a matcher on anything that
+//! implements [`Attributes`] neither parses, allocates nor looks anything up. Errors carry byte
+//! spans into the expression, which the config loader maps back to the rules file
+//! (`file:line:col`). The language depends on nothing in the crate but [`crate::vocab`]: spans
+//! implement [`Attributes`], and what a violation is stays with detection.
 
-pub mod ast;
-pub mod catalogue;
+pub(crate) mod ast;
+pub(crate) mod catalogue;
 mod compile;
-mod connection;
-pub mod doc;
+pub(crate) mod doc;
 mod error;
 mod eval;
-mod local;
 mod parse;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
-pub use self::{
-    catalogue::{Attr, Family, SpanName, SpanSet, Type},
-    compile::{CompileEnv, Matcher, span_pattern},
+pub(crate) use self::{
+    catalogue::{Attr, Family, SpanName, Type},
+    compile::{CompileEnv, Matcher},
     error::ExprError,
-    eval::{EvalContext, SpanView, Value, caller_attr},
-    local::LocalAddrs,
+    eval::{Attributes, Value},
     parse::parse,
 };
 
 /// Parses and compiles `text`; a syntax error stops there, otherwise every type error is
 /// returned.
-pub fn compile(text: &str, env: &CompileEnv<'_>) -> Result<Matcher, Vec<ExprError>> {
+pub(crate) fn compile(text: &str, env: &CompileEnv<'_>) -> Result<Matcher, Vec<ExprError>> {
     let expr = parse(text).map_err(|e| vec![e])?;
     compile::compile(&expr, env)
 }

@@ -16,7 +16,7 @@ use super::{
 struct Grammar;
 
 /// Parses a rule expression.
-pub fn parse(text: &str) -> Result<Expr, ExprError> {
+pub(crate) fn parse(text: &str) -> Result<Expr, ExprError> {
     pest::set_error_detail(true);
     let mut pairs = Grammar::parse(Rule::rule_expr, text).map_err(|e| syntax_error(text, &e))?;
     let top = pairs.next().and_then(|p| p.into_inner().next());

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// How long to wait between attempts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Backoff {
+pub(crate) struct Backoff {
     /// Delay before the first retry (before jitter).
     pub base: Duration,
     /// Largest delay.
@@ -24,14 +24,14 @@ impl Default for Backoff {
 impl Backoff {
     /// The exponential delay after failed attempt `attempt` (0-based), before jitter:
     /// `min(cap, base * 2^attempt)`.
-    pub fn ceiling(&self, attempt: u32) -> Duration {
+    pub(crate) fn ceiling(&self, attempt: u32) -> Duration {
         let factor = 1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX);
         self.base.saturating_mul(factor).min(self.cap)
     }
 
     /// The delay after failed attempt `attempt` with jitter `unit` in [0, 1]: between half the
     /// ceiling (unit 0) and the ceiling (unit 1).
-    pub fn delay(&self, attempt: u32, unit: f64) -> Duration {
+    pub(crate) fn delay(&self, attempt: u32, unit: f64) -> Duration {
         let ceiling = self.ceiling(attempt);
         let unit = if unit.is_finite() {
             unit.clamp(0.0, 1.0)

@@ -2,12 +2,13 @@
 //! ([`aggregate`]) and fans every record out to stdout (JSON lines), the feed file
 //! ([`rotate`], optionally size-rotated) and any number of HTTP webhooks ([`webhook`], queued
 //! and delivered off the event path).
-pub mod aggregate;
-pub mod backoff;
-pub mod rotate;
+pub(crate) mod aggregate;
+pub(crate) mod backoff;
+pub(crate) mod record;
+pub(crate) mod rotate;
 #[cfg(test)]
 mod tests;
-pub mod webhook;
+pub(crate) mod webhook;
 
 use std::{
     collections::BTreeMap,
@@ -19,19 +20,19 @@ use std::{
 
 use aggregate::{Aggregator, Offer};
 use prometheus_client::metrics::{counter::Counter, family::Family};
+pub(crate) use record::{Loss, LossTag, Record};
 use rotate::{RotatingFile, Rotation};
-use serde::Serialize;
-use serde_json::Value;
 use webhook::{WebhookConfig, WebhookSink};
 
 use crate::{
     clock,
+    detect::Violation,
     metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
 };
 
 /// Why the sinks could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum SinkError {
+pub(crate) enum SinkError {
     /// The feed file could not be opened for appending.
     #[error("cannot open feed file {path}: {source}; check the directory exists and is writable")]
     Open {
@@ -49,7 +50,7 @@ pub enum SinkError {
 
 /// Where the feed goes and how.
 #[derive(Clone, Debug)]
-pub struct SinkOptions {
+pub(crate) struct SinkOptions {
     pub stdout: bool,
     pub feed_file: Option<PathBuf>,
     /// Size-based rotation of the feed file (None: grow forever).
@@ -75,7 +76,7 @@ impl Default for SinkOptions {
 }
 
 /// The fan-out the pipeline calls.
-pub struct Sinks {
+pub(crate) struct Sinks {
     stdout: Option<SinkMetrics>,
     file: Option<(RotatingFile, SinkMetrics)>,
     webhooks: Vec<WebhookSink>,
@@ -89,7 +90,7 @@ pub struct Sinks {
 
 impl Sinks {
     /// Opens the feed file, validates the webhook URLs and starts their delivery threads.
-    pub fn open(options: &SinkOptions, metrics: &Metrics) -> Result<Self, SinkError> {
+    pub(crate) fn open(options: &SinkOptions, metrics: &Metrics) -> Result<Self, SinkError> {
         for hook in &options.webhooks {
             webhook::http::validate_url(&hook.url).map_err(|reason| SinkError::WebhookUrl {
                 url: webhook::http::redact(&hook.url),
@@ -121,49 +122,49 @@ impl Sinks {
         })
     }
 
-    /// A feed record. Violations (records with a `rule_id`) are emitted at once unless an
-    /// identical one is within the aggregation window; anything else (e.g. a loss report) is
-    /// emitted as is.
-    pub fn emit<T: Serialize>(&mut self, record: &T) {
+    /// A feed record. Violations are emitted at once unless an identical one is within the
+    /// aggregation window; anything else (a span, a loss report) is emitted as is.
+    pub(crate) fn emit(&mut self, record: Record) {
         self.emit_at(record, clock::boot_ns());
     }
 
     /// [`Sinks::emit`] at monotonic time `now_ns`.
-    pub fn emit_at<T: Serialize>(&mut self, record: &T, now_ns: u64) {
-        let Some(value) = self.serialize(record) else {
+    pub(crate) fn emit_at(&mut self, record: Record, now_ns: u64) {
+        let Record::Violation(violation) = record else {
+            self.write(&record);
             return;
         };
-        self.count_violation(&value);
-        match self.aggregator.offer(&value, now_ns) {
+        self.count_violation(&violation);
+        match self.aggregator.offer(&violation, now_ns) {
             Offer::Folded => {
                 self.folded.inc();
             }
             Offer::Emit { closed } => {
                 if let Some(aggregate) = closed {
-                    self.write(&aggregate);
+                    self.write(&Record::Violation(aggregate));
                 }
-                self.write(&value);
+                self.write(&Record::Violation(violation));
             }
         }
     }
 
     /// Emits the aggregates of windows that are over.
-    pub fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         self.tick_at(clock::boot_ns());
     }
 
     /// [`Sinks::tick`] at monotonic time `now_ns`.
-    pub fn tick_at(&mut self, now_ns: u64) {
+    pub(crate) fn tick_at(&mut self, now_ns: u64) {
         for aggregate in self.aggregator.expire(now_ns) {
-            self.write(&aggregate);
+            self.write(&Record::Violation(Box::new(aggregate)));
         }
     }
 
     /// At shutdown: emits every open aggregate, then lets the webhooks deliver for up to the
     /// grace period.
-    pub fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         for aggregate in self.aggregator.flush() {
-            self.write(&aggregate);
+            self.write(&Record::Violation(Box::new(aggregate)));
         }
         for hook in &mut self.webhooks {
             hook.finish(self.shutdown_grace);
@@ -171,12 +172,12 @@ impl Sinks {
     }
 
     /// Violations folded so far.
-    pub fn folded(&self) -> u64 {
+    pub(crate) fn folded(&self) -> u64 {
         self.aggregator.folded
     }
 
     /// Dropped records by `sink/reason` (non-zero only), for the stats file.
-    pub fn dropped(&self) -> BTreeMap<String, u64> {
+    pub(crate) fn dropped(&self) -> BTreeMap<String, u64> {
         let sinks = self
             .stdout
             .iter()
@@ -193,39 +194,29 @@ impl Sinks {
 
     /// Counts a violation in `seam_violations_total` (here, where every violation of every
     /// kind passes, folded or not).
-    fn count_violation(&self, record: &Value) {
-        let Some(rule) = record.get("rule_id").and_then(Value::as_str) else {
-            return;
-        };
-        let tenant = |field: &str| {
-            record
-                .get(field)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned()
+    fn count_violation(&self, v: &Violation) {
+        let name = |t: &Option<crate::spans::TenantName>| {
+            t.as_ref().map(|t| t.to_string()).unwrap_or_default()
         };
         self.violations
             .get_or_create(&ViolationLabels {
-                rule: rule.to_owned(),
-                from_tenant: tenant("intended_tenant"),
-                to_tenant: tenant("actual_tenant"),
+                rule: v.rule_id.clone(),
+                severity: v.severity.as_str().to_owned(),
+                from_tenant: name(&v.intended_tenant),
+                to_tenant: name(&v.actual_tenant),
             })
             .inc();
     }
 
-    fn serialize<T: Serialize>(&mut self, record: &T) -> Option<Value> {
-        match serde_json::to_value(record) {
-            Ok(value) => Some(value),
+    fn write(&mut self, record: &Record) {
+        let line = match serde_json::to_string(record) {
+            Ok(line) => line,
             Err(error) => {
                 self.write_errors += 1;
                 tracing::error!(%error, "cannot serialize a feed record");
-                None
+                return;
             }
-        }
-    }
-
-    fn write(&mut self, record: &Value) {
-        let line = record.to_string();
+        };
         if let Some(metrics) = &self.stdout {
             let mut out = io::stdout().lock();
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {

@@ -12,7 +12,7 @@ use super::SinkError;
 
 /// When to rotate and how many rotated files to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Rotation {
+pub(crate) struct Rotation {
     /// Rotate before a record would make the file larger than this.
     pub max_bytes: u64,
     /// Rotated files kept: `PATH.1` (newest) to `PATH.keep` (oldest); at least 1.
@@ -20,7 +20,7 @@ pub struct Rotation {
 }
 
 /// An append-only JSON-lines file, rotated by size.
-pub struct RotatingFile {
+pub(crate) struct RotatingFile {
     path: PathBuf,
     rotation: Option<Rotation>,
     file: File,
@@ -40,7 +40,7 @@ fn open_append(path: &Path) -> Result<File, SinkError> {
 }
 
 /// `PATH.n`.
-pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+pub(crate) fn rotated_path(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_owned();
     name.push(format!(".{n}"));
     PathBuf::from(name)
@@ -48,7 +48,7 @@ pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
 
 impl RotatingFile {
     /// Opens (appends to) `path`; its current size counts towards the limit.
-    pub fn open(path: &Path, rotation: Option<Rotation>) -> Result<Self, SinkError> {
+    pub(crate) fn open(path: &Path, rotation: Option<Rotation>) -> Result<Self, SinkError> {
         let file = open_append(path)?;
         let size = file.metadata().map(|m| m.len()).unwrap_or(0);
         Ok(Self {
@@ -64,7 +64,7 @@ impl RotatingFile {
 
     /// Appends `line` and a newline in one write, rotating first if the file would grow past
     /// the limit (a record larger than the limit gets a file of its own).
-    pub fn write_line(&mut self, line: &str) -> io::Result<()> {
+    pub(crate) fn write_line(&mut self, line: &str) -> io::Result<()> {
         let len = line.len() as u64 + 1;
         if let Some(rotation) = self.rotation
             && self.size > 0

@@ -7,13 +7,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::{
-    SinkOptions, Sinks,
+    Loss, LossTag, Record, SinkOptions, Sinks,
     webhook::{Post, PostError, WebhookConfig, http::HttpPost},
 };
-use crate::metrics::Metrics;
+use crate::{clock::UnixNanos, detect::violation::fixture, metrics::Metrics, vocab::LossSource};
 
 const SEC: u64 = 1_000_000_000;
 
@@ -111,12 +111,20 @@ fn http_post_to_a_closed_port_is_a_transport_error() {
     assert!(matches!(post.post("{}"), Err(PostError::Transport(_))));
 }
 
-fn violation(n: u32) -> Value {
-    json!({
-        "rule_id": "cross-tenant-network", "kind": "network", "time": format!("t{n}"),
-        "intended_tenant": "a", "actual_tenant": "b",
-        "caller": {"comm": "c", "pid": n, "cgroup_id": 5, "cgroup_path": "x/a"},
-        "target": {"tenant": "b", "addr": "127.0.0.1", "port": 80, "protocol": "tcp"},
+fn violation(n: u32) -> Record {
+    Record::Violation(Box::new(fixture(n, 80, "c", i64::from(n) + 1)))
+}
+
+fn loss() -> Record {
+    Record::Loss(Loss {
+        kind: LossTag,
+        time: UnixNanos(5),
+        node: "n".into(),
+        source: LossSource::RingBuffer,
+        probe: "network".into(),
+        lost: 1,
+        lost_total: 1,
+        message: "m".into(),
     })
 }
 
@@ -137,9 +145,9 @@ fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
     };
     let mut sinks = Sinks::open(&options, &metrics).unwrap();
     for n in 0..100 {
-        sinks.emit_at(&violation(n), u64::from(n) * 1000);
+        sinks.emit_at(violation(n), u64::from(n) * 1000);
     }
-    sinks.emit_at(&json!({"kind": "loss", "lost": 1}), 2 * SEC);
+    sinks.emit_at(loss(), 2 * SEC);
     sinks.tick_at(5 * SEC);
     sinks.tick_at(11 * SEC);
     sinks.finish();
@@ -149,7 +157,7 @@ fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert_eq!(lines[0]["time"], "t0");
+    assert_eq!(lines[0]["time"], UnixNanos(1).rfc3339());
     assert!(lines[0].get("aggregate").is_none());
     assert_eq!(lines[1]["kind"], "loss");
     assert_eq!(lines[2]["aggregate"]["count"], 99);

@@ -1,7 +1,7 @@
 //! Every error kind, with its location and message.
 
 use super::{
-    super::{ConfigError, ConfigErrors, Location},
+    super::{ConfigError, ConfigErrors, error::Location},
     RULES, TENANTS, error, errors, line_col,
 };
 

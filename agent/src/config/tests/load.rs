@@ -3,9 +3,10 @@
 use std::{fs, path::Path};
 
 use super::{
-    super::{ConfigError, DEMO_SOURCES, PortRange, Protocol, RuleSet, Severity, TenantMatch},
+    super::{ConfigError, DEMO_SOURCES, RuleSet, TenantMatch, model::PortRange},
     RULES, TENANTS, ip, load,
 };
+use crate::vocab::{Severity, Transport};
 
 fn load_dir_ok(dir: &Path) -> RuleSet {
     match RuleSet::load_dir(dir) {
@@ -58,39 +59,46 @@ reason = "everyone may"
 "#;
     let set = load(&[("tenants.toml", TENANTS), ("policy.toml", policy)]);
     assert_eq!(set.tenants.len(), 2);
-    let b = set.tenant_by_name("tenant-b").map(|t| t.id);
-    let a = set.tenant_by_name("tenant-a").map(|t| t.id);
-    assert_eq!(b.map(|id| set.tenant(id).name.as_str()), Some("tenant-b"));
-    let (Some(a), Some(b)) = (a, b) else {
+    let (Some(a), Some(b)) = (
+        set.tenant_by_name("tenant-a"),
+        set.tenant_by_name("tenant-b"),
+    ) else {
         panic!("tenants missing")
     };
-    assert_eq!(set.tenant(b).cgroups, vec!["seam-demo/tenant-b".to_owned()]);
-    assert_eq!(set.tenant(b).endpoints.len(), 2);
-    assert!(!set.tenant(b).shared);
+    assert_eq!(b.name.as_str(), "tenant-b");
+    assert_eq!(b.cgroups, vec!["seam-demo/tenant-b".to_owned()]);
+    assert_eq!(b.endpoints.len(), 2);
+    assert!(!b.shared);
     assert_eq!(
-        set.rule("cross-tenant-network").map(|r| r.severity),
+        set.rules
+            .iter()
+            .find(|r| r.id == "cross-tenant-network")
+            .map(|r| r.severity),
         Some(Severity::Critical)
     );
     assert_eq!(set.allows.len(), 2);
     let first = &set.allows[0];
     assert_eq!(first.rule.as_deref(), Some("cross-tenant-network"));
     assert_eq!(
-        (first.from, first.to),
-        (TenantMatch::Tenant(a), TenantMatch::Tenant(b))
+        (&first.from, &first.to),
+        (
+            &TenantMatch::Tenant(a.name.clone()),
+            &TenantMatch::Tenant(b.name.clone())
+        )
     );
     assert_eq!(
         first.ports,
         vec![PortRange::single(5432), PortRange { lo: 8000, hi: 8100 }]
     );
-    assert_eq!(first.protocols, vec![Protocol::Tcp]);
+    assert_eq!(first.protocols, vec![Transport::Tcp]);
     assert_eq!(
         first.reason,
         "A reads B's reporting replica (ticket SEC-12)"
     );
     let second = &set.allows[1];
     assert_eq!(
-        (second.rule.as_deref(), second.from),
-        (None, TenantMatch::Any)
+        (second.rule.as_deref(), &second.from),
+        (None, &TenantMatch::Any)
     );
     assert!(second.ports.is_empty() && second.protocols.is_empty());
     let names: Vec<_> = set.sources.iter().filter_map(|p| p.to_str()).collect();
@@ -119,10 +127,10 @@ fn embedded_demo_rules_are_valid() {
     );
     assert!(set.allows.is_empty());
     let b = set.tenant_for_path("/tmp/seam-demo/tenant-b/customers.csv");
-    assert_eq!(b.map(|id| set.tenant(id).name.as_str()), Some("tenant-b"));
+    assert_eq!(b.as_ref().map(|t| t.name.as_str()), Some("tenant-b"));
     assert_eq!(DEMO_SOURCES.len(), set.sources.len());
     let a = set.tenant_for_cgroup("seam-demo/tenant-a/workload");
-    assert_eq!(a.map(|id| set.tenant(id).name.as_str()), Some("tenant-a"));
+    assert_eq!(a.as_ref().map(|t| t.name.as_str()), Some("tenant-a"));
 }
 
 #[test]
@@ -152,9 +160,9 @@ fn repository_rules_directories_are_valid() {
     );
     assert!(!k8s.allows.is_empty());
     let prod = k8s.tenant_for_cgroup("tenants.slice/tenant-globex-prod.slice/pod-1.scope");
-    assert_eq!(prod.map(|id| k8s.tenant(id).name.as_str()), Some("globex"));
+    assert_eq!(prod.as_ref().map(|t| t.name.as_str()), Some("globex"));
     let db = k8s.tenant_for_endpoint(ip("10.40.0.7"), 5432);
-    assert_eq!(db.map(|id| k8s.tenant(id).name.as_str()), Some("acme"));
+    assert_eq!(db.as_ref().map(|t| t.name.as_str()), Some("acme"));
 }
 
 #[test]

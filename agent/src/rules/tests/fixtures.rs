@@ -1,73 +1,88 @@
-//! Spans and rule sets for tests.
-use std::net::SocketAddr;
+//! A span stand-in: a name and attribute values.
+use std::{collections::HashMap, net::IpAddr};
 
-use crate::{
-    attribution::Caller,
-    config::{RuleSet, TenantId},
-    correlation::{ConnectionSpan, SpanEnd},
-    events::{Endpoint, Transport},
-    rules::{EvalContext, LocalAddrs},
-};
+use crate::rules::{Attr, Attributes, CompileEnv, SpanName, Value, compile};
 
-/// A caller in `tenant` (pid 42, uid 1000).
-pub(crate) fn caller(tenant: Option<TenantId>, comm: &str) -> Caller {
-    Caller {
-        tenant,
-        pid: 42,
-        comm: comm.to_owned(),
-        uid: 1000,
-        cgroup_id: 7,
-        cgroup_path: "t/x".to_owned(),
+/// An owned attribute value.
+#[derive(Clone, Debug)]
+pub(super) enum Owned {
+    Bool(bool),
+    Int(i64),
+    Str(String),
+    Addr(IpAddr),
+}
+
+/// A span with the given attributes (everything else null).
+#[derive(Clone, Debug)]
+pub(super) struct Fake {
+    pub name: SpanName,
+    pub attrs: HashMap<Attr, Owned>,
+}
+
+impl Fake {
+    pub(super) fn new(name: SpanName) -> Self {
+        Self {
+            name,
+            attrs: HashMap::new(),
+        }
+    }
+
+    pub(super) fn with(mut self, attr: Attr, value: Owned) -> Self {
+        self.attrs.insert(attr, value);
+        self
+    }
+
+    pub(super) fn str(self, attr: Attr, value: &str) -> Self {
+        self.with(attr, Owned::Str(value.to_owned()))
     }
 }
 
-fn endpoint(addr: &str) -> Endpoint {
-    let addr: SocketAddr = addr.parse().unwrap_or_else(|e| panic!("{addr}: {e}"));
-    Endpoint {
-        ip: addr.ip(),
-        port: addr.port(),
+impl Attributes for Fake {
+    fn span_name(&self) -> SpanName {
+        self.name
+    }
+
+    fn attr(&self, attr: Attr) -> Value<'_> {
+        match self.attrs.get(&attr) {
+            None => Value::Null,
+            Some(Owned::Bool(b)) => Value::Bool(*b),
+            Some(Owned::Int(i)) => Value::Int(*i),
+            Some(Owned::Str(s)) => Value::Str(s),
+            Some(Owned::Addr(ip)) => Value::Addr(*ip),
+        }
     }
 }
 
-/// A connection from `from` (the client's own address) to `to`; either end may be missing.
-pub(crate) fn connection(
-    protocol: Transport,
-    client: Option<Caller>,
-    server: Option<Caller>,
-    from: &str,
-    to: &str,
-) -> ConnectionSpan {
-    let (from, to) = (endpoint(from), endpoint(to));
-    let end = |caller, endpoint| SpanEnd {
-        caller,
-        cookie: 1,
-        endpoint,
-    };
-    match (client, server) {
-        (Some(c), Some(s)) => ConnectionSpan::paired(protocol, end(c, from), end(s, to), 1),
-        (Some(c), None) => ConnectionSpan::client_only(protocol, end(c, from), to, 1),
-        (None, Some(s)) => ConnectionSpan::server_only(protocol, end(s, to), from, 1),
-        (None, None) => panic!("a span has at least one end"),
+/// A TCP connection from a process of tenant `from` (pid 42, comm "client", cgroup "t/x") to
+/// a server of tenant `to` on 127.0.0.1:`port`.
+pub(super) fn tcp(from: Option<&str>, to: Option<&str>, to_shared: bool, port: u16) -> Fake {
+    let mut span = Fake::new(SpanName::NetConnect)
+        .with(Attr::ProcessPid, Owned::Int(42))
+        .str(Attr::ProcessComm, "client")
+        .str(Attr::CgroupPath, "t/x")
+        .with(Attr::PeerPort, Owned::Int(i64::from(port)))
+        .with(Attr::PeerAddr, Owned::Addr("127.0.0.1".parse().unwrap()))
+        .with(Attr::PeerShared, Owned::Bool(to.is_some() && to_shared))
+        .with(Attr::PeerLocal, Owned::Bool(true))
+        .str(Attr::NetProtocol, "tcp");
+    if let Some(from) = from {
+        span = span.str(Attr::Tenant, from);
     }
+    if let Some(to) = to {
+        span = span.str(Attr::PeerTenant, to);
+    }
+    span
 }
 
-/// A TCP connection between two tenants' processes on this node.
-pub(crate) fn tcp(from: Option<TenantId>, to: Option<TenantId>, port: u16) -> ConnectionSpan {
-    connection(
-        Transport::Tcp,
-        Some(caller(from, "client")),
-        Some(caller(to, "server")),
-        "127.0.0.1:40000",
-        &format!("127.0.0.1:{port}"),
+/// Whether `expr` (compiled with tenants a, b, dns) matches `span`.
+pub(super) fn matches(expr: &str, span: &Fake) -> bool {
+    let names = ["a", "b", "dns"];
+    compile(
+        expr,
+        &CompileEnv {
+            tenants: Some(&names),
+        },
     )
-}
-
-/// Loads rules from in-memory files, panicking with the errors.
-pub(crate) fn rule_set(files: &[(&str, &str)]) -> RuleSet {
-    RuleSet::from_sources(files).unwrap_or_else(|e| panic!("{e}"))
-}
-
-/// Evaluation context with no local addresses but loopback.
-pub(crate) fn ctx<'a>(rules: &'a RuleSet, local: &'a LocalAddrs) -> EvalContext<'a> {
-    EvalContext { rules, local }
+    .unwrap_or_else(|e| panic!("{expr}: {e:?}"))
+    .matches(span)
 }

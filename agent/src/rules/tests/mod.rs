@@ -1,7 +1,7 @@
-//! Unit tests of the rule language.
+//! Unit tests of the rule language, on a stand-in for spans ([`fixtures::Fake`]): the language
+//! knows spans only through `Attributes`.
 mod doc;
 mod eval;
-pub(crate) mod fixtures;
+mod fixtures;
 mod grammar;
 mod props;
-mod shipped;

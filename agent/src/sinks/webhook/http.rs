@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::{Post, PostError};
 
 /// Checks a `--webhook` URL: plain `http://host[:port]/path` (this build has no TLS).
-pub fn validate_url(url: &str) -> Result<(), String> {
+pub(crate) fn validate_url(url: &str) -> Result<(), String> {
     let uri: ureq::http::Uri = url
         .parse()
         .map_err(|error| format!("not a URL ({error})"))?;
@@ -27,7 +27,7 @@ pub fn validate_url(url: &str) -> Result<(), String> {
 }
 
 /// The webhook URL with its path and query cut off, for logs (paths often carry tokens).
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     url.parse::<ureq::http::Uri>()
         .ok()
         .and_then(|uri| {
@@ -41,14 +41,14 @@ pub fn redact(url: &str) -> String {
 }
 
 /// POSTs JSON to one URL.
-pub struct HttpPost {
+pub(crate) struct HttpPost {
     agent: ureq::Agent,
     url: String,
 }
 
 impl HttpPost {
     /// `timeout` bounds each attempt as a whole (connect, send, response).
-    pub fn new(url: &str, timeout: Duration) -> Self {
+    pub(crate) fn new(url: &str, timeout: Duration) -> Self {
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(timeout))
             .http_status_as_error(false)

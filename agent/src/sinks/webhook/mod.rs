@@ -1,10 +1,10 @@
 //! HTTP webhook sink: one JSON record per POST. The pipeline only ever `try_send`s onto a
 //! bounded queue; a dedicated thread delivers, with retries, backoff and a per-attempt timeout.
 //! What is dropped (queue full, retries exhausted, shutdown) is counted, logged and exported.
-pub mod http;
+pub(crate) mod http;
 #[cfg(test)]
 mod tests;
-pub mod worker;
+pub(crate) mod worker;
 
 use std::{
     sync::{
@@ -24,7 +24,7 @@ use crate::{
 
 /// Why one delivery attempt failed.
 #[derive(Debug, thiserror::Error)]
-pub enum PostError {
+pub(crate) enum PostError {
     /// The endpoint answered with a non-2xx status.
     #[error("endpoint answered HTTP {0}; check the receiver's logs")]
     Status(u16),
@@ -37,13 +37,13 @@ pub enum PostError {
 }
 
 /// One delivery attempt.
-pub trait Post: Send {
+pub(crate) trait Post: Send {
     fn post(&mut self, body: &str) -> Result<(), PostError>;
 }
 
 /// A `--webhook` and how to deliver to it.
 #[derive(Clone, Debug)]
-pub struct WebhookConfig {
+pub(crate) struct WebhookConfig {
     pub url: String,
     /// Per-attempt timeout.
     pub timeout: Duration,
@@ -55,7 +55,7 @@ pub struct WebhookConfig {
 }
 
 impl WebhookConfig {
-    pub fn new(url: String) -> Self {
+    pub(crate) fn new(url: String) -> Self {
         Self {
             url,
             timeout: Duration::from_secs(5),
@@ -67,7 +67,7 @@ impl WebhookConfig {
 }
 
 /// The pipeline's side of a webhook: a bounded queue and the delivery thread.
-pub struct WebhookSink {
+pub(crate) struct WebhookSink {
     queue: Option<SyncSender<Arc<str>>>,
     thread: Option<JoinHandle<()>>,
     shutdown: Arc<Shutdown>,
@@ -77,7 +77,7 @@ pub struct WebhookSink {
 
 impl WebhookSink {
     /// Starts the delivery thread for `config` with the real HTTP transport and clock.
-    pub fn start(config: &WebhookConfig, metrics: SinkMetrics) -> std::io::Result<Self> {
+    pub(crate) fn start(config: &WebhookConfig, metrics: SinkMetrics) -> std::io::Result<Self> {
         let post = http::HttpPost::new(&config.url, config.timeout);
         tracing::info!(
             sink = %metrics.name,
@@ -90,7 +90,7 @@ impl WebhookSink {
     }
 
     /// [`WebhookSink::start`] with an injected transport and clock.
-    pub fn start_with(
+    pub(crate) fn start_with(
         config: &WebhookConfig,
         metrics: SinkMetrics,
         post: Box<dyn Post>,
@@ -121,17 +121,13 @@ impl WebhookSink {
         })
     }
 
-    pub fn name(&self) -> &str {
-        &self.metrics.name
-    }
-
-    pub fn metrics(&self) -> &SinkMetrics {
+    pub(crate) fn metrics(&self) -> &SinkMetrics {
         &self.metrics
     }
 
     /// Queues `record` for delivery; never blocks. A full queue drops it (counted, and logged at
     /// most once a second).
-    pub fn send(&mut self, record: Arc<str>) {
+    pub(crate) fn send(&mut self, record: Arc<str>) {
         let Some(queue) = &self.queue else {
             self.metrics.dropped(DropReason::Shutdown).inc();
             return;
@@ -162,7 +158,7 @@ impl WebhookSink {
 
     /// Stops taking records and waits up to `grace` for the queue to be delivered; what is
     /// still queued or retrying after that is dropped (counted as `shutdown`).
-    pub fn finish(&mut self, grace: Duration) {
+    pub(crate) fn finish(&mut self, grace: Duration) {
         self.shutdown.start(Instant::now() + grace);
         self.queue = None;
         if let Some(thread) = self.thread.take()

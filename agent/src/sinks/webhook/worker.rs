@@ -13,14 +13,14 @@ use crate::{
 };
 
 /// Time, for the worker.
-pub trait Clock: Send + Sync {
+pub(crate) trait Clock: Send + Sync {
     fn now(&self) -> Instant;
     /// Waits `d`, or less if shutdown starts meanwhile.
     fn pause(&self, d: Duration, shutdown: &Shutdown);
 }
 
 /// The real clock.
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> Instant {
@@ -44,13 +44,13 @@ impl Clock for SystemClock {
 /// Shutdown signal: once set, the worker delivers what it can until the deadline, then drops
 /// the rest (counted).
 #[derive(Default)]
-pub struct Shutdown {
+pub(crate) struct Shutdown {
     deadline: Mutex<Option<Instant>>,
     wakeup: Condvar,
 }
 
 impl Shutdown {
-    pub fn start(&self, deadline: Instant) {
+    pub(crate) fn start(&self, deadline: Instant) {
         *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         self.wakeup.notify_all();
     }
@@ -62,7 +62,7 @@ impl Shutdown {
 
 /// How many attempts and how far apart.
 #[derive(Clone, Copy, Debug)]
-pub struct RetryPolicy {
+pub(crate) struct RetryPolicy {
     /// Attempts per record (first try included); at least 1.
     pub attempts: u32,
     pub backoff: Backoff,
@@ -70,13 +70,13 @@ pub struct RetryPolicy {
 
 /// What became of one record.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Delivered,
     Dropped(DropReason),
 }
 
 /// Delivers records for one webhook.
-pub struct Worker {
+pub(crate) struct Worker {
     pub post: Box<dyn Post>,
     pub clock: Arc<dyn Clock>,
     pub shutdown: Arc<Shutdown>,
@@ -88,7 +88,7 @@ pub struct Worker {
 
 impl Worker {
     /// Takes records until the sink hangs up (and the queue is empty).
-    pub fn run(mut self, queue: Receiver<Arc<str>>) {
+    pub(crate) fn run(mut self, queue: Receiver<Arc<str>>) {
         while let Ok(record) = queue.recv() {
             self.metrics.queue_depth.dec();
             self.deliver(&record);
@@ -102,7 +102,7 @@ impl Worker {
     }
 
     /// Tries to deliver `record`, retrying with backoff; counts the outcome.
-    pub fn deliver(&mut self, record: &str) -> Outcome {
+    pub(crate) fn deliver(&mut self, record: &str) -> Outcome {
         let outcome = self.attempts(record);
         match &outcome {
             Outcome::Delivered => {

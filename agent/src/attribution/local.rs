@@ -5,18 +5,19 @@ use std::net::IpAddr;
 /// The addresses of this node's interfaces (in the agent's network namespace). Loopback
 /// addresses always count as local.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LocalAddrs {
+pub(crate) struct LocalAddrs {
     addrs: Vec<IpAddr>,
 }
 
 impl LocalAddrs {
     /// A fixed set (tests).
-    pub fn new(addrs: Vec<IpAddr>) -> Self {
+    #[cfg(test)]
+    pub(crate) fn new(addrs: Vec<IpAddr>) -> Self {
         Self { addrs }
     }
 
     /// The addresses of every interface now; empty (loopback only) if they cannot be listed.
-    pub fn current() -> Self {
+    pub(crate) fn current() -> Self {
         let addrs = match nix::ifaddrs::getifaddrs() {
             Ok(ifaddrs) => ifaddrs
                 .filter_map(|i| i.address)
@@ -37,7 +38,7 @@ impl LocalAddrs {
     }
 
     /// Whether `ip` is a loopback address or one of this node's.
-    pub fn contains(&self, ip: IpAddr) -> bool {
+    pub(crate) fn contains(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         ip.is_loopback() || self.addrs.contains(&ip)
     }

@@ -1,0 +1,294 @@
+//! Spans, Seam's central type: what the kernel saw, attributed to processes and tenants, in the
+//! OpenTelemetry data model. Every stage after assembly consumes them: rules (through
+//! [`view`]), the feed, OTLP export and the sealed history.
+//!
+//! A span is self-contained: tenants are carried by **name** (resolved when the span was
+//! attributed, so a rules reload that reorders tenants changes nothing), times are wall-clock
+//! [`UnixNanos`], and every field serializes both to JSON (the feed) and to compact binary
+//! encodings (the store), so nothing here uses serde features a non-self-describing format
+//! cannot read back (no `flatten`, `untagged` or skipped fields).
+//!
+//! Kinds: [`Connection`] (a TCP connection or UDP flow with both ends), [`FileAccess`] (one
+//! path one syscall touched), [`ProcessRun`] (a process execution, exec to exit, the root of
+//! its trace: see [`ids`]) and [`AppSpan`] (an application's own span received over OTLP,
+//! joined to the kernel's view).
+pub(crate) mod assemble;
+#[cfg(test)]
+pub(crate) mod fixtures;
+pub(crate) mod ids;
+pub(crate) mod view;
+
+use std::{
+    fmt,
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+pub(crate) use ids::{SpanId, TraceId};
+use serde::{Deserialize, Serialize};
+
+pub(crate) use crate::clock::UnixNanos;
+use crate::{
+    rules::SpanName,
+    vocab::{
+        AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Transport,
+    },
+};
+
+/// A tenant's name (cheap to clone).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct TenantName(Arc<str>);
+
+impl TenantName {
+    pub(crate) fn new(name: &str) -> Self {
+        Self(name.into())
+    }
+
+    pub(crate) fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for TenantName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for TenantName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The tenant something belongs to, as the rules said when it was attributed.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct TenantRef {
+    pub name: TenantName,
+    /// A shared service (any tenant may reach it).
+    pub shared: bool,
+}
+
+/// A span's place in a trace, for links across traces.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct SpanRef {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+}
+
+/// A process on this node, as attributed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcessRef {
+    /// `None` when no task is known (a socket event in softirq with no owner seen).
+    pub pid: Option<u32>,
+    /// The task's `comm` (at most 15 bytes; empty when unknown).
+    pub comm: String,
+    /// The executable's path, when Seam saw the exec.
+    pub exe: Option<String>,
+    pub uid: Option<u32>,
+    /// cgroup v2 id of the task or socket.
+    pub cgroup_id: u64,
+    /// cgroup path relative to the cgroup2 mount (empty when the cgroup is unknown).
+    pub cgroup_path: String,
+    pub tenant: Option<TenantRef>,
+    /// The process span (root of the process's trace), when the process is known.
+    pub execution: Option<SpanRef>,
+}
+
+/// A span: ids, times, and what it is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Span {
+    pub trace_id: TraceId,
+    pub span_id: SpanId,
+    /// The process span for connections and file accesses; `None` for a trace's root.
+    pub parent_span_id: Option<SpanId>,
+    pub start: UnixNanos,
+    /// `None` while the span is open.
+    pub end: Option<UnixNanos>,
+    pub end_reason: Option<EndReason>,
+    pub body: SpanBody,
+}
+
+/// What a span is about.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum SpanBody {
+    Connection(Connection),
+    File(FileAccess),
+    Process(ProcessRun),
+    App(AppSpan),
+}
+
+impl Span {
+    /// The span's name in rules (`net.connect`, `file.open`, ...).
+    pub(crate) fn name(&self) -> SpanName {
+        match &self.body {
+            SpanBody::Connection(c) => match c.transport {
+                Transport::Tcp => SpanName::NetConnect,
+                Transport::Udp => SpanName::NetFlow,
+            },
+            SpanBody::File(f) => match f.op {
+                FileOp::Read | FileOp::Write => SpanName::FileOpen,
+                FileOp::Create => SpanName::FileCreate,
+                FileOp::Delete => SpanName::FileDelete,
+                FileOp::Rename => SpanName::FileRename,
+                FileOp::Truncate => SpanName::FileTruncate,
+                FileOp::Exec => SpanName::FileExec,
+            },
+            SpanBody::Process(_) => SpanName::ProcessExec,
+            SpanBody::App(a) => match a.kind {
+                AppSpanKind::Server => SpanName::AppServer,
+                AppSpanKind::Client => SpanName::AppClient,
+                AppSpanKind::Internal => SpanName::AppInternal,
+                AppSpanKind::Producer => SpanName::AppProducer,
+                AppSpanKind::Consumer => SpanName::AppConsumer,
+            },
+        }
+    }
+
+    /// The acting process: a connection's client, a file access's or execution's process, an
+    /// application span's sender.
+    pub(crate) fn actor(&self) -> Option<&ProcessRef> {
+        match &self.body {
+            SpanBody::Connection(c) => c.client.process.as_ref(),
+            SpanBody::File(f) => Some(&f.process),
+            SpanBody::Process(p) => Some(&p.process),
+            SpanBody::App(a) => a.process.as_ref(),
+        }
+    }
+}
+
+/// A TCP connection or UDP flow between a client (the end that connected or sent first) and a
+/// server.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Connection {
+    pub transport: Transport,
+    /// Network namespace inode of the sockets (TCP), when known.
+    pub netns: Option<u32>,
+    pub client: ConnectionEnd,
+    pub server: ConnectionEnd,
+}
+
+/// One end of a connection.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ConnectionEnd {
+    /// This end's own address and port.
+    pub addr: SocketAddr,
+    /// The socket's process, when the socket is watched on this node.
+    pub process: Option<ProcessRef>,
+    /// This end's tenant: its process's when watched, else the owner of its address in the
+    /// tenants' `endpoints`.
+    pub tenant: Option<TenantRef>,
+    /// On this node: a watched socket, or a loopback or local interface address.
+    pub local: bool,
+    /// What the socket counted, read from it when it closed (TCP; `None` for UDP or when the
+    /// close was not seen).
+    pub traffic: Option<Traffic>,
+}
+
+/// Counters of one TCP socket (`struct tcp_sock`) at close.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Traffic {
+    /// Payload bytes this end sent that the other end acknowledged (`bytes_acked`).
+    pub bytes_sent: u64,
+    /// Payload bytes this end received (`bytes_received`).
+    pub bytes_received: u64,
+    /// Segments sent (`segs_out`, control segments included).
+    pub segments_sent: u32,
+    /// Segments received (`segs_in`).
+    pub segments_received: u32,
+}
+
+/// One path one file syscall touched (a rename gives two spans, one per path).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct FileAccess {
+    pub process: ProcessRef,
+    pub op: FileOp,
+    pub outcome: Outcome,
+    /// The syscall's return value (an fd or 0 on success, -errno on failure).
+    pub ret: i64,
+    /// Absolute path; starts with `.../` when leading components were cut.
+    pub path: String,
+    pub path_confidence: PathConfidence,
+    /// Leading components are missing (too deep or too long for the kernel walk).
+    pub path_truncated: bool,
+    /// The tenant owning the path (tenants' `paths`).
+    pub owner: Option<TenantRef>,
+    /// For a rename: which of its two paths this is.
+    pub role: Option<PathRole>,
+}
+
+/// A process execution: one program image from exec to exit.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ProcessRun {
+    pub process: ProcessRef,
+    /// The parent's pid at exec.
+    pub ppid: Option<u32>,
+    /// How it ended, when the exit was seen.
+    pub exit: Option<ExitStatus>,
+    /// `false` when the process was already running when Seam first saw it (no exec seen:
+    /// `start` is the process's start time from procfs).
+    pub exec_seen: bool,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct ExitStatus {
+    /// The exit status when it exited normally.
+    pub code: Option<i32>,
+    /// The signal that killed it.
+    pub signal: Option<i32>,
+}
+
+impl ExitStatus {
+    /// Decodes `task->exit_code` (`status << 8 | signal`, as wait(2) reports it).
+    pub(crate) fn from_raw(raw: u32) -> Self {
+        let signal = (raw & 0x7f) as i32;
+        if signal == 0 {
+            Self {
+                code: Some(((raw >> 8) & 0xff) as i32),
+                signal: None,
+            }
+        } else {
+            Self {
+                code: None,
+                signal: Some(signal),
+            }
+        }
+    }
+}
+
+/// An application's own span (OTLP), joined to the kernel's view of the process and peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AppSpan {
+    /// `service.name` of the sender.
+    pub service: Option<String>,
+    /// The application's span name.
+    pub name: String,
+    pub kind: AppSpanKind,
+    pub status: AppStatus,
+    /// The tenant the application declared for the operation (as written; it may name no
+    /// tenant Seam knows).
+    pub declared_tenant: Option<String>,
+    /// The sending process as the kernel sees it (by the resource's `process.pid`).
+    pub process: Option<ProcessRef>,
+    /// Where a client span went, and whose it was.
+    pub peer: Option<AppPeer>,
+}
+
+/// The peer of an application client span.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct AppPeer {
+    /// `server.address` (or `network.peer.address`) as an IP, when it is one.
+    pub addr: Option<IpAddr>,
+    pub port: Option<u16>,
+    /// The peer's tenant: from the kernel connection it was joined to, else the owner of the
+    /// address in the tenants' `endpoints`.
+    pub tenant: Option<TenantRef>,
+    pub local: bool,
+    /// The server process, when the joined connection's server end is watched.
+    pub process: Option<ProcessRef>,
+    /// The kernel connection span the client span was joined to.
+    pub connection: Option<SpanRef>,
+}

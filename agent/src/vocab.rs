@@ -1,0 +1,223 @@
+//! The closed vocabularies Seam's records use, one enum each: how each value is written in
+//! rules, the feed and OTLP (`as_str`, lowercase), and the list of every value (`ALL`), from
+//! which the rule catalogue takes its enum types. A leaf module: it depends on nothing else in
+//! the crate, so every stage (events, spans, rules, config, sinks) can share it.
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! vocabulary {
+    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        pub(crate) enum $name {
+            $($(#[$vmeta])* $variant,)*
+        }
+
+        impl $name {
+            /// Every value, in declaration order.
+            #[allow(dead_code, reason = "generated for every vocabulary; not all need it")]
+            pub(crate) const ALL: &'static [$name] = &[$($name::$variant,)*];
+            /// Every value as written (the rule catalogue's enum type).
+            #[allow(dead_code, reason = "generated for every vocabulary; not all need it")]
+            pub(crate) const NAMES: &'static [&'static str] = &[$($text,)*];
+
+            /// The value as written in rules, the feed and OTLP.
+            pub(crate) fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+vocabulary! {
+    /// Transport protocol of a connection or flow.
+    Transport {
+        /// TCP.
+        Tcp = "tcp",
+        /// UDP.
+        Udp = "udp",
+    }
+}
+
+vocabulary! {
+    /// What a file span did to its path.
+    FileOp {
+        /// Opened for reading.
+        Read = "read",
+        /// Opened for writing.
+        Write = "write",
+        /// Created.
+        Create = "create",
+        /// Unlinked.
+        Delete = "delete",
+        /// Renamed (from or to).
+        Rename = "rename",
+        /// Truncated.
+        Truncate = "truncate",
+        /// Executed as a program.
+        Exec = "exec",
+    }
+}
+
+vocabulary! {
+    /// Alert severity of a rule, ordered from `Info` (lowest) to `Critical`.
+    Severity {
+        /// Informational.
+        Info = "info",
+        /// Low.
+        Low = "low",
+        /// Medium.
+        Medium = "medium",
+        /// High.
+        High = "high",
+        /// Critical.
+        Critical = "critical",
+    }
+}
+
+vocabulary! {
+    /// Whether a file access happened.
+    Outcome {
+        /// The syscall succeeded: an access.
+        Ok = "ok",
+        /// EACCES or EPERM: an attempt the kernel refused.
+        Denied = "denied",
+        /// Any other failure (ENOENT, EEXIST, ...): an attempt.
+        Error = "error",
+    }
+}
+
+vocabulary! {
+    /// How much of a path the kernel vouched for.
+    PathConfidence {
+        /// Resolved in the kernel from the object itself (or a plain name in a resolved
+        /// directory).
+        Full = "full",
+        /// Composed from a kernel-resolved directory and the caller's string (`..` resolved
+        /// lexically), or truncated, or under a mount that could not be placed.
+        Partial = "partial",
+    }
+}
+
+vocabulary! {
+    /// How a span ended.
+    EndReason {
+        /// TCP: both sides closed with FIN (an orderly close).
+        Closed = "closed",
+        /// TCP: the connection was reset or aborted before an orderly close.
+        Reset = "reset",
+        /// TCP: the handshake never completed (refused, unreachable, timed out).
+        Failed = "failed",
+        /// Process: the process exited.
+        Exited = "exited",
+        /// Process: the process exec'd another program (a new span starts).
+        Replaced = "replaced",
+        /// A point in time (file access, UDP flow): nothing to wait for.
+        Instant = "instant",
+        /// Too many spans were open: the oldest was ended early (counted, see `--max-open-spans`).
+        Evicted = "evicted",
+        /// The agent stopped while the span was open.
+        AgentStopped = "agent_stopped",
+        /// The kernel never reported the end (a lost event, or a socket Seam stopped watching);
+        /// ended after the idle timeout.
+        Unobserved = "unobserved",
+    }
+}
+
+vocabulary! {
+    /// What became of a probe at start-up.
+    ProbeState {
+        /// Loaded and attached.
+        Live = "live",
+        /// Not tried: a better probe for the same capability is live.
+        Standby = "standby",
+        /// Not loaded because an option said so.
+        Disabled = "disabled",
+        /// Tried and failed (the error says why).
+        Failed = "failed",
+    }
+}
+
+vocabulary! {
+    /// OpenTelemetry span kind of an application span.
+    AppSpanKind {
+        /// Internal work.
+        Internal = "internal",
+        /// The server side of a request.
+        Server = "server",
+        /// The client side of a request (a call the application made).
+        Client = "client",
+        /// A message sent to a broker.
+        Producer = "producer",
+        /// A message received from a broker.
+        Consumer = "consumer",
+    }
+}
+
+vocabulary! {
+    /// Which path of a rename a file span is about.
+    PathRole {
+        /// The path renamed away from.
+        From = "from",
+        /// The path renamed to.
+        To = "to",
+    }
+}
+
+vocabulary! {
+    /// Status code of an application span (OpenTelemetry).
+    AppStatus {
+        /// Not set.
+        Unset = "unset",
+        /// Explicitly ok.
+        Ok = "ok",
+        /// An error.
+        Error = "error",
+    }
+}
+
+vocabulary! {
+    /// Where evidence was lost (a loss record's `source`).
+    LossSource {
+        /// The kernel could not reserve ring-buffer space: events never reached the agent.
+        RingBuffer = "ring_buffer",
+        /// Ring-buffer records the agent could not decode.
+        Decode = "decode",
+        /// Open spans ended early because too many were open (`--max-open-spans`).
+        SpanEvicted = "span_evicted",
+        /// Feed records a sink dropped (full queue, failed delivery, write error).
+        Feed = "feed",
+        /// Spans or log records the OTLP exporter dropped.
+        Otlp = "otlp",
+        /// Records the sealed store could not write.
+        Store = "store",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_serde_agree() {
+        for op in FileOp::ALL {
+            let json = serde_json::to_string(op).unwrap();
+            assert_eq!(json, format!("\"{}\"", op.as_str()));
+        }
+        assert_eq!(FileOp::NAMES.len(), FileOp::ALL.len());
+        assert_eq!(
+            serde_json::to_string(&EndReason::AgentStopped).unwrap(),
+            "\"agent_stopped\""
+        );
+    }
+}
