@@ -30,6 +30,9 @@ pub(crate) enum Workload {
         addr: SocketAddr,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Every connect is expected to be refused (nothing listens): succeed only then.
+        #[arg(long)]
+        expect_refused: bool,
     },
     /// Bind UDP, write the port to --port-file, receive --count datagrams.
     UdpRecv {
@@ -148,10 +151,21 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
                 let _ = stream.read_to_end(&mut buf);
             }
         }
-        Workload::TcpConnect { addr, count } => {
+        Workload::TcpConnect {
+            addr,
+            count,
+            expect_refused,
+        } => {
             for _ in 0..*count {
-                let mut stream = TcpStream::connect_timeout(addr, TIMEOUT)
-                    .with_context(|| format!("connect {addr}"))?;
+                let result = TcpStream::connect_timeout(addr, TIMEOUT);
+                if *expect_refused {
+                    match result {
+                        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => continue,
+                        Err(e) => anyhow::bail!("connect {addr}: {e}, expected refused"),
+                        Ok(_) => anyhow::bail!("connect {addr} succeeded, expected refused"),
+                    }
+                }
+                let mut stream = result.with_context(|| format!("connect {addr}"))?;
                 stream.write_all(b"hello from seam workload\n")?;
             }
         }

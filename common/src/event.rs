@@ -145,10 +145,12 @@ pub struct TcpStateData {
 pub struct TcpCloseData {
     /// The socket's 4-tuple and the transition (`newstate` is always `TCP_CLOSE`).
     pub state: TcpStateData,
-    /// `tcp_sock->bytes_received`: payload bytes received.
+    /// `tcp_sock->bytes_received`: sequence space received (payload, plus 1 for a FIN).
     pub bytes_received: u64,
-    /// `tcp_sock->bytes_acked`: payload bytes sent and acknowledged by the peer.
-    pub bytes_acked: u64,
+    /// `tcp_sock->bytes_sent`: payload bytes sent, retransmissions included.
+    pub bytes_sent: u64,
+    /// `tcp_sock->bytes_retrans`: payload bytes retransmitted.
+    pub bytes_retrans: u64,
     /// `tcp_sock->segs_in`, `segs_out`: segments received and sent (control segments too).
     pub segs_in: u32,
     pub segs_out: u32,
@@ -193,7 +195,7 @@ const _: () = assert!(size_of::<EventInfo>() == 4 * 4 + 8 + 8 + COMM_LEN);
 const _: () = assert!(size_of::<ProcessData>() == 8);
 const _: () = assert!(size_of::<SockAddrData>() == 8 + 16 + 2 + 2 + 1 + 3);
 const _: () = assert!(size_of::<TcpStateData>() == 8 + 4 + 16 + 16 + 2 * 3 + 2 + 4);
-const _: () = assert!(size_of::<TcpCloseData>() == size_of::<TcpStateData>() + 8 * 2 + 4 * 2);
+const _: () = assert!(size_of::<TcpCloseData>() == size_of::<TcpStateData>() + 8 * 3 + 4 * 2);
 const _: () = assert!(size_of::<FlowData>() == 8 + 16 + 16 + 2 * 3 + 2);
 
 #[cfg(feature = "user")]

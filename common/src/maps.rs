@@ -6,9 +6,6 @@ pub const MAP_EVENTS: &str = "EVENTS";
 pub const MAP_TENANT_CGROUPS: &str = "TENANT_CGROUPS";
 /// Per-CPU array indexed by [`LossSlot`]: events a probe could not reserve in the ring buffer.
 pub const MAP_LOSSES: &str = "LOSSES";
-/// LRU per-CPU hash: [`FlowKey`] (socket and peer) -> [`FlowCounters`] per CPU, updated per
-/// packet by cgroup_skb; the agent sums the CPUs.
-pub const MAP_FLOWS: &str = "FLOWS";
 
 /// Size of the ring buffer in bytes (power of two, multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 22;
@@ -19,7 +16,8 @@ pub const MAX_FILE_CALLS: u32 = 16_384;
 
 /// Capacity of [`MAP_TENANT_CGROUPS`].
 pub const MAX_TENANT_CGROUPS: u32 = 16_384;
-/// Capacity of [`MAP_FLOWS`] (LRU: the oldest idle flows are evicted first).
+/// Capacity of the probes' `FLOWS` and `SENDS` sets of UDP (socket, peer) pairs already
+/// reported (LRU: the least recently seen pairs are forgotten first).
 pub const MAX_FLOWS: u32 = 65_536;
 
 /// Value of [`MAP_TENANT_CGROUPS`]: which tenant a cgroup belongs to (an index into the agent's
@@ -56,8 +54,7 @@ impl LossSlot {
     ];
 }
 
-/// Key of [`MAP_FLOWS`]: one socket talking to one peer (a TCP connection, or one peer of an
-/// unconnected UDP socket).
+/// A UDP socket talking to one peer (the key of the probes' `FLOWS` and `SENDS` sets).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub struct FlowKey {
@@ -71,25 +68,10 @@ pub struct FlowKey {
     pub _pad: u32,
 }
 
-/// Value of [`MAP_FLOWS`]: bytes and packets of one socket, both directions, plus its cgroup.
-#[repr(C)]
-#[derive(Clone, Copy, Debug, Default)]
-pub struct FlowCounters {
-    /// cgroup of the socket (`bpf_skb_cgroup_id`).
-    pub cgroup_id: u64,
-    pub rx_bytes: u64,
-    pub rx_packets: u64,
-    pub tx_bytes: u64,
-    pub tx_packets: u64,
-    /// `bpf_ktime_get_boot_ns()` of the last packet.
-    pub last_ns: u64,
-}
-
 #[cfg(feature = "user")]
 mod pod {
     use super::*;
     // SAFETY: plain #[repr(C)] data without pointers; every bit pattern is valid.
     unsafe impl aya::Pod for TenantSlot {}
-    unsafe impl aya::Pod for FlowCounters {}
     unsafe impl aya::Pod for FlowKey {}
 }

@@ -34,11 +34,12 @@ pub struct KernelOffsets {
     pub cgroup_kn: u32,
     /// `kernfs_node->id` (u64; equals the cgroup directory's inode number).
     pub kn_id: u32,
-    /// `tcp_sock->bytes_received`, `bytes_acked` (u64) and `segs_in`, `segs_out` (u32):
-    /// counters read when a socket closes (0 when unresolved: the close then carries zeros and
-    /// `tcp_counters_valid` tells the agent not to trust them).
+    /// `tcp_sock->bytes_received`, `bytes_sent`, `bytes_retrans` (u64) and `segs_in`,
+    /// `segs_out` (u32): counters read when a socket closes (0 when unresolved: the close then
+    /// carries zeros and `tcp_counters_valid` tells the agent not to trust them).
     pub tcp_bytes_received: u32,
-    pub tcp_bytes_acked: u32,
+    pub tcp_bytes_sent: u32,
+    pub tcp_bytes_retrans: u32,
     pub tcp_segs_in: u32,
     pub tcp_segs_out: u32,
     /// 1 when the four `tcp_*` counter offsets above were resolved.
@@ -100,7 +101,8 @@ impl KernelOffsets {
         cgroup_kn: 0,
         kn_id: 0,
         tcp_bytes_received: 0,
-        tcp_bytes_acked: 0,
+        tcp_bytes_sent: 0,
+        tcp_bytes_retrans: 0,
         tcp_segs_in: 0,
         tcp_segs_out: 0,
         tcp_counters_valid: 0,

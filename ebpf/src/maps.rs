@@ -1,11 +1,10 @@
 //! Maps shared with the agent (names and value types come from seam-common).
 use aya_ebpf::{
     macros::map,
-    maps::{HashMap, LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
 use seam_common::{
-    EVENTS_RING_BYTES, FlowCounters, FlowKey, LOSS_SLOTS, LossSlot, MAX_FLOWS, MAX_TENANT_CGROUPS,
-    TenantSlot,
+    EVENTS_RING_BYTES, FlowKey, LOSS_SLOTS, LossSlot, MAX_FLOWS, MAX_TENANT_CGROUPS, TenantSlot,
 };
 
 /// Events to user space.
@@ -21,10 +20,9 @@ pub static TENANT_CGROUPS: HashMap<u64, TenantSlot> =
 #[map]
 pub static LOSSES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOSS_SLOTS, 0);
 
-/// Bytes and packets per socket cookie, per CPU (the agent sums the CPUs).
+/// UDP (socket, peer) pairs whose first packet was reported.
 #[map]
-pub static FLOWS: LruPerCpuHashMap<FlowKey, FlowCounters> =
-    LruPerCpuHashMap::with_max_entries(MAX_FLOWS, 0);
+pub static FLOWS: LruHashMap<FlowKey, u8> = LruHashMap::with_max_entries(MAX_FLOWS, 0);
 
 /// (socket, destination) pairs already reported by sendmsg4/6, so a busy UDP sender costs one
 /// event per destination, not one per datagram.

@@ -1,19 +1,18 @@
-//! cgroup_skb ingress/egress: bytes and packets per (socket, peer), aggregated per CPU in
-//! [`FLOWS`] (no atomics on the packet path). Only the first UDP packet between a socket and a
-//! peer produces an event ([`EventKind::FlowStart`]): it is how the agent learns both ends of a
-//! UDP flow. Attribution is by the socket (`bpf_skb_cgroup_id`), never by the task that happens
-//! to run the softirq. Addresses come from the socket itself when it is connected (no packet
-//! parsing on the hot path) and from the packet headers for unconnected UDP sockets
-//! (cgroup_skb data starts at the network header).
+//! cgroup_skb ingress/egress: the first UDP packet between a socket and a peer produces an
+//! event ([`EventKind::FlowStart`]): it is how the agent learns both ends of a UDP flow. TCP
+//! packets leave at once (TCP spans and their byte counts come from `inet_sock_set_state`), and
+//! a (socket, peer) already seen costs one map lookup. Attribution is by the socket
+//! (`bpf_skb_cgroup_id`), never by the task that happens to run the softirq. Addresses come from
+//! the socket itself when it is connected (no packet parsing) and from the packet headers for
+//! unconnected UDP sockets (cgroup_skb data starts at the network header).
 use aya_ebpf::{
     EbpfContext,
-    helpers::generated::{bpf_get_socket_cookie, bpf_ktime_get_boot_ns, bpf_skb_cgroup_id},
+    helpers::generated::{bpf_get_socket_cookie, bpf_sk_fullsock, bpf_skb_cgroup_id},
     macros::cgroup_skb,
     programs::SkBuffContext,
 };
 use seam_common::{
-    AF_INET, AF_INET6, EventKind, FlowCounters, FlowData, FlowKey, IPPROTO_UDP, LossSlot, RawAddr,
-    tcp_state,
+    AF_INET, AF_INET6, EventKind, FlowData, FlowKey, IPPROTO_UDP, LossSlot, RawAddr,
 };
 
 use crate::{
@@ -21,21 +20,18 @@ use crate::{
     maps::{FLOWS, is_tenant_cgroup},
 };
 
-/// `TCP_NEW_SYN_RECV`: a request socket (include/net/tcp_states.h).
-const TCP_NEW_SYN_RECV: u32 = 12;
-
 /// cgroup_skb verdict that lets the packet through.
 const PASS: i32 = 1;
 
 #[cgroup_skb(ingress)]
 pub fn seam_skb_ingress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, true);
+    let _ = try_flow(&ctx, true);
     PASS
 }
 
 #[cgroup_skb(egress)]
 pub fn seam_skb_egress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, false);
+    let _ = try_flow(&ctx, false);
     PASS
 }
 
@@ -131,39 +127,34 @@ fn from_udp_packet(
 }
 
 #[inline(always)]
-fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
-    // SAFETY: helper called with this program's own context.
-    let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
-    if !is_tenant_cgroup(cgroup_id) {
-        return Ok(0);
-    }
-    // SYNs reach the listener and SYN-ACKs leave from a request socket: both belong to the
-    // connection's future child socket, which counts them from then on. Skipping them spares a
-    // map insert per connection for a flow that would never see another packet.
+fn try_flow(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     // SAFETY: `sk` is the context's socket pointer, checked for NULL before use.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
     if sk.is_null() {
         return Ok(0);
     }
-    // SAFETY: non-NULL socket from the context; `state` is readable on every socket kind.
-    let state = unsafe { (*sk).state };
-    if state == u32::from(tcp_state::LISTEN) || state == TCP_NEW_SYN_RECV {
+    // SAFETY: helper on the context's non-NULL socket; `protocol` needs the full socket.
+    let full = unsafe { bpf_sk_fullsock(sk) };
+    // SAFETY: non-NULL full socket returned by the helper.
+    if full.is_null() || unsafe { (*full).protocol } != u32::from(IPPROTO_UDP) {
+        return Ok(0);
+    }
+    // SAFETY: helper called with this program's own context.
+    let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
+    if !is_tenant_cgroup(cgroup_id) {
         return Ok(0);
     }
     let mut packet = from_socket(ctx);
-    let mut protocol = 0u8;
     if packet.rport == 0 {
-        // No peer on the socket: an unconnected UDP socket (read the peer from the packet) or a
-        // listener seeing a SYN (counted on the child socket instead).
+        // An unconnected socket has no peer of its own: read it from the packet.
         let (proto, offset) = l4(ctx, packet.family)?;
         if proto != IPPROTO_UDP {
             return Ok(0);
         }
-        protocol = proto;
         packet = from_udp_packet(ctx, packet.family, offset, ingress)?;
     }
-    // SAFETY: helpers called with this program's own context.
-    let (cookie, now) = unsafe { (bpf_get_socket_cookie(ctx.as_ptr()), bpf_ktime_get_boot_ns()) };
+    // SAFETY: helper called with this program's own context.
+    let cookie = unsafe { bpf_get_socket_cookie(ctx.as_ptr()) };
     let key = FlowKey {
         cookie,
         raddr: packet.raddr,
@@ -171,61 +162,35 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
         lport: packet.lport,
         _pad: 0,
     };
-    let len = u64::from(ctx.len());
-    if let Some(counters) = FLOWS.get_ptr_mut(key) {
-        // SAFETY: this CPU's slot of a live per-CPU map value: no other CPU writes it.
-        let counters = unsafe { &mut *counters };
-        if ingress {
-            counters.rx_bytes += len;
-            counters.rx_packets += 1;
-        } else {
-            counters.tx_bytes += len;
-            counters.tx_packets += 1;
-        }
-        counters.cgroup_id = cgroup_id;
-        counters.last_ns = now;
+    if FLOWS.get_ptr(key).is_some() {
         return Ok(0);
     }
-    let (rx, tx) = if ingress { (len, 0) } else { (0, len) };
-    let fresh = FlowCounters {
-        cgroup_id,
-        rx_bytes: rx,
-        rx_packets: u64::from(ingress),
-        tx_bytes: tx,
-        tx_packets: u64::from(!ingress),
-        last_ns: now,
-    };
     // BPF_NOEXIST: if another CPU inserted the flow first, its event wins. (LRU: a full map
-    // evicts the least recently used flow rather than failing.)
-    if FLOWS.insert(key, fresh, 1).is_err() {
+    // forgets the least recently seen flow rather than failing.)
+    if FLOWS.insert(key, 0, 1).is_err() {
         return Ok(0);
     }
-    if protocol == 0 {
-        protocol = l4(ctx, packet.family)?.0;
-    }
-    if protocol == IPPROTO_UDP {
-        // UDP sends run in the sender's syscall; receives run in softirq.
-        let context = if ingress {
-            Context::Interrupt
-        } else {
-            Context::Task
-        };
-        emit(
-            EventKind::FlowStart,
-            cgroup_id,
-            context,
-            FlowData {
-                cookie,
-                laddr: packet.laddr,
-                raddr: packet.raddr,
-                lport: packet.lport,
-                rport: packet.rport,
-                family: packet.family,
-                protocol,
-                ingress: u8::from(ingress),
-            },
-            LossSlot::Flow,
-        );
-    }
+    // UDP sends run in the sender's syscall; receives run in softirq.
+    let context = if ingress {
+        Context::Interrupt
+    } else {
+        Context::Task
+    };
+    emit(
+        EventKind::FlowStart,
+        cgroup_id,
+        context,
+        FlowData {
+            cookie,
+            laddr: packet.laddr,
+            raddr: packet.raddr,
+            lport: packet.lport,
+            rport: packet.rport,
+            family: packet.family,
+            protocol: IPPROTO_UDP,
+            ingress: u8::from(ingress),
+        },
+        LossSlot::Flow,
+    );
     Ok(0)
 }

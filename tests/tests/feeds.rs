@@ -198,6 +198,11 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
     );
     assert_eq!(*requests.lock().unwrap(), 3, "500, stall, then 200");
 
+    // The receiver saw the request before the agent read the response and counted it.
+    let delivered_series = "seam_feed_delivered_total{sink=\"webhook-0\"}";
+    agent.wait_until("the webhook delivery to be counted", |a| {
+        scrape(a).get(delivered_series) == Some(&1.0)
+    });
     let metrics = scrape(&agent);
     let m = |series: &str| {
         *metrics
@@ -205,7 +210,9 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
             .unwrap_or_else(|| panic!("{series} missing from {metrics:#?}"))
     };
     assert_eq!(
-        m("seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b\"}"),
+        m(
+            "seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b\"}"
+        ),
         1.0
     );
     assert_eq!(m("seam_feed_delivered_total{sink=\"webhook-0\"}"), 1.0);

@@ -77,11 +77,14 @@ pub(crate) struct TcpTransition {
     pub new: u8,
 }
 
-/// `struct tcp_sock` counters at close.
+/// `struct tcp_sock` counters at close, as the kernel keeps them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct TcpCounters {
+    /// Sequence space received: payload, plus 1 once the peer's FIN arrived.
     pub bytes_received: u64,
-    pub bytes_acked: u64,
+    /// Payload sent, retransmissions included.
+    pub bytes_sent: u64,
+    pub bytes_retrans: u64,
     pub segs_in: u32,
     pub segs_out: u32,
 }
@@ -200,7 +203,8 @@ pub(crate) fn decode(bytes: &[u8], counted: bool) -> Result<KernelEvent, DecodeE
                 transition: transition(&d.state)?,
                 counters: counted.then_some(TcpCounters {
                     bytes_received: d.bytes_received,
-                    bytes_acked: d.bytes_acked,
+                    bytes_sent: d.bytes_sent,
+                    bytes_retrans: d.bytes_retrans,
                     segs_in: d.segs_in,
                     segs_out: d.segs_out,
                 }),

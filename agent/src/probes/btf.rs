@@ -192,7 +192,8 @@ impl BtfOffsets {
         mut offsets: KernelOffsets,
     ) -> Result<KernelOffsets, BtfError> {
         offsets.tcp_bytes_received = self.offset("tcp_sock", "bytes_received")?;
-        offsets.tcp_bytes_acked = self.offset("tcp_sock", "bytes_acked")?;
+        offsets.tcp_bytes_sent = self.offset("tcp_sock", "bytes_sent")?;
+        offsets.tcp_bytes_retrans = self.offset("tcp_sock", "bytes_retrans")?;
         offsets.tcp_segs_in = self.offset("tcp_sock", "segs_in")?;
         offsets.tcp_segs_out = self.offset("tcp_sock", "segs_out")?;
         offsets.tcp_counters_valid = 1;

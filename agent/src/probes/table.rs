@@ -11,7 +11,7 @@ pub(crate) enum Capability {
     UdpSend,
     /// Both ends of every TCP connection, each with its own cgroup.
     TcpEnds,
-    /// Bytes and packets per flow, and both ends of UDP flows.
+    /// Both ends of UDP flows (the first packet between a socket and a peer).
     Traffic,
     /// exec of tenant processes (pid, comm, uid, parent).
     ProcessExec,

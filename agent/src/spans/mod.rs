@@ -190,10 +190,12 @@ pub(crate) struct ConnectionEnd {
 /// Counters of one TCP socket (`struct tcp_sock`) at close.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Traffic {
-    /// Payload bytes this end sent that the other end acknowledged (`bytes_acked`).
+    /// Payload bytes this end sent, retransmissions not counted (`bytes_sent - bytes_retrans`).
     pub bytes_sent: u64,
-    /// Payload bytes this end received (`bytes_received`).
+    /// Payload bytes this end received (`bytes_received`, without the peer's FIN).
     pub bytes_received: u64,
+    /// Payload bytes this end sent again (`bytes_retrans`).
+    pub bytes_retransmitted: u64,
     /// Segments sent (`segs_out`, control segments included).
     pub segments_sent: u32,
     /// Segments received (`segs_in`).

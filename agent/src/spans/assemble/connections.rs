@@ -93,13 +93,34 @@ impl Open {
     }
 }
 
+/// What a socket that closed from TCP state `from` counted. `bytes_received` is sequence space
+/// and holds the peer's FIN once it arrived: the states a socket closes from after receiving
+/// the peer's FIN say so (`FIN_WAIT2` moves to TIME_WAIT on it; `CLOSE_WAIT`, `LAST_ACK` and
+/// `CLOSING` follow it).
+fn traffic(c: TcpCounters, from: u8) -> Traffic {
+    let fin_received = matches!(
+        from,
+        tcp_state::FIN_WAIT2 | tcp_state::CLOSE_WAIT | tcp_state::LAST_ACK | tcp_state::CLOSING
+    );
+    Traffic {
+        bytes_sent: c.bytes_sent.saturating_sub(c.bytes_retrans),
+        bytes_received: c.bytes_received.saturating_sub(u64::from(fin_received)),
+        bytes_retransmitted: c.bytes_retrans,
+        segments_sent: c.segs_out,
+        segments_received: c.segs_in,
+    }
+}
+
 /// Pairs connection ends into spans and follows them until they close.
 #[derive(Default)]
 pub(crate) struct Connections {
     /// Socket cookie -> the task that called connect()/sendmsg() on it, and when.
     intents: HashMap<u64, (ProcessRef, u64)>,
-    /// (netns, port) -> the task that called listen().
-    listeners: HashMap<(u32, u16), ProcessRef>,
+    /// (netns, port) -> the task that called listen(), and the listener's cookie.
+    listeners: HashMap<(u32, u16), (u64, ProcessRef)>,
+    /// Listener cookie -> (netns, port): a closing listener has already given its port back
+    /// when the kernel reports the close.
+    listener_ports: HashMap<u64, (u32, u16)>,
     /// Ends waiting for their peer, by their own view of the flow.
     pending: HashMap<FlowKey, (End, FlowKey)>,
     /// Cookie of a pending end -> its key.
@@ -141,12 +162,21 @@ impl Connections {
         match (t.old, t.new) {
             (tcp_state::CLOSE, tcp_state::LISTEN) => {
                 if let Some(owner) = task {
-                    self.listeners.insert((t.netns, t.local.port()), owner);
+                    let port = (t.netns, t.local.port());
+                    self.listeners.insert(port, (t.cookie, owner));
+                    self.listener_ports.insert(t.cookie, port);
                 }
                 Vec::new()
             }
             (tcp_state::LISTEN, tcp_state::CLOSE) => {
-                self.listeners.remove(&(t.netns, t.local.port()));
+                if let Some(port) = self.listener_ports.remove(&t.cookie)
+                    && self
+                        .listeners
+                        .get(&port)
+                        .is_some_and(|(c, _)| *c == t.cookie)
+                {
+                    self.listeners.remove(&port);
+                }
                 Vec::new()
             }
             (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
@@ -155,7 +185,10 @@ impl Connections {
                 self.arrive(key, Role::Client, t.cookie, process, ns, ctx)
             }
             (tcp_state::SYN_RECV, tcp_state::ESTABLISHED) => {
-                let owner = self.listeners.get(&(t.netns, t.local.port())).cloned();
+                let owner = self
+                    .listeners
+                    .get(&(t.netns, t.local.port()))
+                    .map(|(_, owner)| owner.clone());
                 let process = ctx.attributor.socket(cgroup_id, owner.as_ref());
                 self.arrive(key, Role::Server, t.cookie, process, ns, ctx)
             }
@@ -320,7 +353,8 @@ impl Connections {
         let local = ctx.attributor.local.contains(addr.ip());
         let listener = local
             .then(|| self.listeners.get(&(netns, addr.port())))
-            .flatten();
+            .flatten()
+            .map(|(_, owner)| owner);
         ConnectionEnd {
             addr,
             process: listener.cloned(),
@@ -464,15 +498,8 @@ impl Connections {
             _ => last_ns.unwrap_or(now_ns).max(open.opened_ns),
         };
         let traffic = |end: &Option<End>| {
-            end.as_ref()
-                .and_then(|e| e.closed)
-                .and_then(|c| c.counters)
-                .map(|c| Traffic {
-                    bytes_sent: c.bytes_acked,
-                    bytes_received: c.bytes_received,
-                    segments_sent: c.segs_out,
-                    segments_received: c.segs_in,
-                })
+            let closed = end.as_ref().and_then(|e| e.closed)?;
+            closed.counters.map(|c| traffic(c, closed.from))
         };
         let mut span = open.span.clone();
         span.end = Some(ctx.clock.unix(end_ns));

@@ -155,7 +155,8 @@ fn close(h: Header, t: TcpTransition, sent: u64, received: u64) -> KernelEvent {
             transition: t,
             counters: Some(TcpCounters {
                 bytes_received: received,
-                bytes_acked: sent,
+                bytes_sent: sent,
+                bytes_retrans: 0,
                 segs_in: 3,
                 segs_out: 4,
             }),
@@ -263,18 +264,19 @@ fn pairs_both_ends_then_ends_with_the_counters_of_each_socket() {
 
     // Client closes first (FIN_WAIT2 -> CLOSE), the server last (LAST_ACK -> CLOSE).
     let (server_addr, client_addr) = ("127.0.0.1:5432", "127.0.0.1:40000");
+    // Each received the other's FIN: one more in `bytes_received` than the payload.
     let first = w.feed(&[close(
         header(CG_A, 0, "", 10 * MS),
         transition(2, client_addr, server_addr, FIN_WAIT2, CLOSE),
         5,
-        7,
+        8,
     )]);
     assert!(ended(&first).is_empty(), "one end still open");
     let last = w.feed(&[close(
         header(CG_B, 0, "", 11 * MS),
         transition(3, server_addr, client_addr, LAST_ACK, CLOSE),
         7,
-        5,
+        6,
     )]);
     let done = connections(ended(&last));
     assert_eq!(done.len(), 1);
@@ -364,6 +366,32 @@ fn a_refused_connect_is_an_attempt_to_the_listeners_tenant() {
     let c = connection(whole[0]);
     assert_eq!(c.client.process.as_ref().and_then(|p| p.pid), Some(10));
     assert_eq!(c.server.tenant, Some(tenant("b")));
+}
+
+#[test]
+fn a_closed_listener_no_longer_owns_its_port() {
+    let mut w = World::new(100);
+    w.feed(&[
+        tcp(
+            header(CG_B, 20, "db", MS),
+            transition(1, "127.0.0.1:5432", "0.0.0.0:0", CLOSE, LISTEN),
+        ),
+        // The kernel reports a listener's close after it gave its port back (port 0).
+        tcp(
+            header(CG_B, 0, "", 2 * MS),
+            transition(1, "127.0.0.1:0", "0.0.0.0:0", LISTEN, CLOSE),
+        ),
+    ]);
+    let updates = w.feed(&[close(
+        header(CG_A, 0, "", 3 * MS),
+        transition(2, "127.0.0.1:0", "127.0.0.1:5432", SYN_SENT, CLOSE),
+        0,
+        0,
+    )]);
+    let spans = connections(ended(&updates));
+    let c = connection(spans[0]);
+    assert_eq!(c.server.tenant, None, "{c:#?}");
+    assert!(c.server.process.is_none());
 }
 
 #[test]
