@@ -8,6 +8,7 @@ pub mod correlation;
 pub mod demo;
 pub mod detect;
 pub mod events;
+pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;

@@ -1,0 +1,1 @@
+//! `seam keys ...`: the command line of the key layer.
