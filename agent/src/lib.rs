@@ -17,5 +17,6 @@ pub mod reload;
 pub mod rules;
 pub mod sinks;
 pub mod stats;
+pub mod store;
 pub mod workload;
 pub mod workload_file;
