@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use seam::{
     agent::{self, AgentError, AgentOptions},
     config::RuleSet,
-    demo, preflight,
+    demo,
+    keys::cli::KeysArgs,
+    preflight,
     sinks::{SinkOptions, rotate::Rotation, webhook::WebhookConfig},
     workload::{self, Workload},
 };
@@ -70,6 +72,9 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
+    /// audit.
+    Keys(KeysArgs),
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -180,6 +185,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
+        Command::Keys(args) => Ok(seam::keys::cli::run(&args, &mut std::io::stdout().lock())?),
         Command::Workload {
             cgroup,
             comm,

@@ -281,10 +281,6 @@ impl Keyring {
         &self.master
     }
 
-    pub(crate) fn actor(&self) -> &Actor {
-        &self.actor
-    }
-
     pub(crate) fn lock(&self) -> Result<files::DirLock, KeyringError> {
         let path = self.dir.join(LOCK_FILE);
         files::DirLock::acquire(&path).map_err(io_error("lock", &path))

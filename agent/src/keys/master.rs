@@ -106,8 +106,10 @@ pub(crate) fn random(out: &mut [u8]) -> Result<(), MasterKeyError> {
 }
 
 /// Output length for HKDF expansion into raw bytes.
+#[cfg(test)]
 pub(crate) struct Len(pub usize);
 
+#[cfg(test)]
 impl hkdf::KeyType for Len {
     fn len(&self) -> usize {
         self.0

@@ -178,9 +178,12 @@ impl FrameHeader {
 }
 
 /// Appends one record (time, length, bytes) to a frame's plaintext.
+#[inline]
 pub(crate) fn push_record(buf: &mut Vec<u8>, time_ns: u64, record: &[u8]) {
-    buf.extend_from_slice(&time_ns.to_le_bytes());
-    buf.extend_from_slice(&(record.len() as u32).to_le_bytes());
+    let mut head = [0u8; RECORD_HEADER_LEN];
+    head[..8].copy_from_slice(&time_ns.to_le_bytes());
+    head[8..].copy_from_slice(&(record.len() as u32).to_le_bytes());
+    buf.extend_from_slice(&head);
     buf.extend_from_slice(record);
 }
 

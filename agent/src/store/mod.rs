@@ -42,6 +42,7 @@
 //!
 //! **Reading.** [`reader`]: per segment, one frame in memory at a time; segments spread over
 //! threads ([`replay`]). Every problem is reported with its file and byte offset.
+pub mod bench;
 pub mod error;
 pub mod format;
 pub mod layout;
@@ -93,6 +94,9 @@ pub struct StoreOptions {
     pub window: Duration,
     pub sync: SyncPolicy,
     pub retention: Retention,
+    /// Benchmarks only: frames are sealed but not written, to time sealing without I/O.
+    #[doc(hidden)]
+    pub discard_frames: bool,
 }
 
 impl Default for StoreOptions {
@@ -103,6 +107,7 @@ impl Default for StoreOptions {
             window: Duration::from_secs(3600),
             sync: SyncPolicy::Interval(Duration::from_secs(1)),
             retention: Retention::default(),
+            discard_frames: false,
         }
     }
 }
@@ -139,7 +144,11 @@ pub struct Store {
     root: PathBuf,
     keyring: Arc<Keyring>,
     options: StoreOptions,
-    writers: HashMap<Scope, ScopeWriter>,
+    writers: Vec<ScopeWriter>,
+    /// Index in `writers` by scope.
+    index: HashMap<Scope, usize>,
+    /// The writer of the previous append: consecutive appends to one scope skip the lookup.
+    last: usize,
     stats: StoreStats,
     gaps: Vec<Gap>,
     closed: bool,
@@ -166,7 +175,9 @@ impl Store {
                 frame_bytes: options.frame_bytes.clamp(1, format::MAX_RECORD_LEN),
                 ..options
             },
-            writers: HashMap::new(),
+            writers: Vec::new(),
+            index: HashMap::new(),
+            last: 0,
             stats: StoreStats::default(),
             gaps: Vec::new(),
             closed: false,
@@ -210,14 +221,23 @@ impl Store {
                 max: format::MAX_RECORD_LEN,
             });
         }
-        let frame_bytes = self.options.frame_bytes;
-        let writer = match self.writers.get_mut(scope) {
-            Some(writer) => writer,
-            None => self
-                .writers
-                .entry(scope.clone())
-                .or_insert_with(|| ScopeWriter::new(scope.clone(), frame_bytes)),
-        };
+        if self
+            .writers
+            .get(self.last)
+            .is_none_or(|w| w.scope() != scope)
+        {
+            self.last = match self.index.get(scope) {
+                Some(&i) => i,
+                None => {
+                    let frame_bytes = self.options.frame_bytes;
+                    self.writers
+                        .push(ScopeWriter::new(scope.clone(), frame_bytes));
+                    self.index.insert(scope.clone(), self.writers.len() - 1);
+                    self.writers.len() - 1
+                }
+            };
+        }
+        let writer = &mut self.writers[self.last];
         let mut ctx = Ctx {
             root: &self.root,
             keyring: &self.keyring,
@@ -262,7 +282,7 @@ impl Store {
             stats: &mut self.stats,
             gaps: &mut self.gaps,
         };
-        for writer in self.writers.values_mut() {
+        for writer in &mut self.writers {
             if let Err(error) = f(writer, &mut ctx, now) {
                 first.get_or_insert(error);
             }
@@ -274,7 +294,7 @@ impl Store {
     pub fn apply_retention(&mut self, now_ns: u64) -> Result<RetentionReport, StoreError> {
         let open: HashSet<PathBuf> = self
             .writers
-            .values()
+            .iter()
             .filter_map(|w| w.open_segment_path().map(Path::to_owned))
             .collect();
         let report = retention::apply(&self.root, &self.options.retention, &open, now_ns)?;

@@ -75,6 +75,10 @@ impl ScopeWriter {
         }
     }
 
+    pub fn scope(&self) -> &Scope {
+        &self.scope
+    }
+
     pub fn open_segment_path(&self) -> Option<&Path> {
         self.segment.as_ref().map(|s| s.path.as_path())
     }
@@ -149,7 +153,12 @@ impl ScopeWriter {
             )
             .expect("AES-GCM seals any frame under the maximum size");
         self.buf.extend_from_slice(tag.as_ref());
-        if let Err(source) = seg.file.write_all(&self.buf) {
+        let written = if ctx.options.discard_frames {
+            Ok(())
+        } else {
+            seg.file.write_all(&self.buf)
+        };
+        if let Err(source) = written {
             let error = self.write_failed(ctx, source);
             self.drop_pending(ctx, &error);
             return Err(error);
