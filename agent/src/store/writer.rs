@@ -2,7 +2,7 @@
 //! frame size, appended to the scope's open segment, which is rolled by time window and size.
 use std::{
     fs::File,
-    io::Write as _,
+    io::{Seek as _, SeekFrom, Write as _},
     path::{Path, PathBuf},
     time::Instant,
 };
@@ -191,7 +191,13 @@ impl ScopeWriter {
             .as_mut()
             .expect("a segment is open while writing");
         let path = seg.path.clone();
-        if seg.file.set_len(seg.len).is_err() {
+        // Cut the partial frame off and write the next one where it began (the file offset
+        // is past the partial bytes, which would otherwise become a hole of zeros).
+        let cut = seg
+            .file
+            .set_len(seg.len)
+            .and_then(|()| seg.file.seek(SeekFrom::Start(seg.len)));
+        if cut.is_err() {
             tracing::warn!(path = %path.display(), "cannot cut a failed write off a segment; starting a new one");
             self.segment = None;
         }
