@@ -14,82 +14,21 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use super::{
-    Actor, KeyCheckValue, MasterKey, MasterKeyError, Scope,
-    audit::{self, AuditAction, AuditError, AuditSubject},
+    Actor, MasterKey, Scope,
+    audit::{self, AuditAction, AuditSubject},
     files, hex,
     master::{KEY_LEN, random},
+};
+pub use super::{
+    error::KeyringError,
+    listing::{EpochInfo, EpochState, ScopeInfo, list},
 };
 
 /// The keyring's own file (format version and master key check value).
 pub const KEYRING_FILE: &str = "keyring.json";
-const SCOPES_DIR: &str = "scopes";
+pub(crate) const SCOPES_DIR: &str = "scopes";
 const LOCK_FILE: &str = ".lock";
 const VERSION: u32 = 1;
-
-/// Why a key operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyringError {
-    /// The directory holds no keyring.
-    #[error("no keyring in {dir}; create one with `seam keys init --store <store>`")]
-    NotInitialized { dir: PathBuf },
-    /// `init` on a directory that already holds a keyring.
-    #[error("{dir} already holds a keyring; use it as it is, or choose another --store")]
-    AlreadyInitialized { dir: PathBuf },
-    /// The master key is not the one the keyring was created with.
-    #[error(
-        "the master key (check value {found}) is not this keyring's (check value {expected}) in {dir}; use the master key the keyring was created with"
-    )]
-    WrongMasterKey {
-        dir: PathBuf,
-        expected: String,
-        found: KeyCheckValue,
-    },
-    /// A keyring file could not be read or written.
-    #[error(
-        "cannot {action} {path}: {source}; check the key directory exists, is writable and has space"
-    )]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// A keyring file is not what Seam writes.
-    #[error("{path} is corrupt ({reason}); restore it from a backup")]
-    Corrupt { path: PathBuf, reason: String },
-    /// No key was ever made for this scope.
-    #[error("no keys for {scope}; `seam keys list` shows the scopes that have keys")]
-    UnknownScope { scope: Scope },
-    /// The scope has no such epoch.
-    #[error("{scope} has no key epoch {epoch}; `seam keys list` shows its epochs")]
-    UnknownEpoch { scope: Scope, epoch: u32 },
-    /// The epoch's key was destroyed by `seam keys retire`.
-    #[error(
-        "{scope} key epoch {epoch} was retired (its key destroyed): its history is unreadable by design"
-    )]
-    Retired { scope: Scope, epoch: u32 },
-    /// Every key of the scope was destroyed by `seam keys shred`.
-    #[error("{scope}'s keys were shredded: its history is unreadable by design")]
-    Shredded { scope: Scope },
-    /// Retiring the epoch new records are sealed under.
-    #[error("{scope} key epoch {epoch} is the active one; run `seam keys rotate` for it first")]
-    ActiveEpoch { scope: Scope, epoch: u32 },
-    /// A wrapped key does not open: the file was altered or moved, or another master key wrapped it.
-    #[error(
-        "{scope} key epoch {epoch} in {path} does not unwrap with this master key; restore the file from a backup"
-    )]
-    Unwrap {
-        path: PathBuf,
-        scope: Scope,
-        epoch: u32,
-    },
-    /// The master key failed.
-    #[error(transparent)]
-    Master(#[from] MasterKeyError),
-    /// The audit log could not be written.
-    #[error(transparent)]
-    Audit(#[from] AuditError),
-}
 
 /// Identifies a data key without revealing it: the first 8 bytes of HMAC-SHA256(key, "seam/v1/key-id").
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -142,7 +81,7 @@ pub struct EpochRecord {
     pub created_ns: u64,
     pub retired_ns: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    wrapped: Option<String>,
+    pub(crate) wrapped: Option<String>,
 }
 
 /// One scope's key file.
@@ -179,7 +118,10 @@ fn wrap_aad(scope: &Scope, epoch: u32, key_id: &str) -> Vec<u8> {
     aad
 }
 
-fn io_error(action: &'static str, path: &Path) -> impl FnOnce(io::Error) -> KeyringError {
+pub(crate) fn io_error(
+    action: &'static str,
+    path: &Path,
+) -> impl FnOnce(io::Error) -> KeyringError {
     let path = path.to_owned();
     move |source| KeyringError::Io {
         action,
@@ -546,11 +488,14 @@ impl Keyring {
     }
 }
 
-fn scope_path(dir: &Path, scope: &Scope) -> PathBuf {
+pub(crate) fn scope_path(dir: &Path, scope: &Scope) -> PathBuf {
     dir.join(SCOPES_DIR).join(format!("{}.json", scope.stem()))
 }
 
-fn read_scope_file(path: &Path, expect: Option<&Scope>) -> Result<Option<ScopeKeys>, KeyringError> {
+pub(crate) fn read_scope_file(
+    path: &Path,
+    expect: Option<&Scope>,
+) -> Result<Option<ScopeKeys>, KeyringError> {
     let text = match fs::read_to_string(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         read => read.map_err(io_error("read", path))?,
@@ -566,89 +511,4 @@ fn read_scope_file(path: &Path, expect: Option<&Scope>) -> Result<Option<ScopeKe
         return Err(corrupt(format!("it holds the keys of {}", keys.scope)));
     }
     Ok(Some(keys))
-}
-
-/// What became of an epoch's key.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EpochState {
-    /// New records are sealed under it.
-    Active,
-    /// An older epoch whose key still exists: its records stay readable.
-    Readable,
-    /// Its key was destroyed by `seam keys retire`.
-    Retired,
-    /// Its key was destroyed by `seam keys shred`.
-    Shredded,
-}
-
-/// One epoch as listed: never key material.
-#[derive(Clone, Debug, Serialize)]
-pub struct EpochInfo {
-    pub epoch: u32,
-    pub key_id: String,
-    pub created_ns: u64,
-    pub retired_ns: Option<u64>,
-    pub state: EpochState,
-}
-
-/// One scope's keys as listed.
-#[derive(Clone, Debug, Serialize)]
-pub struct ScopeInfo {
-    pub scope: Scope,
-    pub shredded_ns: Option<u64>,
-    pub epochs: Vec<EpochInfo>,
-}
-
-impl From<&ScopeKeys> for ScopeInfo {
-    fn from(keys: &ScopeKeys) -> Self {
-        let active = keys.active().map(|a| a.epoch);
-        let epochs = keys
-            .epochs
-            .iter()
-            .map(|e| EpochInfo {
-                epoch: e.epoch,
-                key_id: e.key_id.clone(),
-                created_ns: e.created_ns,
-                retired_ns: e.retired_ns,
-                state: match (&e.wrapped, keys.shredded_ns) {
-                    (Some(_), _) if active == Some(e.epoch) => EpochState::Active,
-                    (Some(_), _) => EpochState::Readable,
-                    (None, Some(shred)) if e.retired_ns.is_some_and(|r| r >= shred) => {
-                        EpochState::Shredded
-                    }
-                    (None, _) => EpochState::Retired,
-                },
-            })
-            .collect();
-        Self {
-            scope: keys.scope.clone(),
-            shredded_ns: keys.shredded_ns,
-            epochs,
-        }
-    }
-}
-
-/// Every scope's keys in `dir`, without key material (no master key needed).
-pub fn list(dir: &Path) -> Result<Vec<ScopeInfo>, KeyringError> {
-    Keyring::check_value(dir)?;
-    let scopes = dir.join(SCOPES_DIR);
-    let entries = fs::read_dir(&scopes).map_err(io_error("list", &scopes))?;
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(io_error("list", &scopes))?.path();
-        let Some(scope) = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .and_then(|n| n.strip_suffix(".json"))
-            .and_then(Scope::from_stem)
-        else {
-            continue;
-        };
-        if let Some(keys) = read_scope_file(&path, Some(&scope))? {
-            out.push(ScopeInfo::from(&keys));
-        }
-    }
-    out.sort_by(|a, b| a.scope.cmp(&b.scope));
-    Ok(out)
 }

@@ -24,9 +24,11 @@
 //! Key material lives in [`zeroize::Zeroizing`] buffers and is wiped on drop.
 pub mod audit;
 pub mod cli;
+mod error;
 pub mod escrow;
 pub mod files;
 pub mod keyring;
+mod listing;
 pub mod master;
 pub mod scope;
 #[cfg(test)]

@@ -184,7 +184,7 @@ pub fn append(args: &AppendArgs) -> Result<(), WorkloadError> {
             tracing::debug!(%error, "append failed");
         }
         i += 1;
-        if args.progress_every > 0 && i % args.progress_every == 0 {
+        if args.progress_every > 0 && i.is_multiple_of(args.progress_every) {
             if let Err(error) = store.flush() {
                 errors += 1;
                 tracing::debug!(%error, "flush failed");

@@ -172,7 +172,7 @@ impl FrameHeader {
             t_max: u64_at(33),
         };
         let len = header.ct_len as usize;
-        (len >= TAG_LEN && len <= MAX_CIPHERTEXT_LEN && header.t_min <= header.t_max)
+        ((TAG_LEN..=MAX_CIPHERTEXT_LEN).contains(&len) && header.t_min <= header.t_max)
             .then_some(header)
     }
 }
