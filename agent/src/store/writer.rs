@@ -84,6 +84,7 @@ impl ScopeWriter {
     }
 
     /// Buffers one record, sealing the batch once it reaches the frame size.
+    #[inline]
     pub fn append(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -92,11 +93,7 @@ impl ScopeWriter {
     ) -> Result<(), StoreError> {
         let needed = self.buf.len() + format::RECORD_HEADER_LEN + record.len() + TAG_LEN;
         if needed > self.buf.capacity() {
-            // Grow into a new buffer and wipe the old one: a reallocation would leave a
-            // plaintext copy behind in freed memory.
-            let mut bigger = Zeroizing::new(Vec::with_capacity(needed.next_power_of_two()));
-            bigger.extend_from_slice(&self.buf);
-            self.buf = bigger;
+            self.grow(needed);
         }
         format::push_record(&mut self.buf, time_ns, record);
         let p = &mut self.pending;
@@ -107,9 +104,18 @@ impl ScopeWriter {
         p.t_min = p.t_min.min(time_ns);
         p.t_max = p.t_max.max(time_ns);
         if self.buf.len() - FRAME_HEADER_LEN >= ctx.options.frame_bytes {
-            self.seal(ctx, false)?;
+            return self.seal(ctx, false);
         }
         Ok(())
+    }
+
+    /// Grows into a new buffer and wipes the old one: a reallocation would leave a plaintext
+    /// copy behind in freed memory.
+    #[cold]
+    fn grow(&mut self, needed: usize) {
+        let mut bigger = Zeroizing::new(Vec::with_capacity(needed.next_power_of_two()));
+        bigger.extend_from_slice(&self.buf);
+        self.buf = bigger;
     }
 
     /// Seals the batch (if any) into a frame. `close` makes it the segment's last frame (an
