@@ -35,6 +35,9 @@ pub enum EscrowError {
     /// A share file is not one `seam keys escrow split` wrote.
     #[error("{path} is not a Seam escrow share ({reason})")]
     Format { path: PathBuf, reason: String },
+    /// A share's bytes do not decode.
+    #[error("share {index} is damaged ({reason}); use another share of the split")]
+    BadShare { index: u8, reason: String },
     /// The shares come from different splits.
     #[error(
         "the shares come from different splits (check values {first} and {other}); give shares of one split"
@@ -117,11 +120,16 @@ pub fn recover(shares: &[EscrowShare]) -> Result<MasterKey, EscrowError> {
                 other: share.master_kcv.clone(),
             });
         }
-        let bytes = Zeroizing::new(BASE64.decode(&share.share).unwrap_or_default());
-        let share = Share::try_from(bytes.as_slice()).map_err(|reason| EscrowError::Format {
-            path: PathBuf::from(format!("share {}", share.index)),
-            reason: reason.into(),
-        })?;
+        let bad = |reason: String| EscrowError::BadShare {
+            index: share.index,
+            reason,
+        };
+        let bytes = Zeroizing::new(
+            BASE64
+                .decode(&share.share)
+                .map_err(|e| bad(e.to_string()))?,
+        );
+        let share = Share::try_from(bytes.as_slice()).map_err(|reason| bad(reason.into()))?;
         xs.insert(share.x.0);
         decoded.push(share);
     }
