@@ -8,7 +8,9 @@ use tracing_subscriber::EnvFilter;
 use crate::{
     agent::{self, AgentError, AgentOptions},
     config::RuleSet,
-    demo, preflight,
+    demo,
+    keys::cli::KeysArgs,
+    preflight,
     sinks::{SinkOptions, rotate::Rotation, webhook::WebhookConfig},
     workload::{self, Workload},
 };
@@ -76,6 +78,9 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
+    /// audit.
+    Keys(KeysArgs),
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -203,6 +208,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
+        Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]
             {

@@ -19,6 +19,11 @@ impl UnixNanos {
         Self(i64::try_from(realtime_ns()).unwrap_or(i64::MAX))
     }
 
+    /// From unsigned nanoseconds since the epoch (saturating).
+    pub(crate) fn from_u64(ns: u64) -> Self {
+        Self(i64::try_from(ns).unwrap_or(i64::MAX))
+    }
+
     /// RFC 3339 with nanoseconds, UTC.
     pub(crate) fn rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))

@@ -83,6 +83,12 @@ pub(crate) enum Workload {
         #[arg(long, default_value_t = 2000)]
         iterations: u32,
     },
+    /// Append records to a sealed store until --count or --stop-file; JSON progress lines.
+    StoreAppend(crate::store::bench::AppendArgs),
+    /// Read a sealed store back: JSON records (--records) and a report of every issue.
+    StoreRead(crate::store::bench::ReadArgs),
+    /// Store seal throughput against ring's raw AEAD, read throughput; prints JSON.
+    StoreBench(crate::store::bench::BenchArgs),
 }
 
 /// The syscall a `syscall-loop` repeats.
@@ -215,6 +221,9 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
             to,
             expect_errno,
         } => crate::workload_file::run(*op, path, dir.as_deref(), to.as_deref(), *expect_errno)?,
+        Workload::StoreAppend(args) => crate::store::bench::append(args)?,
+        Workload::StoreRead(args) => crate::store::bench::read(args)?,
+        Workload::StoreBench(args) => crate::store::bench::bench(args)?,
     }
     Ok(())
 }

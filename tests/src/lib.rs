@@ -14,6 +14,8 @@ use std::{
 
 use serde_json::Value;
 
+pub mod store;
+
 /// How long to wait for anything the agent should do.
 pub const WAIT: Duration = Duration::from_secs(15);
 
