@@ -14,11 +14,13 @@ use crate::{
     attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable},
     config::RuleSet,
     events::reader,
+    export::{ExportError, Exporter, OtlpConfig},
     input::Input,
     metrics::{Metrics, PipelineMetrics, server::ServeError},
     pipeline::{Pipeline, PipelineOptions},
     preflight::{self, PreflightError},
     probes::{self, ProbeError, btf::BtfOffsets, maps},
+    receive::{ReceiveError, ReceiverConfig},
     sinks::{SinkError, SinkOptions, Sinks},
     stats::StatsReport,
 };
@@ -38,6 +40,12 @@ pub(crate) enum AgentError {
     /// The metrics and health listener could not be bound.
     #[error(transparent)]
     Listen(#[from] ServeError),
+    /// OTLP export could not be set up.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The OTLP receiver could not listen.
+    #[error(transparent)]
+    Receive(#[from] ReceiveError),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}; check the directory exists and is writable")]
     ReadyFile {
@@ -53,8 +61,10 @@ pub(crate) struct AgentOptions {
     pub node: String,
     /// Where the feed goes: stdout, the feed file (rotation), webhooks; aggregation.
     pub feeds: SinkOptions,
-    /// Put ended spans in the feed too.
-    pub feed_spans: bool,
+    /// OTLP export of spans, violations and losses (`None`: off).
+    pub otlp: Option<OtlpConfig>,
+    /// OTLP receiver for applications' spans (`None`: off).
+    pub receive: Option<ReceiverConfig>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub listen: Option<SocketAddr>,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
@@ -166,7 +176,12 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let live_hooks = probes.live_hooks();
     let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
     metrics.set_live_hooks(&live_hooks);
-    let sink = Sinks::open(&options.feeds, &metrics)?;
+    let mut sink = Sinks::open(&options.feeds, &metrics)?;
+    if let Some(otlp) = &options.otlp {
+        let resource =
+            crate::export::map::resource(&otlp.service_name, &options.node, &otlp.resource);
+        sink = sink.with_exporter(Exporter::start(otlp, resource, &metrics)?);
+    }
     let attributor = Attributor {
         cgroups: CgroupRegistry::new(cgroup_root.clone()),
         processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
@@ -180,7 +195,6 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         PipelineOptions {
             node: options.node,
             max_open_spans: options.max_open_spans,
-            feed_spans: options.feed_spans,
             live_hooks: live_hooks.clone(),
         },
         PipelineMetrics::new(metrics.clone()),
@@ -196,6 +210,10 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         metrics.clone(),
     ));
     crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
+    let receiving = match options.receive {
+        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
+        None => crate::receive::Bound::default(),
+    };
     let tick_tx = tx.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(100));
@@ -226,11 +244,19 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
                 }
             }
         }
-        pipeline.finish();
+        if let Some(exporter) = pipeline.finish() {
+            exporter.shutdown(Duration::from_secs(5)).await;
+        }
         pipeline
     });
     if let Some(path) = &options.ready_file {
-        let body = serde_json::json!({ "live_hooks": live_hooks, "listen": listen }).to_string();
+        let body = serde_json::json!({
+            "live_hooks": live_hooks,
+            "listen": listen,
+            "otlp_receive_http": receiving.http,
+            "otlp_receive_grpc": receiving.grpc,
+        })
+        .to_string();
         std::fs::write(path, body).map_err(|source| AgentError::ReadyFile {
             path: path.clone(),
             source,

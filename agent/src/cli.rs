@@ -59,6 +59,10 @@ enum Command {
         feeds: FeedArgs,
         #[command(flatten)]
         spans: SpanArgs,
+        #[command(flatten)]
+        otlp: OtlpArgs,
+        #[command(flatten)]
+        receive: ReceiveArgs,
         /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
         /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
         #[arg(long, value_name = "ADDR")]
@@ -68,6 +72,8 @@ enum Command {
     Demo {
         #[arg(long, env = "SEAM_NODE")]
         node: Option<String>,
+        #[command(flatten)]
+        otlp: OtlpArgs,
     },
     /// Print every span name and attribute rules can use (Markdown, as in
     /// docs/span-attributes.md).
@@ -96,6 +102,82 @@ enum Command {
         #[command(subcommand)]
         workload: Workload,
     },
+}
+
+/// OTLP export. The standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL`,
+/// `..._HEADERS`, `..._TIMEOUT`, `..._TRACES_ENDPOINT`, `..._LOGS_ENDPOINT`,
+/// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) are honoured; flags win over them.
+#[derive(Debug, clap::Args)]
+struct OtlpArgs {
+    /// Export ended spans (traces) and violations and losses (logs) over OTLP to this
+    /// endpoint, e.g. http://127.0.0.1:4318 (http/protobuf) or http://127.0.0.1:4317 (grpc).
+    #[arg(long, value_name = "URL")]
+    otlp_endpoint: Option<String>,
+    /// OTLP protocol.
+    #[arg(long, value_enum, value_name = "PROTOCOL")]
+    otlp_protocol: Option<crate::export::config::Protocol>,
+    /// Header sent with every export request, KEY=VALUE (value percent-encoded); repeatable.
+    #[arg(long = "otlp-header", value_name = "KEY=VALUE")]
+    otlp_headers: Vec<String>,
+    /// Spans and log records queued at most; more are dropped and counted.
+    #[arg(long, value_name = "N", default_value_t = 8192, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    otlp_queue: u64,
+    /// Spans or log records per export request at most.
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    otlp_batch: u64,
+}
+
+impl OtlpArgs {
+    /// The export settings from the environment with these flags over them.
+    fn resolve(
+        self,
+    ) -> Result<Option<crate::export::OtlpConfig>, crate::export::config::OtlpConfigError> {
+        let mut settings = crate::export::OtlpSettings::from_env();
+        if self.otlp_endpoint.is_some() {
+            settings.endpoint = self.otlp_endpoint;
+            settings.traces_endpoint = None;
+            settings.logs_endpoint = None;
+        }
+        if let Some(protocol) = self.otlp_protocol {
+            settings.protocol = Some(protocol.to_string());
+        }
+        settings.headers.extend(self.otlp_headers);
+        settings.queue = usize::try_from(self.otlp_queue).unwrap_or(usize::MAX);
+        settings.batch = usize::try_from(self.otlp_batch).unwrap_or(usize::MAX);
+        settings.resolve()
+    }
+}
+
+/// Receiving applications' spans over OTLP (off unless a listener is given).
+#[derive(Debug, clap::Args)]
+struct ReceiveArgs {
+    /// Receive application spans over OTLP/HTTP (POST /v1/traces) on ADDR; without a value,
+    /// 127.0.0.1:4318.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:4318")]
+    otlp_receive_http: Option<SocketAddr>,
+    /// Receive application spans over OTLP/gRPC on ADDR; without a value, 127.0.0.1:4317.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:4317")]
+    otlp_receive_grpc: Option<SocketAddr>,
+    /// Largest OTLP request accepted (after decompression), in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 * 1024 * 1024, value_parser = clap::value_parser!(u64).range(1024..=256 * 1024 * 1024))]
+    otlp_receive_max_bytes: u64,
+    /// The span or resource attribute that carries the tenant an application declares.
+    #[arg(long, value_name = "KEY", default_value = "tenant.id")]
+    declared_tenant_attribute: String,
+}
+
+impl ReceiveArgs {
+    fn into_config(self, procfs: PathBuf) -> Option<crate::receive::ReceiverConfig> {
+        (self.otlp_receive_http.is_some() || self.otlp_receive_grpc.is_some()).then(|| {
+            crate::receive::ReceiverConfig {
+                http: self.otlp_receive_http,
+                grpc: self.otlp_receive_grpc,
+                max_bytes: usize::try_from(self.otlp_receive_max_bytes).unwrap_or(usize::MAX),
+                declared_attribute: self.declared_tenant_attribute,
+                procfs,
+            }
+        })
+    }
 }
 
 /// How spans are kept and shared.
@@ -141,7 +223,12 @@ struct FeedArgs {
 }
 
 impl FeedArgs {
-    fn into_options(self, stdout: bool, feed_file: Option<PathBuf>) -> SinkOptions {
+    fn into_options(
+        self,
+        stdout: bool,
+        feed_file: Option<PathBuf>,
+        feed_spans: bool,
+    ) -> SinkOptions {
         let webhooks = self
             .webhooks
             .into_iter()
@@ -161,6 +248,7 @@ impl FeedArgs {
                 keep: self.feed_keep,
             }),
             webhooks,
+            feed_spans,
             aggregate_window: Duration::from_secs(self.aggregate_window),
             ..SinkOptions::default()
         }
@@ -230,8 +318,15 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workload::run(&workload)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { node } => {
-            let violations = runtime()?.block_on(demo::run(node_name(node)))?;
+        Command::Demo { node, otlp } => {
+            let otlp = match otlp.resolve() {
+                Ok(otlp) => otlp,
+                Err(error) => {
+                    eprintln!("seam: error: {error}");
+                    return Ok(ExitCode::from(USAGE_ERROR));
+                }
+            };
+            let violations = runtime()?.block_on(demo::run(node_name(node), otlp))?;
             Ok(if violations > 0 {
                 ExitCode::SUCCESS
             } else {
@@ -249,8 +344,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             disabled_probes,
             feeds,
             spans,
+            otlp,
+            receive,
             listen,
         } => {
+            let otlp = match otlp.resolve() {
+                Ok(otlp) => otlp,
+                Err(error) => {
+                    eprintln!("seam: error: {error}");
+                    return Ok(ExitCode::from(USAGE_ERROR));
+                }
+            };
             let rules_dirs = rules;
             let rules = match RuleSet::load_dirs(&rules_dirs) {
                 Ok(rules) => rules,
@@ -263,13 +367,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             let options = AgentOptions {
                 rules,
                 node: node_name(node),
-                feeds: feeds.into_options(!quiet, feed_file),
+                feeds: feeds.into_options(!quiet, feed_file, spans.feed_spans),
                 listen,
                 ready_file,
                 rescan: Duration::from_secs(2),
                 ring_bytes: ring_buffer_bytes,
                 disabled_probes,
-                feed_spans: spans.feed_spans,
+                otlp,
+                receive: receive.into_config(spans.procfs.clone()),
                 max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
                 procfs: spans.procfs,
             };
@@ -313,7 +418,9 @@ async fn run_agent(
             error @ (AgentError::Preflight(_)
             | AgentError::Probes(_)
             | AgentError::Sink(_)
-            | AgentError::Listen(_)),
+            | AgentError::Listen(_)
+            | AgentError::Export(_)
+            | AgentError::Receive(_)),
         ) => {
             eprintln!("seam: error: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));

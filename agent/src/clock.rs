@@ -24,6 +24,11 @@ impl UnixNanos {
         Self(i64::try_from(ns).unwrap_or(i64::MAX))
     }
 
+    /// Nanoseconds since the epoch as `u64` (OTLP's `fixed64`); 0 before the epoch.
+    pub(crate) fn as_u64(self) -> u64 {
+        u64::try_from(self.0).unwrap_or(0)
+    }
+
     /// RFC 3339 with nanoseconds, UTC.
     pub(crate) fn rfc3339(self) -> String {
         OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0))

@@ -134,7 +134,7 @@ impl Drop for DemoGuard {
 /// Runs the demo; fails unless Seam saw both connections and flagged exactly the
 /// cross-tenant connection and the cross-tenant file read. Returns the number of violations.
 #[allow(clippy::print_stdout)]
-pub(crate) async fn run(node: String) -> Result<u64> {
+pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -> Result<u64> {
     preflight::require_root()?;
     let cgroup_root = preflight::cgroup2_mount()?;
     let rules = RuleSet::demo().map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -148,7 +148,8 @@ pub(crate) async fn run(node: String) -> Result<u64> {
         rescan: Duration::from_secs(2),
         ring_bytes: None,
         disabled_probes: Vec::new(),
-        feed_spans: false,
+        otlp,
+        receive: None,
         max_open_spans: 100_000,
         procfs: PathBuf::from("/proc"),
     })

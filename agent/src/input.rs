@@ -3,6 +3,7 @@
 use crate::{
     config::RuleSet,
     events::{DecodeError, KernelEvent},
+    receive::AppSpanIn,
 };
 
 /// A batch of ring-buffer records, decoded (or why one could not be).
@@ -21,4 +22,6 @@ pub(crate) enum Input {
     Tick,
     /// New, validated rules (SIGHUP or a change in the rules directory): swap and rescan.
     Reload(Box<RuleSet>),
+    /// Spans applications sent over OTLP, to be joined to the kernel's view.
+    App(Vec<AppSpanIn>),
 }

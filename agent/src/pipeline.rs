@@ -12,10 +12,21 @@ use crate::{
     input::Input,
     metrics::PipelineMetrics,
     sinks::{Loss, LossTag, Record, Sinks},
-    spans::assemble::{Assembler, Ctx, SpanUpdate},
+    spans::assemble::{Assembler, Ctx, JoinOutcome, SpanUpdate},
     stats::Stats,
     vocab::LossSource,
 };
+
+/// The assembly context, borrowing the fields it needs (so the assembler stays free).
+macro_rules! ctx {
+    ($pipeline:ident) => {
+        Ctx {
+            attributor: &mut $pipeline.attributor,
+            rules: &$pipeline.rules,
+            clock: &$pipeline.clock,
+        }
+    };
+}
 
 /// All stages' state.
 pub(crate) struct Pipeline {
@@ -26,8 +37,6 @@ pub(crate) struct Pipeline {
     sink: Sinks,
     filter: Box<dyn TenantFilter>,
     clock: WallClock,
-    /// Put ended spans in the feed too (`--feed-spans`).
-    feed_spans: bool,
     pub(crate) stats: Stats,
     metrics: PipelineMetrics,
     node: String,
@@ -40,7 +49,6 @@ pub(crate) struct PipelineOptions {
     pub node: String,
     /// Most open connection spans; the oldest beyond are evicted (counted).
     pub max_open_spans: usize,
-    pub feed_spans: bool,
     pub live_hooks: Vec<String>,
 }
 
@@ -63,7 +71,6 @@ impl Pipeline {
             sink,
             filter,
             clock: WallClock::now(),
-            feed_spans: options.feed_spans,
             stats,
             metrics,
             node: options.node,
@@ -90,10 +97,16 @@ impl Pipeline {
                     self.report_loss(LossSource::RingBuffer, probe, total);
                 }
             }
+            Input::App(spans) => {
+                let ctx = ctx!(self);
+                let joined = self.assembler.app(spans, clock::boot_ns(), &ctx);
+                self.on_joined(joined);
+            }
             Input::CgroupsChanged => self.rescan(),
             Input::Tick => self.tick(),
             Input::Reload(rules) => {
                 self.rules = *rules;
+                self.detector.reload(&self.rules);
                 self.rescan();
                 tracing::info!(
                     tenants = self.rules.tenants.len(),
@@ -119,11 +132,7 @@ impl Pipeline {
         };
         *self.stats.events_by_kind.entry(label).or_default() += 1;
         self.metrics.event(label);
-        let mut ctx = Ctx {
-            attributor: &mut self.attributor,
-            rules: &self.rules,
-            clock: &self.clock,
-        };
+        let mut ctx = ctx!(self);
         let updates = self.assembler.on_event(event, &mut ctx);
         self.on_updates(updates);
     }
@@ -140,6 +149,13 @@ impl Pipeline {
             }
         }
         self.report_evictions();
+    }
+
+    fn on_joined(&mut self, joined: Vec<(JoinOutcome, SpanUpdate)>) {
+        for (outcome, update) in joined {
+            self.metrics.app_span(outcome);
+            self.on_updates(vec![update]);
+        }
     }
 
     /// Evaluates every rule on a span as it starts and hands the violations to the sinks.
@@ -162,12 +178,10 @@ impl Pipeline {
         self.stats.feed_write_errors = self.sink.write_errors;
     }
 
-    /// A span that ended: to the feed (with `--feed-spans`).
+    /// A span that ended: to OTLP export and, with `--feed-spans`, the feed.
     fn ended(&mut self, span: crate::spans::Span) {
         self.stats.spans_ended += 1;
-        if self.feed_spans {
-            self.sink.emit(Record::Span(Box::new(span)));
-        }
+        self.sink.span(span);
     }
 
     /// Rescans cgroupfs and updates the kernel's tenant filter.
@@ -180,11 +194,7 @@ impl Pipeline {
         let now = clock::boot_ns();
         for cgroup in unregistered {
             self.filter.unwatch(cgroup.id);
-            let ctx = Ctx {
-                attributor: &mut self.attributor,
-                rules: &self.rules,
-                clock: &self.clock,
-            };
+            let ctx = ctx!(self);
             let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
             self.on_updates(updates);
             tracing::info!(cgroup = %cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
@@ -215,18 +225,22 @@ impl Pipeline {
     fn tick(&mut self) {
         self.clock.refresh();
         let now = clock::boot_ns();
-        let mut ctx = Ctx {
-            attributor: &mut self.attributor,
-            rules: &self.rules,
-            clock: &self.clock,
-        };
+        let mut ctx = ctx!(self);
         let updates = self.assembler.tick(now, &mut ctx);
         self.on_updates(updates);
+        let ctx = ctx!(self);
+        let joined = self.assembler.app_tick(now, &ctx);
+        self.on_joined(joined);
         self.metrics.open_spans(
             self.assembler.open_connections(),
             self.attributor.processes.len(),
         );
         self.sink.tick();
+        if let Some(dropped) = self.sink.otlp_dropped() {
+            for (signal, total) in dropped {
+                self.report_loss(LossSource::Otlp, signal.as_str(), total);
+            }
+        }
         self.metrics.heartbeat();
     }
 
@@ -257,6 +271,10 @@ impl Pipeline {
                 "{lost} open {probe} spans ended early (more than --max-open-spans were open); \
                  their ends and byte counts are missing"
             ),
+            LossSource::Otlp => format!(
+                "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
+                 seam_otlp_dropped_total for why"
+            ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };
         tracing::warn!(%source, probe, lost, total, "{message}");
@@ -276,18 +294,19 @@ impl Pipeline {
         }));
     }
 
-    /// At shutdown: every open span ends, and everything queued is flushed.
-    pub(crate) fn finish(&mut self) {
-        let mut ctx = Ctx {
-            attributor: &mut self.attributor,
-            rules: &self.rules,
-            clock: &self.clock,
-        };
+    /// At shutdown: every open span ends, and everything queued is flushed. Returns the OTLP
+    /// exporter, to be shut down last (it is async).
+    pub(crate) fn finish(&mut self) -> Option<crate::export::Exporter> {
+        let ctx = ctx!(self);
+        let joined = self.assembler.app_flush(&ctx);
+        self.on_joined(joined);
+        let mut ctx = ctx!(self);
         let updates = self.assembler.flush(clock::boot_ns(), &mut ctx);
         self.on_updates(updates);
         self.sink.finish();
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();
         self.stats.violations_folded = self.sink.folded();
+        self.sink.take_exporter()
     }
 }

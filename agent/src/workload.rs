@@ -89,6 +89,12 @@ pub(crate) enum Workload {
     StoreRead(crate::store::bench::ReadArgs),
     /// Store seal throughput against ring's raw AEAD, read throughput; prints JSON.
     StoreBench(crate::store::bench::BenchArgs),
+    /// Run another program in the cgroup (exec: it keeps this pid), e.g. a test application.
+    Exec {
+        /// The program and its arguments.
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
 }
 
 /// The syscall a `syscall-loop` repeats.
@@ -224,6 +230,12 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
         Workload::StoreAppend(args) => crate::store::bench::append(args)?,
         Workload::StoreRead(args) => crate::store::bench::read(args)?,
         Workload::StoreBench(args) => crate::store::bench::bench(args)?,
+        Workload::Exec { command } => {
+            use std::os::unix::process::CommandExt as _;
+            let (program, args) = command.split_first().context("nothing to run")?;
+            let error = std::process::Command::new(program).args(args).exec();
+            return Err(error).with_context(|| format!("cannot run {program}"));
+        }
     }
     Ok(())
 }

@@ -14,6 +14,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod python;
 pub mod store;
 
 /// How long to wait for anything the agent should do.

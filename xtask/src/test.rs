@@ -24,6 +24,7 @@ struct Tally {
 pub fn run(_args: &Args) -> Result<ExitCode> {
     let (env, bin) = build::setup_and_build(false)?;
     util::ensure_tracefs()?;
+    let python = crate::python::ensure()?;
     let rules = util::workspace_root().join("rules");
 
     let mut unit = util::cargo();
@@ -49,7 +50,8 @@ pub fn run(_args: &Args) -> Result<ExitCode> {
             "--test-threads=2",
         ])
         .env("SEAM_BIN", &bin)
-        .env("SEAM_RULES_DIR", &rules);
+        .env("SEAM_RULES_DIR", &rules)
+        .env("SEAM_PYTHON", &python);
     env.apply(&mut integration);
 
     let mut total = Tally::default();

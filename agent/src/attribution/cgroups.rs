@@ -59,6 +59,11 @@ impl CgroupRegistry {
         }
     }
 
+    /// The cgroup2 mount.
+    pub(crate) fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// The cgroup with this id, if it existed at the last scan.
     pub(crate) fn get(&self, id: u64) -> Option<&CgroupInfo> {
         self.by_id.get(&id)

@@ -11,7 +11,7 @@ pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
 pub(crate) use local::LocalAddrs;
 pub(crate) use processes::{Observed, ProcessInfo, ProcessTable};
 
-use crate::spans::ProcessRef;
+use crate::{config::RuleSet, spans::ProcessRef};
 
 /// The kernel-side filter: only watched cgroups produce events. Implemented over the probes'
 /// map (`probes::maps`), and by fakes in tests, so the pipeline holds no kernel object.
@@ -75,6 +75,49 @@ impl Attributor {
             process.execution = owner.execution;
         }
         process
+    }
+
+    /// Any process on this node by pid: a tenant process Seam follows, else what procfs says
+    /// (its cgroup, hence its tenant, comm, executable and uid). `None` when it is gone.
+    pub(crate) fn process_by_pid(&self, pid: u32, rules: &RuleSet) -> Option<ProcessRef> {
+        if let Some(info) = self.processes.get(pid) {
+            return Some(self.process_ref(info, info.cgroup_id));
+        }
+        let dir = self.processes.procfs().join(pid.to_string());
+        let cgroups = std::fs::read_to_string(dir.join("cgroup")).ok()?;
+        let path = cgroups
+            .lines()
+            .find_map(|l| l.strip_prefix("0::"))?
+            .trim()
+            .trim_start_matches('/')
+            .to_owned();
+        let cgroup_id = std::fs::metadata(self.cgroups.root().join(&path))
+            .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
+            .unwrap_or(0);
+        let tenant = self
+            .cgroups
+            .get(cgroup_id)
+            .and_then(|c| c.tenant.clone())
+            .or_else(|| rules.tenant_for_cgroup(&path));
+        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let uid = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Uid:"))
+            .and_then(|l| l.split_whitespace().next()?.parse().ok());
+        Some(ProcessRef {
+            pid: Some(pid),
+            comm: std::fs::read_to_string(dir.join("comm"))
+                .map(|c| c.trim_end().to_owned())
+                .unwrap_or_default(),
+            exe: std::fs::read_link(dir.join("exe"))
+                .ok()
+                .map(|p| p.to_string_lossy().into_owned()),
+            uid,
+            cgroup_id,
+            cgroup_path: path,
+            tenant,
+            execution: None,
+        })
     }
 
     /// A process known only by its cgroup.

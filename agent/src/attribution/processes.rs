@@ -59,6 +59,11 @@ impl ProcessTable {
         }
     }
 
+    /// The procfs the table reads.
+    pub(crate) fn procfs(&self) -> &Path {
+        &self.procfs
+    }
+
     fn execution(&self, pid: u32, start_ns: u64) -> SpanRef {
         let (trace_id, span_id) = process_ids(&self.boot_id, pid, start_ns);
         SpanRef { trace_id, span_id }

@@ -22,7 +22,7 @@ use std::{
 
 pub(crate) use self::{
     error::{ConfigError, ConfigErrors},
-    model::{Allow, Rule, Tenant, TenantId, TenantMatch, path_under},
+    model::{Allow, CountRule, Rule, Tenant, TenantId, TenantMatch, path_under},
 };
 use self::{
     matcher::{CgroupMatcher, EndpointMatcher},

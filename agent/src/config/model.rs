@@ -9,7 +9,7 @@ use std::{
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use crate::{
-    rules::{Attr, Matcher},
+    rules::{Attr, CountLimit, Matcher},
     spans::TenantName,
     vocab::{Severity, Transport},
 };
@@ -59,6 +59,17 @@ pub(crate) struct Rule {
     /// The tenant attribute violations name as `actual_tenant` (`None`: the touched
     /// resource's: `peer.tenant`, `file.tenant`).
     pub actual: Option<Attr>,
+    /// For `trace.count(...)` rules: over what the count runs.
+    pub count: Option<CountRule>,
+}
+
+/// How a `trace.count(...) > N` rule counts: spans matching its `trace.has` part, per value of
+/// `group_by`, within the last `window`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CountRule {
+    pub limit: CountLimit,
+    pub window: std::time::Duration,
+    pub group_by: Attr,
 }
 
 /// One side of an allow entry.

@@ -14,7 +14,8 @@ use super::{
     error::{ConfigError, ConfigErrors, Location},
     matcher::{CgroupMatcher, EndpointMatcher, compile_glob},
     model::{
-        Allow, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError, valid_ident,
+        Allow, CountRule, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError,
+        valid_ident,
     },
     raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
     strmap::value_offsets,
@@ -349,7 +350,8 @@ impl Builder<'_> {
             Ok(matcher) => {
                 let intended = self.tenant_attr(file, raw.intended.as_ref(), &matcher, "intended");
                 let actual = self.tenant_attr(file, raw.actual.as_ref(), &matcher, "actual");
-                if let (Ok(intended), Ok(actual)) = (intended, actual) {
+                let count = self.count_rule(file, raw, &matcher);
+                if let (Ok(intended), Ok(actual), Ok(count)) = (intended, actual, count) {
                     self.rules.push(Rule {
                         id: id.clone(),
                         severity: raw.severity,
@@ -358,6 +360,7 @@ impl Builder<'_> {
                         matcher,
                         intended,
                         actual,
+                        count,
                     });
                 }
             }
@@ -367,6 +370,58 @@ impl Builder<'_> {
                 }
             }
         }
+    }
+
+    /// `rule.window` and `rule.group_by`: required with (and only with) `trace.count`.
+    fn count_rule(
+        &mut self,
+        file: usize,
+        raw: &RawRule,
+        matcher: &rules::Matcher,
+    ) -> Result<Option<CountRule>, ()> {
+        let Some(limit) = matcher.count else {
+            for (key, value) in [("window", &raw.window), ("group_by", &raw.group_by)] {
+                if let Some(v) = value {
+                    let msg = format!("rule.{key} without a `trace.count(...)` expression");
+                    let hint = "remove it, or count: `trace.count(<span>).where(...) > N`";
+                    self.invalid(&Self::at(file, v), msg, hint);
+                    return Err(());
+                }
+            }
+            return Ok(None);
+        };
+        let Some(window) = &raw.window else {
+            let msg = "a `trace.count(...)` rule needs a `window`".to_owned();
+            self.invalid(&Self::at(file, &raw.expr), msg, "add e.g. window = \"60s\"");
+            return Err(());
+        };
+        let Some(duration) = parse_window(window.get_ref()) else {
+            let msg = format!("invalid window {:?}", window.get_ref());
+            let hint = "write a whole number of seconds, minutes or hours: \"30s\", \"5m\", \"1h\"";
+            self.invalid(&Self::at(file, window), msg, hint);
+            return Err(());
+        };
+        let group_by = match &raw.group_by {
+            None => Attr::Tenant,
+            Some(name) => match Attr::parse(name.get_ref()) {
+                Some(attr) if matcher.spans.names().all(|s| attr.available_on(s)) => attr,
+                _ => {
+                    let msg = format!(
+                        "rule.group_by {:?} is not an attribute of every span the rule counts",
+                        name.get_ref()
+                    );
+                    let hint =
+                        "use e.g. \"tenant\" or \"declared.tenant\"; docs/span-attributes.md";
+                    self.invalid(&Self::at(file, name), msg, hint);
+                    return Err(());
+                }
+            },
+        };
+        Ok(Some(CountRule {
+            limit,
+            window: duration,
+            group_by,
+        }))
     }
 
     /// `rule.intended` / `rule.actual`: a tenant attribute every span the rule matches carries.
@@ -591,6 +646,22 @@ impl Builder<'_> {
         }
         Err(ConfigErrors(errors))
     }
+}
+
+/// `"30s"`, `"5m"`, `"1h"` (at least a second, at most a day).
+fn parse_window(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let unit = text.chars().last()?;
+    let n: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (1..=86_400)
+        .contains(&secs)
+        .then(|| std::time::Duration::from_secs(secs))
 }
 
 fn parse_allow_port(raw: &RawPort) -> Result<PortRange, ValueError> {

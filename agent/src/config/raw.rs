@@ -104,6 +104,12 @@ pub(super) struct RawRule {
     /// The tenant attribute a violation names as actual (default: the touched resource's).
     #[serde(default)]
     pub actual: Option<Spanned<String>>,
+    /// `trace.count` rules: the sliding window, e.g. `"60s"`, `"5m"`.
+    #[serde(default)]
+    pub window: Option<Spanned<String>>,
+    /// `trace.count` rules: the attribute whose values are counted apart (default `tenant`).
+    #[serde(default)]
+    pub group_by: Option<Spanned<String>>,
     /// `[[rule.allow]]`: exceptions to this rule only.
     #[serde(default)]
     pub allow: Vec<RawAllow>,

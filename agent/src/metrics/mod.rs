@@ -48,6 +48,31 @@ pub(crate) struct LossLabels {
     pub probe: String,
 }
 
+/// Labels of `seam_otlp_exported_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalLabel {
+    pub signal: String,
+}
+
+/// Labels of `seam_otlp_dropped_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SignalDropLabels {
+    pub signal: String,
+    pub reason: String,
+}
+
+/// `reason` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReasonLabel {
+    pub reason: String,
+}
+
+/// `outcome` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
 /// `sink` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct SinkLabel {
@@ -116,6 +141,11 @@ pub(crate) struct Metrics {
     pub feed_delivered: Family<SinkLabel, Counter>,
     pub feed_delivery_failures: Family<SinkLabel, Counter>,
     pub hooks_live: Family<HookLabel, Gauge>,
+    pub otlp_exported: Family<SignalLabel, Counter>,
+    pub otlp_dropped: Family<SignalDropLabels, Counter>,
+    pub otlp_received: Counter,
+    pub otlp_receive_errors: Family<ReasonLabel, Counter>,
+    pub app_spans: Family<OutcomeLabel, Counter>,
     pub tenant_cgroups: Gauge,
     pub health: Health,
 }
@@ -211,6 +241,39 @@ impl Metrics {
             "Kernel hooks attached (1 per live hook)",
             hooks_live.clone(),
         );
+        let otlp_exported = Family::<SignalLabel, Counter>::default();
+        registry.register(
+            "otlp_exported",
+            "Spans (traces) and log records (logs) an OTLP receiver accepted",
+            otlp_exported.clone(),
+        );
+        let otlp_dropped = Family::<SignalDropLabels, Counter>::default();
+        registry.register(
+            "otlp_dropped",
+            "Spans and log records OTLP export dropped, by reason (queue_full, \
+             retries_exhausted, rejected, shutdown)",
+            otlp_dropped.clone(),
+        );
+        let otlp_received = Counter::default();
+        registry.register(
+            "otlp_received_spans",
+            "Application spans received over OTLP and handed to the join",
+            otlp_received.clone(),
+        );
+        let otlp_receive_errors = Family::<ReasonLabel, Counter>::default();
+        registry.register(
+            "otlp_receive_errors",
+            "OTLP requests (or spans) the receiver refused, by reason (malformed, too_large, \
+             unsupported, busy, refused_spans)",
+            otlp_receive_errors.clone(),
+        );
+        let app_spans = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "app_spans",
+            "Application spans by join outcome (joined: matched to a kernel connection; \
+             process: only the sender's process known; unmatched)",
+            app_spans.clone(),
+        );
         let tenant_cgroups = Gauge::default();
         registry.register(
             "tenant_cgroups",
@@ -233,6 +296,11 @@ impl Metrics {
             feed_delivered,
             feed_delivery_failures,
             hooks_live,
+            otlp_exported,
+            otlp_dropped,
+            otlp_received,
+            otlp_receive_errors,
+            app_spans,
             tenant_cgroups,
             health: Health::default(),
         }
@@ -254,6 +322,28 @@ impl Metrics {
                 .get_or_create(&HookLabel { hook: hook.clone() })
                 .set(1);
         }
+    }
+
+    /// The exported counter of OTLP `signal`.
+    pub(crate) fn otlp_exported(&self, signal: &str) -> Counter {
+        self.otlp_exported.get_or_create_owned(&SignalLabel {
+            signal: signal.into(),
+        })
+    }
+
+    /// The dropped counter of OTLP `signal` for `reason` (created at zero).
+    pub(crate) fn otlp_dropped(&self, signal: &str, reason: &str) -> Counter {
+        self.otlp_dropped.get_or_create_owned(&SignalDropLabels {
+            signal: signal.into(),
+            reason: reason.into(),
+        })
+    }
+
+    /// The OTLP receiver's error counter for `reason` (created at zero).
+    pub(crate) fn otlp_receive_error(&self, reason: &str) -> Counter {
+        self.otlp_receive_errors.get_or_create_owned(&ReasonLabel {
+            reason: reason.into(),
+        })
     }
 
     /// The counters of sink `name`, created (at zero) for every drop reason.

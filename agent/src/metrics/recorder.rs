@@ -67,6 +67,16 @@ impl PipelineMetrics {
             .inc_by(lost);
     }
 
+    /// One application span joined with `outcome`.
+    pub(crate) fn app_span(&self, outcome: crate::spans::assemble::JoinOutcome) {
+        self.shared
+            .app_spans
+            .get_or_create(&super::OutcomeLabel {
+                outcome: outcome.as_str().to_owned(),
+            })
+            .inc();
+    }
+
     /// Open connection spans (and unpaired ends) and known processes.
     pub(crate) fn open_spans(&self, connections: usize, processes: usize) {
         let set = |kind: &str, n: usize| {

@@ -25,13 +25,15 @@ pub(crate) enum Operand {
     Attr(String, Span),
     /// A literal.
     Lit(Lit, Span),
+    /// `attr("key")`: an application span's own attribute.
+    AppAttr(String, Span),
 }
 
 impl Operand {
     /// Where the operand is.
     pub(crate) fn span(&self) -> Span {
         match self {
-            Operand::Attr(_, s) | Operand::Lit(_, s) => s.clone(),
+            Operand::Attr(_, s) | Operand::Lit(_, s) | Operand::AppAttr(_, s) => s.clone(),
         }
     }
 }
@@ -112,6 +114,16 @@ pub(crate) enum Expr {
     Text(Operand, TextOp, Operand),
     /// A bare operand used as a condition (a bool attribute or literal).
     Truthy(Operand),
+    /// `trace.count(<name>).where(<cond>) <op> <n>`: the whole expression.
+    Count {
+        name: String,
+        span: Span,
+        cond: Option<Box<Expr>>,
+        op: CmpOp,
+        n: i64,
+        /// Where `<op> <n>` is.
+        limit_span: Span,
+    },
 }
 
 impl Expr {
@@ -121,6 +133,7 @@ impl Expr {
         let op = |o: &Operand| match o {
             Operand::Attr(a, _) => Operand::Attr(a.clone(), 0..0),
             Operand::Lit(l, _) => Operand::Lit(l.clone(), 0..0),
+            Operand::AppAttr(k, _) => Operand::AppAttr(k.clone(), 0..0),
         };
         match self {
             Expr::Or(a, b) => Expr::Or(Box::new(a.without_spans()), Box::new(b.without_spans())),
@@ -139,6 +152,20 @@ impl Expr {
             ),
             Expr::Text(a, o, b) => Expr::Text(op(a), *o, op(b)),
             Expr::Truthy(a) => Expr::Truthy(op(a)),
+            Expr::Count {
+                name,
+                cond,
+                op: o,
+                n,
+                ..
+            } => Expr::Count {
+                name: name.clone(),
+                span: 0..0,
+                cond: cond.as_ref().map(|c| Box::new(c.without_spans())),
+                op: *o,
+                n: *n,
+                limit_span: 0..0,
+            },
         }
     }
 }
@@ -171,6 +198,7 @@ impl fmt::Display for Operand {
         match self {
             Operand::Attr(a, _) => f.write_str(a),
             Operand::Lit(l, _) => write!(f, "{l}"),
+            Operand::AppAttr(k, _) => write!(f, "attr({})", Lit::Str(k.clone())),
         }
     }
 }
@@ -232,6 +260,15 @@ impl fmt::Display for Expr {
             }
             Expr::Text(a, op, b) => write!(f, "{a} {} {b}", op.as_str()),
             Expr::Truthy(a) => write!(f, "{a}"),
+            Expr::Count {
+                name, cond, op, n, ..
+            } => {
+                write!(f, "trace.count({name})")?;
+                if let Some(c) = cond {
+                    write!(f, ".where({c})")?;
+                }
+                write!(f, " {} {n}", op.as_str())
+            }
         }
     }
 }

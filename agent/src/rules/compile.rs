@@ -7,7 +7,7 @@ use ipnet::IpNet;
 
 use super::{
     ast::{CmpOp, Expr, Lit, Operand, Span, TextOp},
-    catalogue::{Attr, SpanName, SpanSet, Type},
+    catalogue::{Attr, Family, SpanName, SpanSet, Type},
     error::ExprError,
 };
 
@@ -25,6 +25,8 @@ pub(super) enum Const {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Term {
     Attr(Attr),
+    /// An application span's own attribute (`attr("key")`).
+    AppAttr(Box<str>),
     Const(Const),
 }
 
@@ -62,6 +64,15 @@ pub(crate) struct Matcher {
     /// The spans the expression can match (others are skipped without evaluation).
     pub spans: SpanSet,
     pub(super) root: Node,
+    /// For `trace.count(...) > N`: the limit; `matches` then says whether a span is counted.
+    pub count: Option<CountLimit>,
+}
+
+/// The limit of a `trace.count(...)` expression: the rule fires when the count in its window
+/// goes above `max` (`> N`: `max` = N; `>= N`: `max` = N - 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CountLimit {
+    pub max: u64,
 }
 
 /// What compilation needs to know besides the catalogue.
@@ -79,6 +90,8 @@ struct Compiler<'a> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Ty {
     Attr(Attr),
+    /// `attr("...")`: a string.
+    AppAttr,
     Null,
     Bool,
     Int,
@@ -89,6 +102,7 @@ impl Ty {
     fn describe(self) -> String {
         match self {
             Ty::Attr(a) => format!("`{a}` ({})", a.ty().describe()),
+            Ty::AppAttr => "`attr(...)` (string)".to_owned(),
             Ty::Null => "null".to_owned(),
             Ty::Bool => "a bool".to_owned(),
             Ty::Int => "an int".to_owned(),
@@ -101,7 +115,7 @@ impl Ty {
     }
 
     fn is_text(self) -> bool {
-        matches!(self, Ty::Str) || matches!(self, Ty::Attr(a) if a.ty().is_text())
+        matches!(self, Ty::Str | Ty::AppAttr) || matches!(self, Ty::Attr(a) if a.ty().is_text())
     }
 }
 
@@ -111,11 +125,39 @@ pub(crate) fn compile(expr: &Expr, env: &CompileEnv<'_>) -> Result<Matcher, Vec<
         env,
         errors: Vec::new(),
     };
-    let root = c.node(expr, None);
+    let (root, count) = match expr {
+        Expr::Count {
+            name,
+            span,
+            cond,
+            op,
+            n,
+            limit_span,
+        } => {
+            let has = Expr::Has {
+                name: name.clone(),
+                span: span.clone(),
+                cond: cond.clone(),
+            };
+            let max = match op {
+                CmpOp::Gt => u64::try_from(*n).ok(),
+                CmpOp::Ge => u64::try_from(*n).ok().and_then(|n| n.checked_sub(1)),
+                _ => None,
+            };
+            if max.is_none() {
+                c.errors.push(ExprError::Count {
+                    span: limit_span.clone(),
+                });
+            }
+            (c.node(&has, None), max.map(|max| CountLimit { max }))
+        }
+        _ => (c.node(expr, None), None),
+    };
     match root {
         Some(root) if c.errors.is_empty() => Ok(Matcher {
             spans: spans_of(&root),
             root,
+            count,
         }),
         _ => Err(c.errors),
     }
@@ -189,6 +231,10 @@ impl Compiler<'_> {
                 }
                 Some(Node::Text(self.term(a, ta), *op, self.term(b, tb)))
             }
+            Expr::Count { span, .. } => {
+                self.errors.push(ExprError::Count { span: span.clone() });
+                None
+            }
             Expr::Truthy(a) => {
                 let t = self.operand(a, scope)?;
                 let is_bool =
@@ -221,6 +267,24 @@ impl Compiler<'_> {
             Operand::Lit(Lit::Bool(_), _) => Some(Ty::Bool),
             Operand::Lit(Lit::Int(_), _) => Some(Ty::Int),
             Operand::Lit(Lit::Str(_), _) => Some(Ty::Str),
+            Operand::AppAttr(_, span) => {
+                let Some(scope) = scope else {
+                    self.errors.push(ExprError::AttrOutsideWhere {
+                        span: span.clone(),
+                        name: "attr(...)".to_owned(),
+                    });
+                    return None;
+                };
+                if let Some(missing) = scope.names().find(|s| s.family() != Family::App) {
+                    self.errors.push(ExprError::NotOnSpan {
+                        span: span.clone(),
+                        attr: "attr(...)",
+                        span_name: missing.as_str(),
+                    });
+                    return None;
+                }
+                Some(Ty::AppAttr)
+            }
             Operand::Attr(name, span) => {
                 let Some(attr) = Attr::parse(name) else {
                     self.errors.push(ExprError::UnknownAttr {
@@ -254,6 +318,7 @@ impl Compiler<'_> {
     fn term(&self, o: &Operand, ty: Ty) -> Term {
         match (o, ty) {
             (_, Ty::Attr(a)) => Term::Attr(a),
+            (Operand::AppAttr(key, _), _) => Term::AppAttr(key.as_str().into()),
             (Operand::Lit(l, _), _) => Term::Const(plain(l)),
             (Operand::Attr(..), _) => Term::Const(Const::Null),
         }
@@ -280,6 +345,7 @@ impl Compiler<'_> {
     fn side(&mut self, o: &Operand, t: Ty, other: Ty, whole: &Span, op: CmpOp) -> Option<Term> {
         let ok = match (t, other) {
             (Ty::Null, _) | (_, Ty::Null) => true,
+            (Ty::AppAttr, o) | (o, Ty::AppAttr) => o.is_text(),
             (Ty::Attr(x), Ty::Attr(y)) => compatible(x.ty(), y.ty()),
             (Ty::Attr(x), lit) | (lit, Ty::Attr(x)) => match x.ty() {
                 Type::Int => lit == Ty::Int,
@@ -347,6 +413,21 @@ impl Compiler<'_> {
         scope: Option<SpanSet>,
     ) -> Option<Node> {
         let t = self.operand(a, scope)?;
+        if t == Ty::AppAttr {
+            let mut values = Vec::with_capacity(list.len());
+            for (lit, span) in list {
+                match lit {
+                    Lit::Str(_) | Lit::Null => values.push(plain(lit)),
+                    _ => self.errors.push(ExprError::BadValue {
+                        span: span.clone(),
+                        attr: "attr(...)",
+                        literal: lit.to_string(),
+                        why: "expected a string".to_owned(),
+                    }),
+                }
+            }
+            return Some(Node::In(self.term(a, t), Set::Values(values.into())));
+        }
         let Ty::Attr(attr) = t else {
             self.type_error(a.span().start..list_span.end, "in", t, Ty::Str);
             return None;

@@ -90,6 +90,12 @@ pub(crate) enum ExprError {
         /// The operand as written.
         text: String,
     },
+    /// `trace.count(...)` inside a larger expression, or compared with `<`, `==`, ...
+    #[error("`trace.count` must be the whole expression, compared with `>` or `>=`")]
+    Count {
+        /// Where the offending part is.
+        span: Span,
+    },
     /// A whole-number literal outside the 64-bit range.
     #[error("integer {text} is out of range")]
     IntRange {
@@ -113,6 +119,7 @@ impl ExprError {
             | ExprError::Type { span, .. }
             | ExprError::BadValue { span, .. }
             | ExprError::NotBool { span, .. }
+            | ExprError::Count { span }
             | ExprError::IntRange { span, .. } => span.clone(),
         }
     }
@@ -160,6 +167,9 @@ impl ExprError {
                 "compare it: `x == ...`, `x != null`, `x in [...]`".to_owned()
             }
             ExprError::IntRange { .. } => "use a number between -2^63 and 2^63-1".to_owned(),
+            ExprError::Count { .. } => "write `trace.count(<span>).where(<condition>) > N` on \
+                 its own, with the rule's `window` (and `group_by`); docs/rules.md"
+                .to_owned(),
         }
     }
 }

@@ -56,6 +56,10 @@ pub(crate) trait Attributes {
     fn span_name(&self) -> SpanName;
     /// An attribute's value (`Null` when absent or not defined on this span).
     fn attr(&self, attr: Attr) -> Value<'_>;
+    /// An application span's own attribute `key` (`attr("key")`); `Null` elsewhere.
+    fn app_attr(&self, _key: &str) -> Value<'_> {
+        Value::Null
+    }
 }
 
 impl Matcher {
@@ -102,6 +106,7 @@ fn eval<S: Attributes + ?Sized>(node: &Node, span: &S) -> bool {
 fn value<'a, S: Attributes + ?Sized>(term: &'a Term, span: &'a S) -> Value<'a> {
     match term {
         Term::Attr(attr) => span.attr(*attr),
+        Term::AppAttr(key) => span.app_attr(key),
         Term::Const(c) => constant(c),
     }
 }

@@ -19,7 +19,7 @@ mod tests;
 
 pub(crate) use self::{
     catalogue::{Attr, Family, SpanName, Type},
-    compile::{CompileEnv, Matcher},
+    compile::{CompileEnv, CountLimit, Matcher},
     error::ExprError,
     eval::{Attributes, Value},
     parse::parse,

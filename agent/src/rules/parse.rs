@@ -94,6 +94,34 @@ fn build_expr(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
             Ok(Expr::Has { name, span, cond })
         }
         Rule::test => build_test(pair),
+        Rule::count => {
+            let (mut name, mut cond, mut op, mut n) = (None, None, None, None);
+            let mut limit_start = at.end;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::span_name => name = Some((p.as_str().to_owned(), span(&p))),
+                    Rule::expr => cond = Some(Box::new(build_expr(p)?)),
+                    Rule::cmp_op => {
+                        limit_start = span(&p).start;
+                        op = Some(cmp_op(p.as_str()));
+                    }
+                    Rule::int_lit => match build_literal(p)? {
+                        Lit::Int(i) => n = Some(i),
+                        _ => return Err(missing(at)),
+                    },
+                    _ => {}
+                }
+            }
+            let (name, span) = name.ok_or_else(|| missing(at.clone()))?;
+            Ok(Expr::Count {
+                name,
+                span,
+                cond,
+                op: op.ok_or_else(|| missing(at.clone()))?,
+                n: n.ok_or_else(|| missing(at.clone()))?,
+                limit_span: limit_start..at.end,
+            })
+        }
         _ => Err(missing(at)),
     }
 }
@@ -107,17 +135,7 @@ fn build_test(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
     };
     let right = inner.next().ok_or_else(|| missing(at.clone()))?;
     match op.as_rule() {
-        Rule::cmp_op => {
-            let op = match op.as_str() {
-                "==" => CmpOp::Eq,
-                "!=" => CmpOp::Ne,
-                "<" => CmpOp::Lt,
-                "<=" => CmpOp::Le,
-                ">" => CmpOp::Gt,
-                _ => CmpOp::Ge,
-            };
-            Ok(Expr::Cmp(left, op, build_operand(right)?))
-        }
+        Rule::cmp_op => Ok(Expr::Cmp(left, cmp_op(op.as_str()), build_operand(right)?)),
         Rule::in_op => {
             let list_span = span(&right);
             let items = right
@@ -134,10 +152,31 @@ fn build_test(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
     }
 }
 
+fn cmp_op(text: &str) -> CmpOp {
+    match text {
+        "==" => CmpOp::Eq,
+        "!=" => CmpOp::Ne,
+        "<" => CmpOp::Lt,
+        "<=" => CmpOp::Le,
+        ">" => CmpOp::Gt,
+        _ => CmpOp::Ge,
+    }
+}
+
 fn build_operand(pair: Pair<'_, Rule>) -> Result<Operand, ExprError> {
     let s = span(&pair);
     if pair.as_rule() == Rule::path {
         return Ok(Operand::Attr(pair.as_str().to_owned(), s));
+    }
+    if pair.as_rule() == Rule::app_attr {
+        let key = pair
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::string)
+            .ok_or_else(|| missing(s.clone()))?;
+        let Lit::Str(key) = build_literal(key)? else {
+            return Err(missing(s));
+        };
+        return Ok(Operand::AppAttr(key, s));
     }
     Ok(Operand::Lit(build_literal(pair)?, s))
 }
@@ -186,7 +225,10 @@ fn describe(rule: Rule) -> Option<&'static str> {
     Some(match rule {
         Rule::expr | Rule::conj | Rule::negation | Rule::atom | Rule::test => "a condition",
         Rule::has | Rule::trace_kw => "`trace.has(...)`",
+        Rule::count => "`trace.count(...)`",
         Rule::has_kw => "`has`",
+        Rule::count_kw => "`count`",
+        Rule::app_attr | Rule::attr_kw => "`attr(\"...\")`",
         Rule::where_kw => "`where`",
         Rule::span_name => "a span name",
         Rule::cmp_op => "a comparison (==, !=, <, <=, >, >=)",

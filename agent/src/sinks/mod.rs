@@ -27,7 +27,9 @@ use webhook::{WebhookConfig, WebhookSink};
 use crate::{
     clock,
     detect::Violation,
+    export::{Exporter, Item, Signal},
     metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
+    spans::Span,
 };
 
 /// Why the sinks could not be set up.
@@ -56,6 +58,8 @@ pub(crate) struct SinkOptions {
     /// Size-based rotation of the feed file (None: grow forever).
     pub rotation: Option<Rotation>,
     pub webhooks: Vec<WebhookConfig>,
+    /// Put ended spans in the feed too.
+    pub feed_spans: bool,
     /// Window in which identical violations are folded (zero: never).
     pub aggregate_window: Duration,
     /// How long the webhooks may keep delivering at shutdown.
@@ -69,6 +73,7 @@ impl Default for SinkOptions {
             feed_file: None,
             rotation: None,
             webhooks: Vec::new(),
+            feed_spans: false,
             aggregate_window: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(5),
         }
@@ -77,6 +82,10 @@ impl Default for SinkOptions {
 
 /// The fan-out the pipeline calls.
 pub(crate) struct Sinks {
+    /// OTLP export: every record the feed gets, and every ended span.
+    otlp: Option<Exporter>,
+    /// Ended spans go to the feed too (`--feed-spans`).
+    feed_spans: bool,
     stdout: Option<SinkMetrics>,
     file: Option<(RotatingFile, SinkMetrics)>,
     webhooks: Vec<WebhookSink>,
@@ -111,6 +120,8 @@ impl Sinks {
             .collect::<Result<_, _>>()
             .map_err(SinkError::Thread)?;
         Ok(Self {
+            otlp: None,
+            feed_spans: options.feed_spans,
             stdout: options.stdout.then(|| metrics.sink("stdout")),
             file,
             webhooks,
@@ -120,6 +131,36 @@ impl Sinks {
             shutdown_grace: options.shutdown_grace,
             write_errors: 0,
         })
+    }
+
+    /// Adds OTLP export.
+    pub(crate) fn with_exporter(mut self, exporter: Exporter) -> Self {
+        self.otlp = Some(exporter);
+        self
+    }
+
+    /// The OTLP exporter, to shut it down (at the very end).
+    pub(crate) fn take_exporter(&mut self) -> Option<Exporter> {
+        self.otlp.take()
+    }
+
+    /// Records OTLP export dropped so far, per signal.
+    pub(crate) fn otlp_dropped(&self) -> Option<[(Signal, u64); 2]> {
+        self.otlp.as_ref().map(Exporter::dropped)
+    }
+
+    /// An ended span: to OTLP, and to the feed with `--feed-spans`. Applications' own spans
+    /// are not exported again (their ids are already in the application's backend).
+    pub(crate) fn span(&mut self, span: Span) {
+        let export = !matches!(span.body, crate::spans::SpanBody::App(_));
+        if self.feed_spans {
+            if export && let Some(otlp) = &self.otlp {
+                otlp.send(Item::Span(Box::new(span.clone())));
+            }
+            self.emit(Record::Span(Box::new(span)));
+        } else if export && let Some(otlp) = &self.otlp {
+            otlp.send(Item::Span(Box::new(span)));
+        }
     }
 
     /// A feed record. Violations are emitted at once unless an identical one is within the
@@ -209,6 +250,14 @@ impl Sinks {
     }
 
     fn write(&mut self, record: &Record) {
+        if let Some(otlp) = &self.otlp {
+            match record {
+                Record::Violation(v) => otlp.send(Item::Violation(v.clone())),
+                Record::Loss(l) => otlp.send(Item::Loss(l.clone())),
+                // Sent by `span` already.
+                Record::Span(_) => {}
+            }
+        }
         let line = match serde_json::to_string(record) {
             Ok(line) => line,
             Err(error) => {

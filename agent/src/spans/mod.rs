@@ -277,6 +277,8 @@ pub(crate) struct AppSpan {
     pub process: Option<ProcessRef>,
     /// Where a client span went, and whose it was.
     pub peer: Option<AppPeer>,
+    /// The application's other string attributes (bounded), for `attr("...")` in rules.
+    pub attributes: Vec<(String, String)>,
 }
 
 /// The peer of an application client span.

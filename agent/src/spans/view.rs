@@ -129,6 +129,17 @@ impl Attributes for Span {
         self.name()
     }
 
+    fn app_attr(&self, key: &str) -> Value<'_> {
+        match &self.body {
+            SpanBody::App(a) => a
+                .attributes
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(Value::Null, |(_, v)| Value::Str(v)),
+            _ => Value::Null,
+        }
+    }
+
     fn attr(&self, attr: Attr) -> Value<'_> {
         if let Some(v) = actor_attr(self.actor(), attr) {
             return v;

@@ -7,7 +7,7 @@
 //! ends are paired (rules run then) and ends when every watched end has closed; the counters
 //! each socket had at close give the bytes and segments each way.
 use std::{
-    collections::{BTreeSet, HashMap},
+    collections::{BTreeSet, HashMap, VecDeque},
     net::SocketAddr,
 };
 
@@ -26,6 +26,10 @@ pub(crate) const PAIR_WINDOW_NS: u64 = 500_000_000;
 const INTENT_TTL_NS: u64 = 60_000_000_000;
 /// How long a connection with one watched end closed waits for the other end's close.
 const HALF_CLOSED_NS: u64 = 60_000_000_000;
+/// How long ended connections are remembered for joining application spans to them.
+const RECENT_NS: u64 = 60_000_000_000;
+/// Most ended connections remembered.
+const MAX_RECENT: usize = 65_536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -131,6 +135,8 @@ pub(crate) struct Connections {
     /// (opened_ns, id): eviction order, oldest first.
     age: BTreeSet<(u64, u64)>,
     next_id: u64,
+    /// Ended TCP connection spans, with their boot time of end, for joins.
+    recent: VecDeque<(u64, Span)>,
 }
 
 impl Connections {
@@ -440,12 +446,9 @@ impl Connections {
             return vec![SpanUpdate::Whole(open.span)];
         }
         if open.all_closed() {
-            return vec![SpanUpdate::Whole(self.finish(
-                &open,
-                None,
-                open.opened_ns,
-                ctx,
-            ))];
+            let span = self.finish(&open, None, open.opened_ns, ctx);
+            self.remember(open.opened_ns, &span);
+            return vec![SpanUpdate::Whole(span)];
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -471,7 +474,9 @@ impl Connections {
         for end in open.ends() {
             self.by_cookie.remove(&end.cookie);
         }
-        Some(SpanUpdate::Ended(self.finish(&open, reason, now_ns, ctx)))
+        let span = self.finish(&open, reason, now_ns, ctx);
+        self.remember(now_ns, &span);
+        Some(SpanUpdate::Ended(span))
     }
 
     /// The span with its end time, reason and counters. A span ended by its closes ends at
@@ -517,6 +522,13 @@ impl Connections {
     pub(crate) fn expire(&mut self, now_ns: u64, ctx: &mut Ctx<'_>) -> Vec<SpanUpdate> {
         self.intents
             .retain(|_, (_, seen)| now_ns.saturating_sub(*seen) < INTENT_TTL_NS);
+        while self
+            .recent
+            .front()
+            .is_some_and(|(ended, _)| now_ns.saturating_sub(*ended) >= RECENT_NS)
+        {
+            self.recent.pop_front();
+        }
         let expired: Vec<FlowKey> = self
             .pending
             .iter()
@@ -574,6 +586,30 @@ impl Connections {
             updates.extend(self.end(id, None, now_ns, ctx));
         }
         updates
+    }
+
+    /// Keeps an ended TCP span for joins.
+    fn remember(&mut self, ended_ns: u64, span: &Span) {
+        if self.recent.len() >= MAX_RECENT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back((ended_ns, span.clone()));
+    }
+
+    /// TCP connection spans open now or ended in the last minute, for joins.
+    pub(crate) fn known(&self) -> impl Iterator<Item = &Span> {
+        self.open
+            .values()
+            .map(|o| &o.span)
+            .chain(self.recent.iter().map(|(_, s)| s))
+    }
+
+    /// The process listening on `port` (any network namespace), if a tenant's.
+    pub(crate) fn listener(&self, port: u16) -> Option<&ProcessRef> {
+        self.listeners
+            .iter()
+            .find(|((_, p), _)| *p == port)
+            .map(|(_, (_, owner))| owner)
     }
 
     /// Ends the oldest open spans until at most `keep` are open; returns them (evicted).

@@ -2,11 +2,14 @@
 //! their close ([`connections`]); process executions run from exec to exit; file accesses are
 //! whole at once. Every span is handed on as a [`SpanUpdate`]: rules run when a span starts,
 //! export and history take it when it ends.
+mod app;
 mod connections;
 mod files;
 #[cfg(test)]
 mod tests;
 
+use app::AppJoin;
+pub(crate) use app::JoinOutcome;
 use connections::Connections;
 
 use crate::{
@@ -39,6 +42,7 @@ pub(crate) struct Ctx<'a> {
 /// Builds spans from kernel events.
 pub(crate) struct Assembler {
     connections: Connections,
+    apps: AppJoin,
     /// Most connection spans (and unpaired ends) held open at once; past it the oldest is
     /// evicted (ended early and counted).
     max_open: usize,
@@ -53,6 +57,7 @@ impl Assembler {
     pub(crate) fn new(max_open: usize) -> Self {
         Self {
             connections: Connections::default(),
+            apps: AppJoin::default(),
             max_open: max_open.max(1),
             evicted: 0,
         }
@@ -166,6 +171,30 @@ impl Assembler {
         }
         updates.extend(self.enforce_cap(h.time_ns, ctx));
         updates
+    }
+
+    /// Application spans received over OTLP: joined now, or once their connection shows up.
+    pub(crate) fn app(
+        &mut self,
+        spans: Vec<crate::receive::AppSpanIn>,
+        now_ns: u64,
+        ctx: &Ctx<'_>,
+    ) -> Vec<(JoinOutcome, SpanUpdate)> {
+        self.apps.add(spans, now_ns, &self.connections, ctx)
+    }
+
+    /// Application spans whose wait for a connection is over.
+    pub(crate) fn app_tick(
+        &mut self,
+        now_ns: u64,
+        ctx: &Ctx<'_>,
+    ) -> Vec<(JoinOutcome, SpanUpdate)> {
+        self.apps.tick(now_ns, &self.connections, ctx)
+    }
+
+    /// At shutdown, application spans still waiting.
+    pub(crate) fn app_flush(&mut self, ctx: &Ctx<'_>) -> Vec<(JoinOutcome, SpanUpdate)> {
+        self.apps.flush(&self.connections, ctx)
     }
 
     fn enforce_cap(&mut self, now_ns: u64, ctx: &Ctx<'_>) -> Vec<SpanUpdate> {

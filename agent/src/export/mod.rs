@@ -1,0 +1,393 @@
+//! OTLP export: ended spans as traces, violations and loss reports as log records, to an
+//! OpenTelemetry Collector (or anything that speaks OTLP/HTTP protobuf or OTLP/gRPC).
+//!
+//! The pipeline hands items over without waiting ([`Exporter::send`]); a task batches them
+//! (up to `batch` items or 200 ms), maps them to protobuf ([`map`]) and sends them
+//! ([`client`]), retrying with exponential backoff and jitter what the receiver says to retry.
+//! The queue is bounded, so a stalled receiver costs bounded memory: what does not fit, what
+//! the receiver refuses and what is still unsent at shutdown is counted per signal and reason,
+//! in metrics and, through the pipeline, as loss records in the feed.
+pub(crate) mod client;
+pub(crate) mod config;
+pub(crate) mod map;
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use opentelemetry_proto::tonic::{
+    collector::{logs::v1::ExportLogsServiceRequest, trace::v1::ExportTraceServiceRequest},
+    logs::v1::{LogRecord, ResourceLogs, ScopeLogs},
+    resource::v1::Resource,
+    trace::v1::{ResourceSpans, ScopeSpans},
+};
+use prometheus_client::metrics::counter::Counter;
+use tokio::{sync::mpsc, task::JoinHandle};
+
+pub(crate) use self::config::{OtlpConfig, OtlpSettings};
+use self::{
+    client::{ClientError, OtlpClient, Outcome, Payload},
+    config::Protocol,
+};
+use crate::{
+    clock::UnixNanos,
+    detect::Violation,
+    metrics::Metrics,
+    sinks::{Loss, backoff::Backoff},
+    spans::Span,
+};
+
+/// What the exporter takes.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Span(Box<Span>),
+    Violation(Box<Violation>),
+    Loss(Loss),
+}
+
+/// The two OTLP signals Seam sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Signal {
+    Traces,
+    Logs,
+}
+
+impl Signal {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Logs => "logs",
+        }
+    }
+}
+
+/// Why items were dropped (the `reason` label).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DropReason {
+    /// The queue was full (the receiver is slower than Seam, or down).
+    QueueFull,
+    /// Every attempt failed with a retryable error.
+    RetriesExhausted,
+    /// The receiver refused them (a client error, or a partial success).
+    Rejected,
+    /// Still queued or in flight when the agent stopped and the grace period ran out.
+    Shutdown,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 4] = [
+        Self::QueueFull,
+        Self::RetriesExhausted,
+        Self::Rejected,
+        Self::Shutdown,
+    ];
+
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::QueueFull => "queue_full",
+            Self::RetriesExhausted => "retries_exhausted",
+            Self::Rejected => "rejected",
+            Self::Shutdown => "shutdown",
+        }
+    }
+}
+
+/// Counters shared by the exporter's handle and task.
+#[derive(Debug)]
+struct Counts {
+    exported: [Counter; 2],
+    dropped: [[Counter; 4]; 2],
+    /// Dropped totals per signal, for loss reports.
+    dropped_total: [AtomicU64; 2],
+}
+
+impl Counts {
+    fn new(metrics: &Metrics) -> Self {
+        let signals = [Signal::Traces, Signal::Logs];
+        Self {
+            exported: signals.map(|s| metrics.otlp_exported(s.as_str())),
+            dropped: signals
+                .map(|s| DropReason::ALL.map(|r| metrics.otlp_dropped(s.as_str(), r.as_str()))),
+            dropped_total: [AtomicU64::new(0), AtomicU64::new(0)],
+        }
+    }
+
+    fn index(signal: Signal) -> usize {
+        match signal {
+            Signal::Traces => 0,
+            Signal::Logs => 1,
+        }
+    }
+
+    fn lose(&self, signal: Signal, reason: DropReason, n: u64) {
+        if n == 0 {
+            return;
+        }
+        let i = Self::index(signal);
+        self.dropped[i][reason as usize].inc_by(n);
+        self.dropped_total[i].fetch_add(n, Ordering::Relaxed);
+        tracing::warn!(
+            signal = signal.as_str(),
+            reason = reason.as_str(),
+            dropped = n,
+            "OTLP export dropped records"
+        );
+    }
+}
+
+/// Why export could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ExportError {
+    /// The client could not be built.
+    #[error(transparent)]
+    Client(#[from] ClientError),
+}
+
+/// The pipeline's handle on the export task.
+pub(crate) struct Exporter {
+    tx: mpsc::Sender<Item>,
+    counts: Arc<Counts>,
+    task: JoinHandle<()>,
+    stop: tokio::sync::watch::Sender<Option<Duration>>,
+}
+
+/// How long the task waits for more items before sending a partial batch.
+const LINGER: Duration = Duration::from_millis(200);
+
+impl Exporter {
+    /// Starts the export task for `config`, with `resource` on every request.
+    pub(crate) fn start(
+        config: &OtlpConfig,
+        resource: Resource,
+        metrics: &Metrics,
+    ) -> Result<Self, ExportError> {
+        let client = OtlpClient::new(config)?;
+        let (tx, rx) = mpsc::channel(config.queue);
+        let counts = Arc::new(Counts::new(metrics));
+        let (stop, stop_rx) = tokio::sync::watch::channel(None);
+        tracing::info!(
+            protocol = %config.protocol,
+            traces = %redact(&config.traces, config.protocol),
+            "exporting spans and violations over OTLP"
+        );
+        let worker = Worker {
+            client,
+            resource,
+            batch: config.batch,
+            attempts: config.attempts,
+            counts: counts.clone(),
+            rx,
+            stop: stop_rx,
+        };
+        Ok(Self {
+            tx,
+            counts,
+            task: tokio::spawn(worker.run()),
+            stop,
+        })
+    }
+
+    /// Queues `item` without waiting; a full queue drops it (counted).
+    pub(crate) fn send(&self, item: Item) {
+        let signal = match item {
+            Item::Span(_) => Signal::Traces,
+            Item::Violation(_) | Item::Loss(_) => Signal::Logs,
+        };
+        if self.tx.try_send(item).is_err() {
+            self.counts.lose(signal, DropReason::QueueFull, 1);
+        }
+    }
+
+    /// Records dropped so far, per signal.
+    pub(crate) fn dropped(&self) -> [(Signal, u64); 2] {
+        [Signal::Traces, Signal::Logs].map(|s| {
+            (
+                s,
+                self.counts.dropped_total[Counts::index(s)].load(Ordering::Relaxed),
+            )
+        })
+    }
+
+    /// Sends what is queued, for at most `grace`; what is left is counted as dropped.
+    pub(crate) async fn shutdown(self, grace: Duration) {
+        let _ = self.stop.send(Some(grace));
+        drop(self.tx);
+        if let Err(error) = self.task.await {
+            tracing::error!(%error, "OTLP export task failed");
+        }
+    }
+}
+
+/// The URL without its path and query (which may carry tokens).
+fn redact(url: &str, protocol: Protocol) -> String {
+    let scheme_end = url.find("://").map_or(0, |i| i + 3);
+    let host_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| scheme_end + i);
+    match protocol {
+        Protocol::Grpc => url[..host_end].to_owned(),
+        Protocol::HttpProtobuf => format!("{}/...", &url[..host_end]),
+    }
+}
+
+struct Worker {
+    client: OtlpClient,
+    resource: Resource,
+    batch: usize,
+    attempts: u32,
+    counts: Arc<Counts>,
+    rx: mpsc::Receiver<Item>,
+    stop: tokio::sync::watch::Receiver<Option<Duration>>,
+}
+
+/// A batch being filled.
+#[derive(Default)]
+struct Batch {
+    spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
+    logs: Vec<LogRecord>,
+}
+
+impl Worker {
+    async fn run(mut self) {
+        let mut batch = Batch::default();
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let linger = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                item = self.rx.recv() => match item {
+                    Some(item) => {
+                        self.add(&mut batch, item);
+                        deadline.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
+                        if batch.spans.len() >= self.batch || batch.logs.len() >= self.batch {
+                            self.flush(&mut batch, None).await;
+                            deadline = None;
+                        }
+                    }
+                    None => break,
+                },
+                () = linger => {
+                    self.flush(&mut batch, None).await;
+                    deadline = None;
+                }
+                _ = self.stop.changed() => break,
+            }
+        }
+        // Shutdown: send what is left within the grace period, count the rest.
+        let grace = (*self.stop.borrow()).unwrap_or(Duration::from_secs(5));
+        let until = tokio::time::Instant::now() + grace;
+        while let Ok(item) = self.rx.try_recv() {
+            self.add(&mut batch, item);
+        }
+        let left = batch.spans.len() + batch.logs.len();
+        if left > 0 {
+            self.flush(&mut batch, Some(until)).await;
+        }
+    }
+
+    fn add(&self, batch: &mut Batch, item: Item) {
+        let now = UnixNanos::now().as_u64();
+        match item {
+            Item::Span(s) => batch.spans.push(map::span(&s)),
+            Item::Violation(v) => batch.logs.push(map::violation(&v, now)),
+            Item::Loss(l) => batch.logs.push(map::loss(&l, now)),
+        }
+    }
+
+    /// Sends both signals' batches (each with its retries); with `until`, gives up at that
+    /// instant (shutdown).
+    async fn flush(&mut self, batch: &mut Batch, until: Option<tokio::time::Instant>) {
+        if !batch.spans.is_empty() {
+            let n = batch.spans.len() as u64;
+            let payload = Payload::Traces(ExportTraceServiceRequest {
+                resource_spans: vec![ResourceSpans {
+                    resource: Some(self.resource.clone()),
+                    scope_spans: vec![ScopeSpans {
+                        scope: Some(map::scope()),
+                        spans: std::mem::take(&mut batch.spans),
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }],
+            });
+            self.deliver(Signal::Traces, &payload, n, until).await;
+        }
+        if !batch.logs.is_empty() {
+            let n = batch.logs.len() as u64;
+            let payload = Payload::Logs(ExportLogsServiceRequest {
+                resource_logs: vec![ResourceLogs {
+                    resource: Some(self.resource.clone()),
+                    scope_logs: vec![ScopeLogs {
+                        scope: Some(map::scope()),
+                        log_records: std::mem::take(&mut batch.logs),
+                        schema_url: String::new(),
+                    }],
+                    schema_url: String::new(),
+                }],
+            });
+            self.deliver(Signal::Logs, &payload, n, until).await;
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        signal: Signal,
+        payload: &Payload,
+        n: u64,
+        until: Option<tokio::time::Instant>,
+    ) {
+        let backoff = Backoff::default();
+        for attempt in 0..self.attempts {
+            let outcome = match until {
+                Some(until) => {
+                    match tokio::time::timeout_at(until, self.client.send(payload)).await {
+                        Ok(o) => o,
+                        Err(_) => {
+                            self.counts.lose(signal, DropReason::Shutdown, n);
+                            return;
+                        }
+                    }
+                }
+                None => self.client.send(payload).await,
+            };
+            match outcome {
+                Outcome::Accepted { rejected } => {
+                    self.counts.exported[Counts::index(signal)].inc_by(n.saturating_sub(rejected));
+                    self.counts
+                        .lose(signal, DropReason::Rejected, rejected.min(n));
+                    return;
+                }
+                Outcome::Rejected { reason } => {
+                    tracing::warn!(signal = signal.as_str(), %reason, "OTLP receiver refused a batch");
+                    self.counts.lose(signal, DropReason::Rejected, n);
+                    return;
+                }
+                Outcome::Retry { reason, after } => {
+                    let wait = after
+                        .unwrap_or_else(|| backoff.delay(attempt, rand::random::<f64>()))
+                        .min(Duration::from_secs(30));
+                    tracing::debug!(signal = signal.as_str(), %reason, ?wait, attempt, "OTLP export will be retried");
+                    if attempt + 1 == self.attempts {
+                        break;
+                    }
+                    if let Some(until) = until
+                        && tokio::time::Instant::now() + wait >= until
+                    {
+                        self.counts.lose(signal, DropReason::Shutdown, n);
+                        return;
+                    }
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        self.counts.lose(signal, DropReason::RetriesExhausted, n);
+    }
+}

@@ -1,0 +1,189 @@
+//! OTLP in: applications on this node send their own spans (OTLP/HTTP protobuf on
+//! `/v1/traces`, or OTLP/gRPC), which Seam joins to what the kernel saw so a declared tenant that
+//! differs from the observed one is caught. Off by default; when on it listens on loopback
+//! unless told otherwise. Bodies are size-limited; a malformed request gets 400 (HTTP) or
+//! INVALID_ARGUMENT (gRPC) and is counted; nothing a client sends can panic the agent.
+pub(crate) mod decode;
+mod grpc;
+mod http;
+mod peer;
+
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    path::PathBuf,
+    sync::{Arc, Mutex},
+};
+
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+
+pub(crate) use self::decode::AppSpanIn;
+use crate::{input::Input, metrics::Metrics};
+
+/// Where and how to receive.
+#[derive(Clone, Debug)]
+pub(crate) struct ReceiverConfig {
+    /// OTLP/HTTP listener (`/v1/traces`).
+    pub http: Option<SocketAddr>,
+    /// OTLP/gRPC listener.
+    pub grpc: Option<SocketAddr>,
+    /// Largest request body (after decompression).
+    pub max_bytes: usize,
+    /// The attribute that carries the declared tenant.
+    pub declared_attribute: String,
+    /// The host's procfs (finding the sending process from its socket).
+    pub procfs: PathBuf,
+}
+
+/// Why a listener could not start.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ReceiveError {
+    /// The address could not be bound.
+    #[error("cannot listen for OTLP on {addr}: {source}; pick a free port or another address")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What went wrong with a request (the `reason` label of `seam_otlp_receive_errors_total`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RequestError {
+    /// Not a valid protobuf `ExportTraceServiceRequest`.
+    Malformed,
+    /// Larger than `--otlp-receive-max-bytes`.
+    TooLarge,
+    /// A content type or encoding Seam does not read.
+    Unsupported,
+    /// The pipeline's queue is full: the client should retry.
+    Busy,
+    /// Spans refused one by one (bad ids or times), answered as a partial success.
+    RefusedSpans,
+}
+
+impl RequestError {
+    const ALL: [RequestError; 5] = [
+        Self::Malformed,
+        Self::TooLarge,
+        Self::Unsupported,
+        Self::Busy,
+        Self::RefusedSpans,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::TooLarge => "too_large",
+            Self::Unsupported => "unsupported",
+            Self::Busy => "busy",
+            Self::RefusedSpans => "refused_spans",
+        }
+    }
+}
+
+/// The state both listeners share.
+pub(crate) struct Receiver {
+    tx: mpsc::Sender<Input>,
+    config: ReceiverConfig,
+    received: Counter,
+    errors: [Counter; 5],
+    /// Sender's socket (remote, local) -> its process, per connection.
+    owners: Mutex<HashMap<(SocketAddr, SocketAddr), Option<u32>>>,
+}
+
+/// Most cached socket owners (connections are few; this only bounds memory).
+const MAX_OWNERS: usize = 4096;
+
+impl Receiver {
+    fn error(&self, error: RequestError, n: u64) {
+        self.errors[error as usize].inc_by(n);
+    }
+
+    /// The local process behind the client socket `remote` connected to our `local`.
+    async fn sender(&self, remote: Option<SocketAddr>, local: SocketAddr) -> Option<u32> {
+        let remote = remote?;
+        if !remote.ip().is_loopback()
+            && !crate::attribution::LocalAddrs::current().contains(remote.ip())
+        {
+            return None;
+        }
+        if let Some(cached) = self.owners.lock().ok()?.get(&(remote, local)) {
+            return *cached;
+        }
+        let procfs = self.config.procfs.clone();
+        let owner = tokio::task::spawn_blocking(move || peer::socket_owner(&procfs, remote, local))
+            .await
+            .ok()
+            .flatten();
+        if let Ok(mut owners) = self.owners.lock() {
+            if owners.len() >= MAX_OWNERS {
+                owners.clear();
+            }
+            owners.insert((remote, local), owner);
+        }
+        owner
+    }
+
+    /// Decodes a request's spans and hands them to the pipeline; returns the number refused,
+    /// or `Busy` when the pipeline cannot take them now.
+    fn accept(
+        &self,
+        request: ExportTraceServiceRequest,
+        sender: Option<u32>,
+    ) -> Result<u64, RequestError> {
+        let (spans, refused) = decode::decode(request, &self.config.declared_attribute, sender);
+        self.error(RequestError::RefusedSpans, refused);
+        if spans.is_empty() {
+            return Ok(refused);
+        }
+        let n = spans.len() as u64;
+        match self.tx.try_send(Input::App(spans)) {
+            Ok(()) => {
+                self.received.inc_by(n);
+                Ok(refused)
+            }
+            Err(_) => {
+                self.error(RequestError::Busy, 1);
+                Err(RequestError::Busy)
+            }
+        }
+    }
+}
+
+/// Where the listeners ended up (port 0 resolved).
+#[derive(Clone, Copy, Debug, Default, serde::Serialize)]
+pub(crate) struct Bound {
+    pub http: Option<SocketAddr>,
+    pub grpc: Option<SocketAddr>,
+}
+
+/// Starts the configured listeners.
+pub(crate) async fn spawn(
+    config: ReceiverConfig,
+    tx: mpsc::Sender<Input>,
+    metrics: &Metrics,
+) -> Result<Bound, ReceiveError> {
+    for addr in [config.http, config.grpc].into_iter().flatten() {
+        if !addr.ip().is_loopback() {
+            tracing::warn!(%addr, "OTLP receiver listens beyond loopback: any host that reaches it can send spans");
+        }
+    }
+    let receiver = Arc::new(Receiver {
+        tx,
+        received: metrics.otlp_received.clone(),
+        errors: RequestError::ALL.map(|e| metrics.otlp_receive_error(e.as_str())),
+        owners: Mutex::new(HashMap::new()),
+        config: config.clone(),
+    });
+    let mut bound = Bound::default();
+    if let Some(addr) = config.http {
+        bound.http = Some(http::spawn(addr, receiver.clone()).await?);
+    }
+    if let Some(addr) = config.grpc {
+        bound.grpc = Some(grpc::spawn(addr, receiver).await?);
+    }
+    Ok(bound)
+}
