@@ -29,13 +29,13 @@ const PASS: i32 = 1;
 
 #[cgroup_skb(ingress)]
 pub fn seam_skb_ingress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, true);
+    let _ = try_count(&ctx, true, Context::Interrupt);
     PASS
 }
 
 #[cgroup_skb(egress)]
 pub fn seam_skb_egress(ctx: SkBuffContext) -> i32 {
-    let _ = try_count(&ctx, false);
+    let _ = try_count(&ctx, false, Context::Task);
     PASS
 }
 
@@ -130,8 +130,10 @@ fn from_udp_packet(
     })
 }
 
+/// `sender` is the context a UDP send is reported in: [`Context::Task`] names the sending task,
+/// [`Context::Interrupt`] does without the current-task helpers (see skb_compat.rs).
 #[inline(always)]
-fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
+pub(crate) fn try_count(ctx: &SkBuffContext, ingress: bool, sender: Context) -> Result<u32, i32> {
     // SAFETY: helper called with this program's own context.
     let cgroup_id = unsafe { bpf_skb_cgroup_id(ctx.skb.skb) };
     if !is_tenant_cgroup(cgroup_id) {
@@ -205,11 +207,7 @@ fn try_count(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     }
     if protocol == IPPROTO_UDP {
         // UDP sends run in the sender's syscall; receives run in softirq.
-        let context = if ingress {
-            Context::Interrupt
-        } else {
-            Context::Task
-        };
+        let context = if ingress { Context::Interrupt } else { sender };
         emit(
             EventKind::FlowStart,
             cgroup_id,

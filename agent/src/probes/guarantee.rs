@@ -1,0 +1,71 @@
+//! What a capability's live tier does not see, so that a node running on a stand-in says so in
+//! its fingerprint instead of silently giving a weaker guarantee.
+use super::table::{Capability, ProgramType};
+
+/// A gap of one capability compared with its best tier.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Reduction {
+    /// No probe of the capability is live on this node: it gives no evidence at all.
+    Unavailable,
+    /// File access at the security hooks (LSM, fentry, kprobe): attempts the kernel refuses
+    /// before the hook (ENOENT during lookup, EACCES/EPERM from the permission checks) are not
+    /// seen, so failed attempts on another tenant's files leave no span. Syscall tracepoints see
+    /// them.
+    FailedAttemptsUnseen,
+    /// File access on syscall tracepoints: every syscall of the node pays for the probes, and
+    /// the path of a failed call is composed from the caller's string.
+    SyscallTax,
+    /// cgroup_skb egress without the current-task helpers: a UDP flow's first packet names no
+    /// task; the sender is taken from the connect/sendmsg intent of the same socket.
+    SenderFromIntent,
+    /// exec on the classic tracepoint: the executed binary's path is not resolved.
+    NoExecPath,
+}
+
+/// The reductions of `capability` when served by the tier of `program_type` and `rank` (None:
+/// no tier is live).
+pub fn reductions(capability: Capability, tier: Option<(ProgramType, u8)>) -> Vec<Reduction> {
+    let Some((program_type, rank)) = tier else {
+        return vec![Reduction::Unavailable];
+    };
+    match (capability, program_type) {
+        (Capability::FileAccess, ProgramType::Lsm | ProgramType::Fentry | ProgramType::Kprobe) => {
+            vec![Reduction::FailedAttemptsUnseen]
+        }
+        (Capability::FileAccess, ProgramType::Tracepoint) => vec![Reduction::SyscallTax],
+        (Capability::ProcessExec, ProgramType::Tracepoint) => vec![Reduction::NoExecPath],
+        (Capability::TrafficOut, _) if rank > 0 => vec![Reduction::SenderFromIntent],
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn security_hooks_do_not_see_failed_attempts() {
+        for t in [ProgramType::Lsm, ProgramType::Fentry, ProgramType::Kprobe] {
+            assert_eq!(
+                reductions(Capability::FileAccess, Some((t, 0))),
+                [Reduction::FailedAttemptsUnseen]
+            );
+        }
+        assert_eq!(
+            reductions(Capability::FileAccess, Some((ProgramType::Tracepoint, 3))),
+            [Reduction::SyscallTax]
+        );
+        assert_eq!(
+            reductions(Capability::TcpEnds, None),
+            [Reduction::Unavailable]
+        );
+        assert!(reductions(Capability::TcpEnds, Some((ProgramType::TpBtf, 0))).is_empty());
+        assert_eq!(
+            reductions(Capability::TrafficOut, Some((ProgramType::CgroupSkb, 1))),
+            [Reduction::SenderFromIntent]
+        );
+    }
+}
