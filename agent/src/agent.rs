@@ -93,7 +93,7 @@ fn take_map(ebpf: &mut aya::Ebpf, name: &'static str) -> Result<aya::maps::Map, 
 
 /// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
 /// zero and the probes depending on it are reported as not loaded.
-fn kernel_offsets() -> Option<KernelOffsets> {
+pub(crate) fn kernel_offsets() -> Option<KernelOffsets> {
     let btf = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF)) {
         Ok(btf) => btf,
         Err(error) => {

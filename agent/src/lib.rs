@@ -8,6 +8,8 @@ pub mod correlation;
 pub mod demo;
 pub mod detect;
 pub mod events;
+pub mod fingerprint;
+pub mod fleet;
 pub mod metrics;
 pub mod pipeline;
 pub mod preflight;

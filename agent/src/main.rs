@@ -70,6 +70,35 @@ enum Command {
         #[arg(required = true)]
         dirs: Vec<PathBuf>,
     },
+    /// Report what this node's kernel lets Seam see (JSON): kernel, BTF, cgroup mode, LSMs,
+    /// every probe row tried (loaded, attached, the verifier's message) and the tier serving
+    /// each capability. Needs root; loads and attaches every probe for a moment.
+    Fingerprint {
+        /// Also hash these rules directories (as `seam run --rules` loads them).
+        #[arg(long)]
+        rules: Vec<PathBuf>,
+        /// Node name in the report (default: the host name).
+        #[arg(long, env = "SEAM_NODE")]
+        node: Option<String>,
+        /// Write the report here instead of stdout.
+        #[arg(long, short)]
+        output: Option<PathBuf>,
+    },
+    /// Compare fingerprints of many nodes (files, or directories of *.json): where guarantees
+    /// diverge. Exit 0 when uniform, 1 when a node falls short, 2 on unreadable input.
+    FleetCheck {
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Oldest kernel allowed (MAJOR.MINOR, e.g. 6.1).
+        #[arg(long, value_name = "VERSION")]
+        min_kernel: Option<String>,
+        /// Kernel releases allowed (comma-separated, `*` wildcards, e.g. '6.1.*,6.12.*').
+        #[arg(long, value_name = "RELEASES", value_delimiter = ',')]
+        allowed_kernels: Vec<String>,
+    },
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -180,6 +209,22 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
+        Command::Fingerprint {
+            rules,
+            node,
+            output,
+        } => fingerprint(node_name(node), &rules, output),
+        Command::FleetCheck {
+            inputs,
+            json,
+            min_kernel,
+            allowed_kernels,
+        } => Ok(fleet_check(
+            &inputs,
+            json,
+            min_kernel.as_deref(),
+            allowed_kernels,
+        )),
         Command::Workload {
             cgroup,
             comm,
@@ -235,6 +280,72 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             };
             runtime()?.block_on(run_agent(options, stats_file, rules_dirs))
         }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn fingerprint(
+    node: String,
+    rules: &[PathBuf],
+    output: Option<PathBuf>,
+) -> anyhow::Result<ExitCode> {
+    let report = match seam::fingerprint::take(node, rules) {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+    };
+    let text = serde_json::to_string_pretty(&report)?;
+    match output {
+        Some(path) => std::fs::write(&path, text + "\n")
+            .with_context(|| format!("cannot write {}", path.display()))?,
+        None => println!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[allow(clippy::print_stdout)]
+fn fleet_check(
+    inputs: &[PathBuf],
+    json: bool,
+    min_kernel: Option<&str>,
+    allowed_kernels: Vec<String>,
+) -> ExitCode {
+    use seam::fleet;
+    let result = min_kernel
+        .map(fleet::parse_version)
+        .transpose()
+        .and_then(|min_kernel| {
+            let fingerprints = fleet::read_inputs(inputs)?;
+            let policy = fleet::Policy {
+                min_kernel,
+                allowed_kernels,
+            };
+            Ok(fleet::check(&fingerprints, &policy))
+        });
+    let report = match result {
+        Ok(report) => report,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return ExitCode::from(USAGE_ERROR);
+        }
+    };
+    if json {
+        match serde_json::to_string_pretty(&report) {
+            Ok(text) => println!("{text}"),
+            Err(error) => {
+                eprintln!("seam: error: cannot render the report: {error}");
+                return ExitCode::from(USAGE_ERROR);
+            }
+        }
+    } else {
+        print!("{}", fleet::render_text(&report));
+    }
+    if report.uniform {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }
 

@@ -3,7 +3,9 @@
 //! (kunai's compat table is the model: per-probe minimum kernel, priority, fallbacks).
 
 /// What a probe contributes to isolation evidence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Capability {
     /// Who called connect() and where to (TCP and connected UDP).
@@ -61,7 +63,9 @@ pub enum Hook {
 }
 
 /// The kind of eBPF program a hook needs (what a fingerprint reports per row).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ProgramType {
     CgroupSockAddr,
