@@ -1,5 +1,5 @@
 //! Facts about this node that decide what Seam can see: kernel, BTF, cgroup mode, LSMs.
-use std::{fs, path::Path};
+use std::fs;
 
 use serde::{Deserialize, Serialize};
 
@@ -129,40 +129,18 @@ pub(super) fn cgroup() -> CgroupInfo {
     cgroup_from_mountinfo(&fs::read_to_string("/proc/self/mountinfo").unwrap_or_default())
 }
 
-const SECURITYFS: &str = "/sys/kernel/security";
-
-/// Reads the active LSMs, mounting securityfs first when it is not mounted.
+/// The active LSMs (mounting securityfs if needed, as the loader does).
 pub(super) fn lsm() -> LsmInfo {
-    let file = Path::new(SECURITYFS).join("lsm");
-    if !file.exists()
-        && let Err(error) = nix::mount::mount(
-            Some("securityfs"),
-            SECURITYFS,
-            Some("securityfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-    {
-        tracing::warn!(%error, "cannot mount securityfs; the LSM list stays unknown");
-    }
-    match fs::read_to_string(&file) {
-        Ok(text) => {
-            let active: Vec<String> = text
-                .trim()
-                .split(',')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect();
-            LsmInfo {
-                bpf: active.iter().any(|l| l == "bpf"),
-                active: Some(active),
-                error: None,
-            }
-        }
+    match crate::probes::lsm_list::active() {
+        Ok(active) => LsmInfo {
+            bpf: active.iter().any(|l| l == "bpf"),
+            active: Some(active),
+            error: None,
+        },
         Err(error) => LsmInfo {
             active: None,
             bpf: false,
-            error: Some(format!("{}: {error}", file.display())),
+            error: Some(error),
         },
     }
 }

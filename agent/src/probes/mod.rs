@@ -2,6 +2,7 @@
 //! and a report of which hooks are live (the node's fingerprint).
 pub mod btf;
 pub mod guarantee;
+pub mod lsm_list;
 pub mod table;
 pub mod tracefs;
 
@@ -173,6 +174,7 @@ pub fn load_mode(
         path: cgroup_root.to_owned(),
         source,
     })?;
+    let lsm_inactive = lsm_list::bpf_inactive_reason(&lsm_list::active());
     let mut statuses: Vec<ProbeStatus> = PROBES
         .iter()
         .map(|spec| ProbeStatus {
@@ -217,7 +219,12 @@ pub fn load_mode(
                     status.state = ProbeState::Disabled;
                     continue;
                 }
-                try_row(&mut ebpf, spec, status, &offsets, &btf, &cgroup);
+                if let (Hook::Lsm(_), Some(reason)) = (spec.hook, &lsm_inactive) {
+                    status.state = ProbeState::Failed;
+                    status.error = Some(reason.clone());
+                } else {
+                    try_row(&mut ebpf, spec, status, &offsets, &btf, &cgroup);
+                }
                 any |= status.attached;
                 complete &= status.attached || spec.optional;
             }
