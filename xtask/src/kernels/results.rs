@@ -1,0 +1,308 @@
+//! Reading a console: the sections the scenario printed, what each run flagged, and the checks
+//! the matrix holds every kernel to.
+use std::{collections::BTreeMap, time::Duration};
+
+use serde_json::Value;
+
+/// The sections between `=====SEAM-BEGIN name=====` and `=====SEAM-END name=====`.
+pub fn sections(console: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut current: Option<(String, String)> = None;
+    for raw in console.lines() {
+        let line = raw.trim_end_matches('\r');
+        if let Some(name) = line
+            .strip_prefix("=====SEAM-BEGIN ")
+            .and_then(|l| l.strip_suffix("====="))
+        {
+            current = Some((name.to_owned(), String::new()));
+        } else if let Some(name) = line
+            .strip_prefix("=====SEAM-END ")
+            .and_then(|l| l.strip_suffix("====="))
+        {
+            if let Some((open, text)) = current.take()
+                && open == name
+            {
+                out.insert(open, text);
+            }
+        } else if let Some((_, text)) = current.as_mut() {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    out
+}
+
+/// `key=value` lines.
+fn meta(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
+        .collect()
+}
+
+/// The program type serving a capability, from the live hooks: the prefix of the first hook
+/// `is_member` accepts (`lsm`, `fentry`, `kprobe`, `tracepoint`, `cgroup`, ...).
+pub fn tier(hooks: &[String], is_member: fn(&str) -> bool) -> Option<String> {
+    hooks
+        .iter()
+        .find(|h| is_member(h))
+        .and_then(|h| h.split('/').next())
+        .map(str::to_owned)
+}
+
+pub fn is_file_hook(hook: &str) -> bool {
+    hook.starts_with("tracepoint/syscalls/") || hook.contains("file_open") || hook.contains("path_")
+}
+
+pub fn is_connect_hook(hook: &str) -> bool {
+    hook.ends_with("/connect4") || hook.ends_with("/connect6") || hook.contains("socket_connect")
+}
+
+/// One `seam run` of the scenario.
+#[derive(Debug, Default)]
+pub struct RunResult {
+    pub name: String,
+    pub ready_ms: Option<u64>,
+    pub scenario_ms: Option<u64>,
+    pub exit: Option<i32>,
+    /// `error=` lines of the scenario (a workload that failed).
+    pub errors: Vec<String>,
+    pub live_hooks: Vec<String>,
+    /// A -> B over TCP flagged (by the cross-tenant-network rule).
+    pub tcp_crossing: bool,
+    /// Caller comm and pid of that violation (who connect()ed).
+    pub tcp_caller: Option<(String, u64)>,
+    /// A reading B's file flagged.
+    pub file_crossing: bool,
+    /// The A -> A connection or A's own file flagged (must not be).
+    pub same_tenant_flagged: Vec<String>,
+    pub violations: usize,
+    pub log_tail: String,
+}
+
+impl RunResult {
+    pub fn file_tier(&self) -> Option<String> {
+        tier(&self.live_hooks, is_file_hook)
+    }
+
+    pub fn connect_tier(&self) -> Option<String> {
+        tier(&self.live_hooks, is_connect_hook)
+    }
+}
+
+/// Reads run `name` from the sections.
+pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult> {
+    let m = meta(sections.get(&format!("run/{name}/meta"))?);
+    let num = |k: &str| m.get(k).and_then(|v| v.parse::<u64>().ok());
+    let mut result = RunResult {
+        name: name.to_owned(),
+        ready_ms: num("ready_ms"),
+        scenario_ms: num("scenario_ms"),
+        exit: m.get("exit").and_then(|v| v.parse().ok()),
+        errors: sections
+            .get(&format!("run/{name}/meta"))
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| l.strip_prefix("error="))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        log_tail: sections
+            .get(&format!("run/{name}/log"))
+            .cloned()
+            .unwrap_or_default(),
+        ..RunResult::default()
+    };
+    let ready: Value = sections
+        .get(&format!("run/{name}/ready"))
+        .and_then(|t| serde_json::from_str(t.trim()).ok())
+        .unwrap_or(Value::Null);
+    result.live_hooks = ready["live_hooks"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|h| h.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let a_port = num("a_port");
+    let b_port = num("b_port");
+    let a_file = m.get("a_file").cloned();
+    let b_file = m.get("b_file").cloned();
+    let feed = sections
+        .get(&format!("run/{name}/feed"))
+        .map(String::as_str)
+        .unwrap_or("");
+    for line in feed.lines().filter(|l| l.starts_with('{')) {
+        let Ok(v) = serde_json::from_str::<Value>(line) else {
+            result.errors.push(format!("unreadable feed line: {line}"));
+            continue;
+        };
+        if v["rule_id"].is_null() {
+            continue; // loss records
+        }
+        result.violations += 1;
+        let port = v["target"]["port"].as_u64();
+        let path = v["target"]["path"].as_str().map(str::to_owned);
+        let crossing = v["intended_tenant"] == "a" && v["actual_tenant"] == "b";
+        if v["kind"] == "network" && crossing && port.is_some() && port == b_port {
+            result.tcp_crossing = true;
+            result.tcp_caller = Some((
+                v["caller"]["comm"].as_str().unwrap_or("").to_owned(),
+                v["caller"]["pid"].as_u64().unwrap_or(0),
+            ));
+        }
+        if v["kind"] == "file" && crossing && path.is_some() && path == b_file {
+            result.file_crossing = true;
+        }
+        if port.is_some() && port == a_port {
+            result
+                .same_tenant_flagged
+                .push(format!("A -> A connection: {line}"));
+        }
+        if path.is_some() && path == a_file {
+            result
+                .same_tenant_flagged
+                .push(format!("A's own file: {line}"));
+        }
+    }
+    Some(result)
+}
+
+/// A run's expectations: both crossings flagged, the same-tenant pair not, and the file and
+/// connect capabilities on the given tiers.
+#[derive(Clone, Copy, Debug)]
+pub struct Expect {
+    pub file: &'static str,
+    pub connect: &'static str,
+}
+
+/// Why a run falls short of `expect` (empty: it passed).
+pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
+    let mut failures = Vec::new();
+    let name = &run.name;
+    if run.exit != Some(0) {
+        failures.push(format!(
+            "run {name}: seam run exited {:?}; its log:\n{}",
+            run.exit, run.log_tail
+        ));
+    }
+    for error in &run.errors {
+        failures.push(format!("run {name}: {error}"));
+    }
+    if !run.tcp_crossing {
+        failures.push(format!(
+            "run {name}: the TCP crossing A -> B was not flagged"
+        ));
+    }
+    if !run.file_crossing {
+        failures.push(format!(
+            "run {name}: the read of B's file from A was not flagged"
+        ));
+    }
+    for flagged in &run.same_tenant_flagged {
+        failures.push(format!(
+            "run {name}: same-tenant activity flagged: {flagged}"
+        ));
+    }
+    if let Some((comm, pid)) = &run.tcp_caller
+        && (comm != "client-a" || *pid == 0)
+    {
+        failures.push(format!(
+            "run {name}: the TCP crossing names caller {comm:?} pid {pid}, not client-a (the \
+             connect intent did not fire)"
+        ));
+    }
+    for (what, want, got) in [
+        ("file access", expect.file, run.file_tier()),
+        ("connect intent", expect.connect, run.connect_tier()),
+    ] {
+        if got.as_deref() != Some(want) {
+            failures.push(format!(
+                "run {name}: {what} runs on {} instead of {want}",
+                got.as_deref().unwrap_or("nothing")
+            ));
+        }
+    }
+    if expect.file != "tracepoint"
+        && run
+            .live_hooks
+            .iter()
+            .any(|h| h.starts_with("tracepoint/syscalls/"))
+    {
+        failures.push(format!(
+            "run {name}: syscall tracepoints are live although file access runs on {}",
+            expect.file
+        ));
+    }
+    failures
+}
+
+/// Milliseconds of a duration, for reports.
+pub fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_sections_runs_and_checks_them() {
+        let console = "\
+noise\r
+=====SEAM-BEGIN run/default/meta=====\r
+ready_ms=420\r
+a_port=1000\r
+b_port=2000\r
+a_file=/d/a/notes.txt\r
+b_file=/d/b/secret.txt\r
+exit=0\r
+=====SEAM-END run/default/meta=====\r
+=====SEAM-BEGIN run/default/ready=====\r
+{\"live_hooks\":[\"cgroup/connect4\",\"lsm/file_open\",\"lsm/path_unlink\"]}\r
+=====SEAM-END run/default/ready=====\r
+=====SEAM-BEGIN run/default/feed=====\r
+{\"rule_id\":\"r\",\"kind\":\"network\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"caller\":{\"comm\":\"client-a\",\"pid\":7},\"target\":{\"port\":2000}}\r
+{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/secret.txt\"}}\r
+=====SEAM-END run/default/feed=====\r
+";
+        let s = sections(console);
+        let run = run(&s, "default").expect("run parsed");
+        assert_eq!(run.ready_ms, Some(420));
+        assert!(run.tcp_crossing && run.file_crossing);
+        assert_eq!(run.file_tier().as_deref(), Some("lsm"));
+        assert_eq!(run.connect_tier().as_deref(), Some("cgroup"));
+        let ok = Expect {
+            file: "lsm",
+            connect: "cgroup",
+        };
+        assert!(check_run(&run, ok).is_empty(), "{:?}", check_run(&run, ok));
+        let wrong = Expect {
+            file: "tracepoint",
+            connect: "cgroup",
+        };
+        assert_eq!(check_run(&run, wrong).len(), 1);
+    }
+
+    #[test]
+    fn missing_crossings_and_same_tenant_flags_fail() {
+        let console = "=====SEAM-BEGIN run/x/meta=====\na_port=1\nb_port=2\nexit=0\n=====SEAM-END run/x/meta=====\n=====SEAM-BEGIN run/x/feed=====\n{\"rule_id\":\"r\",\"kind\":\"network\",\"intended_tenant\":\"a\",\"actual_tenant\":\"a\",\"target\":{\"port\":1}}\n=====SEAM-END run/x/feed=====\n";
+        let run = run(&sections(console), "x").unwrap();
+        let failures = check_run(
+            &run,
+            Expect {
+                file: "lsm",
+                connect: "cgroup",
+            },
+        );
+        let text = failures.join("\n");
+        assert!(
+            text.contains("TCP crossing A -> B was not flagged"),
+            "{text}"
+        );
+        assert!(text.contains("B's file"), "{text}");
+        assert!(text.contains("same-tenant"), "{text}");
+    }
+}
