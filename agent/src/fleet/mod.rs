@@ -13,7 +13,7 @@ use serde::Serialize;
 
 pub use self::report::render_text;
 use crate::{
-    fingerprint::{Fingerprint, SCHEMA},
+    fingerprint::{Fingerprint, Live, SCHEMA},
     probes::{Capability, ProgramType, guarantee::Reduction},
 };
 
@@ -67,6 +67,13 @@ fn kernel_version(release: &str) -> Option<(u32, u32)> {
     Some((major, minor))
 }
 
+/// A capability's live tier: its program type and rank (0: the best Seam has).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Tier {
+    pub program_type: ProgramType,
+    pub rank: u8,
+}
+
 /// One way a node falls short of the fleet or of the policy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -74,8 +81,8 @@ pub enum Shortfall {
     /// The capability is served by a worse tier than on the best node (or not at all).
     WorseTier {
         capability: Capability,
-        tier: Option<ProgramType>,
-        best: ProgramType,
+        tier: Option<Tier>,
+        best: Tier,
         reductions: Vec<Reduction>,
     },
     /// No kernel BTF: no tp_btf, LSM or fentry, and no offsets for the socket and file probes.
@@ -99,8 +106,8 @@ pub struct NodeReport {
     pub node: String,
     pub source: PathBuf,
     pub kernel: String,
-    /// Program type of the live tier per capability (None: not live).
-    pub tiers: BTreeMap<Capability, Option<ProgramType>>,
+    /// The live tier per capability (None: not live).
+    pub tiers: BTreeMap<Capability, Option<Tier>>,
     pub shortfalls: Vec<Shortfall>,
 }
 
@@ -182,16 +189,23 @@ fn matches_glob(pattern: &str, text: &str) -> bool {
         .unwrap_or(pattern == text)
 }
 
+fn tier_of(live: &Live) -> Option<Tier> {
+    Some(Tier {
+        program_type: live.program_type?,
+        rank: live.rank?,
+    })
+}
+
 /// Compares the fingerprints against each other and the policy.
 pub fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetReport {
     // The best tier any node has, per capability (lowest rank wins).
-    let mut best: BTreeMap<Capability, (u8, ProgramType)> = BTreeMap::new();
+    let mut best: BTreeMap<Capability, Tier> = BTreeMap::new();
     for (_, fp) in fingerprints {
         for (capability, live) in &fp.capabilities {
-            if let (Some(rank), Some(t)) = (live.rank, live.program_type) {
-                let entry = best.entry(*capability).or_insert((rank, t));
-                if rank < entry.0 {
-                    *entry = (rank, t);
+            if let Some(tier) = tier_of(live) {
+                let entry = best.entry(*capability).or_insert(tier);
+                if tier.rank < entry.rank {
+                    *entry = tier;
                 }
             }
         }
@@ -206,14 +220,14 @@ pub fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetR
         .iter()
         .map(|(source, fp)| {
             let mut shortfalls = Vec::new();
-            for (capability, (best_rank, best_type)) in &best {
+            for (capability, best_tier) in &best {
                 let live = fp.capabilities.get(capability);
-                let rank = live.and_then(|l| l.rank);
-                if rank.is_none_or(|r| r > *best_rank) {
+                let tier = live.and_then(tier_of);
+                if tier.is_none_or(|t| t.rank > best_tier.rank) {
                     shortfalls.push(Shortfall::WorseTier {
                         capability: *capability,
-                        tier: live.and_then(|l| l.program_type),
-                        best: *best_type,
+                        tier,
+                        best: *best_tier,
                         reductions: live.map(|l| l.reductions.clone()).unwrap_or_default(),
                     });
                 }
@@ -261,7 +275,7 @@ pub fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetR
                 tiers: fp
                     .capabilities
                     .iter()
-                    .map(|(c, l)| (*c, l.program_type))
+                    .map(|(c, l)| (*c, tier_of(l)))
                     .collect(),
                 shortfalls,
             }

@@ -2,7 +2,7 @@
 //! every shortfall in words.
 use std::fmt::{self, Write as _};
 
-use super::{FleetReport, Shortfall};
+use super::{FleetReport, Shortfall, Tier};
 use crate::probes::{Capability, ProgramType};
 
 /// Column heading of a capability.
@@ -19,17 +19,24 @@ fn heading(capability: Capability) -> &'static str {
     }
 }
 
-/// Cell text of a tier.
-fn tier(program_type: Option<ProgramType>) -> &'static str {
-    match program_type {
-        None => "-",
-        Some(ProgramType::CgroupSockAddr) => "cgroup",
-        Some(ProgramType::CgroupSkb) => "skb",
-        Some(ProgramType::TpBtf) => "tp_btf",
-        Some(ProgramType::Tracepoint) => "tracepoint",
-        Some(ProgramType::Lsm) => "lsm",
-        Some(ProgramType::Fentry) => "fentry",
-        Some(ProgramType::Kprobe) => "kprobe",
+/// Cell text of a tier: its program type, and its rank when it is a stand-in (`skb:1`).
+fn tier(tier: Option<Tier>) -> String {
+    let Some(tier) = tier else {
+        return "-".to_owned();
+    };
+    let name = match tier.program_type {
+        ProgramType::CgroupSockAddr => "cgroup",
+        ProgramType::CgroupSkb => "skb",
+        ProgramType::TpBtf => "tp_btf",
+        ProgramType::Tracepoint => "tracepoint",
+        ProgramType::Lsm => "lsm",
+        ProgramType::Fentry => "fentry",
+        ProgramType::Kprobe => "kprobe",
+    };
+    if tier.rank == 0 {
+        name.to_owned()
+    } else {
+        format!("{name}:{}", tier.rank)
     }
 }
 
@@ -98,7 +105,7 @@ pub fn render_text(report: &FleetReport) -> String {
         row.extend(
             Capability::ALL
                 .iter()
-                .map(|c| tier(node.tiers.get(c).copied().flatten()).to_owned()),
+                .map(|c| tier(node.tiers.get(c).copied().flatten())),
         );
         row.push(if node.shortfalls.is_empty() {
             "ok".to_owned()
@@ -130,6 +137,10 @@ pub fn render_text(report: &FleetReport) -> String {
         .iter()
         .filter(|n| !n.shortfalls.is_empty())
         .count();
+    let _ = writeln!(
+        out,
+        "(a cell is the live tier's program type; `:N` marks a stand-in of rank N, `-` none)"
+    );
     let _ = if short == 0 {
         writeln!(
             out,

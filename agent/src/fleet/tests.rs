@@ -104,14 +104,21 @@ fn a_node_on_syscall_tracepoints_falls_short_of_lsm_nodes() {
         shortfalls(&report, "tp"),
         [Shortfall::WorseTier {
             capability: Capability::FileAccess,
-            tier: Some(ProgramType::Tracepoint),
-            best: ProgramType::Lsm,
+            tier: Some(Tier {
+                program_type: ProgramType::Tracepoint,
+                rank: 3
+            }),
+            best: Tier {
+                program_type: ProgramType::Lsm,
+                rank: 0
+            },
             reductions: vec![Reduction::SyscallTax],
         }]
     );
     assert!(shortfalls(&report, "lsm-1").is_empty());
     let text = render_text(&report);
-    assert!(text.contains("FileAccess runs on tracepoint where other nodes have lsm"));
+    assert!(text.contains("FileAccess runs on tracepoint:3 where other nodes have lsm"));
+    assert!(text.contains("tracepoint:3"), "{text}");
     assert!(text.contains("not uniform: 1 of 3"), "{text}");
 }
 

@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long)]
     only: Vec<String>,
     /// Seconds one boot (or the host run) may take before it is killed and reported failed.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = TIMEOUT.as_secs())]
     timeout: u64,
 }
 
@@ -346,6 +346,40 @@ fn cgroup2_mount() -> Result<PathBuf> {
         .context("no cgroup2 mount on this machine")
 }
 
+/// Default bound of one boot (or the host run).
+pub const TIMEOUT: Duration = Duration::from_secs(300);
+
+/// Saves each kernel's fingerprint under target/kernels/fingerprints/, compares them with
+/// `seam fleet-check`, and writes the report: docs/KERNELS.md when `docs`, else
+/// target/kernels/KERNELS.md. Returns where it went.
+pub fn write_report(matrix: &Matrix, seam: &Path, docs: bool) -> Result<PathBuf> {
+    let dir = util::target_dir().join("kernels/fingerprints");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    for kernel in &matrix.kernels {
+        if let Some(fp) = &kernel.fingerprint {
+            let mut fp = fp.clone();
+            fp["node"] = Value::from(kernel.name);
+            std::fs::write(dir.join(format!("{}.json", kernel.name)), fp.to_string())?;
+        }
+    }
+    let fleet = util::probe(
+        std::process::Command::new(seam)
+            .arg("fleet-check")
+            .arg(&dir),
+    )
+    .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+    .unwrap_or_default();
+    let path = if docs {
+        util::workspace_root().join("docs/KERNELS.md")
+    } else {
+        util::target_dir().join("kernels/KERNELS.md")
+    };
+    std::fs::write(&path, report::markdown(matrix, &fleet))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
 /// `cargo xtask kernels`: build, run the matrix, write docs/KERNELS.md; fails if a kernel does.
 #[allow(clippy::print_stdout)]
 pub fn run(args: &Args) -> Result<std::process::ExitCode> {
@@ -353,9 +387,7 @@ pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     let (_, bin) = build::setup_and_build(false)?;
     util::ensure_tracefs()?;
     let matrix = run_matrix(&bin, &args.only, Duration::from_secs(args.timeout))?;
-    let doc = util::workspace_root().join("docs/KERNELS.md");
-    std::fs::write(&doc, report::markdown(&matrix))
-        .with_context(|| format!("writing {}", doc.display()))?;
+    let doc = write_report(&matrix, &bin, args.only.is_empty())?;
     let failed = matrix
         .kernels
         .iter()

@@ -164,8 +164,8 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
     }
 }
 
-/// The whole document.
-pub fn markdown(matrix: &Matrix) -> String {
+/// The whole document; `fleet` is `seam fleet-check`'s table of the matrix's fingerprints.
+pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
     let mut out = String::from(
         "# Kernel matrix\n\n\
          Written by `cargo xtask kernels` (do not edit by hand). Each Debian kernel boots under \
@@ -225,6 +225,13 @@ pub fn markdown(matrix: &Matrix) -> String {
         matrix.total.as_secs_f64(),
         ms(matrix.total)
     );
+    if !fleet.trim().is_empty() {
+        let _ = writeln!(
+            out,
+            "`seam fleet-check target/kernels/fingerprints` (each kernel as a node):\n\n```text\n{}```\n",
+            fleet
+        );
+    }
     for k in &matrix.kernels {
         kernel_section(&mut out, k);
     }
