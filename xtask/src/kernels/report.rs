@@ -127,7 +127,7 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
     let _ = writeln!(
         out,
         "| run | probes disabled | start-up to ready | scenario | file on | connect on | \
-         TCP A→B | read of B's file | same-tenant A→A, own file |"
+         TCP A→B | B's files (ops flagged) | same-tenant A→A, own file |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     for (run, disabled) in &k.runs {
@@ -145,7 +145,11 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
             run.file_tier().unwrap_or_else(|| "none".into()),
             run.connect_tier().unwrap_or_else(|| "none".into()),
             flagged(run.tcp_crossing),
-            flagged(run.file_crossing),
+            if run.b_ops.is_empty() {
+                "**missed**".to_owned()
+            } else {
+                run.b_ops.iter().cloned().collect::<Vec<_>>().join(", ")
+            },
             if run.same_tenant_flagged.is_empty() {
                 "not flagged"
             } else {
@@ -174,8 +178,8 @@ pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
          attached), then `seam run` once per run: the best tiers (`default`) and, where they \
          exist, each stand-in forced by disabling the tiers above it (`fentry`: no LSM file rows \
          and no cgroup connect hooks; `kprobe`: no LSM or fentry file rows, no cgroup or LSM \
-         connect). Every run must flag the TCP crossing A→B and the read of B's file from A, and \
-         must not flag A→A or A's own file. Times under QEMU are TCG (emulated) times.\n\n",
+         connect). Every run must flag the TCP crossing A→B and A's read, truncate, rename and \
+         unlink of B's files, and must not flag A→A or A's own file. Times under QEMU are TCG (emulated) times.\n\n",
     );
     let _ = writeln!(
         out,

@@ -1,6 +1,9 @@
 //! Reading a console: the sections the scenario printed, what each run flagged, and the checks
 //! the matrix holds every kernel to.
-use std::{collections::BTreeMap, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::Duration,
+};
 
 use serde_json::Value;
 
@@ -74,6 +77,8 @@ pub struct RunResult {
     pub tcp_caller: Option<(String, u64)>,
     /// A reading B's file flagged.
     pub file_crossing: bool,
+    /// Operations on B's files flagged (`read`, `truncate`, `rename`, `delete`, ...).
+    pub b_ops: BTreeSet<String>,
     /// The A -> A connection or A's own file flagged (must not be).
     pub same_tenant_flagged: Vec<String>,
     pub violations: usize,
@@ -130,6 +135,7 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
     let b_port = num("b_port");
     let a_file = m.get("a_file").cloned();
     let b_file = m.get("b_file").cloned();
+    let b_dir = m.get("b_dir").cloned();
     let feed = sections
         .get(&format!("run/{name}/feed"))
         .map(String::as_str)
@@ -155,6 +161,13 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
         }
         if v["kind"] == "file" && crossing && path.is_some() && path == b_file {
             result.file_crossing = true;
+        }
+        if let (Some(path), Some(dir), Some(op)) = (&path, &b_dir, v["target"]["op"].as_str())
+            && v["kind"] == "file"
+            && crossing
+            && path.starts_with(dir.as_str())
+        {
+            result.b_ops.insert(op.to_owned());
         }
         if port.is_some() && port == a_port {
             result
@@ -200,6 +213,11 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
         failures.push(format!(
             "run {name}: the read of B's file from A was not flagged"
         ));
+    }
+    for op in ["truncate", "rename", "delete"] {
+        if !run.b_ops.contains(op) {
+            failures.push(format!("run {name}: A's {op} of B's file was not flagged"));
+        }
     }
     for flagged in &run.same_tenant_flagged {
         failures.push(format!(
@@ -258,6 +276,7 @@ a_port=1000\r
 b_port=2000\r
 a_file=/d/a/notes.txt\r
 b_file=/d/b/secret.txt\r
+b_dir=/d/b/\r
 exit=0\r
 =====SEAM-END run/default/meta=====\r
 =====SEAM-BEGIN run/default/ready=====\r
@@ -265,7 +284,10 @@ exit=0\r
 =====SEAM-END run/default/ready=====\r
 =====SEAM-BEGIN run/default/feed=====\r
 {\"rule_id\":\"r\",\"kind\":\"network\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"caller\":{\"comm\":\"client-a\",\"pid\":7},\"target\":{\"port\":2000}}\r
-{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/secret.txt\"}}\r
+{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/secret.txt\",\"op\":\"read\"}}\r
+{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/t\",\"op\":\"truncate\"}}\r
+{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/n\",\"op\":\"rename\"}}\r
+{\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/g\",\"op\":\"delete\"}}\r
 =====SEAM-END run/default/feed=====\r
 ";
         let s = sections(console);

@@ -74,7 +74,8 @@ teardown() {
     rm -rf "$WORK"
 }
 
-# A -> A and A -> B over TCP, then A reads its own file and B's.
+# A -> A and A -> B over TCP, then A reads its own file and B's, and truncates, renames and
+# unlinks B's files.
 crossings() { # dir
     rm -f "$1/a.port" "$1/b.port"
     workload a web-a tcp-listen --addr 127.0.0.1:0 --port-file "$1/a.port" &
@@ -93,8 +94,17 @@ crossings() { # dir
     wait "$la" "$lb"
     workload a app-a file-op --op read --path "$DATA/a/notes.txt" || echo "error=own read failed"
     workload a app-a file-op --op read --path "$DATA/b/secret.txt" || echo "error=cross read failed"
+    # The other file hooks (path_truncate, path_rename, path_unlink, or their syscalls).
+    for f in trunc.txt old.txt gone.txt; do echo "b's $f" >"$DATA/b/$f"; done
+    rm -f "$DATA/b/new.txt"
+    workload a app-a file-op --op truncate --path "$DATA/b/trunc.txt" ||
+        echo "error=cross truncate failed"
+    workload a app-a file-op --op rename --path "$DATA/b/old.txt" --to "$DATA/b/new.txt" ||
+        echo "error=cross rename failed"
+    workload a app-a file-op --op unlink --path "$DATA/b/gone.txt" || echo "error=cross unlink failed"
     echo "a_file=$DATA/a/notes.txt"
     echo "b_file=$DATA/b/secret.txt"
+    echo "b_dir=$DATA/b/"
 }
 
 run() { # name, probes to disable...
