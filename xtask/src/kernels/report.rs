@@ -127,13 +127,13 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
     let _ = writeln!(
         out,
         "| run | probes disabled | start-up to ready | scenario | file on | connect on | \
-         TCP A→B | B's files (ops flagged) | same-tenant A→A, own file |"
+         TCP A→B | UDP A→B | B's files (ops flagged) | same-tenant A→A, own file |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
     for (run, disabled) in &k.runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} |",
             run.name,
             if disabled.is_empty() {
                 "-".to_owned()
@@ -145,6 +145,7 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
             run.file_tier().unwrap_or_else(|| "none".into()),
             run.connect_tier().unwrap_or_else(|| "none".into()),
             flagged(run.tcp_crossing),
+            flagged(run.udp_crossing),
             if run.b_ops.is_empty() {
                 "**missed**".to_owned()
             } else {
@@ -178,8 +179,8 @@ pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
          attached), then `seam run` once per run: the best tiers (`default`) and, where they \
          exist, each stand-in forced by disabling the tiers above it (`fentry`: no LSM file rows \
          and no cgroup connect hooks; `kprobe`: no LSM or fentry file rows, no cgroup or LSM \
-         connect). Every run must flag the TCP crossing A→B and A's read, truncate, rename and \
-         unlink of B's files, and must not flag A→A or A's own file. Times under QEMU are TCG (emulated) times.\n\n",
+         connect). Every run must flag the TCP and UDP crossings A→B and A's read, truncate, \
+         rename and unlink of B's files, and must not flag A→A or A's own file. Times under QEMU are TCG (emulated) times.\n\n",
     );
     let _ = writeln!(
         out,

@@ -75,6 +75,8 @@ pub struct RunResult {
     pub tcp_crossing: bool,
     /// Caller comm and pid of that violation (who connect()ed).
     pub tcp_caller: Option<(String, u64)>,
+    /// A -> B over UDP flagged (needs both ends' cgroup_skb flow starts).
+    pub udp_crossing: bool,
     /// A reading B's file flagged.
     pub file_crossing: bool,
     /// Operations on B's files flagged (`read`, `truncate`, `rename`, `delete`, ...).
@@ -133,6 +135,7 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
         .unwrap_or_default();
     let a_port = num("a_port");
     let b_port = num("b_port");
+    let u_port = num("u_port");
     let a_file = m.get("a_file").cloned();
     let b_file = m.get("b_file").cloned();
     let b_dir = m.get("b_dir").cloned();
@@ -158,6 +161,14 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
                 v["caller"]["comm"].as_str().unwrap_or("").to_owned(),
                 v["caller"]["pid"].as_u64().unwrap_or(0),
             ));
+        }
+        if v["kind"] == "network"
+            && crossing
+            && v["target"]["protocol"] == "udp"
+            && port.is_some()
+            && port == u_port
+        {
+            result.udp_crossing = true;
         }
         if v["kind"] == "file" && crossing && path.is_some() && path == b_file {
             result.file_crossing = true;
@@ -207,6 +218,11 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
     if !run.tcp_crossing {
         failures.push(format!(
             "run {name}: the TCP crossing A -> B was not flagged"
+        ));
+    }
+    if !run.udp_crossing {
+        failures.push(format!(
+            "run {name}: the UDP crossing A -> B was not flagged"
         ));
     }
     if !run.file_crossing {
@@ -274,6 +290,7 @@ noise\r
 ready_ms=420\r
 a_port=1000\r
 b_port=2000\r
+u_port=3000\r
 a_file=/d/a/notes.txt\r
 b_file=/d/b/secret.txt\r
 b_dir=/d/b/\r
@@ -284,6 +301,7 @@ exit=0\r
 =====SEAM-END run/default/ready=====\r
 =====SEAM-BEGIN run/default/feed=====\r
 {\"rule_id\":\"r\",\"kind\":\"network\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"caller\":{\"comm\":\"client-a\",\"pid\":7},\"target\":{\"port\":2000}}\r
+{\"rule_id\":\"r\",\"kind\":\"network\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"port\":3000,\"protocol\":\"udp\"}}\r
 {\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/secret.txt\",\"op\":\"read\"}}\r
 {\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/t\",\"op\":\"truncate\"}}\r
 {\"rule_id\":\"r\",\"kind\":\"file\",\"intended_tenant\":\"a\",\"actual_tenant\":\"b\",\"target\":{\"path\":\"/d/b/n\",\"op\":\"rename\"}}\r

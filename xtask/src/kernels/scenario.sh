@@ -74,7 +74,7 @@ teardown() {
     rm -rf "$WORK"
 }
 
-# A -> A and A -> B over TCP, then A reads its own file and B's, and truncates, renames and
+# A -> A and A -> B over TCP, A -> B over UDP, then A reads its own file and B's, and truncates, renames and
 # unlinks B's files.
 crossings() { # dir
     rm -f "$1/a.port" "$1/b.port"
@@ -92,6 +92,18 @@ crossings() { # dir
         kill -9 "$la" "$lb" 2>/dev/null
     fi
     wait "$la" "$lb"
+    # A -> B over UDP: paired from both ends' first packets (cgroup_skb egress and ingress).
+    workload b dns-b udp-recv --addr 127.0.0.1:0 --port-file "$1/u.port" &
+    lu=$!
+    if wait_file "$1/u.port" 300; then
+        echo "u_port=$(cat "$1/u.port")"
+        workload a client-a udp-send --addr "127.0.0.1:$(cat "$1/u.port")" ||
+            echo "error=udp a->b failed"
+    else
+        echo "error=udp listener did not start"
+        kill -9 "$lu" 2>/dev/null
+    fi
+    wait "$lu"
     workload a app-a file-op --op read --path "$DATA/a/notes.txt" || echo "error=own read failed"
     workload a app-a file-op --op read --path "$DATA/b/secret.txt" || echo "error=cross read failed"
     # The other file hooks (path_truncate, path_rename, path_unlink, or their syscalls).
