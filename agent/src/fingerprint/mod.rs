@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 pub use self::node::{BtfInfo, CgroupInfo, CgroupMode, KernelInfo, LsmInfo};
 use crate::{
-    config::RuleSet,
+    config::{ConfigErrors, RuleSet},
     preflight::{self, PreflightError},
     probes::{
         self, Capability, LoadMode, ProbeError, ProbeState, ProbeStatus, ProgramType,
@@ -33,7 +33,14 @@ pub enum FingerprintError {
     Probes(#[from] ProbeError),
     /// `--rules` could not be loaded; the hash would describe rules the agent refuses.
     #[error("cannot hash the rules: {0}; fix them (`seam check-rules`) or leave out --rules")]
-    Rules(String),
+    Rules(#[source] ConfigErrors),
+    /// A rules file that loaded could not be read again for hashing (changed meanwhile?).
+    #[error("cannot read {path} to hash the rules: {source}; run again")]
+    RulesFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// One row of the probe table as tried on this node.
@@ -103,7 +110,7 @@ pub struct Fingerprint {
 }
 
 /// Hex SHA-256 of `bytes`.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -111,7 +118,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 /// The live tier of each capability, from the rows' states.
-pub fn live_tiers(rows: &[Row]) -> BTreeMap<Capability, Live> {
+pub(crate) fn live_tiers(rows: &[Row]) -> BTreeMap<Capability, Live> {
     Capability::ALL
         .into_iter()
         .map(|capability| {
@@ -133,11 +140,13 @@ pub fn live_tiers(rows: &[Row]) -> BTreeMap<Capability, Live> {
 
 /// Hashes the rules the agent would load from `dirs` (validated first).
 fn rules_sha256(dirs: &[PathBuf]) -> Result<String, FingerprintError> {
-    let rules = RuleSet::load_dirs(dirs).map_err(|e| FingerprintError::Rules(e.to_string()))?;
+    let rules = RuleSet::load_dirs(dirs).map_err(FingerprintError::Rules)?;
     let mut hasher = Sha256::new();
     for source in &rules.sources {
-        let text = std::fs::read(source)
-            .map_err(|e| FingerprintError::Rules(format!("{}: {e}", source.display())))?;
+        let text = std::fs::read(source).map_err(|e| FingerprintError::RulesFile {
+            path: source.clone(),
+            source: e,
+        })?;
         let name = source.file_name().unwrap_or_default();
         hasher.update(name.as_encoded_bytes());
         hasher.update([0]);

@@ -140,7 +140,7 @@ pub(super) fn lsm() -> LsmInfo {
         Err(error) => LsmInfo {
             active: None,
             bpf: false,
-            error: Some(error),
+            error: Some(error.to_string()),
         },
     }
 }

@@ -2,7 +2,7 @@
 //! and a report of which hooks are live (the node's fingerprint).
 pub mod btf;
 pub mod guarantee;
-pub mod lsm_list;
+pub(crate) mod lsm_list;
 pub mod table;
 pub mod tracefs;
 
@@ -137,7 +137,7 @@ pub fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
 }
 
 /// The embedded probe object (the fingerprint hashes it: `probe_object_sha256`).
-pub fn probe_object() -> &'static [u8] {
+pub(crate) fn probe_object() -> &'static [u8] {
     PROBE_OBJECT
 }
 
