@@ -4,7 +4,7 @@
 mod report;
 
 use std::{
-    collections::BTreeMap,
+    collections::{BTreeMap, BTreeSet},
     fs,
     path::{Path, PathBuf},
 };
@@ -84,6 +84,12 @@ pub enum Shortfall {
         tier: Option<Tier>,
         best: Tier,
         reductions: Vec<Reduction>,
+    },
+    /// On the best tier, but without hooks other nodes on that tier have live (an optional row,
+    /// e.g. a legacy syscall another architecture lacks).
+    MissingHooks {
+        capability: Capability,
+        missing: Vec<String>,
     },
     /// No kernel BTF: no tp_btf, LSM or fentry, and no offsets for the socket and file probes.
     MissingBtf,
@@ -210,6 +216,20 @@ pub fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetR
             }
         }
     }
+    // The hooks live on the best tier of each capability, on any node.
+    let mut best_hooks: BTreeMap<Capability, BTreeSet<&str>> = BTreeMap::new();
+    for (_, fp) in fingerprints {
+        for (capability, live) in &fp.capabilities {
+            if let (Some(tier), Some(best_tier)) = (tier_of(live), best.get(capability))
+                && tier.rank == best_tier.rank
+            {
+                best_hooks
+                    .entry(*capability)
+                    .or_default()
+                    .extend(live.hooks.iter().map(String::as_str));
+            }
+        }
+    }
     let rules = majority(fingerprints.iter().map(|(_, fp)| fp.rules_sha256.clone())).flatten();
     let object = majority(
         fingerprints
@@ -230,6 +250,18 @@ pub fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetR
                         best: *best_tier,
                         reductions: live.map(|l| l.reductions.clone()).unwrap_or_default(),
                     });
+                } else if let (Some(live), Some(all)) = (live, best_hooks.get(capability)) {
+                    let missing: Vec<String> = all
+                        .iter()
+                        .filter(|h| !live.hooks.iter().any(|l| l == *h))
+                        .map(|h| (*h).to_owned())
+                        .collect();
+                    if !missing.is_empty() {
+                        shortfalls.push(Shortfall::MissingHooks {
+                            capability: *capability,
+                            missing,
+                        });
+                    }
                 }
             }
             if !fp.btf.present {

@@ -65,6 +65,14 @@ impl fmt::Display for Shortfall {
                 }
                 Ok(())
             }
+            Shortfall::MissingHooks {
+                capability,
+                missing,
+            } => write!(
+                f,
+                "{capability:?} lacks hooks other nodes on its tier have: {}",
+                missing.join(", ")
+            ),
             Shortfall::MissingBtf => write!(
                 f,
                 "no kernel BTF: tp_btf, LSM and fentry probes and the BTF offsets are unavailable"

@@ -140,6 +140,33 @@ fn a_capability_missing_on_one_node_is_a_shortfall() {
 }
 
 #[test]
+fn a_node_without_an_optional_row_of_the_same_tier_is_named() {
+    // An architecture without the legacy open(2): same tier, one hook pair fewer.
+    let (path, mut fp) = node("arm", "6.12.1", 3);
+    for row in fp.rows.iter_mut() {
+        if row.attach_point.ends_with("sys_enter_open")
+            || row.attach_point.ends_with("sys_exit_open")
+        {
+            row.state = ProbeState::Failed;
+        }
+    }
+    fp.capabilities = live_tiers(&fp.rows);
+    let report = check(&[node("x86", "6.12.1", 3), (path, fp)], &Policy::default());
+    assert!(shortfalls(&report, "x86").is_empty());
+    assert_eq!(
+        shortfalls(&report, "arm"),
+        [Shortfall::MissingHooks {
+            capability: Capability::FileAccess,
+            missing: vec![
+                "tracepoint/syscalls/sys_enter_open".to_owned(),
+                "tracepoint/syscalls/sys_exit_open".to_owned()
+            ],
+        }]
+    );
+    assert!(render_text(&report).contains("FileAccess lacks hooks other nodes on its tier have"));
+}
+
+#[test]
 fn missing_btf_and_kernel_policy() {
     let (path, mut fp) = node("old", "5.15.0-91-generic", 0);
     fp.btf.present = false;
