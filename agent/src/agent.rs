@@ -115,8 +115,8 @@ pub(crate) fn kernel_offsets() -> Option<KernelOffsets> {
         offsets.syscall_args = args;
         offsets.syscall_ret = ret;
     } else {
-        tracing::warn!("tracefs syscall formats unreadable; file probes stay off");
-        offsets.files_valid = 0;
+        // Only the syscall tracepoint rows need the record layout (Needs::SyscallRecords).
+        tracing::warn!("tracefs syscall formats unreadable; syscall file probes stay off");
     }
     Some(offsets)
 }

@@ -297,6 +297,7 @@ fn try_row(
         Needs::SocketOffsets => offsets.valid != 1,
         Needs::FileOffsets => offsets.files_valid != 1,
         Needs::SocketSk => offsets.valid != 1 || offsets.socket_sk == 0,
+        Needs::SyscallRecords => offsets.files_valid != 1 || offsets.syscall_ret == 0,
     };
     if missing_offsets {
         status.state = ProbeState::Failed;

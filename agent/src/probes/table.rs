@@ -120,6 +120,8 @@ pub enum Needs {
     FileOffsets,
     /// `socket->sk` (`KernelOffsets::socket_sk`), for hooks handed a `struct socket`.
     SocketSk,
+    /// The file offsets and the syscall record layout from tracefs (`syscall_args`/`ret`).
+    SyscallRecords,
 }
 
 /// A pair of probes on syscalls/sys_enter_<name> and sys_exit_<name>: the last file tier.
@@ -129,7 +131,7 @@ const fn syscall(program: &'static str, name: &'static str, optional: bool) -> P
         hook: Hook::TracePoint("syscalls", name),
         capability: Capability::FileAccess,
         min_kernel: (4, 7),
-        needs: Needs::FileOffsets,
+        needs: Needs::SyscallRecords,
         rank: 3,
         optional,
     }
