@@ -127,13 +127,14 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
     let _ = writeln!(
         out,
         "| run | probes disabled | start-up to ready | scenario | file on | connect on | \
-         TCP A→B | UDP A→B | B's files (ops flagged) | same-tenant A→A, own file |"
+         TCP A→B | UDP A→B | B's files (ops flagged) | failed open under B (ENOENT) | \
+         same-tenant A→A, own file |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
     for (run, disabled) in &k.runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {} |",
             run.name,
             if disabled.is_empty() {
                 "-".to_owned()
@@ -150,6 +151,11 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
                 "**missed**".to_owned()
             } else {
                 run.b_ops.iter().cloned().collect::<Vec<_>>().join(", ")
+            },
+            if run.failed_attempt_flagged {
+                "flagged"
+            } else {
+                "unseen"
             },
             if run.same_tenant_flagged.is_empty() {
                 "not flagged"
@@ -180,7 +186,9 @@ pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
          exist, each stand-in forced by disabling the tiers above it (`fentry`: no LSM file rows \
          and no cgroup connect hooks; `kprobe`: no LSM or fentry file rows, no cgroup or LSM \
          connect). Every run must flag the TCP and UDP crossings A→B and A's read, truncate, \
-         rename and unlink of B's files, and must not flag A→A or A's own file. Times under QEMU are TCG (emulated) times.\n\n",
+         rename and unlink of B's files, and must not flag A→A or A's own file. A failed open under B's path (ENOENT) must be \
+         flagged on syscall tracepoints and is unseen on the security hooks: their reduced \
+         guarantee, observed. Times under QEMU are TCG (emulated) times.\n\n",
     );
     let _ = writeln!(
         out,

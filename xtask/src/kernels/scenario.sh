@@ -114,6 +114,10 @@ crossings() { # dir
     workload a app-a file-op --op rename --path "$DATA/b/old.txt" --to "$DATA/b/new.txt" ||
         echo "error=cross rename failed"
     workload a app-a file-op --op unlink --path "$DATA/b/gone.txt" || echo "error=cross unlink failed"
+    # A failed attempt (ENOENT): only the syscall tracepoints see it.
+    workload a app-a file-op --op read --path "$DATA/b/missing.txt" --expect-errno 2 ||
+        echo "error=failed attempt did not fail with ENOENT"
+    echo "b_missing=$DATA/b/missing.txt"
     echo "a_file=$DATA/a/notes.txt"
     echo "b_file=$DATA/b/secret.txt"
     echo "b_dir=$DATA/b/"
