@@ -248,6 +248,7 @@ pub fn load_mode(
         }
     }
     if mode == LoadMode::Run {
+        log_tiers(&statuses);
         for capability in Capability::REQUIRED {
             if !statuses
                 .iter()
@@ -261,6 +262,34 @@ pub fn load_mode(
         }
     }
     Ok(Probes { ebpf, statuses })
+}
+
+/// Logs the tier serving each capability and what it does not see, so an operator reading the
+/// start-up log learns the node's guarantees without running `seam fingerprint`.
+fn log_tiers(statuses: &[ProbeStatus]) {
+    for capability in Capability::ALL {
+        let live = statuses
+            .iter()
+            .find(|s| s.capability == capability && s.state == ProbeState::Live);
+        let tier = live.map(|s| (s.program_type, s.rank));
+        let reductions = guarantee::reductions(capability, tier);
+        let off = statuses
+            .iter()
+            .filter(|s| s.capability == capability)
+            .all(|s| s.state == ProbeState::Disabled);
+        match tier {
+            None if off => tracing::info!(?capability, "capability off by option"),
+            Some((program_type, rank)) if reductions.is_empty() => {
+                tracing::info!(?capability, ?program_type, rank, "capability live");
+            }
+            _ => tracing::warn!(
+                ?capability,
+                ?tier,
+                ?reductions,
+                "capability reduced on this kernel (see `seam fingerprint`)"
+            ),
+        }
+    }
 }
 
 /// Each probe of `capability` and why it is not live.

@@ -347,7 +347,12 @@ exit=0\r
             connect: "cgroup",
         };
         // Wrong tier, and a tracepoint tier would have seen the failed attempt.
-        assert_eq!(check_run(&run, wrong).len(), 2, "{:?}", check_run(&run, wrong));
+        assert_eq!(
+            check_run(&run, wrong).len(),
+            2,
+            "{:?}",
+            check_run(&run, wrong)
+        );
     }
 
     #[test]
