@@ -1,5 +1,5 @@
 //! File access seen at the kernel's security hooks (`file_open`, `path_unlink`, `path_rename`,
-//! `path_truncate`), whichever way they are reached: BPF LSM, fentry or kprobe on the
+//! `path_truncate`), whichever way they are reached: BPF LSM, fexit or kprobe on the
 //! `security_*` function. The kernel hands over the object it is about to act on (a `struct file`,
 //! or a directory `struct path` and the entry's dentry), so the path is resolved from the object
 //! and no syscall tracepoint is needed: the rest of the node's syscalls stay on the fast path.
@@ -45,26 +45,27 @@ fn tenant_cgroup() -> Option<u64> {
     is_tenant_cgroup(cgroup_id).then_some(cgroup_id)
 }
 
-/// `file_open(struct file *file)`: an open that passed lookup and the permission checks.
+/// `file_open(struct file *file)`: an open that passed lookup and the permission checks. `ret`
+/// is the security layer's verdict where the hook knows it (fexit), else 0.
 #[inline(always)]
-pub(crate) fn open(file: *const c_void) {
+pub(crate) fn open(file: *const c_void, ret: i64) {
     let file = file as *const u8;
     let f_mode: u32 = read(file, offset!(file_mode)).unwrap_or(0);
     let path = Target {
         path: file.wrapping_add(offset!(file_path)),
         leaf: core::ptr::null(),
     };
-    let _ = report(FileOp::Open, f_mode, [path, Target::NONE], 1);
+    let _ = report(FileOp::Open, ret, f_mode, [path, Target::NONE], 1);
 }
 
 /// `path_unlink(const struct path *dir, struct dentry *dentry)`.
 #[inline(always)]
-pub(crate) fn unlink(dir: *const c_void, dentry: *const c_void) {
+pub(crate) fn unlink(dir: *const c_void, dentry: *const c_void, ret: i64) {
     let target = Target {
         path: dir.cast(),
         leaf: dentry.cast(),
     };
-    let _ = report(FileOp::Unlink, 0, [target, Target::NONE], 1);
+    let _ = report(FileOp::Unlink, ret, 0, [target, Target::NONE], 1);
 }
 
 /// `path_rename(old_dir, old_dentry, new_dir, new_dentry, ...)`.
@@ -74,6 +75,7 @@ pub(crate) fn rename(
     old_dentry: *const c_void,
     new_dir: *const c_void,
     new_dentry: *const c_void,
+    ret: i64,
 ) {
     let from = Target {
         path: old_dir.cast(),
@@ -83,17 +85,17 @@ pub(crate) fn rename(
         path: new_dir.cast(),
         leaf: new_dentry.cast(),
     };
-    let _ = report(FileOp::Rename, 0, [from, to], 2);
+    let _ = report(FileOp::Rename, ret, 0, [from, to], 2);
 }
 
 /// `path_truncate(const struct path *path)`.
 #[inline(always)]
-pub(crate) fn truncate(path: *const c_void) {
+pub(crate) fn truncate(path: *const c_void, ret: i64) {
     let target = Target {
         path: path.cast(),
         leaf: core::ptr::null(),
     };
-    let _ = report(FileOp::Truncate, 0, [target, Target::NONE], 1);
+    let _ = report(FileOp::Truncate, ret, 0, [target, Target::NONE], 1);
 }
 
 /// Writes the name of `dentry` (NUL included) at `off`; returns the bytes written.
@@ -114,9 +116,10 @@ fn leaf_name(dentry: *const u8, buf: &mut [u8; FILE_BUF + PATH_LIMIT], off: usiz
 
 /// Builds and sends one file event: each target's components leaf first (the entry's own name,
 /// then its directory up to the root), all resolved by the kernel. The hook runs before the
-/// operation completes, so `ret` is 0: an access the kernel is about to perform.
+/// operation completes: `ret` is 0 (an access the kernel is about to perform) or the security
+/// layer's refusal (-EACCES, -EPERM) when the hook saw it.
 #[inline(always)]
-fn report(op: FileOp, f_mode: u32, targets: [Target; 2], npaths: u8) -> Result<(), i32> {
+fn report(op: FileOp, ret: i64, f_mode: u32, targets: [Target; 2], npaths: u8) -> Result<(), i32> {
     let Some(cgroup_id) = tenant_cgroup() else {
         return Ok(());
     };
@@ -125,7 +128,7 @@ fn report(op: FileOp, f_mode: u32, targets: [Target; 2], npaths: u8) -> Result<(
     let scratch = unsafe { &mut *scratch };
     scratch.info = header(EventKind::File, cgroup_id, Context::Task);
     let head = &mut scratch.data.head;
-    head.ret = 0;
+    head.ret = ret;
     head.flags = 0;
     head.f_mode = f_mode;
     head.op = op as u8;

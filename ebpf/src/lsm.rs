@@ -12,25 +12,26 @@ const ALLOW: i32 = 0;
 
 #[lsm(hook = "file_open")]
 pub fn seam_lsm_file_open(ctx: LsmContext) -> i32 {
-    file_hooks::open(ctx.arg::<*const c_void>(0));
+    // The BPF LSM runs last: an earlier LSM's refusal means this program is never called.
+    file_hooks::open(ctx.arg::<*const c_void>(0), 0);
     ALLOW
 }
 
 #[lsm(hook = "path_unlink")]
 pub fn seam_lsm_path_unlink(ctx: LsmContext) -> i32 {
-    file_hooks::unlink(ctx.arg(0), ctx.arg(1));
+    file_hooks::unlink(ctx.arg(0), ctx.arg(1), 0);
     ALLOW
 }
 
 #[lsm(hook = "path_rename")]
 pub fn seam_lsm_path_rename(ctx: LsmContext) -> i32 {
-    file_hooks::rename(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3));
+    file_hooks::rename(ctx.arg(0), ctx.arg(1), ctx.arg(2), ctx.arg(3), 0);
     ALLOW
 }
 
 #[lsm(hook = "path_truncate")]
 pub fn seam_lsm_path_truncate(ctx: LsmContext) -> i32 {
-    file_hooks::truncate(ctx.arg(0));
+    file_hooks::truncate(ctx.arg(0), 0);
     ALLOW
 }
 

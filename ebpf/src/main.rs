@@ -6,7 +6,7 @@
 
 mod connect_hook;
 mod emit;
-mod fentry;
+mod fexit;
 mod file_hooks;
 mod files;
 mod kernel;

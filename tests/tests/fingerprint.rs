@@ -65,10 +65,10 @@ fn fingerprint_names_what_loads_on_this_kernel_and_what_does_not() {
             other => panic!("fingerprint tries every row, found {other}: {row}"),
         }
     }
-    // This machine's kernel loads neither LSM, fentry nor kprobe programs: those rows are
+    // This machine's kernel loads neither LSM, fentry, fexit nor kprobe programs: those rows are
     // reported failed with the kernel's answer, and file access falls back to the syscall
     // tracepoints, reported with their cost.
-    for program_type in ["lsm", "fentry", "kprobe"] {
+    for program_type in ["lsm", "fentry", "fexit", "kprobe"] {
         let rows = rows(&fp, program_type);
         assert!(!rows.is_empty(), "{program_type} rows are in the table");
         for row in rows {

@@ -91,7 +91,7 @@ pub enum Shortfall {
         capability: Capability,
         missing: Vec<String>,
     },
-    /// No kernel BTF: no tp_btf, LSM or fentry, and no offsets for the socket and file probes.
+    /// No kernel BTF: no tp_btf, LSM, fentry or fexit, and no offsets for the socket and file probes.
     MissingBtf,
     /// Kernel older than `--min-kernel`.
     KernelTooOld { release: String, minimum: String },

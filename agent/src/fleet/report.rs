@@ -31,6 +31,7 @@ fn tier(tier: Option<Tier>) -> String {
         ProgramType::Tracepoint => "tracepoint",
         ProgramType::Lsm => "lsm",
         ProgramType::Fentry => "fentry",
+        ProgramType::Fexit => "fexit",
         ProgramType::Kprobe => "kprobe",
     };
     if tier.rank == 0 {
@@ -75,7 +76,7 @@ impl fmt::Display for Shortfall {
             ),
             Shortfall::MissingBtf => write!(
                 f,
-                "no kernel BTF: tp_btf, LSM and fentry probes and the BTF offsets are unavailable"
+                "no kernel BTF: tp_btf, LSM, fentry and fexit probes and the BTF offsets are unavailable"
             ),
             Shortfall::KernelTooOld { release, minimum } => {
                 write!(

@@ -10,11 +10,15 @@ use super::table::{Capability, ProgramType};
 pub enum Reduction {
     /// No probe of the capability is live on this node: it gives no evidence at all.
     Unavailable,
-    /// File access at the security hooks (LSM, fentry, kprobe): attempts the kernel refuses
+    /// File access at the security hooks (LSM, fexit, kprobe): attempts the kernel refuses
     /// before the hook (ENOENT during lookup, EACCES/EPERM from the permission checks) are not
     /// seen, so failed attempts on another tenant's files leave no span. Syscall tracepoints see
     /// them.
     FailedAttemptsUnseen,
+    /// File access on kprobes, which fire before the LSMs decide: an attempt an LSM refuses
+    /// (AppArmor, landlock, ...) is reported as an access. BPF LSM is never called for it, and
+    /// fexit reports the refusal.
+    VerdictUnknown,
     /// File access on syscall tracepoints: every syscall of the node pays for the probes, and
     /// the path of a failed call is composed from the caller's string.
     SyscallTax,
@@ -32,8 +36,11 @@ pub fn reductions(capability: Capability, tier: Option<(ProgramType, u8)>) -> Ve
         return vec![Reduction::Unavailable];
     };
     match (capability, program_type) {
-        (Capability::FileAccess, ProgramType::Lsm | ProgramType::Fentry | ProgramType::Kprobe) => {
+        (Capability::FileAccess, ProgramType::Lsm | ProgramType::Fentry | ProgramType::Fexit) => {
             vec![Reduction::FailedAttemptsUnseen]
+        }
+        (Capability::FileAccess, ProgramType::Kprobe) => {
+            vec![Reduction::FailedAttemptsUnseen, Reduction::VerdictUnknown]
         }
         (Capability::FileAccess, ProgramType::Tracepoint) => vec![Reduction::SyscallTax],
         (Capability::ProcessExec, ProgramType::Tracepoint) => vec![Reduction::NoExecPath],
@@ -48,12 +55,16 @@ mod tests {
 
     #[test]
     fn security_hooks_do_not_see_failed_attempts() {
-        for t in [ProgramType::Lsm, ProgramType::Fentry, ProgramType::Kprobe] {
+        for t in [ProgramType::Lsm, ProgramType::Fexit] {
             assert_eq!(
                 reductions(Capability::FileAccess, Some((t, 0))),
                 [Reduction::FailedAttemptsUnseen]
             );
         }
+        assert_eq!(
+            reductions(Capability::FileAccess, Some((ProgramType::Kprobe, 2))),
+            [Reduction::FailedAttemptsUnseen, Reduction::VerdictUnknown]
+        );
         assert_eq!(
             reductions(Capability::FileAccess, Some((ProgramType::Tracepoint, 3))),
             [Reduction::SyscallTax]

@@ -16,7 +16,7 @@ use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{
         BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry,
-        KProbe, Lsm, TracePoint,
+        FExit, KProbe, Lsm, TracePoint,
     },
 };
 use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
@@ -417,6 +417,12 @@ fn attach(
             *loaded = true;
             program.attach()?;
         }
+        Hook::FExit(function) => {
+            let program: &mut FExit = program.try_into()?;
+            program.load(function, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
         Hook::KProbe(function) => {
             let program: &mut KProbe = program.try_into()?;
             program.load()?;
@@ -439,6 +445,7 @@ fn unload(ebpf: &mut Ebpf, spec: &ProbeSpec) {
         Hook::TracePoint(..) => <&mut TracePoint>::try_from(program).map(|p| p.unload()),
         Hook::Lsm(_) => <&mut Lsm>::try_from(program).map(|p| p.unload()),
         Hook::FEntry(_) => <&mut FEntry>::try_from(program).map(|p| p.unload()),
+        Hook::FExit(_) => <&mut FExit>::try_from(program).map(|p| p.unload()),
         Hook::KProbe(_) => <&mut KProbe>::try_from(program).map(|p| p.unload()),
     };
     if let Err(error) | Ok(Err(error)) = result {

@@ -58,6 +58,8 @@ pub enum Hook {
     Lsm(&'static str),
     /// fentry on a kernel function (BTF and ftrace direct calls).
     FEntry(&'static str),
+    /// fexit on a kernel function: its arguments and its return value.
+    FExit(&'static str),
     /// kprobe on a kernel function.
     KProbe(&'static str),
 }
@@ -74,6 +76,7 @@ pub enum ProgramType {
     Tracepoint,
     Lsm,
     Fentry,
+    Fexit,
     Kprobe,
 }
 
@@ -86,6 +89,7 @@ impl Hook {
             Hook::TracePoint(..) => ProgramType::Tracepoint,
             Hook::Lsm(_) => ProgramType::Lsm,
             Hook::FEntry(_) => ProgramType::Fentry,
+            Hook::FExit(_) => ProgramType::Fexit,
             Hook::KProbe(_) => ProgramType::Kprobe,
         }
     }
@@ -137,11 +141,11 @@ const fn syscall(program: &'static str, name: &'static str, optional: bool) -> P
     }
 }
 
-/// A file probe at a security hook: BPF LSM (rank 0), fentry (1) or kprobe (2).
+/// A file probe at a security hook: BPF LSM (rank 0), fexit (1) or kprobe (2).
 const fn file_hook(program: &'static str, hook: Hook) -> ProbeSpec {
     let (rank, min_kernel) = match hook {
         Hook::Lsm(_) => (0, (5, 7)),
-        Hook::FEntry(_) => (1, (5, 5)),
+        Hook::FExit(_) => (1, (5, 5)),
         _ => (2, (4, 1)),
     };
     ProbeSpec {
@@ -189,6 +193,7 @@ impl ProbeSpec {
             Hook::TracePoint(category, name) => format!("tracepoint/{category}/{name}"),
             Hook::Lsm(name) => format!("lsm/{name}"),
             Hook::FEntry(name) => format!("fentry/{name}"),
+            Hook::FExit(name) => format!("fexit/{name}"),
             Hook::KProbe(name) => format!("kprobe/{name}"),
         }
     }
@@ -316,24 +321,24 @@ pub const PROBES: &[ProbeSpec] = &[
         Needs::Nothing,
         1,
     ),
-    // File access: the security hooks, by BPF LSM, then fentry, then kprobe; each tier needs
-    // CONFIG_SECURITY_PATH for unlink, rename and truncate.
+    // File access: the security hooks, by BPF LSM, then fexit (with the LSMs' verdict), then
+    // kprobe; each tier needs CONFIG_SECURITY_PATH for unlink, rename and truncate.
     file_hook("seam_lsm_file_open", Hook::Lsm("file_open")),
     file_hook("seam_lsm_path_unlink", Hook::Lsm("path_unlink")),
     file_hook("seam_lsm_path_rename", Hook::Lsm("path_rename")),
     file_hook("seam_lsm_path_truncate", Hook::Lsm("path_truncate")),
-    file_hook("seam_fentry_file_open", Hook::FEntry("security_file_open")),
+    file_hook("seam_fexit_file_open", Hook::FExit("security_file_open")),
     file_hook(
-        "seam_fentry_path_unlink",
-        Hook::FEntry("security_path_unlink"),
+        "seam_fexit_path_unlink",
+        Hook::FExit("security_path_unlink"),
     ),
     file_hook(
-        "seam_fentry_path_rename",
-        Hook::FEntry("security_path_rename"),
+        "seam_fexit_path_rename",
+        Hook::FExit("security_path_rename"),
     ),
     file_hook(
-        "seam_fentry_path_truncate",
-        Hook::FEntry("security_path_truncate"),
+        "seam_fexit_path_truncate",
+        Hook::FExit("security_path_truncate"),
     ),
     file_hook("seam_kprobe_file_open", Hook::KProbe("security_file_open")),
     file_hook(
@@ -417,7 +422,7 @@ mod tests {
                 .map(|p| p.rank)
         };
         assert_eq!(file(ProgramType::Lsm), Some(0));
-        assert_eq!(file(ProgramType::Fentry), Some(1));
+        assert_eq!(file(ProgramType::Fexit), Some(1));
         assert_eq!(file(ProgramType::Kprobe), Some(2));
         assert_eq!(file(ProgramType::Tracepoint), Some(3));
     }

@@ -62,7 +62,7 @@ struct Target {
     runs: &'static [Run],
 }
 
-/// Without the LSM file rows and the cgroup connect hooks: file on fentry, connect on LSM.
+/// Without the LSM file rows and the cgroup connect hooks: file on fexit, connect on LSM.
 const NO_LSM_NO_CGROUP_CONNECT: &[&str] = &[
     "seam_lsm_file_open",
     "seam_lsm_path_unlink",
@@ -71,16 +71,16 @@ const NO_LSM_NO_CGROUP_CONNECT: &[&str] = &[
     "seam_connect4",
     "seam_connect6",
 ];
-/// Also without fentry file rows and LSM connect: file on kprobe, connect on fentry.
+/// Also without fexit file rows and LSM connect: file on kprobe, connect on fentry.
 const KPROBE_FILE_FENTRY_CONNECT: &[&str] = &[
     "seam_lsm_file_open",
     "seam_lsm_path_unlink",
     "seam_lsm_path_rename",
     "seam_lsm_path_truncate",
-    "seam_fentry_file_open",
-    "seam_fentry_path_unlink",
-    "seam_fentry_path_rename",
-    "seam_fentry_path_truncate",
+    "seam_fexit_file_open",
+    "seam_fexit_path_unlink",
+    "seam_fexit_path_rename",
+    "seam_fexit_path_truncate",
     "seam_connect4",
     "seam_connect6",
     "seam_lsm_socket_connect",
@@ -108,9 +108,9 @@ const LSM_RUNS: &[Run] = &[
         expect: expect("lsm", "cgroup"),
     },
     Run {
-        name: "fentry",
+        name: "fexit",
         disable: NO_LSM_NO_CGROUP_CONNECT,
-        expect: expect("fentry", "lsm"),
+        expect: expect("fexit", "lsm"),
     },
     Run {
         name: "kprobe",
@@ -141,12 +141,12 @@ const TARGETS: &[Target] = &[
             Run {
                 name: "default",
                 disable: &[],
-                expect: expect("fentry", "cgroup"),
+                expect: expect("fexit", "cgroup"),
             },
             Run {
-                name: "fentry",
+                name: "fexit",
                 disable: NO_LSM_NO_CGROUP_CONNECT,
-                expect: expect("fentry", "fentry"),
+                expect: expect("fexit", "fentry"),
             },
             Run {
                 name: "kprobe",
@@ -166,7 +166,7 @@ const TARGETS: &[Target] = &[
     },
     Target {
         name: "host",
-        description: "this machine's kernel, natively (no LSM, fentry or kprobe programs load)",
+        description: "this machine's kernel, natively (no LSM, fentry/fexit or kprobe programs load)",
         how: How::Host,
         runs: &[Run {
             name: "default",

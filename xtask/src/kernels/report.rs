@@ -183,8 +183,8 @@ pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
          QEMU/TCG into an initramfs with busybox and `seam`; the host's kernel runs the same \
          scenario natively. Each target runs `seam fingerprint` (every probe row loaded and \
          attached), then `seam run` once per run: the best tiers (`default`) and, where they \
-         exist, each stand-in forced by disabling the tiers above it (`fentry`: no LSM file rows \
-         and no cgroup connect hooks; `kprobe`: no LSM or fentry file rows, no cgroup or LSM \
+         exist, each stand-in forced by disabling the tiers above it (`fexit`: no LSM file rows \
+         and no cgroup connect hooks; `kprobe`: no LSM or fexit file rows, no cgroup or LSM \
          connect). Every run must flag the TCP and UDP crossings A→B and A's read, truncate, \
          rename and unlink of B's files, and must not flag A→A or A's own file. A failed open under B's path (ENOENT) must be \
          flagged on syscall tracepoints and is unseen on the security hooks: their reduced \
