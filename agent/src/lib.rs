@@ -20,3 +20,4 @@ pub mod sinks;
 pub mod stats;
 pub mod workload;
 pub mod workload_file;
+pub mod workload_landlock;

@@ -15,6 +15,10 @@ pub enum Reduction {
     /// seen, so failed attempts on another tenant's files leave no span. Syscall tracepoints see
     /// them.
     FailedAttemptsUnseen,
+    /// File access on BPF LSM, which the kernel calls after the other LSMs and not at all once
+    /// one refused: an attempt AppArmor or Landlock refuses leaves no span (fexit reports it
+    /// denied; the kernel matrix observes both).
+    LsmRefusalsUnseen,
     /// File access on kprobes, which fire before the LSMs decide: an attempt an LSM refuses
     /// (AppArmor, landlock, ...) is reported as an access. BPF LSM is never called for it, and
     /// fexit reports the refusal.
@@ -36,7 +40,13 @@ pub fn reductions(capability: Capability, tier: Option<(ProgramType, u8)>) -> Ve
         return vec![Reduction::Unavailable];
     };
     match (capability, program_type) {
-        (Capability::FileAccess, ProgramType::Lsm | ProgramType::Fentry | ProgramType::Fexit) => {
+        (Capability::FileAccess, ProgramType::Lsm) => {
+            vec![
+                Reduction::FailedAttemptsUnseen,
+                Reduction::LsmRefusalsUnseen,
+            ]
+        }
+        (Capability::FileAccess, ProgramType::Fentry | ProgramType::Fexit) => {
             vec![Reduction::FailedAttemptsUnseen]
         }
         (Capability::FileAccess, ProgramType::Kprobe) => {
@@ -55,12 +65,17 @@ mod tests {
 
     #[test]
     fn security_hooks_do_not_see_failed_attempts() {
-        for t in [ProgramType::Lsm, ProgramType::Fexit] {
-            assert_eq!(
-                reductions(Capability::FileAccess, Some((t, 0))),
-                [Reduction::FailedAttemptsUnseen]
-            );
-        }
+        assert_eq!(
+            reductions(Capability::FileAccess, Some((ProgramType::Fexit, 1))),
+            [Reduction::FailedAttemptsUnseen]
+        );
+        assert_eq!(
+            reductions(Capability::FileAccess, Some((ProgramType::Lsm, 0))),
+            [
+                Reduction::FailedAttemptsUnseen,
+                Reduction::LsmRefusalsUnseen
+            ]
+        );
         assert_eq!(
             reductions(Capability::FileAccess, Some((ProgramType::Kprobe, 2))),
             [Reduction::FailedAttemptsUnseen, Reduction::VerdictUnknown]

@@ -123,19 +123,19 @@ const LSM_RUNS: &[Run] = &[
 const TARGETS: &[Target] = &[
     Target {
         name: "debian-6.1-lsm",
-        description: "Debian 12 cloud kernel 6.1, `lsm=lockdown,yama,bpf` (BPF LSM active)",
+        description: "Debian 12 cloud kernel 6.1, `lsm=lockdown,yama,landlock,bpf` (BPF LSM active)",
         how: How::Qemu {
             package: DEBIAN_61,
-            append: "lsm=lockdown,yama,bpf",
+            append: "lsm=lockdown,yama,landlock,bpf",
         },
         runs: LSM_RUNS,
     },
     Target {
         name: "debian-6.1-nolsm",
-        description: "Debian 12 cloud kernel 6.1, `lsm=lockdown,yama` (no BPF LSM)",
+        description: "Debian 12 cloud kernel 6.1, `lsm=lockdown,yama,landlock` (no BPF LSM)",
         how: How::Qemu {
             package: DEBIAN_61,
-            append: "lsm=lockdown,yama",
+            append: "lsm=lockdown,yama,landlock",
         },
         runs: &[
             Run {

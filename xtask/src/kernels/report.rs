@@ -128,13 +128,13 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
         out,
         "| run | probes disabled | start-up to ready | scenario | file on | connect on | \
          TCP A→B | UDP A→B | B's files (ops flagged) | failed open under B (ENOENT) | \
-         same-tenant A→A, own file |"
+         read of B's file Landlock refused | same-tenant A→A, own file |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for (run, disabled) in &k.runs {
         let _ = writeln!(
             out,
-            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} ms | {} ms | {} | {} | {} | {} | {} | {} | {} | {} |",
             run.name,
             if disabled.is_empty() {
                 "-".to_owned()
@@ -157,6 +157,9 @@ fn kernel_section(out: &mut String, k: &KernelOutcome) {
             } else {
                 "unseen"
             },
+            run.refused_outcome
+                .as_deref()
+                .map_or("unseen".to_owned(), |o| format!("flagged, outcome {o}")),
             if run.same_tenant_flagged.is_empty() {
                 "not flagged"
             } else {
@@ -188,7 +191,9 @@ pub fn markdown(matrix: &Matrix, fleet: &str) -> String {
          connect). Every run must flag the TCP and UDP crossings A→B and A's read, truncate, \
          rename and unlink of B's files, and must not flag A→A or A's own file. A failed open under B's path (ENOENT) must be \
          flagged on syscall tracepoints and is unseen on the security hooks: their reduced \
-         guarantee, observed. Times under QEMU are TCG (emulated) times.\n\n",
+         guarantee, observed. A read of B's file that Landlock refuses must be reported denied \
+         on tracepoints and fexit, as an access (outcome ok) on kprobes, and is unseen on BPF \
+         LSM, which the kernel calls after Landlock. Times under QEMU are TCG (emulated) times.\n\n",
     );
     let _ = writeln!(
         out,

@@ -82,6 +82,8 @@ pub struct RunResult {
     /// A's failed open of a missing file under B's path flagged (only syscall tracepoints see
     /// attempts that fail before the security hooks).
     pub failed_attempt_flagged: bool,
+    /// Outcome reported for A's read of B's file that Landlock refused (None: not flagged).
+    pub refused_outcome: Option<String>,
     /// Operations on B's files flagged (`read`, `truncate`, `rename`, `delete`, ...).
     pub b_ops: BTreeSet<String>,
     /// The A -> A connection or A's own file flagged (must not be).
@@ -143,6 +145,7 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
     let b_file = m.get("b_file").cloned();
     let b_dir = m.get("b_dir").cloned();
     let b_missing = m.get("b_missing").cloned();
+    let b_locked = m.get("b_locked").cloned();
     let feed = sections
         .get(&format!("run/{name}/feed"))
         .map(String::as_str)
@@ -176,6 +179,10 @@ pub fn run(sections: &BTreeMap<String, String>, name: &str) -> Option<RunResult>
         }
         if v["kind"] == "file" && crossing && path.is_some() && path == b_file {
             result.file_crossing = true;
+        }
+        if v["kind"] == "file" && crossing && path.is_some() && path == b_locked {
+            result.refused_outcome = v["target"]["outcome"].as_str().map(str::to_owned);
+            continue;
         }
         if v["kind"] == "file" && crossing && path.is_some() && path == b_missing {
             result.failed_attempt_flagged = true;
@@ -251,6 +258,19 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
             },
             expect.file,
             if sees_attempts { "flagged" } else { "unseen" },
+        ));
+    }
+    // An LSM's refusal: reported denied after the decision (tracepoint exit, fexit), as an
+    // access before it (kprobe), not at all by BPF LSM (called after the refusing LSM).
+    let refused = match expect.file {
+        "tracepoint" | "fexit" => Some("denied"),
+        "kprobe" => Some("ok"),
+        _ => None,
+    };
+    if run.refused_outcome.as_deref() != refused {
+        failures.push(format!(
+            "run {name}: the read Landlock refused was reported {:?} on {}, expected {refused:?}",
+            run.refused_outcome, expect.file
         ));
     }
     for op in ["truncate", "rename", "delete"] {
@@ -346,10 +366,11 @@ exit=0\r
             file: "tracepoint",
             connect: "cgroup",
         };
-        // Wrong tier, and a tracepoint tier would have seen the failed attempt.
+        // Wrong tier; a tracepoint tier would also have seen the failed attempt and reported
+        // the refused read.
         assert_eq!(
             check_run(&run, wrong).len(),
-            2,
+            3,
             "{:?}",
             check_run(&run, wrong)
         );

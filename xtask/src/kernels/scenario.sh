@@ -118,6 +118,12 @@ crossings() { # dir
     workload a app-a file-op --op read --path "$DATA/b/missing.txt" --expect-errno 2 ||
         echo "error=failed attempt did not fail with ENOENT"
     echo "b_missing=$DATA/b/missing.txt"
+    # A read an LSM refuses after lookup and DAC (Landlock confines the reader to A's files).
+    echo "b's locked file" >"$DATA/b/locked.txt"
+    workload a app-a file-op --op read --path "$DATA/b/locked.txt" \
+        --landlock-allow-read "$DATA/a" --expect-errno 13 ||
+        echo "error=the Landlock-refused read did not fail with EACCES"
+    echo "b_locked=$DATA/b/locked.txt"
     echo "a_file=$DATA/a/notes.txt"
     echo "b_file=$DATA/b/secret.txt"
     echo "b_dir=$DATA/b/"
