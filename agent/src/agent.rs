@@ -92,7 +92,7 @@ pub(crate) struct RunningAgent {
 
 /// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
 /// zero and the probes depending on it are reported as not loaded.
-fn kernel_offsets() -> Option<KernelOffsets> {
+pub(crate) fn kernel_offsets() -> Option<KernelOffsets> {
     let btf = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF)) {
         Ok(btf) => btf,
         Err(error) => {
@@ -118,8 +118,8 @@ fn kernel_offsets() -> Option<KernelOffsets> {
         offsets.syscall_args = args;
         offsets.syscall_ret = ret;
     } else {
-        tracing::warn!("tracefs syscall formats unreadable; file probes stay off");
-        offsets.files_valid = 0;
+        // Only the syscall tracepoint rows need the record layout (Needs::SyscallRecords).
+        tracing::warn!("tracefs syscall formats unreadable; syscall file probes stay off");
     }
     Some(offsets)
 }

@@ -139,7 +139,8 @@ vocabulary! {
     ProbeState {
         /// Loaded and attached.
         Live = "live",
-        /// Not tried: a better probe for the same capability is live.
+        /// Not in use: a better tier serves its capability, or its own tier was incomplete
+        /// (`seam fingerprint` loads and attaches these too: see `loaded`/`attached`).
         Standby = "standby",
         /// Not loaded because an option said so.
         Disabled = "disabled",

@@ -76,6 +76,9 @@ pub(crate) enum Workload {
         /// The call is expected to fail with this errno (e.g. 13 for EACCES).
         #[arg(long)]
         expect_errno: Option<i32>,
+        /// Confine this workload's file reads to this directory with Landlock first.
+        #[arg(long, value_name = "DIR")]
+        landlock_allow_read: Option<PathBuf>,
     },
     /// Benchmark loop: listener and client in this process, --iterations connect+accept+close
     /// rounds over 127.0.0.1; prints {"iterations","elapsed_ns","ns_per_iter"}.
@@ -226,7 +229,13 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
             dir,
             to,
             expect_errno,
-        } => crate::workload_file::run(*op, path, dir.as_deref(), to.as_deref(), *expect_errno)?,
+            landlock_allow_read,
+        } => {
+            if let Some(allowed) = landlock_allow_read {
+                crate::workload_landlock::allow_reads_only_beneath(allowed)?;
+            }
+            crate::workload_file::run(*op, path, dir.as_deref(), to.as_deref(), *expect_errno)?
+        }
         Workload::StoreAppend(args) => crate::store::bench::append(args)?,
         Workload::StoreRead(args) => crate::store::bench::read(args)?,
         Workload::StoreBench(args) => crate::store::bench::bench(args)?,

@@ -82,6 +82,10 @@ pub struct KernelOffsets {
     /// sys_exit_* record (from tracefs `format`; 16 on every kernel seen so far).
     pub syscall_args: u32,
     pub syscall_ret: u32,
+    /// `socket->sk` and `sock->sk_protocol`, for the connect hooks that see a `struct socket`
+    /// (BPF LSM / fentry `socket_connect`); 0 when unresolved (those hooks stay off).
+    pub socket_sk: u32,
+    pub sk_protocol: u32,
 }
 
 impl KernelOffsets {
@@ -130,6 +134,8 @@ impl KernelOffsets {
         bprm_file: 0,
         syscall_args: 0,
         syscall_ret: 0,
+        socket_sk: 0,
+        sk_protocol: 0,
     };
 }
 

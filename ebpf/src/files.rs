@@ -35,7 +35,7 @@ const AT_FDCWD: i64 = -100;
 /// `O_WRONLY | O_CREAT | O_TRUNC`: what creat() means.
 const CREAT_FLAGS: u32 = 0o1 | 0o100 | 0o1000;
 /// Longest single component (NAME_MAX + NUL).
-const NAME_MAX: usize = 256;
+pub(crate) const NAME_MAX: usize = 256;
 
 /// A tenant task's file syscall between enter and exit.
 #[repr(C)]
@@ -55,15 +55,15 @@ static FILE_CALLS: HashMap<u64, FileCall> = HashMap::with_max_entries(MAX_FILE_C
 /// The event being built (too big for the 512-byte BPF stack), and the state of a path walk.
 #[repr(C)]
 pub struct FileScratch {
-    info: EventInfo,
-    data: FileData,
+    pub(crate) info: EventInfo,
+    pub(crate) data: FileData,
     /// Kept in the map, not on the stack: values loaded from a map are opaque to the verifier,
     /// so every `bpf_loop` iteration of [`walk_step`] looks alike and is verified once.
     walk: Walk,
 }
 
 #[map]
-static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entries(1, 0);
+pub(crate) static FILE_SCRATCH: PerCpuArray<FileScratch> = PerCpuArray::with_max_entries(1, 0);
 
 #[inline(always)]
 fn arg(ctx: &TracePointContext, n: usize) -> u64 {
@@ -420,7 +420,7 @@ unsafe extern "C" fn walk_step(_index: u64, _ctx: *mut c_void) -> i64 {
 /// Walks the `struct path` at `path` up to the global root, writing NUL-terminated component
 /// names leaf first into the scratch buffer from `start`. Returns (bytes, truncated, rooted).
 #[inline(always)]
-fn walk(scratch: *mut FileScratch, path: *const u8, start: usize) -> (usize, u8, u8) {
+pub(crate) fn walk(scratch: *mut FileScratch, path: *const u8, start: usize) -> (usize, u8, u8) {
     let Ok(dentry) = read::<*const u8>(path, offset!(path_dentry)) else {
         return (0, 0, 0);
     };
@@ -459,7 +459,7 @@ fn walk(scratch: *mut FileScratch, path: *const u8, start: usize) -> (usize, u8,
 
 /// Sends the used part of the scratch event, or counts it lost.
 #[inline(always)]
-fn send(scratch: *const FileScratch, used: usize) {
+pub(crate) fn send(scratch: *const FileScratch, used: usize) {
     let size = size_of::<EventInfo>() + size_of::<FileHead>() + (used & (FILE_BUF - 1));
     // SAFETY: `size` is within the scratch value (header + head + at most FILE_BUF bytes).
     let rc = unsafe {

@@ -4,12 +4,18 @@
 #![no_std]
 #![no_main]
 
+mod connect_hook;
 mod emit;
+mod fexit;
+mod file_hooks;
 mod files;
 mod kernel;
+mod kprobe;
+mod lsm;
 mod maps;
 mod process;
 mod skb;
+mod skb_compat;
 mod sock_addr;
 mod tcp_state;
 

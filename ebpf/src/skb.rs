@@ -25,13 +25,13 @@ const PASS: i32 = 1;
 
 #[cgroup_skb(ingress)]
 pub fn seam_skb_ingress(ctx: SkBuffContext) -> i32 {
-    let _ = try_flow(&ctx, true);
+    let _ = try_flow(&ctx, true, Context::Interrupt);
     PASS
 }
 
 #[cgroup_skb(egress)]
 pub fn seam_skb_egress(ctx: SkBuffContext) -> i32 {
-    let _ = try_flow(&ctx, false);
+    let _ = try_flow(&ctx, false, Context::Task);
     PASS
 }
 
@@ -126,8 +126,11 @@ fn from_udp_packet(
     })
 }
 
+/// `sender` is the context a first packet is reported in: [`Context::Task`] names the sending
+/// task (egress runs in the sender's syscall), [`Context::Interrupt`] does without the
+/// current-task helpers (receives in softirq; see skb_compat.rs for egress on older kernels).
 #[inline(always)]
-fn try_flow(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
+pub(crate) fn try_flow(ctx: &SkBuffContext, ingress: bool, sender: Context) -> Result<u32, i32> {
     // SAFETY: `sk` is the context's socket pointer, checked for NULL before use.
     let sk = unsafe { (*ctx.skb.skb).__bindgen_anon_2.sk };
     if sk.is_null() {
@@ -170,16 +173,10 @@ fn try_flow(ctx: &SkBuffContext, ingress: bool) -> Result<u32, i32> {
     if FLOWS.insert(key, 0, 1).is_err() {
         return Ok(0);
     }
-    // UDP sends run in the sender's syscall; receives run in softirq.
-    let context = if ingress {
-        Context::Interrupt
-    } else {
-        Context::Task
-    };
     emit(
         EventKind::FlowStart,
         cgroup_id,
-        context,
+        sender,
         FlowData {
             cookie,
             laddr: packet.laddr,

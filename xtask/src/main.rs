@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod demo;
+mod kernels;
 mod python;
 mod setup;
 mod test;
@@ -17,7 +18,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Seam's setup, build, demo, test and bench commands (run as root: sudo -E cargo xtask ...)"
+    about = "Seam's setup, build, demo, test, bench and kernel-matrix commands (run as root: sudo -E cargo xtask ...)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -36,6 +37,9 @@ enum Cmd {
     Test(test::Args),
     /// Measure the agent's overhead on a TCP connect/accept/close loop in a tenant cgroup.
     Bench(bench::Args),
+    /// Boot each kernel of the matrix under QEMU (and run natively on the host): fingerprint,
+    /// crossings flagged; writes docs/KERNELS.md.
+    Kernels(kernels::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +51,7 @@ fn main() -> ExitCode {
         Cmd::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Test(args) => test::run(args),
         Cmd::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Kernels(args) => kernels::run(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("xtask: error: {err:#}");

@@ -12,7 +12,11 @@ use anyhow::{Context as _, Result};
 use crate::{build, util};
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    /// Skip the kernel matrix (`cargo xtask kernels`: Debian kernels under QEMU and the host).
+    #[arg(long)]
+    no_kernels: bool,
+}
 
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct Tally {
@@ -21,7 +25,7 @@ struct Tally {
 }
 
 #[allow(clippy::print_stdout)]
-pub fn run(_args: &Args) -> Result<ExitCode> {
+pub fn run(args: &Args) -> Result<ExitCode> {
     let (env, bin) = build::setup_and_build(false)?;
     util::ensure_tracefs()?;
     let python = crate::python::ensure()?;
@@ -68,6 +72,25 @@ pub fn run(_args: &Args) -> Result<ExitCode> {
         }
     }
 
+    if !args.no_kernels {
+        // Each kernel of the matrix counts as one test; its report goes to target/kernels/.
+        let matrix = crate::kernels::run_matrix(&bin, &[], crate::kernels::TIMEOUT)?;
+        let report = crate::kernels::write_report(&matrix, &bin, false)?;
+        for kernel in &matrix.kernels {
+            if kernel.failures.is_empty() {
+                total.passed += 1;
+            } else {
+                total.failed += 1;
+                failed_steps.push(format!("kernel matrix: {}", kernel.name));
+            }
+        }
+        println!(
+            "kernel matrix: {} kernel(s) in {:.0} s; report: {}",
+            matrix.kernels.len(),
+            matrix.total.as_secs_f64(),
+            report.display()
+        );
+    }
     for step in &failed_steps {
         eprintln!("xtask: FAILED: {step}");
     }

@@ -154,6 +154,10 @@ impl BtfOffsets {
             task_real_parent: self.offset("task_struct", "real_parent")?,
             task_tgid: self.offset("task_struct", "tgid")?,
             task_exit_code: self.offset("task_struct", "exit_code")?,
+            // Only the socket_connect hooks need these; unresolved, they stay 0 and those
+            // hooks are reported as not loadable.
+            socket_sk: self.offset("socket", "sk").unwrap_or(0),
+            sk_protocol: self.offset("sock", "sk_protocol").unwrap_or(0),
             ..KernelOffsets::ZERO
         })
     }

@@ -1,26 +1,29 @@
 //! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
 //! and a report of which hooks are live (the node's fingerprint).
 pub(crate) mod btf;
+pub(crate) mod guarantee;
+pub(crate) mod lsm_list;
 pub(crate) mod maps;
 pub(crate) mod table;
 pub(crate) mod tracefs;
 
 use std::{
-    collections::BTreeMap,
     fs::File,
     path::{Path, PathBuf},
+    time::Instant,
 };
 
 use aya::{
     Btf, Ebpf, EbpfLoader,
     programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, TracePoint,
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry,
+        FExit, KProbe, Lsm, TracePoint,
     },
 };
 use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
-pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec};
+pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
 
-use crate::vocab::ProbeState;
+pub(crate) use crate::vocab::ProbeState;
 
 /// The probes, compiled for bpfel-unknown-none by agent/build.rs.
 static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
@@ -76,9 +79,17 @@ pub(crate) enum ProbeError {
 #[derive(Clone, Debug, serde::Serialize)]
 pub(crate) struct ProbeStatus {
     pub program: &'static str,
+    pub program_type: ProgramType,
     pub attach_point: String,
     pub capability: Capability,
+    pub rank: u8,
     pub state: ProbeState,
+    /// The kernel accepted the program (the verifier passed).
+    pub loaded: bool,
+    /// The program was attached to its hook.
+    pub attached: bool,
+    /// Time spent loading and attaching, in microseconds (0 when not tried).
+    pub load_us: u64,
     /// Why it failed (includes the verifier's output for load errors).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -101,6 +112,17 @@ impl Probes {
     }
 }
 
+/// How much of the table to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadMode {
+    /// Start-up: per capability, tiers in rank order until one is complete; worse tiers are not
+    /// loaded, and an incomplete tier's programs are unloaded again.
+    Run,
+    /// Fingerprint: every row is loaded and attached, whatever serves its capability; the
+    /// selection is the one `Run` would make. Missing required capabilities are not an error.
+    TryEveryRow,
+}
+
 /// Checks a ring buffer size: a power of two and a multiple of the page size.
 pub(crate) fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
     // SAFETY: sysconf has no preconditions.
@@ -112,8 +134,13 @@ pub(crate) fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
     }
 }
 
+/// The embedded probe object (the fingerprint hashes it: `probe_object_sha256`).
+pub(crate) fn probe_object() -> &'static [u8] {
+    PROBE_OBJECT
+}
+
 /// Loads the object with `offsets` (and a ring buffer of `ring_bytes`, default
-/// [`seam_common::EVENTS_RING_BYTES`]), then every probe of the table against `cgroup_root`.
+/// [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
 /// Probes named in `disabled` (by program name or attach point) are not loaded.
 pub(crate) fn load(
@@ -121,6 +148,17 @@ pub(crate) fn load(
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
     disabled: &[String],
+) -> Result<Probes, ProbeError> {
+    load_mode(offsets, cgroup_root, ring_bytes, disabled, LoadMode::Run)
+}
+
+/// [`load`] with a choice of [`LoadMode`].
+pub(crate) fn load_mode(
+    offsets: Option<KernelOffsets>,
+    cgroup_root: &Path,
+    ring_bytes: Option<u32>,
+    disabled: &[String],
+    mode: LoadMode,
 ) -> Result<Probes, ProbeError> {
     let offsets = offsets.unwrap_or_default();
     let mut loader = EbpfLoader::new();
@@ -134,103 +172,186 @@ pub(crate) fn load(
         path: cgroup_root.to_owned(),
         source,
     })?;
-    let kernel = kernel_version();
-    let mut live: BTreeMap<Capability, usize> = BTreeMap::new();
-    let mut statuses = Vec::with_capacity(PROBES.len());
-    for spec in PROBES {
-        let attach_point = spec.attach_point();
-        // A fallback is only tried when no better probe gave this capability (except for
-        // capabilities served by several programs at once, like connect4 + connect6).
-        if disabled
-            .iter()
-            .any(|d| d == spec.program || *d == attach_point)
-        {
-            tracing::info!(probe = spec.program, hook = %attach_point, "probe disabled by option");
-            statuses.push(ProbeStatus {
-                program: spec.program,
-                attach_point,
-                capability: spec.capability,
-                state: ProbeState::Disabled,
-                error: None,
-            });
-            continue;
-        }
-        if spec.fallback && live.contains_key(&spec.capability) {
-            statuses.push(ProbeStatus {
-                program: spec.program,
-                attach_point,
-                capability: spec.capability,
-                state: ProbeState::Standby,
-                error: None,
-            });
-            continue;
-        }
-        let missing_offsets = match spec.needs {
-            Needs::Nothing => false,
-            Needs::SocketOffsets => offsets.valid != 1,
-            Needs::FileOffsets => offsets.files_valid != 1,
-        };
-        let result = if missing_offsets {
-            Err("kernel struct offsets could not be resolved from BTF".to_owned())
-        } else {
-            attach(&mut ebpf, spec, &btf, &cgroup).map_err(|e| {
-                let mut text = error_text(e.as_ref());
-                if let Some(running) = kernel
-                    && running < spec.min_kernel
-                {
-                    let (major, minor) = spec.min_kernel;
-                    text.push_str(&format!(
-                        " (the hook needs Linux {major}.{minor} or later; this kernel is {}.{})",
-                        running.0, running.1
-                    ));
-                }
-                text
-            })
-        };
-        let (state, error) = match result {
-            Ok(()) => {
-                *live.entry(spec.capability).or_default() += 1;
-                tracing::info!(probe = spec.program, hook = %attach_point, "probe live");
-                (ProbeState::Live, None)
-            }
-            Err(error) => {
-                tracing::warn!(probe = spec.program, hook = %attach_point, %error, "probe not loaded");
-                (ProbeState::Failed, Some(error))
-            }
-        };
-        statuses.push(ProbeStatus {
+    let lsm_inactive = lsm_list::bpf_inactive_reason(&lsm_list::active());
+    let mut statuses: Vec<ProbeStatus> = PROBES
+        .iter()
+        .map(|spec| ProbeStatus {
             program: spec.program,
-            attach_point,
+            program_type: spec.hook.program_type(),
+            attach_point: spec.attach_point(),
             capability: spec.capability,
-            state,
-            error,
-        });
+            rank: spec.rank,
+            state: ProbeState::Standby,
+            loaded: false,
+            attached: false,
+            load_us: 0,
+            error: None,
+        })
+        .collect();
+    for capability in Capability::ALL {
+        let mut ranks: Vec<u8> = PROBES
+            .iter()
+            .filter(|p| p.capability == capability)
+            .map(|p| p.rank)
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let mut served = false;
+        for rank in ranks {
+            if served && mode == LoadMode::Run {
+                break;
+            }
+            let tier: Vec<usize> = (0..PROBES.len())
+                .filter(|&i| PROBES[i].capability == capability && PROBES[i].rank == rank)
+                .collect();
+            let mut complete = true;
+            let mut any = false;
+            for &i in &tier {
+                let spec = &PROBES[i];
+                let status = &mut statuses[i];
+                if disabled
+                    .iter()
+                    .any(|d| d == spec.program || *d == status.attach_point)
+                {
+                    tracing::info!(probe = spec.program, hook = %status.attach_point, "probe disabled by option");
+                    status.state = ProbeState::Disabled;
+                    continue;
+                }
+                if let (Hook::Lsm(_), Some(reason)) = (spec.hook, &lsm_inactive) {
+                    status.state = ProbeState::Failed;
+                    status.error = Some(reason.clone());
+                } else {
+                    try_row(&mut ebpf, spec, status, &offsets, &btf, &cgroup);
+                }
+                any |= status.attached;
+                complete &= status.attached || spec.optional;
+            }
+            let chosen = complete && any && !served;
+            for &i in &tier {
+                let status = &mut statuses[i];
+                if status.state == ProbeState::Disabled || !status.attached {
+                    continue;
+                }
+                if chosen {
+                    status.state = ProbeState::Live;
+                    tracing::info!(probe = status.program, hook = %status.attach_point, "probe live");
+                } else if mode == LoadMode::Run {
+                    // An incomplete tier would give a partial view next to a complete one.
+                    unload(&mut ebpf, &PROBES[i]);
+                    status.attached = false;
+                    status.error = Some("unloaded: its tier is incomplete on this kernel".into());
+                }
+            }
+            served |= chosen;
+        }
     }
-    for capability in Capability::REQUIRED {
-        if !live.contains_key(&capability) {
-            let failures = statuses
+    if mode == LoadMode::Run {
+        log_tiers(&statuses);
+        for capability in Capability::REQUIRED {
+            if !statuses
                 .iter()
-                .filter(|s| s.capability == capability)
-                .map(|s| {
-                    format!(
-                        "probe {} ({}): {}",
-                        s.program,
-                        s.attach_point,
-                        s.error.as_deref().unwrap_or(match s.state {
-                            ProbeState::Disabled => "disabled by --disable-probe",
-                            _ => "not attempted",
-                        })
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("; ");
-            return Err(ProbeError::Required {
-                capability,
-                failures,
-            });
+                .any(|s| s.capability == capability && s.state == ProbeState::Live)
+            {
+                return Err(ProbeError::Required {
+                    capability,
+                    failures: failures(&statuses, capability),
+                });
+            }
         }
     }
     Ok(Probes { ebpf, statuses })
+}
+
+/// Logs the tier serving each capability and what it does not see, so an operator reading the
+/// start-up log learns the node's guarantees without running `seam fingerprint`.
+fn log_tiers(statuses: &[ProbeStatus]) {
+    for capability in Capability::ALL {
+        let live = statuses
+            .iter()
+            .find(|s| s.capability == capability && s.state == ProbeState::Live);
+        let tier = live.map(|s| (s.program_type, s.rank));
+        let reductions = guarantee::reductions(capability, tier);
+        let off = statuses
+            .iter()
+            .filter(|s| s.capability == capability)
+            .all(|s| s.state == ProbeState::Disabled);
+        match tier {
+            None if off => tracing::info!(?capability, "capability off by option"),
+            Some((program_type, rank)) if reductions.is_empty() => {
+                tracing::info!(?capability, ?program_type, rank, "capability live");
+            }
+            _ => tracing::warn!(
+                ?capability,
+                ?tier,
+                ?reductions,
+                "capability reduced on this kernel (see `seam fingerprint`)"
+            ),
+        }
+    }
+}
+
+/// Each probe of `capability` and why it is not live.
+fn failures(statuses: &[ProbeStatus], capability: Capability) -> String {
+    statuses
+        .iter()
+        .filter(|s| s.capability == capability)
+        .map(|s| {
+            format!(
+                "probe {} ({}): {}",
+                s.program,
+                s.attach_point,
+                s.error.as_deref().unwrap_or(match s.state {
+                    ProbeState::Disabled => "disabled by --disable-probe",
+                    _ => "not attempted",
+                })
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Loads and attaches one row, recording the outcome in `status`.
+fn try_row(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    status: &mut ProbeStatus,
+    offsets: &KernelOffsets,
+    btf: &Btf,
+    cgroup: &File,
+) {
+    let missing_offsets = match spec.needs {
+        Needs::Nothing => false,
+        Needs::SocketOffsets => offsets.valid != 1,
+        Needs::FileOffsets => offsets.files_valid != 1,
+        Needs::SocketSk => offsets.valid != 1 || offsets.socket_sk == 0,
+        Needs::SyscallRecords => offsets.files_valid != 1 || offsets.syscall_ret == 0,
+    };
+    if missing_offsets {
+        status.state = ProbeState::Failed;
+        status.error = Some("kernel struct offsets could not be resolved from BTF".to_owned());
+        return;
+    }
+    let started = Instant::now();
+    let result = attach(ebpf, spec, btf, cgroup, &mut status.loaded);
+    status.load_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match result {
+        Ok(()) => status.attached = true,
+        Err(error) => {
+            let mut error = error_text(error.as_ref());
+            if let Some(running) = kernel_version()
+                && running < spec.min_kernel
+            {
+                let (major, minor) = spec.min_kernel;
+                error.push_str(&format!(
+                    " (the hook needs Linux {major}.{minor} or later; this kernel is {}.{})",
+                    running.0, running.1
+                ));
+            }
+            tracing::warn!(probe = spec.program, hook = %status.attach_point, %error, "probe not loaded");
+            status.state = ProbeState::Failed;
+            status.error = Some(error);
+        }
+    }
 }
 
 /// The running kernel's (major, minor), from uname.
@@ -253,11 +374,13 @@ fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// Loads and attaches one program; `loaded` is set once the verifier accepted it.
 fn attach(
     ebpf: &mut Ebpf,
     spec: &ProbeSpec,
     btf: &Btf,
     cgroup: &File,
+    loaded: &mut bool,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let program = ebpf
         .program_mut(spec.program)
@@ -268,6 +391,7 @@ fn attach(
         Hook::CgroupSockAddr => {
             let program: &mut CgroupSockAddr = program.try_into()?;
             program.load()?;
+            *loaded = true;
             // Link-based cgroup attachment (kernel >= 5.7) must pass no flags; links always coexist
             // with other programs on the same cgroup.
             program.attach(cgroup, CgroupAttachMode::Single)?;
@@ -275,6 +399,7 @@ fn attach(
         Hook::CgroupSkb { ingress } => {
             let program: &mut CgroupSkb = program.try_into()?;
             program.load()?;
+            *loaded = true;
             let direction = if ingress {
                 CgroupSkbAttachType::Ingress
             } else {
@@ -285,14 +410,60 @@ fn attach(
         Hook::TpBtf(name) => {
             let program: &mut BtfTracePoint = program.try_into()?;
             program.load(name, btf)?;
+            *loaded = true;
             program.attach()?;
         }
         Hook::TracePoint(category, name) => {
             crate::preflight::ensure_tracefs()?;
             let program: &mut TracePoint = program.try_into()?;
             program.load()?;
+            *loaded = true;
             program.attach(category, name)?;
+        }
+        Hook::Lsm(name) => {
+            let program: &mut Lsm = program.try_into()?;
+            program.load(name, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::FEntry(function) => {
+            let program: &mut FEntry = program.try_into()?;
+            program.load(function, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::FExit(function) => {
+            let program: &mut FExit = program.try_into()?;
+            program.load(function, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::KProbe(function) => {
+            let program: &mut KProbe = program.try_into()?;
+            program.load()?;
+            *loaded = true;
+            program.attach(function, 0)?;
         }
     }
     Ok(())
+}
+
+/// Detaches and unloads one program (a member of an incomplete tier).
+fn unload(ebpf: &mut Ebpf, spec: &ProbeSpec) {
+    let Some(program) = ebpf.program_mut(spec.program) else {
+        return;
+    };
+    let result = match spec.hook {
+        Hook::CgroupSockAddr => <&mut CgroupSockAddr>::try_from(program).map(|p| p.unload()),
+        Hook::CgroupSkb { .. } => <&mut CgroupSkb>::try_from(program).map(|p| p.unload()),
+        Hook::TpBtf(_) => <&mut BtfTracePoint>::try_from(program).map(|p| p.unload()),
+        Hook::TracePoint(..) => <&mut TracePoint>::try_from(program).map(|p| p.unload()),
+        Hook::Lsm(_) => <&mut Lsm>::try_from(program).map(|p| p.unload()),
+        Hook::FEntry(_) => <&mut FEntry>::try_from(program).map(|p| p.unload()),
+        Hook::FExit(_) => <&mut FExit>::try_from(program).map(|p| p.unload()),
+        Hook::KProbe(_) => <&mut KProbe>::try_from(program).map(|p| p.unload()),
+    };
+    if let Err(error) | Ok(Err(error)) = result {
+        tracing::warn!(probe = spec.program, %error, "cannot unload probe of an incomplete tier");
+    }
 }

@@ -1,8 +1,11 @@
 //! The table of probes: what each needs, what it gives, and what replaces it when it cannot load.
-//! Loaded in order; for each capability the first probe that loads and attaches is live.
+//! For each capability the best tier (lowest rank) whose rows all load and attach is live
+//! (kunai's compat table is the model: per-probe minimum kernel, priority, fallbacks).
 
 /// What a probe contributes to isolation evidence.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Capability {
     /// Who called connect() and where to (TCP and connected UDP).
@@ -11,19 +14,33 @@ pub(crate) enum Capability {
     UdpSend,
     /// Both ends of every TCP connection, each with its own cgroup.
     TcpEnds,
-    /// Both ends of UDP flows (the first packet between a socket and a peer).
-    Traffic,
+    /// The receiving end of UDP flows (the first packet from a peer).
+    TrafficIn,
+    /// The sending end of UDP flows (the first packet to a peer).
+    TrafficOut,
     /// exec of tenant processes (pid, comm, uid, parent).
     ProcessExec,
     /// exit of tenant processes.
     ProcessExit,
-    /// File syscalls of tenant tasks with kernel-resolved paths.
+    /// File access of tenant tasks (open, unlink, rename, truncate) with kernel-resolved paths.
     FileAccess,
 }
 
 impl Capability {
     /// Capabilities without which Seam cannot prove network isolation: start-up fails.
     pub(crate) const REQUIRED: [Capability; 2] = [Capability::ConnectIntent, Capability::TcpEnds];
+
+    /// Every capability, in table order.
+    pub(crate) const ALL: [Capability; 8] = [
+        Capability::ConnectIntent,
+        Capability::UdpSend,
+        Capability::TcpEnds,
+        Capability::TrafficIn,
+        Capability::TrafficOut,
+        Capability::ProcessExec,
+        Capability::ProcessExit,
+        Capability::FileAccess,
+    ];
 }
 
 /// How a probe attaches.
@@ -37,6 +54,45 @@ pub(crate) enum Hook {
     TpBtf(&'static str),
     /// Classic tracepoint `<category>/<name>` (needs tracefs).
     TracePoint(&'static str, &'static str),
+    /// BPF LSM hook (`lsm/<hook>`): needs `bpf` in the kernel's active LSM list.
+    Lsm(&'static str),
+    /// fentry on a kernel function (BTF and ftrace direct calls).
+    FEntry(&'static str),
+    /// fexit on a kernel function: its arguments and its return value.
+    FExit(&'static str),
+    /// kprobe on a kernel function.
+    KProbe(&'static str),
+}
+
+/// The kind of eBPF program a hook needs (what a fingerprint reports per row).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum ProgramType {
+    CgroupSockAddr,
+    CgroupSkb,
+    TpBtf,
+    Tracepoint,
+    Lsm,
+    Fentry,
+    Fexit,
+    Kprobe,
+}
+
+impl Hook {
+    pub(crate) fn program_type(&self) -> ProgramType {
+        match self {
+            Hook::CgroupSockAddr => ProgramType::CgroupSockAddr,
+            Hook::CgroupSkb { .. } => ProgramType::CgroupSkb,
+            Hook::TpBtf(_) => ProgramType::TpBtf,
+            Hook::TracePoint(..) => ProgramType::Tracepoint,
+            Hook::Lsm(_) => ProgramType::Lsm,
+            Hook::FEntry(_) => ProgramType::Fentry,
+            Hook::FExit(_) => ProgramType::Fexit,
+            Hook::KProbe(_) => ProgramType::Kprobe,
+        }
+    }
 }
 
 /// One row of the probe table.
@@ -50,8 +106,12 @@ pub(crate) struct ProbeSpec {
     pub min_kernel: (u32, u32),
     /// Which kernel struct offsets (from BTF) it reads.
     pub needs: Needs,
-    /// A fallback: only tried when no earlier probe gave its capability.
-    pub fallback: bool,
+    /// Priority within the capability, 0 best. The rows of one capability and rank form a tier,
+    /// tried together; the first tier whose rows all attach serves the capability, and the
+    /// worse tiers are not loaded (`seam fingerprint` tries them all).
+    pub rank: u8,
+    /// The tier is complete without this row (syscalls some architectures or kernels lack).
+    pub optional: bool,
 }
 
 /// Kernel struct offsets a probe depends on.
@@ -62,17 +122,60 @@ pub(crate) enum Needs {
     SocketOffsets,
     /// Task, file, dentry and mount offsets (`KernelOffsets::files_valid`).
     FileOffsets,
+    /// `socket->sk` (`KernelOffsets::socket_sk`), for hooks handed a `struct socket`.
+    SocketSk,
+    /// The file offsets and the syscall record layout from tracefs (`syscall_args`/`ret`).
+    SyscallRecords,
 }
 
-/// A pair of probes on syscalls/sys_enter_<name> and sys_exit_<name>.
-const fn syscall(program: &'static str, name: &'static str) -> ProbeSpec {
+/// A pair of probes on syscalls/sys_enter_<name> and sys_exit_<name>: the last file tier.
+const fn syscall(program: &'static str, name: &'static str, optional: bool) -> ProbeSpec {
     ProbeSpec {
         program,
         hook: Hook::TracePoint("syscalls", name),
         capability: Capability::FileAccess,
         min_kernel: (4, 7),
+        needs: Needs::SyscallRecords,
+        rank: 3,
+        optional,
+    }
+}
+
+/// A file probe at a security hook: BPF LSM (rank 0), fexit (1) or kprobe (2).
+const fn file_hook(program: &'static str, hook: Hook) -> ProbeSpec {
+    let (rank, min_kernel) = match hook {
+        Hook::Lsm(_) => (0, (5, 7)),
+        Hook::FExit(_) => (1, (5, 5)),
+        _ => (2, (4, 1)),
+    };
+    ProbeSpec {
+        program,
+        hook,
+        capability: Capability::FileAccess,
+        min_kernel,
         needs: Needs::FileOffsets,
-        fallback: false,
+        rank,
+        optional: false,
+    }
+}
+
+/// A row that is the only one of its tier.
+const fn row(
+    program: &'static str,
+    hook: Hook,
+    capability: Capability,
+    min_kernel: (u32, u32),
+    needs: Needs,
+    rank: u8,
+) -> ProbeSpec {
+    ProbeSpec {
+        program,
+        hook,
+        capability,
+        min_kernel,
+        needs,
+        rank,
+        optional: false,
     }
 }
 
@@ -88,125 +191,191 @@ impl ProbeSpec {
             }
             Hook::TpBtf(name) => format!("tp_btf/{name}"),
             Hook::TracePoint(category, name) => format!("tracepoint/{category}/{name}"),
+            Hook::Lsm(name) => format!("lsm/{name}"),
+            Hook::FEntry(name) => format!("fentry/{name}"),
+            Hook::FExit(name) => format!("fexit/{name}"),
+            Hook::KProbe(name) => format!("kprobe/{name}"),
         }
     }
 }
 
-/// All probes, best first within each capability. Syscall tracepoints are used only for file
-/// access, where this kernel offers nothing else: a program on one slows every syscall on the
-/// node (`--disable-probe` or leaving files out of the rules keeps them off).
+use Capability::*;
+
+/// All probes, best tier first within each capability (see [`ProbeSpec::rank`]). Syscall
+/// tracepoints are the last resort for file access: a program on one slows every syscall on the
+/// node, whereas the security hooks only run for the operations they observe.
 pub(crate) const PROBES: &[ProbeSpec] = &[
-    ProbeSpec {
-        program: "seam_connect4",
-        hook: Hook::CgroupSockAddr,
-        capability: Capability::ConnectIntent,
-        min_kernel: (4, 17),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_connect6",
-        hook: Hook::CgroupSockAddr,
-        capability: Capability::ConnectIntent,
-        min_kernel: (4, 17),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_sendmsg4",
-        hook: Hook::CgroupSockAddr,
-        capability: Capability::UdpSend,
-        min_kernel: (4, 18),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_sendmsg6",
-        hook: Hook::CgroupSockAddr,
-        capability: Capability::UdpSend,
-        min_kernel: (4, 18),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_inet_sock_set_state",
-        hook: Hook::TpBtf("inet_sock_set_state"),
-        capability: Capability::TcpEnds,
-        min_kernel: (5, 5),
-        needs: Needs::SocketOffsets,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_skb_ingress",
-        hook: Hook::CgroupSkb { ingress: true },
-        capability: Capability::Traffic,
-        min_kernel: (4, 10),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_skb_egress",
-        hook: Hook::CgroupSkb { ingress: false },
-        capability: Capability::Traffic,
-        min_kernel: (4, 10),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_sched_process_exec",
-        hook: Hook::TpBtf("sched_process_exec"),
-        capability: Capability::ProcessExec,
-        min_kernel: (5, 5),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_tp_sched_process_exec",
-        hook: Hook::TracePoint("sched", "sched_process_exec"),
-        capability: Capability::ProcessExec,
-        min_kernel: (4, 7),
-        needs: Needs::Nothing,
-        fallback: true,
-    },
-    ProbeSpec {
-        program: "seam_sched_process_exit",
-        hook: Hook::TpBtf("sched_process_exit"),
-        capability: Capability::ProcessExit,
-        min_kernel: (5, 5),
-        needs: Needs::Nothing,
-        fallback: false,
-    },
-    ProbeSpec {
-        program: "seam_tp_sched_process_exit",
-        hook: Hook::TracePoint("sched", "sched_process_exit"),
-        capability: Capability::ProcessExit,
-        min_kernel: (4, 7),
-        needs: Needs::Nothing,
-        fallback: true,
-    },
-    // File access: no LSM or fentry hook on kernels like this one, so syscall tracepoints,
-    // enter (arguments) and exit (result, path resolved from the object). Legacy syscalls
-    // (open, creat, unlink, rename) only exist on some architectures.
-    syscall("seam_enter_openat", "sys_enter_openat"),
-    syscall("seam_exit_openat", "sys_exit_openat"),
-    syscall("seam_enter_openat2", "sys_enter_openat2"),
-    syscall("seam_exit_openat2", "sys_exit_openat2"),
-    syscall("seam_enter_open", "sys_enter_open"),
-    syscall("seam_exit_open", "sys_exit_open"),
-    syscall("seam_enter_creat", "sys_enter_creat"),
-    syscall("seam_exit_creat", "sys_exit_creat"),
-    syscall("seam_enter_unlinkat", "sys_enter_unlinkat"),
-    syscall("seam_exit_unlinkat", "sys_exit_unlinkat"),
-    syscall("seam_enter_unlink", "sys_enter_unlink"),
-    syscall("seam_exit_unlink", "sys_exit_unlink"),
-    syscall("seam_enter_renameat2", "sys_enter_renameat2"),
-    syscall("seam_exit_renameat2", "sys_exit_renameat2"),
-    syscall("seam_enter_renameat", "sys_enter_renameat"),
-    syscall("seam_exit_renameat", "sys_exit_renameat"),
-    syscall("seam_enter_rename", "sys_enter_rename"),
-    syscall("seam_exit_rename", "sys_exit_rename"),
-    syscall("seam_enter_truncate", "sys_enter_truncate"),
-    syscall("seam_exit_truncate", "sys_exit_truncate"),
+    // cgroup hooks first: they need no BTF offsets and attach wherever cgroup v2 is mounted.
+    row(
+        "seam_connect4",
+        Hook::CgroupSockAddr,
+        ConnectIntent,
+        (4, 17),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_connect6",
+        Hook::CgroupSockAddr,
+        ConnectIntent,
+        (4, 17),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_sendmsg4",
+        Hook::CgroupSockAddr,
+        UdpSend,
+        (4, 18),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_sendmsg6",
+        Hook::CgroupSockAddr,
+        UdpSend,
+        (4, 18),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_inet_sock_set_state",
+        Hook::TpBtf("inet_sock_set_state"),
+        TcpEnds,
+        (5, 5),
+        Needs::SocketOffsets,
+        0,
+    ),
+    row(
+        "seam_skb_ingress",
+        Hook::CgroupSkb { ingress: true },
+        TrafficIn,
+        (4, 10),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_skb_egress",
+        Hook::CgroupSkb { ingress: false },
+        TrafficOut,
+        (4, 10),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_sched_process_exec",
+        Hook::TpBtf("sched_process_exec"),
+        ProcessExec,
+        (5, 5),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_tp_sched_process_exec",
+        Hook::TracePoint("sched", "sched_process_exec"),
+        ProcessExec,
+        (4, 7),
+        Needs::Nothing,
+        1,
+    ),
+    row(
+        "seam_sched_process_exit",
+        Hook::TpBtf("sched_process_exit"),
+        ProcessExit,
+        (5, 5),
+        Needs::Nothing,
+        0,
+    ),
+    row(
+        "seam_tp_sched_process_exit",
+        Hook::TracePoint("sched", "sched_process_exit"),
+        ProcessExit,
+        (4, 7),
+        Needs::Nothing,
+        1,
+    ),
+    // Stand-ins, after the rows above so that `PROBES[i]` of those stays put.
+    // connect() at the LSM hook or its security_* function, where the cgroup hooks cannot attach.
+    row(
+        "seam_lsm_socket_connect",
+        Hook::Lsm("socket_connect"),
+        ConnectIntent,
+        (5, 7),
+        Needs::SocketSk,
+        1,
+    ),
+    row(
+        "seam_fentry_socket_connect",
+        Hook::FEntry("security_socket_connect"),
+        ConnectIntent,
+        (5, 5),
+        Needs::SocketSk,
+        2,
+    ),
+    // Kernels that refuse the current-task helpers in cgroup_skb programs (before 6.18).
+    row(
+        "seam_skb_egress_compat",
+        Hook::CgroupSkb { ingress: false },
+        TrafficOut,
+        (4, 10),
+        Needs::Nothing,
+        1,
+    ),
+    // File access: the security hooks, by BPF LSM, then fexit (with the LSMs' verdict), then
+    // kprobe; each tier needs CONFIG_SECURITY_PATH for unlink, rename and truncate.
+    file_hook("seam_lsm_file_open", Hook::Lsm("file_open")),
+    file_hook("seam_lsm_path_unlink", Hook::Lsm("path_unlink")),
+    file_hook("seam_lsm_path_rename", Hook::Lsm("path_rename")),
+    file_hook("seam_lsm_path_truncate", Hook::Lsm("path_truncate")),
+    file_hook("seam_fexit_file_open", Hook::FExit("security_file_open")),
+    file_hook(
+        "seam_fexit_path_unlink",
+        Hook::FExit("security_path_unlink"),
+    ),
+    file_hook(
+        "seam_fexit_path_rename",
+        Hook::FExit("security_path_rename"),
+    ),
+    file_hook(
+        "seam_fexit_path_truncate",
+        Hook::FExit("security_path_truncate"),
+    ),
+    file_hook("seam_kprobe_file_open", Hook::KProbe("security_file_open")),
+    file_hook(
+        "seam_kprobe_path_unlink",
+        Hook::KProbe("security_path_unlink"),
+    ),
+    file_hook(
+        "seam_kprobe_path_rename",
+        Hook::KProbe("security_path_rename"),
+    ),
+    file_hook(
+        "seam_kprobe_path_truncate",
+        Hook::KProbe("security_path_truncate"),
+    ),
+    // Last resort: syscall tracepoints, enter (arguments) and exit (result, path resolved from
+    // the object). Legacy syscalls (open, creat, unlink, rename) only exist on some
+    // architectures, openat2 from 5.6: the tier is complete without them.
+    syscall("seam_enter_openat", "sys_enter_openat", false),
+    syscall("seam_exit_openat", "sys_exit_openat", false),
+    syscall("seam_enter_openat2", "sys_enter_openat2", true),
+    syscall("seam_exit_openat2", "sys_exit_openat2", true),
+    syscall("seam_enter_open", "sys_enter_open", true),
+    syscall("seam_exit_open", "sys_exit_open", true),
+    syscall("seam_enter_creat", "sys_enter_creat", true),
+    syscall("seam_exit_creat", "sys_exit_creat", true),
+    syscall("seam_enter_unlinkat", "sys_enter_unlinkat", false),
+    syscall("seam_exit_unlinkat", "sys_exit_unlinkat", false),
+    syscall("seam_enter_unlink", "sys_enter_unlink", true),
+    syscall("seam_exit_unlink", "sys_exit_unlink", true),
+    syscall("seam_enter_renameat2", "sys_enter_renameat2", false),
+    syscall("seam_exit_renameat2", "sys_exit_renameat2", false),
+    syscall("seam_enter_renameat", "sys_enter_renameat", true),
+    syscall("seam_exit_renameat", "sys_exit_renameat", true),
+    syscall("seam_enter_rename", "sys_enter_rename", true),
+    syscall("seam_exit_rename", "sys_exit_rename", true),
+    syscall("seam_enter_truncate", "sys_enter_truncate", false),
+    syscall("seam_exit_truncate", "sys_exit_truncate", false),
 ];
 
 #[cfg(test)]
@@ -225,7 +394,57 @@ mod tests {
     }
 
     #[test]
+    fn tiers_are_ranked_and_use_one_program_type_each() {
+        for capability in Capability::ALL {
+            let rows: Vec<_> = PROBES
+                .iter()
+                .filter(|p| p.capability == capability)
+                .collect();
+            assert!(
+                rows.iter().any(|p| p.rank == 0),
+                "{capability:?} has a best tier"
+            );
+            for rank in rows.iter().map(|p| p.rank) {
+                let tier: Vec<_> = rows.iter().filter(|p| p.rank == rank).collect();
+                assert!(
+                    tier.iter().any(|p| !p.optional),
+                    "{capability:?} rank {rank}"
+                );
+                let kinds: HashSet<_> = tier.iter().map(|p| p.hook.program_type()).collect();
+                assert_eq!(kinds.len(), 1, "{capability:?} rank {rank}: {kinds:?}");
+            }
+        }
+        // File access prefers the security hooks, and the syscall tracepoints come last.
+        let file = |t| {
+            PROBES
+                .iter()
+                .find(|p| p.capability == Capability::FileAccess && p.hook.program_type() == t)
+                .map(|p| p.rank)
+        };
+        assert_eq!(file(ProgramType::Lsm), Some(0));
+        assert_eq!(file(ProgramType::Fexit), Some(1));
+        assert_eq!(file(ProgramType::Kprobe), Some(2));
+        assert_eq!(file(ProgramType::Tracepoint), Some(3));
+    }
+
+    #[test]
     fn attach_points_read_like_section_names() {
+        assert_eq!(
+            PROBES
+                .iter()
+                .find(|p| p.program == "seam_lsm_file_open")
+                .unwrap()
+                .attach_point(),
+            "lsm/file_open"
+        );
+        assert_eq!(
+            PROBES
+                .iter()
+                .find(|p| p.program == "seam_kprobe_path_unlink")
+                .unwrap()
+                .attach_point(),
+            "kprobe/security_path_unlink"
+        );
         assert_eq!(PROBES[0].attach_point(), "cgroup/connect4");
         assert_eq!(PROBES[4].attach_point(), "tp_btf/inet_sock_set_state");
         assert_eq!(

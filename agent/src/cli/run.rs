@@ -1,114 +1,65 @@
-//! The `seam` command line: the binary's edge (anyhow lives here only).
+//! `seam run`: its flags and the agent's life from start to signal.
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
 
+use super::{USAGE_ERROR, node_name, runtime};
 use crate::{
     agent::{self, AgentError, AgentOptions},
     config::RuleSet,
-    demo,
-    keys::cli::KeysArgs,
-    preflight,
     sinks::{SinkOptions, rotate::Rotation, webhook::WebhookConfig},
-    workload::{self, Workload},
 };
 
-/// Seam watches the seams between tenants on a shared Linux node.
-#[derive(Debug, Parser)]
-#[command(version, about)]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Run the agent: attribute activity to tenants and print violations as JSON lines.
-    Run {
-        /// Directory of tenant and policy files (*.toml); repeat to load several together
-        /// (e.g. `--rules rules/shipped --rules /etc/seam/tenants`). Reloaded on SIGHUP and
-        /// when a file changes; invalid rules are rejected and the last good ones kept.
-        #[arg(long, required = true)]
-        rules: Vec<PathBuf>,
-        /// Also append the feed to this file.
-        #[arg(long)]
-        feed_file: Option<PathBuf>,
-        /// Node name in the feed (default: the host name).
-        #[arg(long, env = "SEAM_NODE")]
-        node: Option<String>,
-        /// Write this file (live hooks as JSON) once Seam is observing.
-        #[arg(long)]
-        ready_file: Option<PathBuf>,
-        /// Write final counters (events, events/s, losses) here at exit.
-        #[arg(long)]
-        stats_file: Option<PathBuf>,
-        /// Do not print the feed on stdout.
-        #[arg(long)]
-        quiet: bool,
-        /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
-        #[arg(long)]
-        ring_buffer_bytes: Option<u32>,
-        /// Do not load this probe (program name, e.g. seam_skb_ingress, or attach point, e.g.
-        /// cgroup_skb/ingress); repeatable. Start-up still fails if a required capability is
-        /// left without a probe.
-        #[arg(long = "disable-probe", value_name = "PROBE")]
-        disabled_probes: Vec<String>,
-        #[command(flatten)]
-        feeds: FeedArgs,
-        #[command(flatten)]
-        spans: SpanArgs,
-        #[command(flatten)]
-        otlp: OtlpArgs,
-        #[command(flatten)]
-        receive: ReceiveArgs,
-        /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
-        /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
-        #[arg(long, value_name = "ADDR")]
-        listen: Option<SocketAddr>,
-    },
-    /// Demo on this node: two tenant cgroups, a same-tenant and a cross-tenant connection.
-    Demo {
-        #[arg(long, env = "SEAM_NODE")]
-        node: Option<String>,
-        #[command(flatten)]
-        otlp: OtlpArgs,
-    },
-    /// Print every span name and attribute rules can use (Markdown, as in
-    /// docs/span-attributes.md).
-    Attributes,
-    /// Validate rules directories (loaded together); lists every error with file:line:col;
-    /// exit 2 if any.
-    CheckRules {
-        #[arg(required = true)]
-        dirs: Vec<PathBuf>,
-    },
-    /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
-    /// audit.
-    Keys(KeysArgs),
-    /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
-    #[command(hide = true)]
-    Workload {
-        /// cgroup to join first, relative to the cgroup2 mount.
-        #[arg(long)]
-        cgroup: Option<String>,
-        /// Process name to take (comm).
-        #[arg(long)]
-        comm: Option<String>,
-        /// Drop to this uid (and gid) after joining the cgroup.
-        #[arg(long)]
-        uid: Option<u32>,
-        #[command(subcommand)]
-        workload: Workload,
-    },
+/// `seam run`.
+#[derive(Debug, clap::Args)]
+pub(super) struct RunArgs {
+    /// Directory of tenant and policy files (*.toml); repeat to load several together
+    /// (e.g. `--rules rules/shipped --rules /etc/seam/tenants`). Reloaded on SIGHUP and
+    /// when a file changes; invalid rules are rejected and the last good ones kept.
+    #[arg(long, required = true)]
+    rules: Vec<PathBuf>,
+    /// Also append the feed to this file.
+    #[arg(long)]
+    feed_file: Option<PathBuf>,
+    /// Node name in the feed (default: the host name).
+    #[arg(long, env = "SEAM_NODE")]
+    node: Option<String>,
+    /// Write this file (live hooks as JSON) once Seam is observing.
+    #[arg(long)]
+    ready_file: Option<PathBuf>,
+    /// Write final counters (events, events/s, losses) here at exit.
+    #[arg(long)]
+    stats_file: Option<PathBuf>,
+    /// Do not print the feed on stdout.
+    #[arg(long)]
+    quiet: bool,
+    /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
+    #[arg(long)]
+    ring_buffer_bytes: Option<u32>,
+    /// Do not load this probe (program name, e.g. seam_skb_ingress, or attach point, e.g.
+    /// cgroup_skb/ingress); repeatable. Start-up still fails if a required capability is
+    /// left without a probe.
+    #[arg(long = "disable-probe", value_name = "PROBE")]
+    disabled_probes: Vec<String>,
+    #[command(flatten)]
+    feeds: FeedArgs,
+    #[command(flatten)]
+    spans: SpanArgs,
+    #[command(flatten)]
+    otlp: OtlpArgs,
+    #[command(flatten)]
+    receive: ReceiveArgs,
+    /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
+    /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<SocketAddr>,
 }
 
 /// OTLP export. The standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL`,
 /// `..._HEADERS`, `..._TIMEOUT`, `..._TRACES_ENDPOINT`, `..._LOGS_ENDPOINT`,
 /// `OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`) are honoured; flags win over them.
 #[derive(Debug, clap::Args)]
-struct OtlpArgs {
+pub(super) struct OtlpArgs {
     /// Export ended spans (traces) and violations and losses (logs) over OTLP to this
     /// endpoint, e.g. http://127.0.0.1:4318 (http/protobuf) or http://127.0.0.1:4317 (grpc).
     #[arg(long, value_name = "URL")]
@@ -129,7 +80,7 @@ struct OtlpArgs {
 
 impl OtlpArgs {
     /// The export settings from the environment with these flags over them.
-    fn resolve(
+    pub(super) fn resolve(
         self,
     ) -> Result<Option<crate::export::OtlpConfig>, crate::export::config::OtlpConfigError> {
         let mut settings = crate::export::OtlpSettings::from_env();
@@ -255,154 +206,42 @@ impl FeedArgs {
     }
 }
 
-fn node_name(node: Option<String>) -> String {
-    node.unwrap_or_else(|| {
-        nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "unknown".into())
-    })
-}
-
-/// Exit code for bad input or an unusable node.
-const USAGE_ERROR: u8 = 2;
-
-/// Runs the command line; returns the process's exit code.
-pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SEAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
-    match dispatch(cli) {
-        Ok(code) => code,
+/// Runs the agent until SIGINT or SIGTERM.
+pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let otlp = match args.otlp.resolve() {
+        Ok(otlp) => otlp,
         Err(error) => {
-            eprintln!("seam: error: {error:#}");
-            ExitCode::from(USAGE_ERROR)
+            eprintln!("seam: error: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
         }
-    }
-}
-
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
-fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
-    match cli.command {
-        Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
-        Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
-        Command::Attributes => {
-            #[allow(clippy::print_stdout)]
-            {
-                print!("{}", crate::rules::doc::span_attributes_markdown());
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Workload {
-            cgroup,
-            comm,
-            uid,
-            workload,
-        } => {
-            let root = match &cgroup {
-                Some(_) => preflight::cgroup2_mount()?,
-                None => PathBuf::new(),
-            };
-            workload::enter(&root, cgroup.as_deref(), comm.as_deref(), uid)?;
-            workload::run(&workload)?;
-            Ok(ExitCode::SUCCESS)
-        }
-        Command::Demo { node, otlp } => {
-            let otlp = match otlp.resolve() {
-                Ok(otlp) => otlp,
-                Err(error) => {
-                    eprintln!("seam: error: {error}");
-                    return Ok(ExitCode::from(USAGE_ERROR));
-                }
-            };
-            let violations = runtime()?.block_on(demo::run(node_name(node), otlp))?;
-            Ok(if violations > 0 {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            })
-        }
-        Command::Run {
-            rules,
-            feed_file,
-            node,
-            ready_file,
-            stats_file,
-            quiet,
-            ring_buffer_bytes,
-            disabled_probes,
-            feeds,
-            spans,
-            otlp,
-            receive,
-            listen,
-        } => {
-            let otlp = match otlp.resolve() {
-                Ok(otlp) => otlp,
-                Err(error) => {
-                    eprintln!("seam: error: {error}");
-                    return Ok(ExitCode::from(USAGE_ERROR));
-                }
-            };
-            let rules_dirs = rules;
-            let rules = match RuleSet::load_dirs(&rules_dirs) {
-                Ok(rules) => rules,
-                Err(errors) => {
-                    eprintln!("{errors}");
-                    eprintln!("seam: refusing to start with invalid rules");
-                    return Ok(ExitCode::from(USAGE_ERROR));
-                }
-            };
-            let options = AgentOptions {
-                rules,
-                node: node_name(node),
-                feeds: feeds.into_options(!quiet, feed_file, spans.feed_spans),
-                listen,
-                ready_file,
-                rescan: Duration::from_secs(2),
-                ring_bytes: ring_buffer_bytes,
-                disabled_probes,
-                otlp,
-                receive: receive.into_config(spans.procfs.clone()),
-                max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
-                procfs: spans.procfs,
-            };
-            runtime()?.block_on(run_agent(options, stats_file, rules_dirs))
-        }
-    }
-}
-
-#[allow(clippy::print_stdout)]
-fn check_rules(dirs: &[PathBuf]) -> ExitCode {
-    match RuleSet::load_dirs(dirs) {
-        Ok(rules) => {
-            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-            println!(
-                "{}: {} tenant(s), {} rule(s), {} allow(s) in {} file(s): ok",
-                names.join(" + "),
-                rules.tenants.len(),
-                rules.rules.len(),
-                rules.allows.len(),
-                rules.sources.len()
-            );
-            ExitCode::SUCCESS
-        }
+    };
+    let rules_dirs = args.rules;
+    let rules = match RuleSet::load_dirs(&rules_dirs) {
+        Ok(rules) => rules,
         Err(errors) => {
             eprintln!("{errors}");
-            ExitCode::from(USAGE_ERROR)
+            eprintln!("seam: refusing to start with invalid rules");
+            return Ok(ExitCode::from(USAGE_ERROR));
         }
-    }
+    };
+    let spans = args.spans;
+    let options = AgentOptions {
+        rules,
+        node: node_name(args.node),
+        feeds: args
+            .feeds
+            .into_options(!args.quiet, args.feed_file, spans.feed_spans),
+        listen: args.listen,
+        ready_file: args.ready_file,
+        rescan: Duration::from_secs(2),
+        ring_bytes: args.ring_buffer_bytes,
+        disabled_probes: args.disabled_probes,
+        otlp,
+        receive: args.receive.into_config(spans.procfs.clone()),
+        max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
+        procfs: spans.procfs,
+    };
+    runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs))
 }
 
 async fn run_agent(

@@ -1,0 +1,179 @@
+//! The `seam` command line: the binary's edge (anyhow lives here only). One module per
+//! command family; this one dispatches.
+mod nodes;
+mod run;
+
+use std::{path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
+
+use crate::{
+    config::RuleSet,
+    demo,
+    keys::cli::KeysArgs,
+    preflight,
+    workload::{self, Workload},
+};
+
+/// Seam watches the seams between tenants on a shared Linux node.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent: attribute activity to tenants and print violations as JSON lines.
+    Run(Box<run::RunArgs>),
+    /// Demo on this node: two tenant cgroups, a same-tenant and a cross-tenant connection.
+    Demo {
+        #[arg(long, env = "SEAM_NODE")]
+        node: Option<String>,
+        #[command(flatten)]
+        otlp: run::OtlpArgs,
+    },
+    /// Print every span name and attribute rules can use (Markdown, as in
+    /// docs/span-attributes.md).
+    Attributes,
+    /// Validate rules directories (loaded together); lists every error with file:line:col;
+    /// exit 2 if any.
+    CheckRules {
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+    },
+    /// Report what this node's kernel lets Seam see (JSON): kernel, BTF, cgroup mode, LSMs,
+    /// every probe row tried (loaded, attached, the verifier's message) and the tier serving
+    /// each capability. Needs root; loads and attaches every probe for a moment.
+    Fingerprint(nodes::FingerprintArgs),
+    /// Compare fingerprints of many nodes (files, or directories of *.json): where guarantees
+    /// diverge. Exit 0 when uniform, 1 when a node falls short, 2 on unreadable input.
+    FleetCheck(nodes::FleetArgs),
+    /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
+    /// audit.
+    Keys(KeysArgs),
+    /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
+    #[command(hide = true)]
+    Workload {
+        /// cgroup to join first, relative to the cgroup2 mount.
+        #[arg(long)]
+        cgroup: Option<String>,
+        /// Process name to take (comm).
+        #[arg(long)]
+        comm: Option<String>,
+        /// Drop to this uid (and gid) after joining the cgroup.
+        #[arg(long)]
+        uid: Option<u32>,
+        #[command(subcommand)]
+        workload: Workload,
+    },
+}
+
+pub(super) fn node_name(node: Option<String>) -> String {
+    node.unwrap_or_else(|| {
+        nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "unknown".into())
+    })
+}
+
+/// Exit code for bad input or an unusable node.
+pub(super) const USAGE_ERROR: u8 = 2;
+
+/// Runs the command line; returns the process's exit code.
+pub fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_env("SEAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("seam: error: {error:#}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
+
+pub(super) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run(args) => run::run(*args),
+        Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
+        Command::Fingerprint(args) => nodes::fingerprint(args),
+        Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
+        Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
+        Command::Attributes => {
+            #[allow(clippy::print_stdout)]
+            {
+                print!("{}", crate::rules::doc::span_attributes_markdown());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Workload {
+            cgroup,
+            comm,
+            uid,
+            workload,
+        } => {
+            let root = match &cgroup {
+                Some(_) => preflight::cgroup2_mount()?,
+                None => PathBuf::new(),
+            };
+            workload::enter(&root, cgroup.as_deref(), comm.as_deref(), uid)?;
+            workload::run(&workload)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Demo { node, otlp } => {
+            let otlp = match otlp.resolve() {
+                Ok(otlp) => otlp,
+                Err(error) => {
+                    eprintln!("seam: error: {error}");
+                    return Ok(ExitCode::from(USAGE_ERROR));
+                }
+            };
+            let violations = runtime()?.block_on(demo::run(node_name(node), otlp))?;
+            Ok(if violations > 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+    }
+}
+
+#[allow(clippy::print_stdout)]
+fn check_rules(dirs: &[PathBuf]) -> ExitCode {
+    match RuleSet::load_dirs(dirs) {
+        Ok(rules) => {
+            let names: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+            println!(
+                "{}: {} tenant(s), {} rule(s), {} allow(s) in {} file(s): ok",
+                names.join(" + "),
+                rules.tenants.len(),
+                rules.rules.len(),
+                rules.allows.len(),
+                rules.sources.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            eprintln!("{errors}");
+            ExitCode::from(USAGE_ERROR)
+        }
+    }
+}
