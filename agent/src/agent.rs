@@ -187,6 +187,18 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
         local: LocalAddrs::current(),
     };
+    let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let receiving = match options.receive {
+        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
+        None => crate::receive::Bound::default(),
+    };
+    // Connections to Seam's own listeners (applications sending spans, scrapes) are not
+    // evidence about tenants.
+    let own_ports = [listen, receiving.http, receiving.grpc]
+        .into_iter()
+        .flatten()
+        .map(|a| a.port())
+        .collect();
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
@@ -195,13 +207,13 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         PipelineOptions {
             node: options.node,
             max_open_spans: options.max_open_spans,
+            own_ports,
             live_hooks: live_hooks.clone(),
         },
         PipelineMetrics::new(metrics.clone()),
     );
     pipeline.handle(Input::CgroupsChanged);
 
-    let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
     let reader_task = tokio::spawn(reader::run(
         source,
@@ -210,10 +222,6 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         metrics.clone(),
     ));
     crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
-    let receiving = match options.receive {
-        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
-        None => crate::receive::Bound::default(),
-    };
     let tick_tx = tx.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(100));

@@ -37,6 +37,7 @@ pub(crate) struct Pipeline {
     sink: Sinks,
     filter: Box<dyn TenantFilter>,
     clock: WallClock,
+    own_ports: Vec<u16>,
     pub(crate) stats: Stats,
     metrics: PipelineMetrics,
     node: String,
@@ -49,6 +50,8 @@ pub(crate) struct PipelineOptions {
     pub node: String,
     /// Most open connection spans; the oldest beyond are evicted (counted).
     pub max_open_spans: usize,
+    /// Ports of Seam's own listeners on this node: connections to them are not rule-checked.
+    pub own_ports: Vec<u16>,
     pub live_hooks: Vec<String>,
 }
 
@@ -71,6 +74,7 @@ impl Pipeline {
             sink,
             filter,
             clock: WallClock::now(),
+            own_ports: options.own_ports,
             stats,
             metrics,
             node: options.node,
@@ -161,6 +165,9 @@ impl Pipeline {
     /// Evaluates every rule on a span as it starts and hands the violations to the sinks.
     fn detect(&mut self, span: &crate::spans::Span) {
         self.stats.count_span(span.name().family());
+        if self.to_seam(span) {
+            return;
+        }
         self.metrics.span();
         let started = Instant::now();
         let violations = self.detector.evaluate(span, &self.rules);
@@ -176,6 +183,15 @@ impl Pipeline {
             self.sink.emit(Record::Violation(Box::new(violation)));
         }
         self.stats.feed_write_errors = self.sink.write_errors;
+    }
+
+    /// Whether `span` is a connection to one of Seam's own listeners (an application sending
+    /// its spans, a metrics scrape): Seam is the peer, no tenant's resource is touched.
+    fn to_seam(&self, span: &crate::spans::Span) -> bool {
+        matches!(&span.body, crate::spans::SpanBody::Connection(c)
+            if c.server.process.is_none()
+                && c.server.local
+                && self.own_ports.contains(&c.server.addr.port()))
     }
 
     /// A span that ended: to OTLP export and, with `--feed-spans`, the feed.
