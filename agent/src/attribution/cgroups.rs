@@ -95,6 +95,15 @@ impl CgroupRegistry {
         changes
     }
 
+    /// The first cgroup (by path) of tenant `name`, relative to the mount.
+    pub(crate) fn first_of(&self, name: &str) -> Option<String> {
+        self.by_id
+            .values()
+            .filter(|c| c.tenant.as_ref().is_some_and(|t| t.name.as_str() == name))
+            .map(|c| c.path.clone())
+            .min()
+    }
+
     /// Number of tenant cgroups currently registered.
     pub(crate) fn tenant_cgroups(&self) -> usize {
         self.by_id.values().filter(|c| c.tenant.is_some()).count()

@@ -55,6 +55,10 @@ enum Command {
     /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
     /// audit.
     Keys(KeysArgs),
+    /// Break a boundary on purpose: from a cgroup of one tenant, attempt every crossing Seam
+    /// claims to see into another's, and check the running agent reported each (exit 1 when
+    /// one went unseen).
+    Chaos(crate::chaos::ChaosArgs),
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -116,6 +120,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
         Command::Fingerprint(args) => nodes::fingerprint(args),
         Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
+        Command::Chaos(args) => Ok(crate::chaos::run(args)?),
         Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]

@@ -131,7 +131,6 @@ impl RuleSet {
     }
 
     /// The tenant with this name.
-    #[cfg(test)]
     pub(crate) fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name.as_str() == name)
     }
