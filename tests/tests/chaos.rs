@@ -2,7 +2,9 @@
 //! must be reported, and an agent blind to a class of crossing must make it fail.
 use std::{fs, path::PathBuf, process::Command};
 
-use seam_integration_tests::{Agent, Cgroups, seam_bin, shipped_rules};
+use seam_integration_tests::{
+    Agent, Cgroups, cgroup2_root, listen, repo_rules_dir, require_root, seam_bin, shipped_rules,
+};
 use serde_json::Value;
 
 struct Setup {
@@ -33,7 +35,7 @@ impl Setup {
     }
 
     /// Runs `seam chaos --from a --to b --json` against `agent`; returns its exit code and report.
-    fn chaos(&self, agent: &Agent, timeout: &str) -> (i32, Value) {
+    fn chaos(&self, agent: &Agent, timeout: &str, extra: &[&str]) -> (i32, Value) {
         let out = Command::new(seam_bin())
             .args([
                 "chaos",
@@ -45,6 +47,7 @@ impl Setup {
                 "--timeout",
                 timeout,
             ])
+            .args(extra)
             .arg("--rules")
             .arg(agent.dir.join("rules"))
             .arg("--feed")
@@ -83,11 +86,21 @@ fn every_attempted_crossing_is_reported_and_the_markers_are_removed() {
     let s = Setup::new();
     let rules = format!("{}\n{}", s.tenants(), shipped_rules());
     let mut agent = Agent::start_with(&rules, &["--aggregate-window", "0"]);
-    let (code, report) = s.chaos(&agent, "20");
+    // A service of b's that chaos is told about, besides the listeners it starts itself.
+    let service = listen(
+        "tcp-listen",
+        Some(&s.cgroups.rel("b")),
+        "b-service",
+        "127.0.0.1:0",
+        1,
+    );
+    let target = format!("127.0.0.1:{}", service.port);
+    let (code, report) = s.chaos(&agent, "20", &["--target", &target]);
     assert_eq!(code, 0, "{report:#}\nagent log:\n{}", agent.log());
     assert_eq!(report["passed"], true, "{report:#}");
     let seen = ids(&report, true);
     for id in [
+        "tcp-target-0",
         "tcp4",
         "udp4-unconnected",
         "udp4-connected",
@@ -137,7 +150,7 @@ fn an_agent_blind_to_file_crossings_fails_the_run() {
         s.tenants()
     );
     let agent = Agent::start_with(&rules, &["--aggregate-window", "0"]);
-    let (code, report) = s.chaos(&agent, "3");
+    let (code, report) = s.chaos(&agent, "3", &[]);
     assert_eq!(code, 1, "{report:#}");
     assert_eq!(report["passed"], false);
     let unseen = ids(&report, false);
@@ -169,4 +182,47 @@ fn an_unknown_tenant_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("no tenant \"nobody\""), "{stderr}");
+}
+
+/// The README's demo tenants, with the demo's own rules: chaos from tenant-a to tenant-b is
+/// seen in full by an agent run with `rules/demo`.
+#[test]
+fn chaos_against_the_demo_tenants_is_seen_in_full() {
+    struct Demo;
+    impl Drop for Demo {
+        fn drop(&mut self) {
+            for t in ["tenant-a", "tenant-b"] {
+                let _ = fs::remove_dir(cgroup2_root().join("seam-demo").join(t));
+            }
+            let _ = fs::remove_dir(cgroup2_root().join("seam-demo"));
+            let _ = fs::remove_dir_all("/tmp/seam-demo");
+        }
+    }
+    require_root();
+    let _demo = Demo;
+    for t in ["tenant-a", "tenant-b"] {
+        fs::create_dir_all(cgroup2_root().join("seam-demo").join(t)).unwrap();
+        fs::create_dir_all(PathBuf::from("/tmp/seam-demo").join(t)).unwrap();
+    }
+    let rules = repo_rules_dir().join("demo");
+    let text: Vec<String> = fs::read_dir(&rules)
+        .unwrap()
+        .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let agent = Agent::start_with(&text.join("\n"), &["--aggregate-window", "0"]);
+    let out = Command::new(seam_bin())
+        .args([
+            "chaos", "--from", "tenant-a", "--to", "tenant-b", "--json", "--rules",
+        ])
+        .arg(&rules)
+        .arg("--feed")
+        .arg(agent.dir.join("feed.jsonl"))
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(out.status.success(), "{report:#}\n{}", agent.log());
+    // Every kind: 2 TCP, 4 UDP (IPv4 only without IPv6), 5 reads, create, truncate, rename,
+    // unlink, exec.
+    assert!(report["attempts"].as_u64().unwrap() >= 13, "{report:#}");
+    assert_eq!(report["seen"], report["attempts"], "{report:#}");
 }

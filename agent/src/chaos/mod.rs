@@ -68,6 +68,10 @@ pub(crate) struct ChaosArgs {
     /// The rules directories the agent runs with (tenants' cgroups and paths).
     #[arg(long, required = true)]
     rules: Vec<PathBuf>,
+    /// A TCP listener of the target tenant to connect to as well (repeatable); chaos always
+    /// starts its own listeners in the target's cgroup too.
+    #[arg(long, value_name = "ADDR")]
+    target: Vec<SocketAddr>,
     /// The running agent's feed file (`seam run --feed-file`): where the attempts must show.
     #[arg(long)]
     feed: PathBuf,
@@ -197,6 +201,7 @@ fn once(args: &ChaosArgs, rules: &RuleSet) -> Result<Report, ChaosError> {
     let result = (|| {
         let mut target = Target::listen(&to, &scratch)?;
         let mut attempts = target.attempts();
+        attempts.extend(plan::given(&args.target));
         let mut files = match tenant_dir(rules, &args.to) {
             Some(dir) => {
                 let source = tenant_dir(rules, &args.from);

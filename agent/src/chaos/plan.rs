@@ -197,6 +197,23 @@ impl Target {
     }
 }
 
+/// TCP connects to listeners the operator named (`--target`): the tenant's real services.
+pub(crate) fn given(addrs: &[std::net::SocketAddr]) -> Vec<Attempt> {
+    addrs
+        .iter()
+        .enumerate()
+        .map(|(n, addr)| Attempt {
+            id: format!("tcp-target-{n}"),
+            how: format!("TCP connect to the target's listener {addr}"),
+            workload: vec![s("tcp-connect"), s("--addr"), addr.to_string()],
+            expect: Expect::Network {
+                transport: Transport::Tcp,
+                port: addr.port(),
+            },
+        })
+        .collect()
+}
+
 impl Drop for Target {
     fn drop(&mut self) {
         self.stop();
