@@ -27,6 +27,7 @@ pub(crate) mod sinks;
 pub(crate) mod spans;
 pub(crate) mod stats;
 pub(crate) mod store;
+pub(crate) mod text;
 pub(crate) mod vocab;
 pub(crate) mod workload;
 pub(crate) mod workload_file;

@@ -213,7 +213,7 @@ impl Pipeline {
             let ctx = ctx!(self);
             let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
             self.on_updates(updates);
-            tracing::info!(cgroup = %cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
+            tracing::info!(cgroup = ?cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
         for cgroup in registered {
             let Some(tenant) = &cgroup.tenant else {
@@ -221,13 +221,13 @@ impl Pipeline {
             };
             match self.filter.watch(cgroup.id) {
                 Ok(()) => tracing::info!(
-                    cgroup = %cgroup.path,
+                    cgroup = ?cgroup.path,
                     id = cgroup.id,
                     tenant = %tenant.name,
                     "tenant cgroup registered"
                 ),
                 Err(error) => tracing::error!(
-                    cgroup = %cgroup.path,
+                    cgroup = ?cgroup.path,
                     %error,
                     "cannot register tenant cgroup in the kernel filter (map full?); its \
                      activity is not observed"

@@ -121,7 +121,7 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
         };
         let rel = dir
             .strip_prefix(root)
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| crate::text::escape_os(p.as_os_str()))
             .unwrap_or_default();
         out.push((meta.ino(), rel));
         let Ok(entries) = fs::read_dir(&dir) else {

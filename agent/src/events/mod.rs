@@ -136,7 +136,7 @@ pub(crate) fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeEr
 
 fn comm(raw: &[u8; COMM_LEN]) -> String {
     let end = raw.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    String::from_utf8_lossy(&raw[..end]).into_owned()
+    crate::text::escape_bytes(&raw[..end])
 }
 
 fn header(info: &EventInfo) -> Header {
@@ -226,6 +226,8 @@ pub(crate) fn decode(bytes: &[u8], counted: bool) -> Result<KernelEvent, DecodeE
     Ok(KernelEvent { header, kind })
 }
 
+#[cfg(test)]
+mod fuzz;
 #[cfg(test)]
 mod tests {
     use super::*;
