@@ -67,6 +67,8 @@ pub(crate) struct AgentOptions {
     pub receive: Option<ReceiverConfig>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub listen: Option<SocketAddr>,
+    /// TLS and bearer token of that listener.
+    pub listen_security: crate::listen::ListenSecurity,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
     pub ready_file: Option<PathBuf>,
     /// How often the cgroup tree is rescanned even without inotify events.
@@ -156,7 +158,10 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let cgroup_root = preflight::cgroup2_mount()?;
     let metrics = Arc::new(Metrics::new());
     let listen = match options.listen {
-        Some(addr) => Some(crate::metrics::server::spawn(addr, metrics.clone()).await?),
+        Some(addr) => Some(
+            crate::metrics::server::spawn(addr, metrics.clone(), options.listen_security.clone())
+                .await?,
+        ),
         None => None,
     };
     let offsets = kernel_offsets();

@@ -144,6 +144,7 @@ pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -
         node,
         feeds: SinkOptions::default(),
         listen: None,
+        listen_security: crate::listen::ListenSecurity::none(),
         ready_file: None,
         rescan: Duration::from_secs(2),
         ring_bytes: None,

@@ -61,6 +61,12 @@ pub struct SignalDropLabels {
     pub reason: String,
 }
 
+/// `listener` label: which of Seam's own listeners.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: String,
+}
+
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -156,6 +162,7 @@ pub(crate) struct Metrics {
     pub chaos_runs: Family<OutcomeLabel, Counter>,
     pub chaos_last_run: Gauge,
     pub tenant_cgroups: Gauge,
+    pub listener_unauthorized: Family<ListenerLabel, Counter>,
     pub health: Health,
 }
 
@@ -307,6 +314,13 @@ impl Metrics {
             "Cgroups currently attributed to a tenant",
             tenant_cgroups.clone(),
         );
+        let listener_unauthorized = Family::<ListenerLabel, Counter>::default();
+        registry.register(
+            "listener_unauthorized",
+            "Requests to Seam's own listeners refused for a missing or wrong bearer token, by \
+             listener (metrics, otlp_http, otlp_grpc)",
+            listener_unauthorized.clone(),
+        );
         Self {
             registry,
             events,
@@ -332,6 +346,7 @@ impl Metrics {
             chaos_runs,
             chaos_last_run,
             tenant_cgroups,
+            listener_unauthorized,
             health: Health::default(),
         }
     }
@@ -386,6 +401,15 @@ impl Metrics {
             .inc();
         self.chaos_last_run
             .set(crate::clock::UnixNanos::now().0 / 1_000_000_000);
+    }
+
+    /// The counter of requests `listener` refused for a bad token (created at zero).
+    pub(crate) fn unauthorized(&self, listener: &str) -> Counter {
+        self.listener_unauthorized
+            .get_or_create(&ListenerLabel {
+                listener: listener.to_owned(),
+            })
+            .clone()
     }
 
     /// The OTLP receiver's error counter for `reason` (created at zero).
