@@ -16,6 +16,7 @@ pub(crate) mod assemble;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub(crate) mod ids;
+pub(crate) mod tier;
 pub(crate) mod view;
 
 use std::{
@@ -31,7 +32,8 @@ pub(crate) use crate::clock::UnixNanos;
 use crate::{
     rules::SpanName,
     vocab::{
-        AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Transport,
+        AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Tier,
+        Transport,
     },
 };
 
@@ -147,6 +149,17 @@ impl Span {
         }
     }
 
+    /// The tier of the resource the span touched: a file's path, a connection's server end,
+    /// an application client span's peer; None when unclassified or there is none.
+    pub(crate) fn tier(&self) -> Option<Tier> {
+        match &self.body {
+            SpanBody::Connection(c) => c.server.tier,
+            SpanBody::File(f) => f.tier,
+            SpanBody::Process(_) => None,
+            SpanBody::App(a) => a.peer.as_ref().and_then(|p| p.tier),
+        }
+    }
+
     /// The acting process: a connection's client, a file access's or execution's process, an
     /// application span's sender.
     pub(crate) fn actor(&self) -> Option<&ProcessRef> {
@@ -185,6 +198,8 @@ pub(crate) struct ConnectionEnd {
     /// What the socket counted, read from it when it closed (TCP; `None` for UDP or when the
     /// close was not seen).
     pub traffic: Option<Traffic>,
+    /// The tier of this end's address among its tenant's `endpoints` (None: unclassified).
+    pub tier: Option<Tier>,
 }
 
 /// Counters of one TCP socket (`struct tcp_sock`) at close.
@@ -219,6 +234,8 @@ pub(crate) struct FileAccess {
     pub owner: Option<TenantRef>,
     /// For a rename: which of its two paths this is.
     pub role: Option<PathRole>,
+    /// The tier of the path among its owner's `paths` (None: unclassified).
+    pub tier: Option<Tier>,
 }
 
 /// A process execution: one program image from exec to exit.
@@ -295,4 +312,6 @@ pub(crate) struct AppPeer {
     pub process: Option<ProcessRef>,
     /// The kernel connection span the client span was joined to.
     pub connection: Option<SpanRef>,
+    /// The tier of the peer's address among its tenant's `endpoints` (None: unclassified).
+    pub tier: Option<Tier>,
 }
