@@ -18,6 +18,7 @@ use crate::{
     history::{
         HistoryConfig,
         breach::{Breach, BreachScope, Limits, Stream},
+        record::RunEntry,
         replay::{self, ReplaySpec, Replayed, Visit},
     },
     keys::{
@@ -230,7 +231,7 @@ impl ReadArgs {
     pub(super) fn replay<V: Visit>(
         &self,
         opened: &Opened,
-        visitor: impl Fn() -> V,
+        visitor: impl Fn(&[RunEntry]) -> V,
     ) -> anyhow::Result<(V, Replayed)> {
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get)
@@ -284,7 +285,7 @@ pub(super) fn replay(args: &ReplayArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
     let (breach, replayed) = args
         .read
-        .replay(&opened, || Breach::new(limits, stream.clone()))?;
+        .replay(&opened, |_| Breach::new(limits, stream.clone()))?;
     if let Some(stream) = stream
         && let Stream::JsonLines(out) | Stream::Text(out) =
             &mut *stream.lock().expect("stream lock")
@@ -332,7 +333,7 @@ pub(super) fn validate(args: &ReadArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let stream = Arc::new(Mutex::new(Stream::Text(Box::new(std::io::stdout()))));
-    let (breach, replayed) = match args.replay(&opened, || {
+    let (breach, replayed) = match args.replay(&opened, |_| {
         Breach::new(Limits::default(), Some(Arc::clone(&stream)))
     }) {
         Ok(done) => done,

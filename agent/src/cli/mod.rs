@@ -2,6 +2,7 @@
 //! command family; this one dispatches.
 mod history;
 mod nodes;
+mod report;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -64,6 +65,10 @@ enum Command {
     /// breach scope as JSON: violations, tenant pairs, times, counts per rule, pair and tier,
     /// trace ids, and every gap in the evidence.
     Replay(Box<history::ReplayArgs>),
+    /// Report on sealed history for a period: operations validated per tenant and tier,
+    /// violations, key epochs, hooks live, and every gap in the evidence (lost events, store
+    /// gaps, agent downtime), as JSON, Markdown or a self-contained HTML page with charts.
+    Report(Box<report::ReportArgs>),
     /// CI gate on sealed history: exit 0 printing "N operations validated, 0 violations", 1
     /// listing the violations, 2 when the history cannot be read (keys, store, damage).
     Validate(Box<history::ReadArgs>),
@@ -130,6 +135,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
         Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
         Command::Replay(args) => history::replay(&args),
+        Command::Report(args) => report::report(&args),
         Command::Validate(args) => history::validate(&args),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]

@@ -137,8 +137,7 @@ impl Breach {
     }
 
     fn trim_sample(&mut self) {
-        self.sample
-            .sort_by(|a, b| (a.time, a.trace_id, a.span_id).cmp(&(b.time, b.trace_id, b.span_id)));
+        self.sample.sort_by_key(|v| (v.time, v.trace_id, v.span_id));
         self.sample.truncate(self.limits.violations);
     }
 

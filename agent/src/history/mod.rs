@@ -16,6 +16,7 @@
 pub(crate) mod breach;
 pub(crate) mod record;
 pub(crate) mod replay;
+pub(crate) mod report;
 pub(crate) mod route;
 #[cfg(test)]
 mod tests;

@@ -45,7 +45,7 @@ pub(crate) struct Envelope {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Entry {
     /// A span that ended.
-    Span(Span),
+    Span(Box<Span>),
     /// Evidence the agent lost (ring buffer, evicted spans, export, the store's queue).
     Loss(LossEntry),
     /// Records the store could not write (disk full, write error, no key).
@@ -256,13 +256,13 @@ mod tests {
         if let crate::spans::SpanBody::File(f) = &mut file.body {
             f.tier = Some(Tier::Regulated);
         }
-        round_trip(2, Entry::Span(file));
+        round_trip(2, Entry::Span(Box::new(file)));
         let tcp = fixtures::tcp(
             Some(fixtures::tenant("a")),
             Some(fixtures::tenant("b")),
             5432,
         );
-        round_trip(2, Entry::Span(tcp));
+        round_trip(2, Entry::Span(Box::new(tcp)));
         round_trip(
             1,
             Entry::Loss(LossEntry {

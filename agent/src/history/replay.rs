@@ -148,10 +148,11 @@ struct Worker<'a, V> {
 }
 
 /// Replays the history `spec` names: every span evaluated with the rules (once per span,
-/// whatever its copies), handed to a visitor made by `visitor` (one per thread), merged.
+/// whatever its copies), handed to a visitor made by `visitor` from the run records (one per
+/// thread), merged.
 pub(crate) fn replay<V: Visit>(
     spec: &ReplaySpec<'_>,
-    visitor: impl Fn() -> V,
+    visitor: impl Fn(&[RunEntry]) -> V,
 ) -> Result<(V, Replayed), StoreError> {
     let runs = runs(spec)?;
     let mut query = match &spec.tenants {
@@ -170,7 +171,7 @@ pub(crate) fn replay<V: Visit>(
     let threads = spec.threads.max(1);
     let mut workers: Vec<Worker<'_, V>> = (0..threads)
         .map(|_| Worker {
-            visitor: visitor(),
+            visitor: visitor(&runs),
             detector: Detector::new(String::new()),
             rules: &stateless,
             counting: &counting,

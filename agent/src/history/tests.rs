@@ -41,12 +41,12 @@ description = "x"
 expr = "trace.has(file.*).where(tenant != null and file.tenant != null and file.tenant != tenant)"
 "#;
 
-fn rules(extra: &str) -> RuleSet {
+pub(crate) fn rules(extra: &str) -> RuleSet {
     RuleSet::from_sources(&[("t.toml", TENANTS), ("r.toml", RULES), ("x.toml", extra)])
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn master(dir: &Path) -> MasterKey {
+pub(crate) fn master(dir: &Path) -> MasterKey {
     let text = std::fs::read_to_string(dir.join("master.key")).unwrap();
     MasterKey::from_base64(text.trim(), "test").unwrap()
 }
@@ -59,7 +59,7 @@ fn at(mut span: Span, secs: i64) -> Span {
 
 /// Writes: 3 crossings a->b (network), one a->a, one regulated file read a->b, one span of no
 /// tenant, and a loss.
-fn write(dir: &Path, rules: &RuleSet) {
+pub(crate) fn write(dir: &Path, rules: &RuleSet) {
     MasterKey::generate()
         .unwrap()
         .write_new_file(&dir.join("master.key"))
@@ -134,7 +134,7 @@ fn read(dir: &Path, rules: &RuleSet, tenants: Option<&[&str]>) -> (Breach, Repla
         until_ns: u64::MAX,
         threads: 2,
     };
-    replay::replay(&spec, || Breach::new(Limits::default(), None)).unwrap()
+    replay::replay(&spec, |_| Breach::new(Limits::default(), None)).unwrap()
 }
 
 #[test]

@@ -69,13 +69,6 @@ pub(crate) enum StoreError {
     },
 }
 
-impl StoreError {
-    /// Whether the error is the file system being full.
-    pub(crate) fn is_disk_full(&self) -> bool {
-        matches!(self, Self::DiskFull { .. })
-    }
-}
-
 /// Why records were dropped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
