@@ -92,6 +92,8 @@ pub(crate) enum Workload {
     StoreRead(crate::store::bench::ReadArgs),
     /// Store seal throughput against ring's raw AEAD, read throughput; prints JSON.
     StoreBench(crate::store::bench::BenchArgs),
+    /// Write a synthetic history of realistic spans (replay benchmark); prints JSON.
+    HistoryFill(crate::history::bench::FillArgs),
     /// Run another program in the cgroup (exec: it keeps this pid), e.g. a test application.
     Exec {
         /// The program and its arguments.
@@ -239,6 +241,7 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
         Workload::StoreAppend(args) => crate::store::bench::append(args)?,
         Workload::StoreRead(args) => crate::store::bench::read(args)?,
         Workload::StoreBench(args) => crate::store::bench::bench(args)?,
+        Workload::HistoryFill(args) => crate::history::bench::fill(args)?,
         Workload::Exec { command } => {
             use std::os::unix::process::CommandExt as _;
             let (program, args) = command.split_first().context("nothing to run")?;

@@ -13,6 +13,7 @@
 //! it (`seam_lost_total{source="store",probe="queue_full"}`); records the store cannot write
 //! (disk full, write error, missing key) are counted by reason and recorded as gap records once
 //! the node's history can be written again.
+pub(crate) mod bench;
 pub(crate) mod breach;
 pub(crate) mod record;
 pub(crate) mod replay;
