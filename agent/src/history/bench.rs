@@ -87,7 +87,7 @@ fn process(tenant: &TenantRef, pid: u32, trace: TraceId) -> ProcessRef {
 fn span(i: u64, tenants: &[TenantRef], cross_every: u64) -> Span {
     let n = tenants.len() as u64;
     let own = &tenants[(i % n) as usize];
-    let other = if i % cross_every == 0 {
+    let other = if i.is_multiple_of(cross_every) {
         &tenants[((i + 1) % n) as usize]
     } else {
         own
