@@ -93,9 +93,29 @@ impl Decoding {
     }
 }
 
+/// Hashes span ids, which are random already: their first bytes are the hash.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+}
+
+type IdSet = HashSet<(TraceId, SpanId), std::hash::BuildHasherDefault<IdHasher>>;
+
 /// Ids of multi-copy spans met, by segment window.
 #[derive(Default)]
-struct Copies(BTreeMap<u64, HashSet<(TraceId, SpanId)>>);
+struct Copies(BTreeMap<u64, IdSet>);
 
 impl Copies {
     /// Whether this is the first copy met (and now remembered).

@@ -38,9 +38,51 @@ use crate::{
 };
 
 /// A tenant's name (cheap to clone).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub(crate) struct TenantName(Arc<str>);
+
+/// Names decoded on this thread: decoding history meets the same few tenants millions of
+/// times, and sharing their names saves two allocations each time. A short list (tenants on a
+/// node are few), searched in order; when full, the oldest entry makes room.
+const INTERNED_MAX: usize = 64;
+
+thread_local! {
+    static INTERNED: std::cell::RefCell<(Vec<Arc<str>>, usize)> =
+        std::cell::RefCell::default();
+}
+
+impl<'de> Deserialize<'de> for TenantName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+
+        impl serde::de::Visitor<'_> for Name {
+            type Value = TenantName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a tenant name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TenantName, E> {
+                Ok(INTERNED.with_borrow_mut(|(names, next)| {
+                    if let Some(shared) = names.iter().find(|n| &***n == name) {
+                        return TenantName(Arc::clone(shared));
+                    }
+                    let shared: Arc<str> = name.into();
+                    if names.len() < INTERNED_MAX {
+                        names.push(Arc::clone(&shared));
+                    } else {
+                        names[*next] = Arc::clone(&shared);
+                        *next = (*next + 1) % INTERNED_MAX;
+                    }
+                    TenantName(shared)
+                }))
+            }
+        }
+
+        deserializer.deserialize_str(Name)
+    }
+}
 
 impl TenantName {
     pub(crate) fn new(name: &str) -> Self {
