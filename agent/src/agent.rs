@@ -15,6 +15,7 @@ use crate::{
     config::RuleSet,
     events::reader,
     export::{ExportError, Exporter, OtlpConfig},
+    history::{History, HistoryConfig, HistoryError, RunInfo},
     input::Input,
     metrics::{Metrics, PipelineMetrics, server::ServeError},
     pipeline::{Pipeline, PipelineOptions},
@@ -46,6 +47,9 @@ pub(crate) enum AgentError {
     /// The OTLP receiver could not listen.
     #[error(transparent)]
     Receive(#[from] ReceiveError),
+    /// The sealed history (`--store`) could not be opened.
+    #[error(transparent)]
+    History(#[from] HistoryError),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}; check the directory exists and is writable")]
     ReadyFile {
@@ -81,6 +85,8 @@ pub(crate) struct AgentOptions {
     pub max_open_spans: usize,
     /// The host's procfs (process start times, the boot id).
     pub procfs: PathBuf,
+    /// Keep a sealed per-tenant history (`None`: off).
+    pub history: Option<HistoryConfig>,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
@@ -204,6 +210,17 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         .flatten()
         .map(|a| a.port())
         .collect();
+    let history = match options.history {
+        Some(config) => Some(History::start(
+            config,
+            RunInfo {
+                node: options.node.clone(),
+                live_hooks: live_hooks.clone(),
+                rules_sha256: crate::history::rules_sha256(&options.rules),
+            },
+        )?),
+        None => None,
+    };
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
@@ -217,6 +234,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         },
         PipelineMetrics::new(metrics.clone()),
     );
+    if let Some(history) = history {
+        pipeline = pipeline.with_history(history);
+    }
     pipeline.handle(Input::CgroupsChanged);
 
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();

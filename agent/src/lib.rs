@@ -14,6 +14,7 @@ pub(crate) mod events;
 pub(crate) mod export;
 pub(crate) mod fingerprint;
 pub(crate) mod fleet;
+pub(crate) mod history;
 pub(crate) mod input;
 pub(crate) mod keys;
 pub(crate) mod listen;

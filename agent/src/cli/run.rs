@@ -49,6 +49,8 @@ pub(super) struct RunArgs {
     otlp: OtlpArgs,
     #[command(flatten)]
     receive: ReceiveArgs,
+    #[command(flatten)]
+    store: super::history::StoreRunArgs,
     /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
     /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
     #[arg(long, value_name = "ADDR")]
@@ -239,6 +241,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
     };
     let spans = args.spans;
+    let history = args.store.into_config()?;
     let options = AgentOptions {
         rules,
         node: node_name(args.node),
@@ -255,6 +258,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         receive: args.receive.into_config(spans.procfs.clone(), security),
         max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
         procfs: spans.procfs,
+        history,
     };
     runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs))
 }
@@ -274,7 +278,8 @@ async fn run_agent(
             | AgentError::Sink(_)
             | AgentError::Listen(_)
             | AgentError::Export(_)
-            | AgentError::Receive(_)),
+            | AgentError::Receive(_)
+            | AgentError::History(_)),
         ) => {
             eprintln!("seam: error: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));

@@ -13,6 +13,7 @@ mod raw;
 mod strmap;
 #[cfg(test)]
 mod tests;
+mod tier;
 
 use std::{
     fs,
