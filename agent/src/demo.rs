@@ -152,6 +152,12 @@ pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -
         receive: None,
         max_open_spans: 100_000,
         procfs: PathBuf::from("/proc"),
+        cgroup_root: None,
+        bpffs: None,
+        runtime: crate::k8s::RuntimeConfig {
+            kind: crate::k8s::RuntimeKind::None,
+            ..crate::k8s::RuntimeConfig::default()
+        },
     })
     .await?;
     let workdir = guard.workdir.clone();

@@ -218,6 +218,8 @@ impl Pipeline {
                 ),
             }
         }
+        let (unresolved, runtime) = self.attributor.cgroups.unresolved_pods();
+        self.report_loss(LossSource::PodIdentity, runtime, unresolved);
         self.stats.tenant_cgroups = self.attributor.cgroups.tenant_cgroups();
         self.metrics.tenant_cgroups(self.stats.tenant_cgroups);
     }
@@ -274,6 +276,11 @@ impl Pipeline {
             LossSource::Otlp => format!(
                 "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
                  seam_otlp_dropped_total for why"
+            ),
+            LossSource::PodIdentity => format!(
+                "{lost} container cgroups left unattributed: the {probe} runtime did not name \
+                 their pods, so tenants declared by namespace or pod labels cannot claim them \
+                 and their activity is not observed"
             ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };

@@ -1,0 +1,311 @@
+//! Pod identity for container cgroups. A container's cgroup path names its id
+//! ([`cgroup::container_id`]) but not its pod or namespace; those come from the container
+//! runtime on the node, which lists every container with the kubelet's labels. The
+//! [`PodDirectory`] keeps that list (refreshed every few seconds, and at once when a cgroup of
+//! an unknown container appears) for the cgroup registry to attribute container cgroups to
+//! tenants declared by namespace and pod labels (docs/rules.md).
+pub(crate) mod cgroup;
+pub(crate) mod docker;
+pub(crate) mod labels;
+
+use std::{
+    collections::HashMap,
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
+use tokio::sync::{Notify, mpsc};
+
+pub(crate) use self::labels::Identity;
+use crate::input::Input;
+
+/// Sockets tried, in order, when no `--container-runtime-endpoint` is given.
+const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
+
+/// Shortest pause between two listings (a burst of new cgroups triggers one).
+const MIN_GAP: Duration = Duration::from_millis(200);
+
+/// Why one listing of the runtime's containers failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RuntimeError {
+    /// The socket could not be reached or the connection failed.
+    #[error(
+        "container runtime at {endpoint} unreachable: {source}; check the socket is mounted and \
+         the runtime is running"
+    )]
+    Unreachable {
+        endpoint: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// No answer in time.
+    #[error("container runtime at {endpoint} did not answer in time; check the runtime is healthy")]
+    Timeout { endpoint: PathBuf },
+    /// The runtime answered with an error status.
+    #[error(
+        "container runtime at {endpoint} answered HTTP {status}: {body}; check the runtime's \
+         logs and API version"
+    )]
+    Status {
+        endpoint: PathBuf,
+        status: u16,
+        body: String,
+    },
+    /// The answer was not the expected container list.
+    #[error("container runtime at {endpoint} sent an unreadable container list: {source}")]
+    Decode {
+        endpoint: PathBuf,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Why pod identity could not be set up at start-up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PodError {
+    /// Tenants are declared by namespace or pod labels but there is no runtime to ask.
+    #[error(
+        "the rules declare tenants by Kubernetes namespace or pod labels, but no container \
+         runtime socket was found (tried {tried}); mount the runtime's socket into Seam and pass \
+         --container-runtime-endpoint, or declare those tenants by cgroup"
+    )]
+    NoRuntime { tried: String },
+    /// The runtime was named but its first listing failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+}
+
+/// Which runtime to ask (`--container-runtime`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum RuntimeKind {
+    /// Docker's socket if one exists.
+    Auto,
+    /// Docker's Engine API.
+    Docker,
+    /// Do not ask any runtime (container ids still come from cgroup paths).
+    None,
+}
+
+/// How to find the runtime.
+#[derive(Clone, Debug)]
+pub(crate) struct RuntimeConfig {
+    pub kind: RuntimeKind,
+    /// The runtime's unix socket (`--container-runtime-endpoint`).
+    pub endpoint: Option<PathBuf>,
+    /// How often the container list is refreshed.
+    pub refresh: Duration,
+    /// Timeout of one listing.
+    pub timeout: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            kind: RuntimeKind::Auto,
+            endpoint: None,
+            refresh: Duration::from_secs(2),
+            timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The runtime's counters (`seam_container_runtime_*`).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuntimeMetrics {
+    /// Listings that failed.
+    pub errors: Counter,
+    /// Containers the last listing returned.
+    pub containers: Gauge,
+}
+
+/// What the directory holds.
+#[derive(Default)]
+struct State {
+    containers: HashMap<String, Identity>,
+    /// Listings tried (failed ones included).
+    attempts: u64,
+    healthy: bool,
+}
+
+struct Shared {
+    state: RwLock<State>,
+    wake: Notify,
+    runtime: &'static str,
+}
+
+/// The containers the runtime knows, shared between the refresh task and the cgroup registry.
+#[derive(Clone)]
+pub(crate) struct PodDirectory {
+    shared: Arc<Shared>,
+}
+
+impl PodDirectory {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.shared.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What the runtime said about container `id` at its last listing.
+    pub(crate) fn lookup(&self, id: &str) -> Option<Identity> {
+        self.read().containers.get(id).cloned()
+    }
+
+    /// Listings tried so far: a container still unknown two listings after it was first
+    /// seen is not coming.
+    pub(crate) fn attempts(&self) -> u64 {
+        self.read().attempts
+    }
+
+    /// Asks for a listing now (a cgroup of an unknown container appeared).
+    pub(crate) fn nudge(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The runtime's name, for labels and loss records (`docker`).
+    pub(crate) fn runtime(&self) -> &'static str {
+        self.shared.runtime
+    }
+
+    /// A directory holding `identities` (fixtures).
+    #[cfg(test)]
+    pub(crate) fn fixed(identities: HashMap<String, Identity>, attempts: u64) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State {
+                    containers: identities,
+                    attempts,
+                    healthy: true,
+                }),
+                wake: Notify::new(),
+                runtime: "test",
+            }),
+        }
+    }
+
+    /// Takes one listing's result; true when the containers changed.
+    fn apply(&self, result: Result<HashMap<String, Identity>, RuntimeError>, m: &RuntimeMetrics) -> bool {
+        let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        state.attempts += 1;
+        match result {
+            Ok(containers) => {
+                if !state.healthy {
+                    tracing::info!(runtime = self.shared.runtime, "container runtime answers again");
+                }
+                state.healthy = true;
+                m.containers
+                    .set(i64::try_from(containers.len()).unwrap_or(i64::MAX));
+                let changed = containers != state.containers;
+                state.containers = containers;
+                changed
+            }
+            Err(error) => {
+                m.errors.inc();
+                if state.healthy {
+                    tracing::warn!(
+                        runtime = self.shared.runtime,
+                        %error,
+                        "cannot list containers; containers started from now on stay \
+                         unattributed to tenants declared by namespace or pod labels (counted in \
+                         seam_lost_total{{source=\"pod_identity\"}}) until the runtime answers"
+                    );
+                }
+                state.healthy = false;
+                false
+            }
+        }
+    }
+}
+
+/// The runtime client.
+enum Runtime {
+    Docker(docker::Docker),
+}
+
+impl Runtime {
+    fn name(&self) -> &'static str {
+        match self {
+            Runtime::Docker(_) => "docker",
+        }
+    }
+
+    async fn list(&self) -> Result<HashMap<String, Identity>, RuntimeError> {
+        match self {
+            Runtime::Docker(d) => d.list().await.map(labels::identities),
+        }
+    }
+}
+
+/// The runtime to ask, if any: the configured endpoint, else the first default socket found.
+fn choose(config: &RuntimeConfig) -> Option<Runtime> {
+    let docker = |path: &Path| Runtime::Docker(docker::Docker::new(path, config.timeout));
+    match (config.kind, &config.endpoint) {
+        (RuntimeKind::None, _) => None,
+        (_, Some(endpoint)) => Some(docker(endpoint)),
+        (RuntimeKind::Auto | RuntimeKind::Docker, None) => DOCKER_SOCKETS
+            .iter()
+            .map(Path::new)
+            .find(|p| p.exists())
+            .map(docker),
+    }
+}
+
+/// Starts the directory: lists the containers once (so the first cgroup scan knows them) and
+/// keeps refreshing on a task, sending [`Input::CgroupsChanged`] when the list changes.
+/// `None` when no runtime is configured or found and none is needed; an error when the rules
+/// need one and there is none, or a configured runtime does not answer.
+pub(crate) async fn start(
+    config: &RuntimeConfig,
+    needed: bool,
+    tx: mpsc::Sender<Input>,
+    metrics: RuntimeMetrics,
+) -> Result<Option<PodDirectory>, PodError> {
+    let Some(runtime) = choose(config) else {
+        if needed {
+            let tried = config.endpoint.as_ref().map_or_else(
+                || DOCKER_SOCKETS.join(", "),
+                |p| p.display().to_string(),
+            );
+            return Err(PodError::NoRuntime { tried });
+        }
+        return Ok(None);
+    };
+    let directory = PodDirectory {
+        shared: Arc::new(Shared {
+            state: RwLock::new(State::default()),
+            wake: Notify::new(),
+            runtime: runtime.name(),
+        }),
+    };
+    let first = runtime.list().await;
+    let explicit = config.endpoint.is_some() || config.kind != RuntimeKind::Auto;
+    match first {
+        Err(error) if needed || explicit => return Err(error.into()),
+        first => {
+            directory.apply(first, &metrics);
+        }
+    }
+    let Runtime::Docker(d) = &runtime;
+    tracing::info!(
+        runtime = runtime.name(),
+        socket = %d.socket().display(),
+        containers = directory.read().containers.len(),
+        "pod identity from the container runtime"
+    );
+    let task = directory.clone();
+    let every = config.refresh;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                () = task.shared.wake.notified() => {}
+            }
+            let changed = task.apply(runtime.list().await, &metrics);
+            if changed && tx.send(Input::CgroupsChanged).await.is_err() {
+                return;
+            }
+            tokio::time::sleep(MIN_GAP).await;
+        }
+    });
+    Ok(Some(directory))
+}
