@@ -21,7 +21,9 @@ pub(super) struct HostArgs {
     #[arg(long, value_name = "DIR", env = "SEAM_BPFFS")]
     pub bpffs: Option<PathBuf>,
     /// Which container runtime names the pods of container cgroups (needed by tenants declared
-    /// with `namespaces` or `pod_labels`): auto (Docker's socket if present), docker, none.
+    /// with `namespaces` or `pod_labels`): auto (containerd or CRI-O, else Docker, whichever
+    /// socket exists; with an endpoint, Docker when its name says docker, else CRI), cri,
+    /// docker, none.
     #[arg(long, value_enum, value_name = "KIND", env = "SEAM_CONTAINER_RUNTIME", default_value = "auto")]
     pub container_runtime: RuntimeKind,
     /// The container runtime's unix socket, e.g. /var/run/docker.sock (mount it into Seam's

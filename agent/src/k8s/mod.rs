@@ -5,6 +5,7 @@
 //! an unknown container appears) for the cgroup registry to attribute container cgroups to
 //! tenants declared by namespace and pod labels (docs/rules.md).
 pub(crate) mod cgroup;
+pub(crate) mod cri;
 pub(crate) mod docker;
 pub(crate) mod labels;
 
@@ -21,7 +22,10 @@ use tokio::sync::{Notify, mpsc};
 pub(crate) use self::labels::Identity;
 use crate::input::Input;
 
-/// Sockets tried, in order, when no `--container-runtime-endpoint` is given.
+/// CRI sockets tried, in order, when no `--container-runtime-endpoint` is given (the
+/// kubelet's runtime: containerd, CRI-O).
+const CRI_SOCKETS: &[&str] = &["/run/containerd/containerd.sock", "/run/crio/crio.sock"];
+/// Docker sockets tried after them.
 const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
 
 /// Shortest pause between two listings (a burst of new cgroups triggers one).
@@ -80,8 +84,11 @@ pub(crate) enum PodError {
 /// Which runtime to ask (`--container-runtime`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum RuntimeKind {
-    /// Docker's socket if one exists.
+    /// The endpoint's kind from its name (`docker` in it: Docker, else CRI); without an
+    /// endpoint, the first CRI socket found, else Docker's.
     Auto,
+    /// The Container Runtime Interface (containerd, CRI-O): the kubelet's view.
+    Cri,
     /// Docker's Engine API.
     Docker,
     /// Do not ask any runtime (container ids still come from cgroup paths).
@@ -219,18 +226,28 @@ impl PodDirectory {
 
 /// The runtime client.
 enum Runtime {
+    Cri(cri::Cri),
     Docker(docker::Docker),
 }
 
 impl Runtime {
     fn name(&self) -> &'static str {
         match self {
+            Runtime::Cri(_) => "cri",
             Runtime::Docker(_) => "docker",
+        }
+    }
+
+    fn socket(&self) -> &Path {
+        match self {
+            Runtime::Cri(c) => c.socket(),
+            Runtime::Docker(d) => d.socket(),
         }
     }
 
     async fn list(&self) -> Result<HashMap<String, Identity>, RuntimeError> {
         match self {
+            Runtime::Cri(c) => c.list().await.map(labels::identities),
             Runtime::Docker(d) => d.list().await.map(labels::identities),
         }
     }
@@ -239,14 +256,23 @@ impl Runtime {
 /// The runtime to ask, if any: the configured endpoint, else the first default socket found.
 fn choose(config: &RuntimeConfig) -> Option<Runtime> {
     let docker = |path: &Path| Runtime::Docker(docker::Docker::new(path, config.timeout));
-    match (config.kind, &config.endpoint) {
+    let cri = |path: &Path| Runtime::Cri(cri::Cri::new(path, config.timeout));
+    let first = |sockets: &[&'static str]| sockets.iter().map(Path::new).find(|p| p.exists());
+    match (config.kind, config.endpoint.as_deref()) {
         (RuntimeKind::None, _) => None,
-        (_, Some(endpoint)) => Some(docker(endpoint)),
-        (RuntimeKind::Auto | RuntimeKind::Docker, None) => DOCKER_SOCKETS
-            .iter()
-            .map(Path::new)
-            .find(|p| p.exists())
-            .map(docker),
+        (RuntimeKind::Docker, Some(endpoint)) => Some(docker(endpoint)),
+        (RuntimeKind::Cri, Some(endpoint)) => Some(cri(endpoint)),
+        (RuntimeKind::Auto, Some(endpoint)) => {
+            let named_docker = endpoint
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().contains("docker"));
+            Some(if named_docker { docker(endpoint) } else { cri(endpoint) })
+        }
+        (RuntimeKind::Docker, None) => first(DOCKER_SOCKETS).map(docker),
+        (RuntimeKind::Cri, None) => first(CRI_SOCKETS).map(cri),
+        (RuntimeKind::Auto, None) => first(CRI_SOCKETS)
+            .map(cri)
+            .or_else(|| first(DOCKER_SOCKETS).map(docker)),
     }
 }
 
@@ -263,7 +289,7 @@ pub(crate) async fn start(
     let Some(runtime) = choose(config) else {
         if needed {
             let tried = config.endpoint.as_ref().map_or_else(
-                || DOCKER_SOCKETS.join(", "),
+                || [CRI_SOCKETS, DOCKER_SOCKETS].concat().join(", "),
                 |p| p.display().to_string(),
             );
             return Err(PodError::NoRuntime { tried });
@@ -285,10 +311,9 @@ pub(crate) async fn start(
             directory.apply(first, &metrics);
         }
     }
-    let Runtime::Docker(d) = &runtime;
     tracing::info!(
         runtime = runtime.name(),
-        socket = %d.socket().display(),
+        socket = %runtime.socket().display(),
         containers = directory.read().containers.len(),
         "pod identity from the container runtime"
     );
