@@ -257,7 +257,9 @@ impl Runtime {
 fn choose(config: &RuntimeConfig) -> Option<Runtime> {
     let docker = |path: &Path| Runtime::Docker(docker::Docker::new(path, config.timeout));
     let cri = |path: &Path| Runtime::Cri(cri::Cri::new(path, config.timeout));
-    let first = |sockets: &[&'static str]| sockets.iter().map(Path::new).find(|p| p.exists());
+    fn first(sockets: &[&'static str]) -> Option<&'static Path> {
+        sockets.iter().copied().map(Path::new).find(|p| p.exists())
+    }
     match (config.kind, config.endpoint.as_deref()) {
         (RuntimeKind::None, _) => None,
         (RuntimeKind::Docker, Some(endpoint)) => Some(docker(endpoint)),
