@@ -288,11 +288,12 @@ fn start_failure_code(error: &AgentError) -> u8 {
         | AgentError::Sink(SinkError::WebhookUrl { .. } | SinkError::WebhookCa { .. }) => {
             USAGE_ERROR
         }
-        // Every row of a required capability switched off by --disable-probe.
+        // A required capability left without a probe because --disable-probe switched off
+        // rows that would have served it: dropping the flag fixes it.
         AgentError::Probes(ProbeError::Required { failures, .. })
             if failures
                 .split("; ")
-                .all(|f| f.ends_with("disabled by --disable-probe")) =>
+                .any(|f| f.ends_with("disabled by --disable-probe")) =>
         {
             USAGE_ERROR
         }
