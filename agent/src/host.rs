@@ -80,11 +80,7 @@ impl Drop for Pinned {
 
 /// Pins the map `name` of `ebpf` as `<bpffs>/seam/tenant_cgroups` (a pin left by an agent that
 /// died is replaced).
-pub(crate) fn pin_filter(
-    ebpf: &aya::Ebpf,
-    name: &str,
-    bpffs: &Path,
-) -> Result<Pinned, HostError> {
+pub(crate) fn pin_filter(ebpf: &aya::Ebpf, name: &str, bpffs: &Path) -> Result<Pinned, HostError> {
     if !check("--bpffs", bpffs, BPF_FS_MAGIC)? {
         return Err(HostError::NotBpffs {
             path: bpffs.to_owned(),
@@ -102,9 +98,9 @@ pub(crate) fn pin_filter(
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(pin_error(Box::new(e))),
     }
-    let map = ebpf.map(name).ok_or_else(|| {
-        pin_error(format!("map {name} is not in the probe object").into())
-    })?;
+    let map = ebpf
+        .map(name)
+        .ok_or_else(|| pin_error(format!("map {name} is not in the probe object").into()))?;
     map.pin(&path).map_err(|e| pin_error(Box::new(e)))?;
     Ok(Pinned(path))
 }
@@ -120,7 +116,7 @@ mod tests {
         assert!(matches!(error, HostError::NotCgroup2 { .. }), "{error}");
         let error = cgroup_root(Path::new("/nonexistent/seam")).unwrap_err();
         assert!(error.to_string().contains("--cgroup-root"), "{error}");
-        if let Some(root) = crate::preflight::cgroup2_mount().ok() {
+        if let Ok(root) = crate::preflight::cgroup2_mount() {
             assert_eq!(cgroup_root(&root).unwrap(), root);
         }
     }

@@ -42,10 +42,20 @@ fn install() -> Result<(), String> {
             .env("DEBIAN_FRONTEND", "noninteractive")
             .status()
             .map_err(|e| format!("apt-get: {e}"))
-            .and_then(|s| s.success().then_some(()).ok_or(format!("apt-get {args:?}: {s}")))
+            .and_then(|s| {
+                s.success()
+                    .then_some(())
+                    .ok_or(format!("apt-get {args:?}: {s}"))
+            })
     };
     apt(&["update", "-q"])?;
-    apt(&["install", "-y", "-q", "--no-install-recommends", "docker.io"])
+    apt(&[
+        "install",
+        "-y",
+        "-q",
+        "--no-install-recommends",
+        "docker.io",
+    ])
 }
 
 fn start_daemon() -> Result<(), String> {

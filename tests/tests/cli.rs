@@ -122,7 +122,11 @@ fn not_root_is_refused_with_exit_3() {
         .arg(&demo)
         .output()
         .expect("setpriv (util-linux) runs seam as nobody");
-    assert_eq!(out.status.code(), Some(3), "the node, not the input: {out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the node, not the input: {out:?}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("must run as root"),
         "{}",

@@ -9,9 +9,9 @@
 use std::{fs, path::Path, process::Command, time::Duration};
 
 use seam_integration_tests::{
-    Agent, Cgroups, WAIT, cgroup2_root,
+    Agent, Cgroups, WAIT, Workload, cgroup2_root,
     docker::{Container, Docker, SOCKET},
-    listen, require_root, two_tenants, Workload,
+    listen, require_root, two_tenants,
 };
 use serde_json::Value;
 
@@ -30,13 +30,7 @@ fn kubelet_labels(namespace: &str, pod: &str, container: &str) -> Vec<String> {
 }
 
 /// A pod's container on the host network running `command`, with `out` mounted at /out.
-fn pod(
-    docker: &Docker,
-    namespace: &str,
-    name: &str,
-    out: &Path,
-    command: &[&str],
-) -> Container {
+fn pod(docker: &Docker, namespace: &str, name: &str, out: &Path, command: &[&str]) -> Container {
     let labels = kubelet_labels(namespace, name, "main");
     let volume = format!("{}:/out", out.display());
     let mut args: Vec<&str> = labels.iter().map(String::as_str).collect();
@@ -54,7 +48,11 @@ fn port_in(file: &Path) -> u16 {
         {
             return port;
         }
-        assert!(std::time::Instant::now() < deadline, "{} never written", file.display());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never written",
+            file.display()
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
 }
@@ -67,8 +65,17 @@ fn listener(docker: &Docker, namespace: &str, name: &str, out: &Path) -> (Contai
         name,
         out,
         &[
-            "/usr/local/bin/seam", "workload", "--comm", name, "tcp-listen", "--addr",
-            "127.0.0.1:0", "--port-file", &port_file, "--count", "5",
+            "/usr/local/bin/seam",
+            "workload",
+            "--comm",
+            name,
+            "tcp-listen",
+            "--addr",
+            "127.0.0.1:0",
+            "--port-file",
+            &port_file,
+            "--count",
+            "5",
         ],
     );
     let port = port_in(&out.join(format!("{name}.port")));
@@ -80,17 +87,24 @@ fn wait_registered(agent: &mut Agent, container: &Container, tenant: &str) {
     let id = container.id.clone();
     let tenant = format!("tenant={tenant}");
     agent.wait_until(&format!("container {id} registered as {tenant}"), |a| {
-        a.log()
-            .lines()
-            .any(|l| l.contains("tenant cgroup registered") && l.contains(&id) && l.contains(&tenant))
+        a.log().lines().any(|l| {
+            l.contains("tenant cgroup registered") && l.contains(&id) && l.contains(&tenant)
+        })
     });
 }
 
 fn connect_from(docker: &Docker, client: &Container, comm: &str, port: u16) {
     let addr = format!("127.0.0.1:{port}");
     docker.run(&[
-        "exec", &client.id, "/usr/local/bin/seam", "workload", "--comm", comm, "tcp-connect",
-        "--addr", &addr,
+        "exec",
+        &client.id,
+        "/usr/local/bin/seam",
+        "workload",
+        "--comm",
+        comm,
+        "tcp-connect",
+        "--addr",
+        &addr,
     ]);
 }
 
@@ -117,11 +131,23 @@ expr = "trace.has(net.*).where(tenant != null and peer.tenant != null and peer.t
 "#;
     let mut agent = Agent::start_with(
         rules,
-        &["--container-runtime", "docker", "--container-runtime-endpoint", SOCKET, "--feed-spans"],
+        &[
+            "--container-runtime",
+            "docker",
+            "--container-runtime-endpoint",
+            SOCKET,
+            "--feed-spans",
+        ],
     );
     let (db, db_port) = listener(docker, "globex", "db-globex", out.path());
     let (api, api_port) = listener(docker, "acme-dev", "api-acme", out.path());
-    let web = pod(docker, "acme-prod", "web-acme", out.path(), &["/bin/sleep", "600"]);
+    let web = pod(
+        docker,
+        "acme-prod",
+        "web-acme",
+        out.path(),
+        &["/bin/sleep", "600"],
+    );
     for (container, tenant) in [(&db, "globex"), (&api, "acme"), (&web, "acme")] {
         wait_registered(&mut agent, container, tenant);
     }
@@ -218,12 +244,25 @@ fn seam_in_a_container_with_the_host_mounts_catches_a_crossing_on_the_host() {
         format!("{}:/out", out.path().display()),
     ];
     let mut args: Vec<&str> = vec![
-        "--pid", "host", "--network", "host", "--cap-drop", "ALL",
+        "--pid",
+        "host",
+        "--network",
+        "host",
+        "--cap-drop",
+        "ALL",
         // Named capabilities, not --privileged: those of deploy/daemonset.yaml, except that
         // Debian's Docker 20.10 does not know CAP_BPF and CAP_PERFMON, so CAP_SYS_ADMIN (which
         // the kernel accepts in their place) stands in for both.
-        "--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--cap-add", "SYS_PTRACE",
-        "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
+        "--cap-add",
+        "SYS_ADMIN",
+        "--cap-add",
+        "NET_ADMIN",
+        "--cap-add",
+        "SYS_PTRACE",
+        "--security-opt",
+        "seccomp=unconfined",
+        "--security-opt",
+        "apparmor=unconfined",
         "--read-only",
     ];
     // SYS_RESOURCE (memlock on kernels before 5.11) only where this host can grant it.
@@ -236,20 +275,43 @@ fn seam_in_a_container_with_the_host_mounts_catches_a_crossing_on_the_host() {
         args.extend(["-v", v]);
     }
     args.extend([
-        docker.image.as_str(), "/usr/local/bin/seam", "run", "--rules", "/out/rules",
+        docker.image.as_str(),
+        "/usr/local/bin/seam",
+        "run",
+        "--rules",
+        "/out/rules",
         "--cgroup-root",
-        "/host/sys/fs/cgroup", "--procfs", "/host/proc", "--bpffs", "/sys/fs/bpf",
-        "--container-runtime", "none", "--feed-file", "/out/feed.jsonl", "--ready-file",
-        "/out/ready.json", "--stats-file", "/out/stats.json", "--quiet",
+        "/host/sys/fs/cgroup",
+        "--procfs",
+        "/host/proc",
+        "--bpffs",
+        "/sys/fs/bpf",
+        "--container-runtime",
+        "none",
+        "--feed-file",
+        "/out/feed.jsonl",
+        "--ready-file",
+        "/out/ready.json",
+        "--stats-file",
+        "/out/stats.json",
+        "--quiet",
     ]);
     let agent = Container::run(docker, &args);
     let logs = || {
         let o = docker.output(&["logs", &agent.id]);
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
     };
     let deadline = std::time::Instant::now() + WAIT;
     while !out.path().join("ready.json").exists() {
-        assert!(std::time::Instant::now() < deadline, "agent in a container not ready:\n{}", logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "agent in a container not ready:\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(
@@ -257,11 +319,21 @@ fn seam_in_a_container_with_the_host_mounts_catches_a_crossing_on_the_host() {
         "the filter map is pinned under --bpffs:\n{}",
         logs()
     );
-    let server = listen("tcp-listen", Some(&cgroups.rel("b")), "db-b", "127.0.0.1:0", 1);
+    let server = listen(
+        "tcp-listen",
+        Some(&cgroups.rel("b")),
+        "db-b",
+        "127.0.0.1:0",
+        1,
+    );
     Workload::start(
         Some(&cgroups.rel("a")),
         "client-a",
-        &["tcp-connect", "--addr", &format!("127.0.0.1:{}", server.port)],
+        &[
+            "tcp-connect",
+            "--addr",
+            &format!("127.0.0.1:{}", server.port),
+        ],
     )
     .finish();
     let feed = out.path().join("feed.jsonl");
@@ -275,18 +347,32 @@ fn seam_in_a_container_with_the_host_mounts_catches_a_crossing_on_the_host() {
         if let Some(v) = found {
             break v;
         }
-        assert!(std::time::Instant::now() < deadline, "no violation from the agent in a container:\n{}", logs());
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no violation from the agent in a container:\n{}",
+            logs()
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(violation["intended_tenant"], "a", "{violation:#}");
     assert_eq!(violation["actual_tenant"], "b", "{violation:#}");
     assert_eq!(violation["caller"]["comm"], "client-a", "{violation:#}");
-    assert_eq!(violation["caller"]["cgroup_path"], cgroups.rel("a"), "{violation:#}");
-    assert_eq!(violation["target"]["process"]["comm"], "db-b", "{violation:#}");
+    assert_eq!(
+        violation["caller"]["cgroup_path"],
+        cgroups.rel("a"),
+        "{violation:#}"
+    );
+    assert_eq!(
+        violation["target"]["process"]["comm"], "db-b",
+        "{violation:#}"
+    );
     docker.run(&["stop", "-t", "20", &agent.id]);
     let code = docker.run(&["inspect", "-f", "{{.State.ExitCode}}", &agent.id]);
     assert_eq!(code, "0", "stopped cleanly:\n{}", logs());
-    assert!(out.path().join("stats.json").exists(), "stats written at stop");
+    assert!(
+        out.path().join("stats.json").exists(),
+        "stats written at stop"
+    );
     assert!(
         !bpffs.0.path().join("seam/tenant_cgroups").exists(),
         "the pin is removed at exit"

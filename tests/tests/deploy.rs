@@ -20,7 +20,11 @@ fn repo() -> PathBuf {
 /// A tool installed in the test venv (next to its python).
 fn venv_tool(name: &str) -> PathBuf {
     let tool = python().parent().expect("venv bin").join(name);
-    assert!(tool.exists(), "{} missing: run `cargo xtask test`", tool.display());
+    assert!(
+        tool.exists(),
+        "{} missing: run `cargo xtask test`",
+        tool.display()
+    );
     tool
 }
 
@@ -50,7 +54,8 @@ fn manifests() -> Vec<PathBuf> {
 /// schema there and is checked by hand.
 fn validate(files: &[PathBuf], objects: usize) {
     let mut cmd = Command::new(venv_tool("kubernetes-validate"));
-    cmd.args(["--kubernetes-version", KUBERNETES, "--strict"]).args(files);
+    cmd.args(["--kubernetes-version", KUBERNETES, "--strict"])
+        .args(files);
     let (_, text) = run(&mut cmd);
     let mut passed = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -59,7 +64,8 @@ fn validate(files: &[PathBuf], objects: usize) {
         } else {
             assert!(
                 line.starts_with("WARN")
-                    && line.contains("kind ServiceMonitor with api version monitoring.coreos.com/v1"),
+                    && line
+                        .contains("kind ServiceMonitor with api version monitoring.coreos.com/v1"),
                 "kubernetes-validate refused a manifest:\n{text}"
             );
         }
@@ -87,7 +93,10 @@ fn the_daemonset_asks_for_named_capabilities_not_privilege() {
     for cap in ["- BPF", "- PERFMON", "- NET_ADMIN", "- SYS_RESOURCE"] {
         assert!(daemonset.contains(cap), "{cap}");
     }
-    assert!(!daemonset.contains("- SYS_ADMIN"), "no hook needs SYS_ADMIN");
+    assert!(
+        !daemonset.contains("- SYS_ADMIN"),
+        "no hook needs SYS_ADMIN"
+    );
     for probe in ["path: /healthz", "path: /readyz"] {
         assert!(daemonset.contains(probe), "{probe}");
     }
@@ -117,19 +126,28 @@ fn the_chart_lints_renders_valid_objects_and_matches_the_plain_manifests() {
         .arg(&chart)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     fs::write(&rendered, &out.stdout).unwrap();
     validate(std::slice::from_ref(&rendered), 5);
-    let (same, text) = run(
-        Command::new(python())
-            .arg(script("compare_manifests.py"))
-            .arg(&rendered)
-            .args(manifests()),
-    );
+    let (same, text) = run(Command::new(python())
+        .arg(script("compare_manifests.py"))
+        .arg(&rendered)
+        .args(manifests()));
     assert!(same, "the chart and deploy/ differ:\n{text}");
     // Switched off, the ServiceMonitor is not rendered.
     let out = Command::new(&helm)
-        .args(["template", "seam", "--namespace", "seam", "--set", "serviceMonitor.enabled=false"])
+        .args([
+            "template",
+            "seam",
+            "--namespace",
+            "seam",
+            "--set",
+            "serviceMonitor.enabled=false",
+        ])
         .arg(&chart)
         .output()
         .unwrap();
@@ -145,24 +163,55 @@ fn the_dockerfile_builds_probes_and_agent_then_ships_a_small_runtime() {
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
         .collect();
-    let froms: Vec<&&str> = instructions.iter().filter(|l| l.starts_with("FROM ")).collect();
-    assert_eq!(froms.len(), 2, "a build stage and a runtime stage: {froms:?}");
+    let froms: Vec<&&str> = instructions
+        .iter()
+        .filter(|l| l.starts_with("FROM "))
+        .collect();
+    assert_eq!(
+        froms.len(),
+        2,
+        "a build stage and a runtime stage: {froms:?}"
+    );
     assert!(froms[0].ends_with(" AS build"), "{}", froms[0]);
     assert!(froms[1].ends_with(" AS runtime"), "{}", froms[1]);
     // Only official images from the registry Docker pulls by default, pinned to a release.
-    for arg in instructions.iter().filter(|l| l.starts_with("ARG ") && l.contains("_IMAGE=")) {
+    for arg in instructions
+        .iter()
+        .filter(|l| l.starts_with("ARG ") && l.contains("_IMAGE="))
+    {
         let image = arg.split('=').nth(1).unwrap();
         assert!(image.starts_with("docker.io/library/"), "{image}");
-        assert!(!image.ends_with(":latest") && image.contains(':'), "{image}");
+        assert!(
+            !image.ends_with(":latest") && image.contains(':'),
+            "{image}"
+        );
     }
     let build = text.split(" AS runtime").next().unwrap();
-    assert!(build.contains("cargo xtask build"), "probes and agent built by xtask");
+    assert!(
+        build.contains("cargo xtask build"),
+        "probes and agent built by xtask"
+    );
     let runtime = text.split(" AS runtime").nth(1).unwrap();
-    assert!(runtime.contains("COPY --from=build"), "the runtime takes only the binary");
-    assert!(!runtime.contains("cargo"), "no toolchain in the runtime image");
-    assert!(!text.contains("ADD http"), "nothing fetched outside the package managers");
-    let entrypoint = instructions.iter().find(|l| l.starts_with("ENTRYPOINT")).unwrap();
-    assert_eq!(*entrypoint, "ENTRYPOINT [\"/usr/local/bin/seam\"]", "exec form");
+    assert!(
+        runtime.contains("COPY --from=build"),
+        "the runtime takes only the binary"
+    );
+    assert!(
+        !runtime.contains("cargo"),
+        "no toolchain in the runtime image"
+    );
+    assert!(
+        !text.contains("ADD http"),
+        "nothing fetched outside the package managers"
+    );
+    let entrypoint = instructions
+        .iter()
+        .find(|l| l.starts_with("ENTRYPOINT"))
+        .unwrap();
+    assert_eq!(
+        *entrypoint, "ENTRYPOINT [\"/usr/local/bin/seam\"]",
+        "exec form"
+    );
     let cmd = instructions.iter().find(|l| l.starts_with("CMD")).unwrap();
     assert!(cmd.contains("/etc/seam/seam.toml"), "{cmd}");
     for copied in ["rules/shipped", "target/release/seam"] {

@@ -406,7 +406,10 @@ fn unusable_webhooks_and_rotation_without_a_file_are_refused() {
     ]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--webhook-ca /nonexistent/ca.pem"), "{stderr}");
+    assert!(
+        stderr.contains("--webhook-ca /nonexistent/ca.pem"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("secret"), "{stderr}");
     let out = run(&["--feed-max-bytes", "1000"]);
     assert_eq!(out.status.code(), Some(2));

@@ -20,11 +20,21 @@ use serde_json::Value;
 
 /// One crossing from a's client to a listener in b; returns the listener's port.
 fn cross(cgroups: &Cgroups) -> u16 {
-    let server = listen("tcp-listen", Some(&cgroups.rel("b")), "db-b", "127.0.0.1:0", 1);
+    let server = listen(
+        "tcp-listen",
+        Some(&cgroups.rel("b")),
+        "db-b",
+        "127.0.0.1:0",
+        1,
+    );
     Workload::start(
         Some(&cgroups.rel("a")),
         "client-a",
-        &["tcp-connect", "--addr", &format!("127.0.0.1:{}", server.port)],
+        &[
+            "tcp-connect",
+            "--addr",
+            &format!("127.0.0.1:{}", server.port),
+        ],
     )
     .finish();
     server.port
@@ -93,7 +103,10 @@ fn flags_beat_seam_variables_which_beat_the_config_file() {
         .into_iter()
         .find(|v| v["target"]["port"] == port)
         .unwrap();
-    assert_eq!(violation["node"], "node-from-env", "SEAM_NODE beats the file");
+    assert_eq!(
+        violation["node"], "node-from-env",
+        "SEAM_NODE beats the file"
+    );
     assert!(
         !d.join("file-feed.jsonl").exists(),
         "--feed-file beats the file's feed_file"
@@ -107,7 +120,10 @@ fn seam_exit(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
         .stdin(Stdio::null())
         .output()
         .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -126,7 +142,13 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
     let bad_config = dir.path().join("bad.toml");
     fs::write(&bad_config, "feed_fil = \"x\"\n").unwrap();
     let (code, stderr) = seam_exit(
-        &["run", "--rules", &rules_arg, "--config", &bad_config.to_string_lossy()],
+        &[
+            "run",
+            "--rules",
+            &rules_arg,
+            "--config",
+            &bad_config.to_string_lossy(),
+        ],
         &[],
     );
     assert_eq!(code, Some(2), "{stderr}");
@@ -137,7 +159,13 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
     // 3: the node cannot run it (a host path that is not what its flag says; a runtime
     // that does not answer while tenants are declared by namespace).
     let (code, stderr) = seam_exit(
-        &["run", "--rules", &rules_arg, "--cgroup-root", &dir.path().to_string_lossy()],
+        &[
+            "run",
+            "--rules",
+            &rules_arg,
+            "--cgroup-root",
+            &dir.path().to_string_lossy(),
+        ],
         &[],
     );
     assert_eq!(code, Some(3), "{stderr}");
@@ -152,8 +180,13 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
     .unwrap();
     let (code, stderr) = seam_exit(
         &[
-            "run", "--rules", &k8s.to_string_lossy(), "--container-runtime", "docker",
-            "--container-runtime-endpoint", "/nonexistent/docker.sock",
+            "run",
+            "--rules",
+            &k8s.to_string_lossy(),
+            "--container-runtime",
+            "docker",
+            "--container-runtime-endpoint",
+            "/nonexistent/docker.sock",
         ],
         &[],
     );
@@ -165,7 +198,13 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
         let ready = dir.path().join(format!("ready-{crossing}.json"));
         let stats = dir.path().join(format!("stats-{crossing}.json"));
         let mut child = Command::new(seam_bin())
-            .args(["run", "--rules", &rules_arg, "--quiet", "--fail-on-violation"])
+            .args([
+                "run",
+                "--rules",
+                &rules_arg,
+                "--quiet",
+                "--fail-on-violation",
+            ])
             .arg("--ready-file")
             .arg(&ready)
             .arg("--stats-file")
@@ -183,7 +222,11 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
         interrupt(&child);
         let status = child.wait().unwrap();
         let stats: Value = serde_json::from_str(&fs::read_to_string(&stats).unwrap()).unwrap();
-        assert_eq!(stats["violations"].as_u64().unwrap() > 0, crossing, "{stats}");
+        assert_eq!(
+            stats["violations"].as_u64().unwrap() > 0,
+            crossing,
+            "{stats}"
+        );
         assert_eq!(status.code(), Some(expected), "crossing: {crossing}");
     }
 }
@@ -242,7 +285,10 @@ fn rules_reload_through_a_configmap_symlink_swap() {
         })
     });
     // The ConfigMap changes: the allow is gone, and a third tenant tells the new rules apart.
-    let swapped = two_tenants(&cgroups, "[[tenant]]\nname = \"c\"\ncgroups = [\"nowhere\"]\n");
+    let swapped = two_tenants(
+        &cgroups,
+        "[[tenant]]\nname = \"c\"\ncgroups = [\"nowhere\"]\n",
+    );
     configmap_write(&dir, 2, &[("tenants.toml", &swapped)]);
     agent.wait_until("the swapped rules to be loaded", |a| {
         a.log()
@@ -253,11 +299,15 @@ fn rules_reload_through_a_configmap_symlink_swap() {
     let violations = agent.wait_violations(1);
     agent.stop();
     assert!(
-        violations.iter().all(|v| v["target"]["port"] != allowed_port),
+        violations
+            .iter()
+            .all(|v| v["target"]["port"] != allowed_port),
         "allowed before the swap: {violations:#?}"
     );
     assert!(
-        violations.iter().any(|v| v["target"]["port"] == flagged_port),
+        violations
+            .iter()
+            .any(|v| v["target"]["port"] == flagged_port),
         "flagged after the swap: {violations:#?}"
     );
 }
@@ -284,7 +334,10 @@ fn receiver() -> (String, mpsc::Receiver<String>) {
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
             let _ = tx.send(String::from_utf8_lossy(&body).into_owned());
-            let _ = write!(stream, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
         }
     });
     (url, rx)
@@ -300,7 +353,10 @@ fn schema_check(bodies: &[String]) -> (bool, String) {
         .arg(&file)
         .output()
         .unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 #[test]
@@ -321,12 +377,21 @@ fn falcosidekick_webhook_payloads_match_falcosidekicks_schema() {
     assert_eq!(payload["rule"], "cross-tenant-network", "{payload:#}");
     assert_eq!(payload["priority"], "Error", "{payload:#}");
     assert_eq!(payload["output_fields"]["fd.sport"], port, "{payload:#}");
-    assert_eq!(payload["output_fields"]["proc.name"], "client-a", "{payload:#}");
-    assert_eq!(payload["output_fields"]["seam.actual_tenant"], "b", "{payload:#}");
+    assert_eq!(
+        payload["output_fields"]["proc.name"], "client-a",
+        "{payload:#}"
+    );
+    assert_eq!(
+        payload["output_fields"]["seam.actual_tenant"], "b",
+        "{payload:#}"
+    );
     let (ok, report) = schema_check(&[body]);
     assert!(ok, "falcosidekick would refuse it:\n{report}");
     // The check can fail: Seam's own record is not a Falco payload.
     let seam_record = agent.violations().first().cloned().expect("a violation");
     let (ok, report) = schema_check(&[seam_record.to_string()]);
-    assert!(!ok, "a Seam record passed the falcosidekick schema:\n{report}");
+    assert!(
+        !ok,
+        "a Seam record passed the falcosidekick schema:\n{report}"
+    );
 }

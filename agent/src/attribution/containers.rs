@@ -37,7 +37,9 @@ impl Containers {
 
     /// The runtime asked, for loss records (`none` without one).
     pub(crate) fn runtime(&self) -> &'static str {
-        self.directory.as_ref().map_or("none", PodDirectory::runtime)
+        self.directory
+            .as_ref()
+            .map_or("none", PodDirectory::runtime)
     }
 
     /// The tenant and container of the cgroup at `path`.
@@ -73,7 +75,10 @@ impl Containers {
 
     /// A container of unknown identity while pod tenants exist.
     fn unknown(&mut self, id: &str, path: &str) {
-        let attempts = self.directory.as_ref().map_or(u64::MAX, PodDirectory::attempts);
+        let attempts = self
+            .directory
+            .as_ref()
+            .map_or(u64::MAX, PodDirectory::attempts);
         let first = *self.pending.entry(id.to_owned()).or_insert(attempts);
         if let Some(directory) = &self.directory {
             directory.nudge();
@@ -104,10 +109,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::{
-        k8s::Identity,
-        spans::PodRef,
-    };
+    use crate::{k8s::Identity, spans::PodRef};
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
@@ -198,7 +200,10 @@ expr = "trace.has(net.*)"
         let mut c = Containers::new(Some(directory));
         let path = format!("docker/{A}");
         let (t, container) = c.attribute(&rules, &path);
-        assert_eq!(t, None, "never the cgroup pattern's tenant while the pod is unknown");
+        assert_eq!(
+            t, None,
+            "never the cgroup pattern's tenant while the pod is unknown"
+        );
         assert_eq!(container.unwrap().id, A, "the id still comes from the path");
         assert_eq!(c.unresolved_total, 0, "the next listing may still name it");
         // Two listings later (fixture: same directory, so simulate by a fresh pending entry).

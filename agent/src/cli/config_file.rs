@@ -140,7 +140,8 @@ fn file_tokens(
             (ArgAction::SetTrue, _) => return Err(type_error("true or false")),
             (ArgAction::Append, toml::Value::Array(items)) => {
                 for item in items {
-                    let item = scalar(item).ok_or_else(|| type_error("an array of strings or numbers"))?;
+                    let item =
+                        scalar(item).ok_or_else(|| type_error("an array of strings or numbers"))?;
                     tokens.push(flag.clone());
                     tokens.push(item.into());
                 }

@@ -24,7 +24,13 @@ pub(super) struct HostArgs {
     /// with `namespaces` or `pod_labels`): auto (containerd or CRI-O, else Docker, whichever
     /// socket exists; with an endpoint, Docker when its name says docker, else CRI), cri,
     /// docker, none.
-    #[arg(long, value_enum, value_name = "KIND", env = "SEAM_CONTAINER_RUNTIME", default_value = "auto")]
+    #[arg(
+        long,
+        value_enum,
+        value_name = "KIND",
+        env = "SEAM_CONTAINER_RUNTIME",
+        default_value = "auto"
+    )]
     pub container_runtime: RuntimeKind,
     /// The container runtime's unix socket, e.g. /var/run/docker.sock (mount it into Seam's
     /// container).

@@ -25,7 +25,14 @@ use crate::{
 struct Cli {
     /// Log format on stderr: text or json (one object per line). The level comes from
     /// SEAM_LOG, else RUST_LOG (e.g. `info`, `seam=debug`).
-    #[arg(long, global = true, value_enum, value_name = "FORMAT", env = "SEAM_LOG_FORMAT", default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "SEAM_LOG_FORMAT",
+        default_value = "text"
+    )]
     log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
@@ -106,7 +113,9 @@ fn parse() -> Result<Cli, ExitCode> {
             return Err(ExitCode::from(USAGE_ERROR));
         }
     };
-    let matches = command.try_get_matches_from(argv).unwrap_or_else(|e| e.exit());
+    let matches = command
+        .try_get_matches_from(argv)
+        .unwrap_or_else(|e| e.exit());
     Cli::from_arg_matches(&matches).map_err(|e| e.exit())
 }
 

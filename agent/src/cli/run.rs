@@ -396,7 +396,10 @@ async fn run_agent(
     if let Some(path) = stats_file
         && let Err(error) = std::fs::write(&path, serde_json::to_string_pretty(&report)?)
     {
-        eprintln!("seam: error: cannot write stats file {}: {error}", path.display());
+        eprintln!(
+            "seam: error: cannot write stats file {}: {error}",
+            path.display()
+        );
         return Ok(ExitCode::from(RUNTIME_FAILURE));
     }
     Ok(if fail_on_violation && report.violations > 0 {

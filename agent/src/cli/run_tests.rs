@@ -47,21 +47,34 @@ fn parse(argv: Vec<OsString>) -> Cli {
 fn flags_beat_the_environment_which_beats_the_file() {
     let argv = expand(
         FILE,
-        &["--feed-file", "/cli/feed.jsonl", "--webhook=http://127.0.0.1:3/cli"],
+        &[
+            "--feed-file",
+            "/cli/feed.jsonl",
+            "--webhook=http://127.0.0.1:3/cli",
+        ],
         &[("SEAM_NODE", "node-from-env")],
     )
     .unwrap();
-    let text: Vec<String> = argv.iter().map(|a| a.to_string_lossy().into_owned()).collect();
+    let text: Vec<String> = argv
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     assert!(
         !text.iter().any(|t| t == "node-from-file"),
         "SEAM_NODE is set: the file's node is not used: {text:?}"
     );
     assert!(
-        !text.iter().any(|t| t.contains("from-file.jsonl") || t.ends_with("/a")),
+        !text
+            .iter()
+            .any(|t| t.contains("from-file.jsonl") || t.ends_with("/a")),
         "flags on the command line replace the file's: {text:?}"
     );
     let cli = parse(argv);
-    assert_eq!(cli.log_format, LogFormat::Json, "global flags come from the file too");
+    assert_eq!(
+        cli.log_format,
+        LogFormat::Json,
+        "global flags come from the file too"
+    );
     let Command::Run(args) = cli.command else {
         panic!("not run");
     };
@@ -70,13 +83,22 @@ fn flags_beat_the_environment_which_beats_the_file() {
     assert!(args.quiet);
     assert_eq!(
         args.rules,
-        [PathBuf::from("/etc/seam/rules"), PathBuf::from("/etc/seam/tenants")]
+        [
+            PathBuf::from("/etc/seam/rules"),
+            PathBuf::from("/etc/seam/tenants")
+        ]
     );
-    assert_eq!(args.feeds.webhook_headers, ["Authorization: Bearer from-file"]);
+    assert_eq!(
+        args.feeds.webhook_headers,
+        ["Authorization: Bearer from-file"]
+    );
     assert_eq!(args.spans.max_open_spans, 7);
     assert_eq!(args.feeds.aggregate_window, 3);
-    assert_eq!(args.host.cgroup_root, Some(PathBuf::from("/host/sys/fs/cgroup")));
-    assert_eq!(args.spans.feed_spans, false, "unset everywhere: the default");
+    assert_eq!(
+        args.host.cgroup_root,
+        Some(PathBuf::from("/host/sys/fs/cgroup"))
+    );
+    assert!(!args.spans.feed_spans, "unset everywhere: the default");
 }
 
 #[test]
@@ -86,7 +108,10 @@ fn without_flags_or_environment_the_file_decides() {
         panic!("not run");
     };
     assert_eq!(args.node.as_deref(), Some("node-from-file"));
-    assert_eq!(args.feed_file, Some(PathBuf::from("/var/log/seam/from-file.jsonl")));
+    assert_eq!(
+        args.feed_file,
+        Some(PathBuf::from("/var/log/seam/from-file.jsonl"))
+    );
     assert_eq!(
         args.feeds.webhooks,
         ["http://127.0.0.1:1/a", "https://127.0.0.1:2/b"]
@@ -96,13 +121,19 @@ fn without_flags_or_environment_the_file_decides() {
 #[test]
 fn unknown_keys_and_wrong_types_are_refused() {
     let error = expand("feed_fil = \"x\"\n", &[], &[]).unwrap_err();
-    assert!(error.to_string().contains("unknown key `feed_fil`"), "{error}");
+    assert!(
+        error.to_string().contains("unknown key `feed_fil`"),
+        "{error}"
+    );
     let error = expand("quiet = \"yes\"\n", &[], &[]).unwrap_err();
     assert!(error.to_string().contains("true or false"), "{error}");
     let error = expand("webhook = [{ url = 1 }]\n", &[], &[]).unwrap_err();
     assert!(error.to_string().contains("`webhook`"), "{error}");
     let error = expand("config = \"/etc/other.toml\"\n", &[], &[]).unwrap_err();
-    assert!(error.to_string().contains("unknown key `config`"), "{error}");
+    assert!(
+        error.to_string().contains("unknown key `config`"),
+        "{error}"
+    );
     let error = expand("not toml [", &[], &[]).unwrap_err();
     assert!(error.to_string().contains("not valid TOML"), "{error}");
 }

@@ -13,11 +13,11 @@ use super::{
     RuleSet,
     error::{ConfigError, ConfigErrors, Location},
     matcher::{CgroupMatcher, EndpointMatcher, compile_glob},
-    pods::{PodMatcher, compile_namespace, plausible_namespace},
     model::{
         Allow, CountRule, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError,
         valid_ident,
     },
+    pods::{PodMatcher, compile_namespace, plausible_namespace},
     raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
     strmap::value_offsets,
 };
@@ -224,7 +224,10 @@ impl Builder<'_> {
             && raw.endpoints.is_empty()
             && raw.paths.is_empty()
             && raw.namespaces.is_empty()
-            && raw.pod_labels.as_ref().is_none_or(|l| l.get_ref().is_empty())
+            && raw
+                .pod_labels
+                .as_ref()
+                .is_none_or(|l| l.get_ref().is_empty())
         {
             self.invalid(
                 &name_at,
@@ -289,7 +292,11 @@ impl Builder<'_> {
         }
         if let Err(e) = self.pods.add(id, globs, labels.clone()) {
             let msg = format!("cannot compile the namespace patterns: {e}");
-            self.invalid(&Self::at(file, &raw.name), msg, "use simpler namespace patterns");
+            self.invalid(
+                &Self::at(file, &raw.name),
+                msg,
+                "use simpler namespace patterns",
+            );
         }
         (names, labels)
     }

@@ -17,9 +17,9 @@ pub(super) fn compile_namespace(pattern: &str) -> Result<Glob, globset::Error> {
 pub(super) fn plausible_namespace(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 63
-        && text.bytes().all(|b| {
-            b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?[]{},!".contains(&b)
-        })
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-*?[]{},!".contains(&b))
 }
 
 /// One tenant's pod selector.
@@ -114,8 +114,12 @@ mod tests {
         let acme = vec![compile_namespace("acme-*").unwrap()];
         m.add(TenantId(0), acme, labels(&[("tenant", "acme")]))
             .unwrap();
-        m.add(TenantId(1), vec![compile_namespace("globex").unwrap()], BTreeMap::new())
-            .unwrap();
+        m.add(
+            TenantId(1),
+            vec![compile_namespace("globex").unwrap()],
+            BTreeMap::new(),
+        )
+        .unwrap();
         m.add(TenantId(2), Vec::new(), labels(&[("team", "ops")]))
             .unwrap();
         m.add(TenantId(3), Vec::new(), BTreeMap::new()).unwrap();

@@ -80,7 +80,10 @@ impl Attrs {
         };
         self.str(&format!("{prefix}container.id"), c.id.as_str());
         if let Some(pod) = &c.pod {
-            self.str(&format!("{prefix}k8s.namespace.name"), pod.namespace.as_str());
+            self.str(
+                &format!("{prefix}k8s.namespace.name"),
+                pod.namespace.as_str(),
+            );
             self.str(&format!("{prefix}k8s.pod.name"), pod.name.as_str());
             self.text(&format!("{prefix}k8s.pod.uid"), &pod.uid);
             if let Some(name) = &c.name {

@@ -37,7 +37,8 @@ impl NamedService for FakeCri {
     const NAME: &'static str = "runtime.v1.RuntimeService";
 }
 
-type BoxFuture = Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+type BoxFuture =
+    Pin<Box<dyn std::future::Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 impl tower::Service<Request<Body>> for FakeCri {
     type Response = Response<Body>;
@@ -52,20 +53,16 @@ impl tower::Service<Request<Body>> for FakeCri {
         let this = self.clone();
         Box::pin(async move {
             Ok(match request.uri().path() {
-                LIST_POD_SANDBOX => {
-                    Grpc::<tonic_prost::ProstCodec<ListPodSandboxResponse, ListPodSandboxRequest>>::new(
-                        tonic_prost::ProstCodec::default(),
-                    )
-                    .unary(Answer(this.sandboxes), request)
-                    .await
-                }
-                LIST_CONTAINERS => {
-                    Grpc::<tonic_prost::ProstCodec<ListContainersResponse, ListContainersRequest>>::new(
-                        tonic_prost::ProstCodec::default(),
-                    )
-                    .unary(Answer(this.containers), request)
-                    .await
-                }
+                LIST_POD_SANDBOX => Grpc::<
+                    tonic_prost::ProstCodec<ListPodSandboxResponse, ListPodSandboxRequest>,
+                >::new(tonic_prost::ProstCodec::default())
+                .unary(Answer(this.sandboxes), request)
+                .await,
+                LIST_CONTAINERS => Grpc::<
+                    tonic_prost::ProstCodec<ListContainersResponse, ListContainersRequest>,
+                >::new(tonic_prost::ProstCodec::default())
+                .unary(Answer(this.containers), request)
+                .await,
                 _ => tonic::Status::unimplemented("not here").into_http(),
             })
         })
@@ -110,7 +107,10 @@ async fn lists_pods_and_containers_with_their_identity() {
             .add_service(fake)
             .serve_with_incoming(tokio_stream::wrappers::UnixListenerStream::new(listener)),
     );
-    let listed = Cri::new(&socket, Duration::from_secs(5)).list().await.unwrap();
+    let listed = Cri::new(&socket, Duration::from_secs(5))
+        .list()
+        .await
+        .unwrap();
     let identities = crate::k8s::labels::identities(listed);
     assert_eq!(identities.len(), 1, "the sandbox is no container");
     let web = &identities["c1"];
@@ -119,7 +119,10 @@ async fn lists_pods_and_containers_with_their_identity() {
     assert_eq!(pod.name, "web-0");
     assert_eq!(pod.uid, "uid-1");
     assert_eq!(web.container.name.as_deref(), Some("web"));
-    assert_eq!(web.pod_labels.get("tenant").map(String::as_str), Some("acme"));
+    assert_eq!(
+        web.pod_labels.get("tenant").map(String::as_str),
+        Some("acme")
+    );
 }
 
 #[tokio::test]
@@ -129,5 +132,8 @@ async fn an_absent_socket_is_unreachable() {
         .await
         .unwrap_err();
     assert!(matches!(error, RuntimeError::Unreachable { .. }), "{error}");
-    assert!(error.to_string().contains("/nonexistent/cri.sock"), "{error}");
+    assert!(
+        error.to_string().contains("/nonexistent/cri.sock"),
+        "{error}"
+    );
 }

@@ -65,7 +65,10 @@ impl Docker {
                 Listed {
                     sandbox: labels.get(DOCKER_TYPE).is_some_and(|t| t == "podsandbox"),
                     id: c.id,
-                    name: c.names.first().map(|n| n.trim_start_matches('/').to_owned()),
+                    name: c
+                        .names
+                        .first()
+                        .map(|n| n.trim_start_matches('/').to_owned()),
                     labels,
                 }
             })
@@ -74,12 +77,11 @@ impl Docker {
 
     /// One GET over a fresh connection; the body of a 2xx answer.
     async fn get(&self, path: &str) -> Result<Bytes, RuntimeError> {
-        let unreachable = |source: Box<dyn std::error::Error + Send + Sync>| {
-            RuntimeError::Unreachable {
+        let unreachable =
+            |source: Box<dyn std::error::Error + Send + Sync>| RuntimeError::Unreachable {
                 endpoint: self.socket.clone(),
                 source,
-            }
-        };
+            };
         let stream = tokio::net::UnixStream::connect(&self.socket)
             .await
             .map_err(|e| unreachable(Box::new(e)))?;

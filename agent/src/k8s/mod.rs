@@ -191,13 +191,20 @@ impl PodDirectory {
     }
 
     /// Takes one listing's result; true when the containers changed.
-    fn apply(&self, result: Result<HashMap<String, Identity>, RuntimeError>, m: &RuntimeMetrics) -> bool {
+    fn apply(
+        &self,
+        result: Result<HashMap<String, Identity>, RuntimeError>,
+        m: &RuntimeMetrics,
+    ) -> bool {
         let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
         state.attempts += 1;
         match result {
             Ok(containers) => {
                 if !state.healthy {
-                    tracing::info!(runtime = self.shared.runtime, "container runtime answers again");
+                    tracing::info!(
+                        runtime = self.shared.runtime,
+                        "container runtime answers again"
+                    );
                 }
                 state.healthy = true;
                 m.containers
@@ -268,7 +275,11 @@ fn choose(config: &RuntimeConfig) -> Option<Runtime> {
             let named_docker = endpoint
                 .file_name()
                 .is_some_and(|n| n.to_string_lossy().contains("docker"));
-            Some(if named_docker { docker(endpoint) } else { cri(endpoint) })
+            Some(if named_docker {
+                docker(endpoint)
+            } else {
+                cri(endpoint)
+            })
         }
         (RuntimeKind::Docker, None) => first(DOCKER_SOCKETS).map(docker),
         (RuntimeKind::Cri, None) => first(CRI_SOCKETS).map(cri),

@@ -53,16 +53,36 @@ fn party(fields: &mut Map<String, Value>, prefix: &str, p: &Party) {
     put(fields, &format!("{prefix}proc.name"), p.comm.as_str());
     put_opt(fields, &format!("{prefix}proc.exepath"), p.exe.clone());
     put_opt(fields, &format!("{prefix}user.uid"), p.uid);
-    put(fields, &format!("{prefix}seam.cgroup.path"), p.cgroup_path.as_str());
+    put(
+        fields,
+        &format!("{prefix}seam.cgroup.path"),
+        p.cgroup_path.as_str(),
+    );
     put_opt(
         fields,
         &format!("{prefix}seam.tenant"),
         p.tenant.as_ref().map(|t| t.to_string()),
     );
-    put_opt(fields, &format!("{prefix}container.id"), p.container_id.clone());
-    put_opt(fields, &format!("{prefix}k8s.ns.name"), p.k8s_namespace.clone());
-    put_opt(fields, &format!("{prefix}k8s.pod.name"), p.k8s_pod_name.clone());
-    put_opt(fields, &format!("{prefix}k8s.pod.uid"), p.k8s_pod_uid.clone());
+    put_opt(
+        fields,
+        &format!("{prefix}container.id"),
+        p.container_id.clone(),
+    );
+    put_opt(
+        fields,
+        &format!("{prefix}k8s.ns.name"),
+        p.k8s_namespace.clone(),
+    );
+    put_opt(
+        fields,
+        &format!("{prefix}k8s.pod.name"),
+        p.k8s_pod_name.clone(),
+    );
+    put_opt(
+        fields,
+        &format!("{prefix}k8s.pod.uid"),
+        p.k8s_pod_uid.clone(),
+    );
 }
 
 fn violation(v: &Violation) -> Value {
@@ -70,8 +90,16 @@ fn violation(v: &Violation) -> Value {
     put(&mut f, "seam.rule_id", v.rule_id.as_str());
     put(&mut f, "seam.kind", v.kind.kind());
     put(&mut f, "seam.signal_id", v.signal_id.as_str());
-    put_opt(&mut f, "seam.intended_tenant", v.intended_tenant.as_ref().map(|t| t.to_string()));
-    put_opt(&mut f, "seam.actual_tenant", v.actual_tenant.as_ref().map(|t| t.to_string()));
+    put_opt(
+        &mut f,
+        "seam.intended_tenant",
+        v.intended_tenant.as_ref().map(|t| t.to_string()),
+    );
+    put_opt(
+        &mut f,
+        "seam.actual_tenant",
+        v.actual_tenant.as_ref().map(|t| t.to_string()),
+    );
     put(&mut f, "seam.trace_id", v.trace_id.to_hex());
     put(&mut f, "seam.span_id", v.span_id.to_hex());
     if let Some(caller) = &v.caller {
@@ -88,7 +116,11 @@ fn violation(v: &Violation) -> Value {
             put(&mut f, "fd.sip", addr.to_string());
             put(&mut f, "fd.sport", *port);
             put(&mut f, "fd.l4proto", protocol.as_str());
-            put_opt(&mut f, "seam.peer.tenant", tenant.as_ref().map(|t| t.to_string()));
+            put_opt(
+                &mut f,
+                "seam.peer.tenant",
+                tenant.as_ref().map(|t| t.to_string()),
+            );
             if let Some(p) = process {
                 party(&mut f, "seam.peer.", p);
             }
@@ -103,7 +135,11 @@ fn violation(v: &Violation) -> Value {
             put(&mut f, "fd.name", path.as_str());
             put(&mut f, "seam.file.op", op.as_str());
             put(&mut f, "seam.file.outcome", outcome.as_str());
-            put_opt(&mut f, "seam.file.tenant", tenant.as_ref().map(|t| t.to_string()));
+            put_opt(
+                &mut f,
+                "seam.file.tenant",
+                tenant.as_ref().map(|t| t.to_string()),
+            );
         }
         Target::Process { exe, ppid } => {
             put_opt(&mut f, "proc.exepath", exe.clone());

@@ -74,7 +74,9 @@ fn roots(config: &WebhookConfig) -> Result<Vec<Certificate<'static>>, SinkError>
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
-            if let ureq::tls::PemItem::Certificate(cert) = item.map_err(|e| ca_error(e.to_string()))? {
+            if let ureq::tls::PemItem::Certificate(cert) =
+                item.map_err(|e| ca_error(e.to_string()))?
+            {
                 certs.push(cert);
             }
         }
@@ -115,9 +117,7 @@ impl HttpPost {
     fn build(config: &WebhookConfig, roots: Vec<Certificate<'static>>) -> Self {
         let tls = TlsConfig::builder()
             .root_certs(RootCerts::Specific(Arc::new(roots)))
-            .unversioned_rustls_crypto_provider(Arc::new(
-                rustls::crypto::ring::default_provider(),
-            ))
+            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .build();
         let agent = ureq::Agent::config_builder()
             .timeout_global(Some(config.timeout))
@@ -198,7 +198,16 @@ mod tests {
 
     #[test]
     fn only_client_errors_other_than_408_and_429_are_final() {
-        for (status, retry) in [(500, true), (503, true), (408, true), (429, true), (400, false), (401, false), (404, false), (413, false)] {
+        for (status, retry) in [
+            (500, true),
+            (503, true),
+            (408, true),
+            (429, true),
+            (400, false),
+            (401, false),
+            (404, false),
+            (413, false),
+        ] {
             assert_eq!(PostError::Status(status).retryable(), retry, "{status}");
         }
         assert!(PostError::Timeout.retryable());
