@@ -213,9 +213,14 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         sink = sink.with_exporter(Exporter::start(otlp, resource, &metrics)?);
     }
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let api = match options.runtime.kubernetes_api {
+        true => Some((crate::k8s::api::in_cluster()?, options.node.clone())),
+        false => None,
+    };
     let pods = crate::k8s::start(
         &options.runtime,
         options.rules.has_pod_tenants(),
+        api,
         tx.clone(),
         metrics.node.runtime.clone(),
     )

@@ -218,3 +218,27 @@ fn the_dockerfile_builds_probes_and_agent_then_ships_a_small_runtime() {
         assert!(text.contains(copied), "{copied}");
     }
 }
+
+#[test]
+fn the_kubernetes_api_variant_grants_read_only_access_to_pods() {
+    validate(&[repo().join("deploy/kubernetes-api.yaml")], 2);
+    let out = Command::new(venv_tool("helm"))
+        .args(["template", "seam", "--namespace", "seam", "--set", "kubernetesApi.enabled=true"])
+        .arg(repo().join("deploy/helm/seam"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let rendered = String::from_utf8_lossy(&out.stdout).into_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rendered.yaml");
+    fs::write(&file, &rendered).unwrap();
+    validate(&[file], 7);
+    assert!(rendered.contains("verbs: [\"get\", \"list\", \"watch\"]"), "{rendered}");
+    assert!(rendered.contains("resources: [\"pods\"]"), "{rendered}");
+    assert!(rendered.contains("name: SEAM_KUBERNETES_API"), "{rendered}");
+    assert_eq!(
+        rendered.matches("automountServiceAccountToken: true").count(),
+        2,
+        "the token is mounted only in this variant"
+    );
+}

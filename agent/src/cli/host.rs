@@ -40,6 +40,11 @@ pub(super) struct HostArgs {
     /// refreshed at once when a cgroup of an unknown container appears).
     #[arg(long, value_name = "MS", env = "SEAM_CONTAINER_RUNTIME_REFRESH_MS", default_value_t = 2000, value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub container_runtime_refresh_ms: u64,
+    /// Also watch this node's pods on the Kubernetes API (in-cluster config: the pod's service
+    /// account must list and watch pods, deploy/kubernetes-api.yaml); the API's pod labels win
+    /// over the runtime's. The node is --node (SEAM_NODE, from spec.nodeName).
+    #[arg(long, env = "SEAM_KUBERNETES_API")]
+    pub kubernetes_api: bool,
 }
 
 impl HostArgs {
@@ -48,6 +53,7 @@ impl HostArgs {
             kind: self.container_runtime,
             endpoint: self.container_runtime_endpoint.clone(),
             refresh: Duration::from_millis(self.container_runtime_refresh_ms),
+            kubernetes_api: self.kubernetes_api,
             ..RuntimeConfig::default()
         }
     }

@@ -480,3 +480,7 @@ pub(crate) fn loss(l: &Loss, observed: u64) -> LogRecord {
         ..LogRecord::default()
     }
 }
+
+#[cfg(test)]
+#[path = "map_tests.rs"]
+mod tests;

@@ -4,6 +4,7 @@
 //! [`PodDirectory`] keeps that list (refreshed every few seconds, and at once when a cgroup of
 //! an unknown container appears) for the cgroup registry to attribute container cgroups to
 //! tenants declared by namespace and pod labels (docs/rules.md).
+pub(crate) mod api;
 pub(crate) mod cgroup;
 pub(crate) mod cri;
 pub(crate) mod docker;
@@ -79,6 +80,23 @@ pub(crate) enum PodError {
     /// The runtime was named but its first listing failed.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
+    /// `--kubernetes-api` outside a pod, or without its service account.
+    #[error(
+        "--kubernetes-api needs the in-cluster config (KUBERNETES_SERVICE_HOST and the service \
+         account token): {source}; run Seam in a pod with a service account allowed to watch \
+         pods, or drop --kubernetes-api"
+    )]
+    ApiConfig {
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The first list of this node's pods did not arrive.
+    #[error(
+        "the Kubernetes API did not list this node's pods within {seconds} s; check the API \
+         server is reachable and the service account may list and watch pods (see \
+         deploy/kubernetes-api.yaml)"
+    )]
+    ApiSync { seconds: u64 },
 }
 
 /// Which runtime to ask (`--container-runtime`).
@@ -103,6 +121,8 @@ pub(crate) struct RuntimeConfig {
     pub endpoint: Option<PathBuf>,
     /// How often the container list is refreshed.
     pub refresh: Duration,
+    /// Also watch this node's pods on the Kubernetes API (in-cluster config).
+    pub kubernetes_api: bool,
     /// Timeout of one listing.
     pub timeout: Duration,
 }
@@ -113,6 +133,7 @@ impl Default for RuntimeConfig {
             kind: RuntimeKind::Auto,
             endpoint: None,
             refresh: Duration::from_secs(2),
+            kubernetes_api: false,
             timeout: Duration::from_secs(5),
         }
     }
@@ -125,12 +146,16 @@ pub(crate) struct RuntimeMetrics {
     pub errors: Counter,
     /// Containers the last listing returned.
     pub containers: Gauge,
+    /// Kubernetes API watch errors.
+    pub api_errors: Counter,
 }
 
 /// What the directory holds.
 #[derive(Default)]
 struct State {
     containers: HashMap<String, Identity>,
+    /// What the Kubernetes API says (wins over the runtime: it has the pods' own labels).
+    from_api: HashMap<String, Identity>,
     /// Listings tried (failed ones included).
     attempts: u64,
     healthy: bool,
@@ -153,9 +178,33 @@ impl PodDirectory {
         self.shared.state.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// What the runtime said about container `id` at its last listing.
+    /// What the Kubernetes API, else the runtime, said about container `id` last.
     pub(crate) fn lookup(&self, id: &str) -> Option<Identity> {
-        self.read().containers.get(id).cloned()
+        let state = self.read();
+        state
+            .from_api
+            .get(id)
+            .or_else(|| state.containers.get(id))
+            .cloned()
+    }
+
+    /// Takes the API's view of this node's containers; true when it changed.
+    pub(crate) fn set_api(&self, containers: HashMap<String, Identity>) -> bool {
+        let mut state = self.shared.state.write().unwrap_or_else(|e| e.into_inner());
+        state.attempts += 1;
+        let changed = containers != state.from_api;
+        state.from_api = containers;
+        changed
+    }
+
+    fn new(runtime: &'static str) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                state: RwLock::new(State::default()),
+                wake: Notify::new(),
+                runtime,
+            }),
+        }
     }
 
     /// Listings tried so far: a container still unknown two listings after it was first
@@ -181,6 +230,7 @@ impl PodDirectory {
             shared: Arc::new(Shared {
                 state: RwLock::new(State {
                     containers: identities,
+                    from_api: HashMap::new(),
                     attempts,
                     healthy: true,
                 }),
@@ -289,17 +339,20 @@ fn choose(config: &RuntimeConfig) -> Option<Runtime> {
     }
 }
 
-/// Starts the directory: lists the containers once (so the first cgroup scan knows them) and
-/// keeps refreshing on a task, sending [`Input::CgroupsChanged`] when the list changes.
-/// `None` when no runtime is configured or found and none is needed; an error when the rules
-/// need one and there is none, or a configured runtime does not answer.
+/// Starts the directory: lists the runtime's containers once and, with `api` (a client and
+/// this node's name), waits for the first list of this node's pods, so the first cgroup scan
+/// knows them; then keeps both current on tasks, sending [`Input::CgroupsChanged`] on change.
+/// `None` when nothing is configured or found and nothing is needed; an error when the rules
+/// need pod identity and there is no source, or a configured source does not answer.
 pub(crate) async fn start(
     config: &RuntimeConfig,
     needed: bool,
+    api: Option<(kube::Client, String)>,
     tx: mpsc::Sender<Input>,
     metrics: RuntimeMetrics,
 ) -> Result<Option<PodDirectory>, PodError> {
-    let Some(runtime) = choose(config) else {
+    let runtime = choose(config);
+    if runtime.is_none() && api.is_none() {
         if needed {
             let tried = config.endpoint.as_ref().map_or_else(
                 || [CRI_SOCKETS, DOCKER_SOCKETS].concat().join(", "),
@@ -308,42 +361,44 @@ pub(crate) async fn start(
             return Err(PodError::NoRuntime { tried });
         }
         return Ok(None);
-    };
-    let directory = PodDirectory {
-        shared: Arc::new(Shared {
-            state: RwLock::new(State::default()),
-            wake: Notify::new(),
-            runtime: runtime.name(),
-        }),
-    };
-    let first = runtime.list().await;
-    let explicit = config.endpoint.is_some() || config.kind != RuntimeKind::Auto;
-    match first {
-        Err(error) if needed || explicit => return Err(error.into()),
-        first => {
-            directory.apply(first, &metrics);
-        }
     }
-    tracing::info!(
-        runtime = runtime.name(),
-        socket = %runtime.socket().display(),
-        containers = directory.read().containers.len(),
-        "pod identity from the container runtime"
-    );
-    let task = directory.clone();
-    let every = config.refresh;
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(every) => {}
-                () = task.shared.wake.notified() => {}
+    let directory = PodDirectory::new(runtime.as_ref().map_or("kubernetes-api", Runtime::name));
+    if let Some(runtime) = runtime {
+        let first = runtime.list().await;
+        let explicit = config.endpoint.is_some() || config.kind != RuntimeKind::Auto;
+        match first {
+            Err(error) if (needed && api.is_none()) || explicit => return Err(error.into()),
+            first => {
+                directory.apply(first, &metrics);
             }
-            let changed = task.apply(runtime.list().await, &metrics);
-            if changed && tx.send(Input::CgroupsChanged).await.is_err() {
-                return;
-            }
-            tokio::time::sleep(MIN_GAP).await;
         }
-    });
+        tracing::info!(
+            runtime = runtime.name(),
+            socket = %runtime.socket().display(),
+            containers = directory.read().containers.len(),
+            "pod identity from the container runtime"
+        );
+        let task = directory.clone();
+        let every = config.refresh;
+        let tx = tx.clone();
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(every) => {}
+                    () = task.shared.wake.notified() => {}
+                }
+                let changed = task.apply(runtime.list().await, &metrics);
+                if changed && tx.send(Input::CgroupsChanged).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(MIN_GAP).await;
+            }
+        });
+    }
+    if let Some((client, node)) = api {
+        api::start(client, &node, directory.clone(), tx, metrics.api_errors).await?;
+        tracing::info!(node, "pod identity from the Kubernetes API (this node's pods)");
+    }
     Ok(Some(directory))
 }

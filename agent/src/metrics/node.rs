@@ -60,6 +60,11 @@ impl NodeMetrics {
             runtime.errors.clone(),
         );
         registry.register(
+            "kubernetes_api_errors",
+            "Kubernetes API watch errors (this node's pods; retried with backoff)",
+            runtime.api_errors.clone(),
+        );
+        registry.register(
             "container_runtime_containers",
             "Containers the container runtime listed last",
             runtime.containers.clone(),
