@@ -192,6 +192,12 @@ fn exit_codes_say_ok_violations_usage_or_runtime() {
     );
     assert_eq!(code, Some(3), "{stderr}");
     assert!(stderr.contains("/nonexistent/docker.sock"), "{stderr}");
+    let (code, stderr) = seam_exit(
+        &["run", "--rules", &rules_arg, "--kubernetes-api"],
+        &[("KUBERNETES_SERVICE_HOST", ""), ("KUBERNETES_SERVICE_PORT", "")],
+    );
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("--kubernetes-api needs the in-cluster config"), "{stderr}");
 
     // 1 with --fail-on-violation after a crossing; 0 without one.
     for (crossing, expected) in [(true, 1), (false, 0)] {

@@ -3,7 +3,7 @@
 use std::{
     io::{BufRead, BufReader, Write},
     net::TcpListener,
-    sync::mpsc,
+    sync::mpsc as std_mpsc,
 };
 
 use super::*;
@@ -37,10 +37,10 @@ fn pod_list() -> String {
 
 /// Answers list requests with [`pod_list`] and watch requests with an empty stream; sends
 /// every request line it reads.
-fn api_server() -> (String, mpsc::Receiver<String>) {
+fn api_server() -> (String, std_mpsc::Receiver<String>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let (tx, rx) = mpsc::channel();
+    let (tx, rx) = std_mpsc::channel();
     std::thread::spawn(move || {
         for stream in listener.incoming().take(64) {
             let Ok(mut stream) = stream else { return };
