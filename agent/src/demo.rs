@@ -229,6 +229,12 @@ pub(crate) async fn run(
         max_open_spans: 100_000,
         procfs: PathBuf::from("/proc"),
         history: history_config,
+        cgroup_root: None,
+        bpffs: None,
+        runtime: crate::k8s::RuntimeConfig {
+            kind: crate::k8s::RuntimeKind::None,
+            ..crate::k8s::RuntimeConfig::default()
+        },
     })
     .await?;
     let workdir = guard.workdir.clone();

@@ -250,6 +250,8 @@ impl Pipeline {
                 ),
             }
         }
+        let (unresolved, runtime) = self.attributor.cgroups.unresolved_pods();
+        self.report_loss(LossSource::PodIdentity, runtime, unresolved);
         self.stats.tenant_cgroups = self.attributor.cgroups.tenant_cgroups();
         self.metrics.tenant_cgroups(self.stats.tenant_cgroups);
     }
@@ -315,6 +317,11 @@ impl Pipeline {
             LossSource::Store => format!(
                 "{lost} history records not kept ({probe}); detection and the feeds go on, and \
                  `seam report` lists the gap"
+            ),
+            LossSource::PodIdentity => format!(
+                "{lost} container cgroups left unattributed: the {probe} runtime did not name \
+                 their pods, so tenants declared by namespace or pod labels cannot claim them \
+                 and their activity is not observed"
             ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };

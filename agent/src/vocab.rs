@@ -229,6 +229,18 @@ vocabulary! {
         Otlp = "otlp",
         /// Records the sealed store could not write.
         Store = "store",
+        /// Container cgroups left unattributed because the runtime did not name their pod.
+        PodIdentity = "pod_identity",
+    }
+}
+
+vocabulary! {
+    /// The body a webhook receives (`--webhook-format`).
+    WebhookFormat {
+        /// Seam's own feed records (docs/feeds.md).
+        Seam = "seam",
+        /// Falco's output payload, as falcosidekick's `POST /` takes it.
+        Falcosidekick = "falcosidekick",
     }
 }
 

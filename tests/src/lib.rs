@@ -14,6 +14,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod docker;
 pub mod history;
 pub mod python;
 pub mod store;

@@ -6,13 +6,20 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use inotify::{Inotify, WatchMask};
 use tokio::sync::mpsc;
 
-use crate::{config::RuleSet, input::Input, spans::TenantRef};
+use super::containers::Containers;
+use crate::{
+    config::RuleSet,
+    input::Input,
+    k8s::PodDirectory,
+    spans::{ContainerRef, TenantRef},
+};
 
 /// A cgroup Seam knows about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,6 +44,9 @@ pub(crate) struct CgroupChanges {
 pub(crate) struct CgroupRegistry {
     root: PathBuf,
     by_id: HashMap<u64, CgroupInfo>,
+    /// The container of each container cgroup, by cgroup id.
+    containers_by_id: HashMap<u64, Arc<ContainerRef>>,
+    containers: Containers,
 }
 
 impl CgroupRegistry {
@@ -44,7 +54,26 @@ impl CgroupRegistry {
         Self {
             root,
             by_id: HashMap::new(),
+            containers_by_id: HashMap::new(),
+            containers: Containers::default(),
         }
+    }
+
+    /// Attributes container cgroups by pod too, asking `directory` (the container runtime).
+    pub(crate) fn with_pods(mut self, directory: Option<PodDirectory>) -> Self {
+        self.containers = Containers::new(directory);
+        self
+    }
+
+    /// The container the cgroup with this id belongs to, if it is a container's.
+    pub(crate) fn container(&self, id: u64) -> Option<&Arc<ContainerRef>> {
+        self.containers_by_id.get(&id)
+    }
+
+    /// Container cgroups left unattributed because their pod is unknown (since start), and
+    /// the runtime asked.
+    pub(crate) fn unresolved_pods(&self) -> (u64, &'static str) {
+        (self.containers.unresolved_total, self.containers.runtime())
     }
 
     /// A registry with known entries (fixtures).
@@ -56,6 +85,8 @@ impl CgroupRegistry {
         Self {
             root,
             by_id: entries.into_iter().map(|c| (c.id, c)).collect(),
+            containers_by_id: HashMap::new(),
+            containers: Containers::default(),
         }
     }
 
@@ -72,10 +103,18 @@ impl CgroupRegistry {
     /// Rescans the tree and returns the tenant cgroups that appeared, changed or went away.
     pub(crate) fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
         let mut seen = HashMap::with_capacity(self.by_id.len());
+        let mut containers = HashMap::new();
+        let mut container_ids = HashSet::new();
         for (id, path) in walk(&self.root) {
-            let tenant = rules.tenant_for_cgroup(&path);
+            let (tenant, container) = self.containers.attribute(rules, &path);
+            if let Some(container) = container {
+                container_ids.insert(container.id.clone());
+                containers.insert(id, container);
+            }
             seen.insert(id, CgroupInfo { id, path, tenant });
         }
+        self.containers.retain(&container_ids);
+        self.containers_by_id = containers;
         let mut changes = CgroupChanges::default();
         for (id, old) in &self.by_id {
             let still = seen.get(id);

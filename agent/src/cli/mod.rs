@@ -1,6 +1,9 @@
 //! The `seam` command line: the binary's edge (anyhow lives here only). One module per
 //! command family; this one dispatches.
+mod config_file;
 mod history;
+mod host;
+mod logging;
 mod nodes;
 mod report;
 mod run;
@@ -8,8 +11,7 @@ mod run;
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::{
     config::RuleSet,
@@ -23,6 +25,17 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log format on stderr: text or json (one object per line). The level comes from
+    /// SEAM_LOG, else RUST_LOG (e.g. `info`, `seam=debug`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "SEAM_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -102,18 +115,38 @@ pub(super) fn node_name(node: Option<String>) -> String {
     })
 }
 
-/// Exit code for bad input or an unusable node.
+/// Exit code of a gate that found violations (`fleet-check`, `run --fail-on-violation`).
+pub(super) const VIOLATIONS_FOUND: u8 = 1;
+/// Exit code for bad input: flags, config file, rules.
 pub(super) const USAGE_ERROR: u8 = 2;
+/// Exit code when the node or the agent failed: not root, no cgroup v2, a probe that does not
+/// load, a socket that cannot be bound, the pipeline dying.
+pub(super) const RUNTIME_FAILURE: u8 = 3;
+
+/// The command line with `seam run --config`'s flags inserted (see [`config_file`]).
+fn parse() -> Result<Cli, ExitCode> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let argv = match config_file::expand(argv, &command, &|name| std::env::var_os(name)) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return Err(ExitCode::from(USAGE_ERROR));
+        }
+    };
+    let matches = command
+        .try_get_matches_from(argv)
+        .unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
 
 /// Runs the command line; returns the process's exit code.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SEAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    logging::init(cli.log_format);
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {

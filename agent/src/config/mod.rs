@@ -9,6 +9,7 @@ mod error;
 mod matcher;
 mod model;
 mod parse;
+mod pods;
 mod raw;
 mod strmap;
 #[cfg(test)]
@@ -28,6 +29,7 @@ pub(crate) use self::{
 use self::{
     matcher::{CgroupMatcher, EndpointMatcher},
     parse::Source,
+    pods::PodMatcher,
 };
 use crate::spans::TenantRef;
 
@@ -58,6 +60,8 @@ pub(crate) struct RuleSet {
     pub sources: Vec<PathBuf>,
     cgroups: CgroupMatcher,
     endpoints: EndpointMatcher,
+    /// Pod (namespace, labels) -> tenant, for tenants declared by Kubernetes namespace.
+    pods: PodMatcher,
     /// `refs[i]` names `tenants[i]` (shared by every span attributed to it).
     refs: Vec<TenantRef>,
 }
@@ -159,6 +163,24 @@ impl RuleSet {
     /// path itself) matching a pattern wins; at equal depth the first pattern in load order.
     pub(crate) fn tenant_for_cgroup(&self, path: &str) -> Option<TenantRef> {
         self.cgroups.lookup(path).and_then(|id| self.tenant_ref(id))
+    }
+
+    /// Whether any tenant is declared by Kubernetes namespace or pod labels (then container
+    /// cgroups need their pod's identity before they can be attributed).
+    pub(crate) fn has_pod_tenants(&self) -> bool {
+        !self.pods.is_empty()
+    }
+
+    /// Which tenant owns a pod of `namespace` with `labels`: the first tenant in load order
+    /// whose `namespaces` and `pod_labels` both match.
+    pub(crate) fn tenant_for_pod(
+        &self,
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<TenantRef> {
+        self.pods
+            .lookup(namespace, labels)
+            .and_then(|id| self.tenant_ref(id))
     }
 
     /// Which tenant owns this off-node endpoint: longest prefix wins, then a port-specific

@@ -26,7 +26,8 @@ impl TenantId {
     }
 }
 
-/// A tenant: a set of cgroups on this node plus the endpoints it owns off the node.
+/// A tenant: a set of cgroups (or Kubernetes pods) on this node plus the endpoints it owns off
+/// the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tenant {
     /// Unique name (`[a-z0-9][a-z0-9_.-]*`).
@@ -43,6 +44,10 @@ pub(crate) struct Tenant {
     pub endpoint_tiers: Vec<(Endpoint, Tier)>,
     /// A shared service (DNS, registry...) that any tenant may reach.
     pub shared: bool,
+    /// Kubernetes namespace globs whose pods belong to the tenant (`namespaces`).
+    pub namespaces: Vec<String>,
+    /// Labels a pod must all carry to belong to the tenant (`pod_labels`).
+    pub pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A detection rule.

@@ -81,8 +81,15 @@ fn tables<T: DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTenant {
     pub name: Spanned<String>,
+    #[serde(default)]
     pub cgroups: Vec<Spanned<String>>,
     /// Plain strings, or tables with a tier (`config::tier`).
+    /// Kubernetes namespaces (globs) whose pods belong to the tenant.
+    #[serde(default)]
+    pub namespaces: Vec<Spanned<String>>,
+    /// Pod labels every pod of the tenant carries (all must match).
+    #[serde(default)]
+    pub pod_labels: Option<Spanned<std::collections::BTreeMap<String, String>>>,
     #[serde(default)]
     pub endpoints: Vec<Spanned<RawOwned<EndpointKey>>>,
     #[serde(default)]

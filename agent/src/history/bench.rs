@@ -75,6 +75,7 @@ fn process(tenant: &TenantRef, pid: u32, trace: TraceId) -> ProcessRef {
             u64::from(pid) * 0x9e37_79b9
         ),
         tenant: Some(tenant.clone()),
+        container: None,
         execution: Some(SpanRef {
             trace_id: trace,
             span_id: SpanId::random(),

@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz`. Every metric is an atomic (or a mutex-guarded histogram) that the
 //! pipeline, the reader and the sinks update directly; scrapes only read.
 pub(crate) mod health;
+pub(crate) mod node;
 pub(crate) mod recorder;
 pub(crate) mod server;
 #[cfg(test)]
@@ -115,14 +116,17 @@ pub(crate) enum DropReason {
     Shutdown,
     /// Writing to stdout or the feed file failed.
     WriteError,
+    /// The webhook refused the record (a 4xx other than 408 and 429): not retried.
+    Rejected,
 }
 
 impl DropReason {
-    pub(crate) const ALL: [DropReason; 4] = [
+    pub(crate) const ALL: [DropReason; 5] = [
         Self::QueueFull,
         Self::RetriesExhausted,
         Self::Shutdown,
         Self::WriteError,
+        Self::Rejected,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -131,6 +135,7 @@ impl DropReason {
             Self::RetriesExhausted => "retries_exhausted",
             Self::Shutdown => "shutdown",
             Self::WriteError => "write_error",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -164,6 +169,8 @@ pub(crate) struct Metrics {
     pub tenant_cgroups: Gauge,
     pub listener_unauthorized: Family<ListenerLabel, Counter>,
     pub health: Health,
+    /// Build, probe states, container runtime.
+    pub node: node::NodeMetrics,
 }
 
 impl Default for Metrics {
@@ -321,8 +328,10 @@ impl Metrics {
              listener (metrics, otlp_http, otlp_grpc)",
             listener_unauthorized.clone(),
         );
+        let node = node::NodeMetrics::register(&mut registry);
         Self {
             registry,
+            node,
             events,
             events_lost,
             lost,
@@ -446,7 +455,7 @@ pub(crate) struct SinkMetrics {
     pub queue_depth: Gauge,
     pub delivered: Counter,
     pub failures: Counter,
-    dropped: [Counter; 4],
+    dropped: [Counter; 5],
 }
 
 impl SinkMetrics {

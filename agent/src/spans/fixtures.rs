@@ -34,6 +34,7 @@ pub(crate) fn process(tenant: Option<TenantRef>, comm: &str) -> ProcessRef {
         cgroup_path: "t/x".to_owned(),
         tenant,
         execution: None,
+        container: None,
     }
 }
 

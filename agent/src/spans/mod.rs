@@ -138,6 +138,32 @@ pub(crate) struct ProcessRef {
     pub tenant: Option<TenantRef>,
     /// The process span (root of the process's trace), when the process is known.
     pub execution: Option<SpanRef>,
+    /// The container (and Kubernetes pod) the cgroup belongs to, when it is one.
+    pub container: Option<Arc<ContainerRef>>,
+}
+
+/// A container on this node: its id from the cgroup path, its name and pod from the container
+/// runtime (OpenTelemetry `container.id`, `k8s.container.name`, `k8s.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ContainerRef {
+    /// The runtime's full container id (`container.id`).
+    pub id: String,
+    /// `k8s.container.name` (the kubelet's `io.kubernetes.container.name`), else the runtime's
+    /// own name; `None` when the runtime has not named it.
+    pub name: Option<String>,
+    /// The pod, when the kubelet started the container.
+    pub pod: Option<PodRef>,
+}
+
+/// A Kubernetes pod, as the kubelet labelled its containers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct PodRef {
+    /// `k8s.namespace.name`.
+    pub namespace: String,
+    /// `k8s.pod.name`.
+    pub name: String,
+    /// `k8s.pod.uid`.
+    pub uid: String,
 }
 
 /// A span: ids, times, and what it is about.
