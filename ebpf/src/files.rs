@@ -25,7 +25,7 @@ use seam_common::{
 };
 
 use crate::{
-    emit::{BPF_RB_NO_WAKEUP, Context, header},
+    emit::{Context, WAKEUP, header},
     kernel::{offset, read},
     maps::{EVENTS, count_loss, is_tenant_cgroup},
 };
@@ -467,7 +467,7 @@ pub(crate) fn send(scratch: *const FileScratch, used: usize) {
             core::ptr::addr_of!(EVENTS) as *mut _,
             scratch.cast_mut().cast(),
             size as u64,
-            BPF_RB_NO_WAKEUP,
+            WAKEUP,
         )
     };
     if rc != 0 {

@@ -5,10 +5,12 @@
 #![no_main]
 
 mod connect_hook;
+mod direct;
 mod emit;
 mod fexit;
 mod file_hooks;
 mod files;
+mod floor;
 mod kernel;
 mod kprobe;
 mod lsm;

@@ -131,6 +131,7 @@ impl Assembler {
                 *counters,
                 h.cgroup_id,
                 h.time_ns,
+                task,
                 ctx,
             )),
             KernelEventKind::FlowStart {
