@@ -12,7 +12,7 @@ use aya::{
         CgroupSockAddr, TracePoint,
     },
 };
-use seam_common::{MAP_EVENTS, MAP_FILE_CALLS, MAP_TENANT_CGROUPS};
+use seam_common::{MAP_EVENTS, MAP_FILE_CALLS, MAP_SILENT, MAP_TENANT_CGROUPS};
 
 use crate::{preflight, probes};
 
@@ -32,7 +32,14 @@ pub(crate) struct FloorArgs {
 fn tiny_object() -> Result<Ebpf> {
     let mut loader = EbpfLoader::new();
     loader.map_max_entries(MAP_EVENTS, 4096);
-    for name in [MAP_TENANT_CGROUPS, MAP_FILE_CALLS, "FLOWS", "SENDS"] {
+    for name in [
+        MAP_TENANT_CGROUPS,
+        MAP_FILE_CALLS,
+        MAP_SILENT,
+        "FLOWS",
+        "SENDS",
+        "CALLERS",
+    ] {
         loader.map_max_entries(name, 1);
     }
     loader

@@ -26,6 +26,18 @@ pub(crate) struct FileEvent {
     pub f_mode: u32,
     /// One path, or two for a rename (from, to).
     pub paths: Vec<FilePath>,
+    /// For an open on a tier that can silence repeats: what to silence it by.
+    pub dir: Option<DirTag>,
+}
+
+/// The directory an opened file was found in, by identity, with the file generation and access
+/// class the probe saw: with the caller's cgroup, the key the agent may silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirTag {
+    pub ino: u64,
+    pub dev: u32,
+    pub generation: u64,
+    pub class: u8,
 }
 
 fn components(bytes: &[u8]) -> Vec<String> {
@@ -122,6 +134,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
         flags: head.flags,
         f_mode: head.f_mode,
         paths,
+        dir: (head.dir_ino != 0).then_some(DirTag {
+            ino: head.dir_ino,
+            dev: head.dir_dev,
+            generation: head.generation,
+            class: head.class,
+        }),
     })
 }
 

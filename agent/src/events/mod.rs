@@ -1,6 +1,7 @@
 //! Kernel events decoded from ring-buffer records into typed values (the first stage).
 pub(crate) mod file;
 pub(crate) mod reader;
+pub(crate) mod silence;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 

@@ -115,6 +115,7 @@ mod tests {
                 confidence: PathConfidence::Full,
                 truncated: false,
             }],
+            dir: None,
         }
     }
 

@@ -453,6 +453,7 @@ fn a_process_execution_is_the_root_of_its_trace() {
                 confidence: PathConfidence::Full,
                 truncated: false,
             }],
+            dir: None,
         }),
     };
     let updates = w.feed(&[exec, exe]);
