@@ -191,7 +191,9 @@ impl Pipeline {
         self.metrics.evaluation(started.elapsed());
         for violation in violations {
             self.stats.violations += 1;
-            tracing::info!(
+            // Debug, not info: the feed carries every violation, and a log line per violation
+            // would cost a write in a flood.
+            tracing::debug!(
                 rule = %violation.rule_id,
                 from = ?violation.intended_tenant,
                 to = ?violation.actual_tenant,

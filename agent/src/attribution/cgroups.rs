@@ -19,8 +19,9 @@ use crate::{config::RuleSet, input::Input, spans::TenantRef};
 pub(crate) struct CgroupInfo {
     /// cgroup v2 id (the directory's inode number).
     pub id: u64,
-    /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root).
-    pub path: String,
+    /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root);
+    /// shared with every span of the cgroup.
+    pub path: std::sync::Arc<str>,
     pub tenant: Option<TenantRef>,
 }
 
@@ -74,6 +75,10 @@ impl CgroupRegistry {
         let mut seen = HashMap::with_capacity(self.by_id.len());
         for (id, path) in walk(&self.root) {
             let tenant = rules.tenant_for_cgroup(&path);
+            let path = match self.by_id.get(&id) {
+                Some(old) if *old.path == *path => old.path.clone(),
+                _ => path.into(),
+            };
             seen.insert(id, CgroupInfo { id, path, tenant });
         }
         let mut changes = CgroupChanges::default();

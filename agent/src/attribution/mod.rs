@@ -7,6 +7,8 @@ pub(crate) mod cgroups;
 pub(crate) mod local;
 pub(crate) mod processes;
 
+use std::sync::Arc;
+
 pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
 pub(crate) use local::LocalAddrs;
 pub(crate) use processes::{Observed, ProcessInfo, ProcessTable};
@@ -37,7 +39,7 @@ impl Attributor {
     pub(crate) fn process_ref(&self, info: &ProcessInfo, cgroup_id: u64) -> ProcessRef {
         let mut process = self.cgroup_only(cgroup_id);
         process.pid = Some(info.pid);
-        info.comm.clone_into(&mut process.comm);
+        process.comm = info.comm.clone();
         process.exe.clone_from(&info.exe);
         process.uid = Some(info.uid);
         process.execution = Some(info.execution);
@@ -69,7 +71,7 @@ impl Attributor {
         let mut process = self.cgroup_only(cgroup_id);
         if let Some(owner) = owner {
             process.pid = owner.pid;
-            owner.comm.clone_into(&mut process.comm);
+            process.comm = owner.comm.clone();
             process.exe.clone_from(&owner.exe);
             process.uid = owner.uid;
             process.execution = owner.execution;
@@ -107,14 +109,14 @@ impl Attributor {
         Some(ProcessRef {
             pid: Some(pid),
             comm: std::fs::read_to_string(dir.join("comm"))
-                .map(|c| c.trim_end().to_owned())
+                .map(|c| c.trim_end().into())
                 .unwrap_or_default(),
             exe: std::fs::read_link(dir.join("exe"))
                 .ok()
-                .map(|p| p.to_string_lossy().into_owned()),
+                .map(|p| p.to_string_lossy().into()),
             uid,
             cgroup_id,
-            cgroup_path: path,
+            cgroup_path: path.into(),
             tenant,
             execution: None,
         })
@@ -125,7 +127,7 @@ impl Attributor {
         let cgroup = self.cgroups.get(cgroup_id);
         ProcessRef {
             pid: None,
-            comm: String::new(),
+            comm: Arc::default(),
             exe: None,
             uid: None,
             cgroup_id,

@@ -20,6 +20,33 @@ fn transport(raw: u8) -> Option<Transport> {
     }
 }
 
+/// A task's `comm` as the kernel gave it (NUL padded): copied, never allocated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Comm([u8; COMM_LEN]);
+
+impl Comm {
+    /// The name (lossy UTF-8; borrowed unless the kernel's bytes are not UTF-8).
+    pub(crate) fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        String::from_utf8_lossy(&self.0[..end])
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.as_str(), f)
+    }
+}
+
+impl From<&str> for Comm {
+    fn from(name: &str) -> Self {
+        let mut bytes = [0u8; COMM_LEN];
+        let n = name.len().min(COMM_LEN - 1);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Self(bytes)
+    }
+}
+
 /// The common header, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
@@ -29,7 +56,7 @@ pub(crate) struct Header {
     pub uid: u32,
     pub time_ns: u64,
     pub cgroup_id: u64,
-    pub comm: String,
+    pub comm: Comm,
 }
 
 /// Payloads, typed.
@@ -135,11 +162,6 @@ pub(crate) fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeEr
     }
 }
 
-fn comm(raw: &[u8; COMM_LEN]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    String::from_utf8_lossy(&raw[..end]).into_owned()
-}
-
 fn header(info: &EventInfo) -> Header {
     Header {
         pid: info.pid,
@@ -147,7 +169,7 @@ fn header(info: &EventInfo) -> Header {
         uid: info.uid,
         time_ns: info.time_ns,
         cgroup_id: info.cgroup_id,
-        comm: comm(&info.comm),
+        comm: Comm(info.comm),
     }
 }
 
@@ -273,7 +295,7 @@ mod tests {
             },
         };
         let decoded = decode_test(&bytes_of(&event)).unwrap();
-        assert_eq!(decoded.header.comm, "client");
+        assert_eq!(decoded.header.comm.as_str(), "client");
         assert_eq!(decoded.header.pid, 42);
         assert_eq!(
             decoded.kind,
