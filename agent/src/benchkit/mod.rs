@@ -3,6 +3,8 @@
 //! of the agent's own stages. Never used by the agent itself.
 pub(crate) mod floor;
 pub(crate) mod loops;
+pub(crate) mod pipeline;
+mod records;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -27,6 +29,8 @@ pub(crate) enum BenchWorkload {
         #[arg(long, default_value_t = 20_000)]
         iterations: u32,
     },
+    /// The agent's user-space stages on one thread: events/s.
+    Pipeline(pipeline::PipelineArgs),
 }
 
 pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
@@ -35,5 +39,6 @@ pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
         BenchWorkload::TcpLoop { iterations } => loops::tcp(*iterations),
         BenchWorkload::UdpLoop { iterations } => loops::udp(*iterations),
         BenchWorkload::StreamLoop { iterations } => loops::stream(*iterations),
+        BenchWorkload::Pipeline(args) => pipeline::run(args),
     }
 }
