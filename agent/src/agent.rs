@@ -15,6 +15,7 @@ use crate::{
     config::RuleSet,
     events::reader,
     export::{ExportError, Exporter, OtlpConfig},
+    history::{History, HistoryConfig, HistoryError, RunInfo},
     input::Input,
     metrics::{Metrics, PipelineMetrics, server::ServeError},
     pipeline::{Pipeline, PipelineOptions},
@@ -46,6 +47,9 @@ pub(crate) enum AgentError {
     /// The OTLP receiver could not listen.
     #[error(transparent)]
     Receive(#[from] ReceiveError),
+    /// The sealed history (`--store`) could not be opened.
+    #[error(transparent)]
+    History(#[from] HistoryError),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}; check the directory exists and is writable")]
     ReadyFile {
@@ -67,6 +71,8 @@ pub(crate) struct AgentOptions {
     pub receive: Option<ReceiverConfig>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub listen: Option<SocketAddr>,
+    /// TLS and bearer token of that listener.
+    pub listen_security: crate::listen::ListenSecurity,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
     pub ready_file: Option<PathBuf>,
     /// How often the cgroup tree is rescanned even without inotify events.
@@ -79,6 +85,8 @@ pub(crate) struct AgentOptions {
     pub max_open_spans: usize,
     /// The host's procfs (process start times, the boot id).
     pub procfs: PathBuf,
+    /// Keep a sealed per-tenant history (`None`: off).
+    pub history: Option<HistoryConfig>,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
@@ -160,7 +168,10 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let cgroup_root = preflight::cgroup2_mount()?;
     let metrics = Arc::new(Metrics::new());
     let listen = match options.listen {
-        Some(addr) => Some(crate::metrics::server::spawn(addr, metrics.clone()).await?),
+        Some(addr) => Some(
+            crate::metrics::server::spawn(addr, metrics.clone(), options.listen_security.clone())
+                .await?,
+        ),
         None => None,
     };
     let offsets = kernel_offsets();
@@ -197,6 +208,29 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
         local: LocalAddrs::current(),
     };
+    let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let receiving = match options.receive {
+        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
+        None => crate::receive::Bound::default(),
+    };
+    // Connections to Seam's own listeners (applications sending spans, scrapes) are not
+    // evidence about tenants.
+    let own_ports = [listen, receiving.http, receiving.grpc]
+        .into_iter()
+        .flatten()
+        .map(|a| a.port())
+        .collect();
+    let history = match options.history {
+        Some(config) => Some(History::start(
+            config,
+            RunInfo {
+                node: options.node.clone(),
+                live_hooks: live_hooks.clone(),
+                rules_sha256: crate::history::rules_sha256(&options.rules),
+            },
+        )?),
+        None => None,
+    };
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
@@ -205,16 +239,19 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         PipelineOptions {
             node: options.node,
             max_open_spans: options.max_open_spans,
+            own_ports,
             live_hooks: live_hooks.clone(),
         },
         PipelineMetrics::new(metrics.clone()),
     );
+    if let Some(history) = history {
+        pipeline = pipeline.with_history(history);
+    }
     if silence {
         pipeline.set_silences(Box::new(maps::KernelSilenceMap::take(&mut probes.ebpf)?));
     }
     pipeline.handle(Input::CgroupsChanged);
 
-    let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
     let reader_task = tokio::spawn(reader::run(
         source,
@@ -223,10 +260,6 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         metrics.clone(),
     ));
     crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
-    let receiving = match options.receive {
-        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
-        None => crate::receive::Bound::default(),
-    };
     let tick_tx = tx.clone();
     tokio::spawn(async move {
         let mut interval = tokio::time::interval(Duration::from_millis(100));

@@ -9,6 +9,7 @@ use crate::{
     config::RuleSet,
     detect::Detector,
     events::{KernelEvent, KernelEventKind, silence::Silences},
+    history::{History, record::RunTotals},
     input::Input,
     metrics::PipelineMetrics,
     sinks::{Loss, LossTag, Record, Sinks},
@@ -37,6 +38,7 @@ pub(crate) struct Pipeline {
     sink: Sinks,
     filter: Box<dyn TenantFilter>,
     clock: WallClock,
+    own_ports: Vec<u16>,
     pub(crate) stats: Stats,
     metrics: PipelineMetrics,
     node: String,
@@ -45,6 +47,8 @@ pub(crate) struct Pipeline {
     /// Repeated opens silenced in the kernel once judged.
     silences: Silences,
     ticks: u64,
+    /// The sealed history (`--store`), when kept.
+    history: Option<History>,
 }
 
 /// How the pipeline is set up.
@@ -52,6 +56,8 @@ pub(crate) struct PipelineOptions {
     pub node: String,
     /// Most open connection spans; the oldest beyond are evicted (counted).
     pub max_open_spans: usize,
+    /// Ports of Seam's own listeners on this node: connections to them are not rule-checked.
+    pub own_ports: Vec<u16>,
     pub live_hooks: Vec<String>,
 }
 
@@ -76,16 +82,24 @@ impl Pipeline {
             sink,
             filter,
             clock: WallClock::now(),
+            own_ports: options.own_ports,
             stats,
             metrics,
             node: options.node,
             reported: BTreeMap::new(),
+            history: None,
         }
     }
 
     /// Where repeated opens are silenced (the kernel's map; off until set).
     pub(crate) fn set_silences(&mut self, map: Box<dyn crate::events::silence::SilenceMap>) {
         self.silences = Silences::new(map, &self.rules);
+    }
+
+    /// Keeps every ended span and loss record in the sealed history too.
+    pub(crate) fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
     }
 
     pub(crate) fn handle(&mut self, input: Input) {
@@ -118,6 +132,9 @@ impl Pipeline {
                 self.rules = *rules;
                 self.detector.reload(&self.rules);
                 self.silences.reload(&self.rules);
+                if let Some(history) = &mut self.history {
+                    history.rules_reloaded(&self.rules);
+                }
                 self.rescan();
                 tracing::info!(
                     tenants = self.rules.tenants.len(),
@@ -185,6 +202,9 @@ impl Pipeline {
     /// Evaluates every rule on a span as it starts and hands the violations to the sinks.
     fn detect(&mut self, span: &crate::spans::Span) {
         self.stats.count_span(span.name().family());
+        if self.to_seam(span) {
+            return;
+        }
         self.metrics.span();
         let started = Instant::now();
         let violations = self.detector.evaluate(span, &self.rules);
@@ -204,9 +224,21 @@ impl Pipeline {
         self.stats.feed_write_errors = self.sink.write_errors;
     }
 
-    /// A span that ended: to OTLP export and, with `--feed-spans`, the feed.
+    /// Whether `span` is a connection to one of Seam's own listeners (an application sending
+    /// its spans, a metrics scrape): Seam is the peer, no tenant's resource is touched.
+    fn to_seam(&self, span: &crate::spans::Span) -> bool {
+        matches!(&span.body, crate::spans::SpanBody::Connection(c)
+            if c.server.process.is_none()
+                && c.server.local
+                && self.own_ports.contains(&c.server.addr.port()))
+    }
+
+    /// A span that ended: to the history, OTLP export and, with `--feed-spans`, the feed.
     fn ended(&mut self, span: crate::spans::Span) {
         self.stats.spans_ended += 1;
+        if let Some(history) = &mut self.history {
+            history.span(&span, &self.rules);
+        }
         self.sink.span(span);
     }
 
@@ -226,7 +258,7 @@ impl Pipeline {
             let ctx = ctx!(self);
             let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
             self.on_updates(updates);
-            tracing::info!(cgroup = %cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
+            tracing::info!(cgroup = ?cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
         for cgroup in registered {
             let Some(tenant) = &cgroup.tenant else {
@@ -234,13 +266,13 @@ impl Pipeline {
             };
             match self.filter.watch(cgroup.id) {
                 Ok(()) => tracing::info!(
-                    cgroup = %cgroup.path,
+                    cgroup = ?cgroup.path,
                     id = cgroup.id,
                     tenant = %tenant.name,
                     "tenant cgroup registered"
                 ),
                 Err(error) => tracing::error!(
-                    cgroup = %cgroup.path,
+                    cgroup = ?cgroup.path,
                     %error,
                     "cannot register tenant cgroup in the kernel filter (map full?); its \
                      activity is not observed"
@@ -272,6 +304,11 @@ impl Pipeline {
         if let Some(dropped) = self.sink.otlp_dropped() {
             for (signal, total) in dropped {
                 self.report_loss(LossSource::Otlp, signal.as_str(), total);
+            }
+        }
+        if let Some(lost) = self.history.as_ref().map(History::lost) {
+            for (reason, total) in lost {
+                self.report_loss(LossSource::Store, reason, total);
             }
         }
         self.metrics.heartbeat();
@@ -321,6 +358,10 @@ impl Pipeline {
                 "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
                  seam_otlp_dropped_total for why"
             ),
+            LossSource::Store => format!(
+                "{lost} history records not kept ({probe}); detection and the feeds go on, and \
+                 `seam report` lists the gap"
+            ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };
         tracing::warn!(%source, probe, lost, total, "{message}");
@@ -328,7 +369,7 @@ impl Pipeline {
         if source == LossSource::RingBuffer {
             self.stats.lost.insert(probe.to_owned(), total);
         }
-        self.sink.emit(Record::Loss(Loss {
+        let loss = Loss {
             kind: LossTag,
             time: UnixNanos::now(),
             node: self.node.clone(),
@@ -337,7 +378,11 @@ impl Pipeline {
             lost,
             lost_total: total,
             message,
-        }));
+        };
+        if let Some(history) = &mut self.history {
+            history.loss(&loss);
+        }
+        self.sink.emit(Record::Loss(loss));
     }
 
     /// At shutdown: every open span ends, and everything queued is flushed. Returns the OTLP
@@ -354,6 +399,16 @@ impl Pipeline {
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();
         self.stats.violations_folded = self.sink.folded();
+        if let Some(history) = self.history.take() {
+            let totals = RunTotals {
+                events: self.stats.events_total,
+                spans_ended: self.stats.spans_ended,
+                violations: self.stats.violations,
+                events_lost: self.stats.lost.values().sum(),
+                records_lost: 0,
+            };
+            self.stats.history = Some(history.finish(totals));
+        }
         self.sink.take_exporter()
     }
 }

@@ -45,6 +45,8 @@ pub(crate) struct Counters {
     pub file_opens_counted_by: BTreeMap<String, u64>,
     /// (cgroup, directory, class) keys silenced.
     pub file_silences: u64,
+    /// What the sealed history did (`--store`), at exit.
+    pub history: Option<crate::history::HistoryStats>,
 }
 
 /// Running totals since start-up (derefs to [`Counters`]).

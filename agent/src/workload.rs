@@ -52,6 +52,9 @@ pub(crate) enum Workload {
         count: u32,
         #[arg(long, default_value_t = 1)]
         spread: u16,
+        /// connect() the socket to --addr first and send() on it (a connected UDP socket).
+        #[arg(long)]
+        connected: bool,
     },
     /// Benchmark loop of one cheap syscall: `getppid`, or `openat`+`close` of /etc/hostname;
     /// prints {"iterations","elapsed_ns","ns_per_iter"}.
@@ -95,6 +98,27 @@ pub(crate) enum Workload {
     /// Benchmark loops, the floor's empty programs and stage measurements (`cargo xtask bench`).
     #[command(subcommand)]
     Bench(crate::benchkit::BenchWorkload),
+    /// Create a directory with marker files, a copy of /bin/true and symlinks (seam chaos).
+    Prepare {
+        #[arg(long)]
+        dir: PathBuf,
+        /// A marker file to create in --dir; repeatable.
+        #[arg(long = "file")]
+        files: Vec<String>,
+        /// Copy /bin/true into --dir under this name (executable).
+        #[arg(long)]
+        binary: Option<String>,
+        /// NAME=TARGET: a symlink in --dir; repeatable.
+        #[arg(long = "symlink")]
+        symlinks: Vec<String>,
+    },
+    /// Remove a directory and everything in it (seam chaos cleanup).
+    Remove {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Write a synthetic history of realistic spans (replay benchmark); prints JSON.
+    HistoryFill(crate::history::bench::FillArgs),
     /// Run another program in the cgroup (exec: it keeps this pid), e.g. a test application.
     Exec {
         /// The program and its arguments.
@@ -204,6 +228,7 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
             addr,
             count,
             spread,
+            connected,
         } => {
             let bind: SocketAddr = if addr.is_ipv4() {
                 "0.0.0.0:0".parse()?
@@ -211,6 +236,17 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
                 "[::]:0".parse()?
             };
             let socket = UdpSocket::bind(bind)?;
+            if *connected {
+                socket
+                    .connect(addr)
+                    .with_context(|| format!("connect {addr}"))?;
+                for _ in 0..*count {
+                    socket
+                        .send(b"hello from seam workload\n")
+                        .with_context(|| format!("send to {addr}"))?;
+                }
+                return Ok(());
+            }
             for offset in 0..*spread {
                 let mut to = *addr;
                 to.set_port(addr.port().wrapping_add(offset));
@@ -243,6 +279,33 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
         Workload::StoreAppend(args) => crate::store::bench::append(args)?,
         Workload::StoreRead(args) => crate::store::bench::read(args)?,
         Workload::StoreBench(args) => crate::store::bench::bench(args)?,
+        Workload::Prepare {
+            dir,
+            files,
+            binary,
+            symlinks,
+        } => {
+            fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            for name in files {
+                fs::write(dir.join(name), b"seam chaos marker\n")
+                    .with_context(|| format!("create {name}"))?;
+            }
+            if let Some(name) = binary {
+                let to = dir.join(name);
+                fs::copy("/bin/true", &to).context("copy /bin/true")?;
+                use std::os::unix::fs::PermissionsExt as _;
+                fs::set_permissions(&to, fs::Permissions::from_mode(0o755))?;
+            }
+            for link in symlinks {
+                let (name, target) = link.split_once('=').context("--symlink is NAME=TARGET")?;
+                std::os::unix::fs::symlink(target, dir.join(name))
+                    .with_context(|| format!("symlink {name}"))?;
+            }
+        }
+        Workload::Remove { dir } => {
+            fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
+        }
+        Workload::HistoryFill(args) => crate::history::bench::fill(args)?,
         Workload::Exec { command } => {
             use std::os::unix::process::CommandExt as _;
             let (program, args) = command.split_first().context("nothing to run")?;

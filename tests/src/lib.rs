@@ -14,6 +14,7 @@ use std::{
 
 use serde_json::Value;
 
+pub mod history;
 pub mod python;
 pub mod store;
 
@@ -152,6 +153,11 @@ impl Agent {
 
     /// [`Agent::start`] with extra `seam run` arguments.
     pub fn start_with(rules: &str, extra: &[&str]) -> Self {
+        Self::start_env(rules, extra, &[])
+    }
+
+    /// [`Agent::start_with`] with extra environment variables (e.g. `SEAM_LOG=debug`).
+    pub fn start_env(rules: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         require_root();
         let dir = std::env::temp_dir().join(unique());
         fs::create_dir_all(dir.join("rules")).expect("create agent temp dir");
@@ -171,6 +177,7 @@ impl Agent {
             .args(extra)
             .env("SEAM_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -161,12 +161,24 @@ fn export_over_grpc_survives_unavailable_and_decodes() {
 
 const APP_RULES: &str = "rules/shipped/app.toml";
 
-/// The shipped application rules with tenants a and b.
+/// The shipped application rules with tenants a and b, and the rule that flags a tenant
+/// reaching a service of the node (which Seam's own receiver is not).
 fn app_rules(cgroups: &Cgroups) -> String {
     let dir = seam_integration_tests::repo_rules_dir().join("..");
     let app = std::fs::read_to_string(dir.join(APP_RULES)).expect("read app.toml");
-    format!("{}\n{app}", seam_integration_tests::tenants_ab(cgroups))
+    format!(
+        "{}\n{app}\n{NODE_HOST_ACCESS}",
+        seam_integration_tests::tenants_ab(cgroups)
+    )
 }
+
+const NODE_HOST_ACCESS: &str = r#"
+[[rule]]
+id = "node-host-access"
+severity = "high"
+description = "A tenant's process reached a service of the node that no tenant owns"
+expr = "trace.has(net.*).where(tenant != null and peer.local and peer.tenant == null)"
+"#;
 
 /// Runs tests/py/otel_app.py in `cgroup`: it declares `tenant` and connects to `port`.
 fn app(cgroup: &str, protocol: &str, endpoint: &str, tenant: &str, port: u16) -> u32 {
@@ -272,5 +284,14 @@ fn declared_tenants_are_checked_against_the_kernel() {
             "pid {ok} declared its own tenant: {flagged:#?}"
         );
     }
+    // a's applications sent their spans to Seam's receiver on this node: not a finding.
+    let to_node: Vec<&Value> = feed
+        .iter()
+        .filter(|v| v["rule_id"] == "node-host-access")
+        .collect();
+    assert!(
+        to_node.is_empty(),
+        "sending spans to Seam is not a crossing: {to_node:#?}"
+    );
     assert!(stats["app_spans"].as_u64() >= Some(8), "{stats}");
 }

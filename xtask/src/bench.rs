@@ -19,6 +19,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 mod cgroup;
+mod history;
 mod procs;
 mod report;
 mod stages;
@@ -246,7 +247,7 @@ pub fn run(args: &Args) -> Result<()> {
     let table = util::workspace_root().join("docs/BENCHMARKS.md");
     fs::write(&table, report.markdown()).with_context(|| format!("writing {}", table.display()))?;
     println!("wrote {}", table.display());
-    Ok(())
+    history::run(&bin, &tmp, &cgroup)
 }
 
 fn find_peer(args: &Args) -> Result<Option<PathBuf>> {

@@ -100,6 +100,15 @@ impl CgroupRegistry {
         changes
     }
 
+    /// The first cgroup (by path) of tenant `name`, relative to the mount.
+    pub(crate) fn first_of(&self, name: &str) -> Option<String> {
+        self.by_id
+            .values()
+            .filter(|c| c.tenant.as_ref().is_some_and(|t| t.name.as_str() == name))
+            .map(|c| c.path.to_string())
+            .min()
+    }
+
     /// Number of tenant cgroups currently registered.
     pub(crate) fn tenant_cgroups(&self) -> usize {
         self.by_id.values().filter(|c| c.tenant.is_some()).count()
@@ -117,7 +126,7 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
         };
         let rel = dir
             .strip_prefix(root)
-            .map(|p| p.to_string_lossy().into_owned())
+            .map(|p| crate::text::escape_os(p.as_os_str()))
             .unwrap_or_default();
         out.push((meta.ino(), rel));
         let Ok(entries) = fs::read_dir(&dir) else {

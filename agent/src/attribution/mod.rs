@@ -7,7 +7,7 @@ pub(crate) mod cgroups;
 pub(crate) mod local;
 pub(crate) mod processes;
 
-use std::sync::Arc;
+use std::{os::unix::ffi::OsStrExt as _, sync::Arc};
 
 pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
 pub(crate) use local::LocalAddrs;
@@ -86,14 +86,16 @@ impl Attributor {
             return Some(self.process_ref(info, info.cgroup_id));
         }
         let dir = self.processes.procfs().join(pid.to_string());
-        let cgroups = std::fs::read_to_string(dir.join("cgroup")).ok()?;
-        let path = cgroups
-            .lines()
-            .find_map(|l| l.strip_prefix("0::"))?
-            .trim()
-            .trim_start_matches('/')
-            .to_owned();
-        let cgroup_id = std::fs::metadata(self.cgroups.root().join(&path))
+        // Bytes, not text: a cgroup's name need not be UTF-8, and such a name must not hide
+        // the process.
+        let cgroups = std::fs::read(dir.join("cgroup")).ok()?;
+        let raw = cgroups
+            .split(|&b| b == b'\n')
+            .find_map(|l| l.strip_prefix(b"0::"))?;
+        let raw = raw.strip_prefix(b"/").unwrap_or(raw);
+        let raw = std::ffi::OsStr::from_bytes(raw);
+        let path = crate::text::escape_os(raw);
+        let cgroup_id = std::fs::metadata(self.cgroups.root().join(raw))
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
         let tenant = self
@@ -101,19 +103,20 @@ impl Attributor {
             .get(cgroup_id)
             .and_then(|c| c.tenant.clone())
             .or_else(|| rules.tenant_for_cgroup(&path));
-        let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
+        let status = std::fs::read(dir.join("status")).unwrap_or_default();
+        let status = String::from_utf8_lossy(&status);
         let uid = status
             .lines()
             .find_map(|l| l.strip_prefix("Uid:"))
             .and_then(|l| l.split_whitespace().next()?.parse().ok());
         Some(ProcessRef {
             pid: Some(pid),
-            comm: std::fs::read_to_string(dir.join("comm"))
-                .map(|c| c.trim_end().into())
+            comm: std::fs::read(dir.join("comm"))
+                .map(|c| crate::text::escape_bytes(c.strip_suffix(b"\n").unwrap_or(&c)).into())
                 .unwrap_or_default(),
             exe: std::fs::read_link(dir.join("exe"))
                 .ok()
-                .map(|p| p.to_string_lossy().into()),
+                .map(|p| crate::text::escape_os(p.as_os_str()).into()),
             uid,
             cgroup_id,
             cgroup_path: path.into(),

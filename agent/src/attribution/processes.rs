@@ -179,9 +179,10 @@ impl ProcessTable {
 
 /// Boot-time ns at which `pid` started (`/proc/<pid>/stat` field 22, in clock ticks).
 fn proc_start_ns(procfs: &Path, pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(procfs.join(pid.to_string()).join("stat")).ok()?;
-    // The comm (field 2) may hold spaces and parentheses: count fields after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
+    let stat = std::fs::read(procfs.join(pid.to_string()).join("stat")).ok()?;
+    // The comm (field 2) may hold spaces, parentheses and bytes that are not UTF-8: count
+    // fields after the last ')'.
+    let rest = std::str::from_utf8(&stat[stat.iter().rposition(|&b| b == b')')? + 1..]).ok()?;
     let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let hz = u64::try_from(unsafe { libc::sysconf(libc::_SC_CLK_TCK) })

@@ -99,6 +99,7 @@ pub(crate) fn run(args: &PipelineArgs) -> Result<()> {
         PipelineOptions {
             node: "bench".into(),
             max_open_spans: 100_000,
+            own_ports: Vec::new(),
             live_hooks: Vec::new(),
         },
         PipelineMetrics::new(metrics),

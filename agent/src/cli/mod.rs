@@ -1,6 +1,8 @@
 //! The `seam` command line: the binary's edge (anyhow lives here only). One module per
 //! command family; this one dispatches.
+mod history;
 mod nodes;
+mod report;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
@@ -35,6 +37,10 @@ enum Command {
         node: Option<String>,
         #[command(flatten)]
         otlp: run::OtlpArgs,
+        /// Keep the demo's history in a sealed store (--store DIR); a master key file is
+        /// created beside it when none is given.
+        #[command(flatten)]
+        store: history::StoreRunArgs,
     },
     /// Print every span name and attribute rules can use (Markdown, as in
     /// docs/span-attributes.md).
@@ -55,6 +61,21 @@ enum Command {
     /// Manage the keys that seal tenant history: init, rotate, retire, list, shred, escrow,
     /// audit.
     Keys(KeysArgs),
+    /// Break a boundary on purpose: from a cgroup of one tenant, attempt every crossing Seam
+    /// claims to see into another's, and check the running agent reported each (exit 1 when
+    /// one went unseen).
+    Chaos(crate::chaos::ChaosArgs),
+    /// Re-evaluate sealed history (`seam run --store`) with rules, new ones included; print the
+    /// breach scope as JSON: violations, tenant pairs, times, counts per rule, pair and tier,
+    /// trace ids, and every gap in the evidence.
+    Replay(Box<history::ReplayArgs>),
+    /// Report on sealed history for a period: operations validated per tenant and tier,
+    /// violations, key epochs, hooks live, and every gap in the evidence (lost events, store
+    /// gaps, agent downtime), as JSON, Markdown or a self-contained HTML page with charts.
+    Report(Box<report::ReportArgs>),
+    /// CI gate on sealed history: exit 0 printing "N operations validated, 0 violations", 1
+    /// listing the violations, 2 when the history cannot be read (keys, store, damage).
+    Validate(Box<history::ReadArgs>),
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -116,7 +137,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::CheckRules { dirs } => Ok(check_rules(&dirs)),
         Command::Fingerprint(args) => nodes::fingerprint(args),
         Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
+        Command::Chaos(args) => Ok(crate::chaos::run(args)?),
         Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
+        Command::Replay(args) => history::replay(&args),
+        Command::Report(args) => report::report(&args),
+        Command::Validate(args) => history::validate(&args),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]
             {
@@ -138,7 +163,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workload::run(&workload)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { node, otlp } => {
+        Command::Demo { node, otlp, store } => {
             let otlp = match otlp.resolve() {
                 Ok(otlp) => otlp,
                 Err(error) => {
@@ -146,7 +171,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(USAGE_ERROR));
                 }
             };
-            let violations = runtime()?.block_on(demo::run(node_name(node), otlp))?;
+            let history = demo_history(store)?;
+            let violations = runtime()?.block_on(demo::run(node_name(node), otlp, history))?;
             Ok(if violations > 0 {
                 ExitCode::SUCCESS
             } else {
@@ -154,6 +180,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The demo's history: with `--store` but no master key, a new key file beside the store.
+fn demo_history(mut store: history::StoreRunArgs) -> anyhow::Result<Option<demo::DemoHistory>> {
+    let Some(dir) = store.store.clone() else {
+        return Ok(None);
+    };
+    let created = if store.master_key_file.is_none()
+        && std::env::var_os(crate::keys::MASTER_KEY_ENV).is_none()
+    {
+        let path = demo::master_key_path(&dir);
+        store.master_key_file = Some(path.clone());
+        if path.exists() {
+            None
+        } else {
+            crate::keys::MasterKey::generate()?.write_new_file(&path)?;
+            Some(path)
+        }
+    } else {
+        None
+    };
+    let key_file = store.master_key_file.clone();
+    let config = store.into_config()?.context("--store is set")?;
+    Ok(Some(demo::DemoHistory {
+        config,
+        key_file,
+        created_key: created,
+    }))
 }
 
 #[allow(clippy::print_stdout)]

@@ -49,10 +49,14 @@ pub(super) struct RunArgs {
     otlp: OtlpArgs,
     #[command(flatten)]
     receive: ReceiveArgs,
+    #[command(flatten)]
+    store: super::history::StoreRunArgs,
     /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
     /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    listen_security: crate::listen::ListenArgs,
 }
 
 /// OTLP export. The standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL`,
@@ -118,7 +122,11 @@ struct ReceiveArgs {
 }
 
 impl ReceiveArgs {
-    fn into_config(self, procfs: PathBuf) -> Option<crate::receive::ReceiverConfig> {
+    fn into_config(
+        self,
+        procfs: PathBuf,
+        security: crate::listen::ListenSecurity,
+    ) -> Option<crate::receive::ReceiverConfig> {
         (self.otlp_receive_http.is_some() || self.otlp_receive_grpc.is_some()).then(|| {
             crate::receive::ReceiverConfig {
                 http: self.otlp_receive_http,
@@ -126,6 +134,7 @@ impl ReceiveArgs {
                 max_bytes: usize::try_from(self.otlp_receive_max_bytes).unwrap_or(usize::MAX),
                 declared_attribute: self.declared_tenant_attribute,
                 procfs,
+                security,
             }
         })
     }
@@ -224,7 +233,15 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
+    let security = match crate::listen::ListenSecurity::load(&args.listen_security) {
+        Ok(security) => security,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+    };
     let spans = args.spans;
+    let history = args.store.into_config()?;
     let options = AgentOptions {
         rules,
         node: node_name(args.node),
@@ -232,14 +249,16 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             .feeds
             .into_options(!args.quiet, args.feed_file, spans.feed_spans),
         listen: args.listen,
+        listen_security: security.clone(),
         ready_file: args.ready_file,
         rescan: Duration::from_secs(2),
         ring_bytes: args.ring_buffer_bytes,
         disabled_probes: args.disabled_probes,
         otlp,
-        receive: args.receive.into_config(spans.procfs.clone()),
+        receive: args.receive.into_config(spans.procfs.clone(), security),
         max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
         procfs: spans.procfs,
+        history,
     };
     runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs))
 }
@@ -259,13 +278,21 @@ async fn run_agent(
             | AgentError::Sink(_)
             | AgentError::Listen(_)
             | AgentError::Export(_)
-            | AgentError::Receive(_)),
+            | AgentError::Receive(_)
+            | AgentError::History(_)),
         ) => {
             eprintln!("seam: error: {error}");
             return Ok(ExitCode::from(USAGE_ERROR));
         }
         Err(error @ AgentError::ReadyFile { .. }) => return Err(error.into()),
     };
+    match crate::privileges::drop_unneeded() {
+        Ok(kept) => tracing::info!(
+            kept = format!("{kept:#x}"),
+            "dropped the capabilities no longer needed"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
+    }
     crate::reload::spawn(rules_dirs, hangup, agent.inputs(), crate::reload::POLL);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {

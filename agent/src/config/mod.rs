@@ -13,6 +13,7 @@ mod raw;
 mod strmap;
 #[cfg(test)]
 mod tests;
+mod tier;
 
 use std::{
     fs,
@@ -61,6 +62,9 @@ pub(crate) struct RuleSet {
     refs: Vec<TenantRef>,
 }
 
+/// Largest rules file read, in bytes: rules are small, and a huge file is a mistake or an attack.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
 impl RuleSet {
     /// Loads every `*.toml` file directly in `dir` (sorted by name; other files, hidden files
     /// and subdirectories are ignored) and validates them together.
@@ -91,11 +95,22 @@ impl RuleSet {
             match fs::metadata(&path).and_then(|m| {
                 if m.is_dir() {
                     Ok(None)
+                } else if m.len() > MAX_FILE_BYTES {
+                    Ok(Some(Err(m.len())))
                 } else {
-                    fs::read_to_string(&path).map(Some)
+                    fs::read_to_string(&path).map(|text| Some(Ok(text)))
                 }
             }) {
-                Ok(Some(text)) => sources.push(Source { path, text }),
+                Ok(Some(Ok(text))) => sources.push(Source { path, text }),
+                Ok(Some(Err(len))) => errors.push(ConfigError::Invalid {
+                    path,
+                    location: None,
+                    message: format!(
+                        "the file is {len} bytes, more than the {MAX_FILE_BYTES} a rules file may be"
+                    ),
+                    hint: "split it into several files, or check that it is the file you meant"
+                        .to_owned(),
+                }),
                 Ok(None) => tracing::debug!(path = %path.display(), "skipping directory"),
                 Err(source) => errors.push(ConfigError::FileUnreadable { path, source }),
             }
@@ -131,7 +146,6 @@ impl RuleSet {
     }
 
     /// The tenant with this name.
-    #[cfg(test)]
     pub(crate) fn tenant_by_name(&self, name: &str) -> Option<&Tenant> {
         self.tenants.iter().find(|t| t.name.as_str() == name)
     }

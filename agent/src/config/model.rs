@@ -11,7 +11,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::{
     rules::{Attr, CountLimit, Matcher},
     spans::TenantName,
-    vocab::{Severity, Transport},
+    vocab::{Severity, Tier, Transport},
 };
 
 /// Index of a tenant in [`RuleSet::tenants`](super::RuleSet::tenants), for the config's own
@@ -37,6 +37,10 @@ pub(crate) struct Tenant {
     pub endpoints: Vec<Endpoint>,
     /// Absolute path prefixes the tenant owns (its data directories, volumes, sockets).
     pub paths: Vec<String>,
+    /// The tier of each entry of `paths` that names one (`config::tier`).
+    pub path_tiers: Vec<(String, Tier)>,
+    /// The tier of each entry of `endpoints` that names one.
+    pub endpoint_tiers: Vec<(Endpoint, Tier)>,
     /// A shared service (DNS, registry...) that any tenant may reach.
     pub shared: bool,
 }

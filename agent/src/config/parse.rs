@@ -199,16 +199,25 @@ impl Builder<'_> {
             }
         }
         let mut endpoints = Vec::with_capacity(raw.endpoints.len());
-        for text in &raw.endpoints {
-            if let Some(e) = self.endpoint(file, text, id) {
+        let mut endpoint_tiers = Vec::new();
+        for entry in &raw.endpoints {
+            let text = Spanned::new(entry.span(), entry.get_ref().value.clone());
+            if let Some(e) = self.endpoint(file, &text, id) {
                 endpoints.push(e);
+                if let Some(tier) = entry.get_ref().tier {
+                    endpoint_tiers.push((e, tier));
+                }
             }
         }
         let mut paths = Vec::with_capacity(raw.paths.len());
+        let mut path_tiers = Vec::new();
         for text in &raw.paths {
-            let value = text.get_ref();
+            let value = &text.get_ref().value;
             if value.starts_with('/') && crate::events::file::normalize(value) == *value {
                 paths.push(value.clone());
+                if let Some(tier) = text.get_ref().tier {
+                    path_tiers.push((value.clone(), tier));
+                }
             } else {
                 let at = Self::at(file, text);
                 let hint = "expected an absolute, normalized path prefix such as \"/srv/acme\" \
@@ -229,6 +238,8 @@ impl Builder<'_> {
             cgroups,
             endpoints,
             paths,
+            path_tiers,
+            endpoint_tiers,
             shared: raw.shared,
         });
     }

@@ -11,6 +11,7 @@ use toml::{
     de::{DeTable, DeValue, ValueDeserializer},
 };
 
+use super::tier::{EndpointKey, PathKey, RawOwned};
 use crate::vocab::{Severity, Transport};
 
 /// One rules file's tables, in source order per kind.
@@ -81,10 +82,11 @@ fn tables<T: DeserializeOwned>(
 pub(super) struct RawTenant {
     pub name: Spanned<String>,
     pub cgroups: Vec<Spanned<String>>,
+    /// Plain strings, or tables with a tier (`config::tier`).
     #[serde(default)]
-    pub endpoints: Vec<Spanned<String>>,
+    pub endpoints: Vec<Spanned<RawOwned<EndpointKey>>>,
     #[serde(default)]
-    pub paths: Vec<Spanned<String>>,
+    pub paths: Vec<Spanned<RawOwned<PathKey>>>,
     #[serde(default)]
     pub shared: bool,
 }

@@ -305,3 +305,65 @@ actual = "tenant"
     );
     assert_eq!(v.actual_tenant.map(|t| t.to_string()).as_deref(), Some("a"));
 }
+
+#[test]
+fn count_rules_fire_once_per_excess_per_group() {
+    let rules = r#"
+[[tenant]]
+name = "a"
+cgroups = ["t/a"]
+
+[[tenant]]
+name = "b"
+cgroups = ["t/b"]
+
+[[rule]]
+id = "rate"
+severity = "low"
+description = "d"
+window = "10s"
+expr = "trace.count(net.connect) > 2"
+"#;
+    let set = RuleSet::from_sources(&[("r.toml", rules)]).unwrap_or_else(|e| panic!("{e}"));
+    let mut detector = Detector::new("n".into());
+    let at = |from: &str, secs: i64| {
+        let mut span = tcp(Some(tenant(from)), b(), 1);
+        span.start = crate::spans::UnixNanos(secs * 1_000_000_000);
+        span
+    };
+    let mut fired = |from: &str, secs: i64| detector.evaluate(&at(from, secs), &set).len();
+    assert_eq!(fired("a", 0), 0);
+    assert_eq!(fired("a", 1), 0);
+    assert_eq!(fired("b", 1), 0, "b is counted apart");
+    assert_eq!(fired("a", 2), 1, "the third of a within 10 s");
+    assert_eq!(fired("a", 3), 0, "once per excess");
+    // 10 s later the window holds one span: the count fell back, the rule re-arms.
+    assert_eq!(fired("a", 20), 0);
+    assert_eq!(fired("a", 21), 0);
+    assert_eq!(fired("a", 22), 1);
+}
+
+#[test]
+fn window_and_group_by_belong_to_count_rules() {
+    let bad = |extra: &str, expr: &str| {
+        let text = format!(
+            "[[tenant]]\nname = \"a\"\ncgroups = [\"a\"]\n[[rule]]\nid = \"r\"\nseverity = \"low\"\ndescription = \"d\"\nexpr = \"{expr}\"\n{extra}"
+        );
+        RuleSet::from_sources(&[("r.toml", text.as_str())])
+            .err()
+            .map(|e| e.to_string())
+    };
+    let missing = bad("", "trace.count(net.*) > 1").expect("needs a window");
+    assert!(missing.contains("needs a `window`"), "{missing}");
+    let stray = bad("window = \"5s\"", "trace.has(net.*)").expect("window without count");
+    assert!(stray.contains("without a `trace.count"), "{stray}");
+    let unit = bad("window = \"5d\"", "trace.count(net.*) > 1").expect("bad unit");
+    assert!(unit.contains("invalid window"), "{unit}");
+    let group = bad(
+        "window = \"5s\"\ngroup_by = \"file.path\"",
+        "trace.count(net.*) > 1",
+    )
+    .expect("group_by not on net spans");
+    assert!(group.contains("group_by"), "{group}");
+    assert!(bad("window = \"1m\"", "trace.count(net.*) > 1").is_none());
+}

@@ -10,7 +10,7 @@ use crate::{
     config::Rule,
     rules::{Attr, Attributes, Family, Value},
     spans::{ProcessRef, Span, SpanBody, SpanId, TenantName, TraceId},
-    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Transport},
+    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Tier, Transport},
 };
 
 /// A process in a violation: who it is and whose.
@@ -120,6 +120,9 @@ pub(crate) struct Violation {
     /// The acting process, when it is on this node.
     pub caller: Option<Party>,
     pub target: Target,
+    /// The data tier of the touched resource (`file.tier`, `peer.tier`); null when
+    /// unclassified.
+    pub tier: Option<Tier>,
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub message: String,
@@ -155,6 +158,7 @@ impl Violation {
             actual_tenant: actual.and_then(|a| tenant_value(span.attr(a))),
             caller: span.actor().map(Party::from),
             target: target(span),
+            tier: span.tier(),
             trace_id: span.trace_id,
             span_id: span.span_id,
             message: describe(span),
@@ -313,6 +317,7 @@ pub(crate) fn fixture(caller_pid: u32, target_port: u16, comm: &str, time: i64) 
             protocol: Transport::Tcp,
             process: None,
         },
+        tier: None,
         trace_id: TraceId::random(),
         span_id: SpanId::random(),
         message: String::new(),

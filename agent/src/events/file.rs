@@ -45,7 +45,7 @@ fn components(bytes: &[u8]) -> Vec<String> {
     let mut parts: Vec<String> = bytes
         .split(|&b| b == 0)
         .filter(|p| !p.is_empty())
-        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .map(crate::text::escape_bytes)
         .collect();
     parts.reverse();
     parts
@@ -123,7 +123,7 @@ pub(crate) fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
         let user = (meta.user_len > 0).then(|| {
             let raw = &buf[base_end..user_end];
             let raw = raw.split(|&b| b == 0).next().unwrap_or_default();
-            String::from_utf8_lossy(raw).into_owned()
+            crate::text::escape_bytes(raw)
         });
         paths.push(compose(meta, base, user.as_deref()));
         off = user_end;

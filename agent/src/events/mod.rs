@@ -25,10 +25,14 @@ fn transport(raw: u8) -> Option<Transport> {
 pub(crate) struct Comm([u8; COMM_LEN]);
 
 impl Comm {
-    /// The name (lossy UTF-8; borrowed unless the kernel's bytes are not UTF-8).
+    /// The name: borrowed when the kernel's bytes are UTF-8, else with each invalid byte
+    /// spelled `\xNN` ([`crate::text::escape_bytes`]), so no two comms collapse into one.
     pub(crate) fn as_str(&self) -> std::borrow::Cow<'_, str> {
         let end = self.0.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-        String::from_utf8_lossy(&self.0[..end])
+        match std::str::from_utf8(&self.0[..end]) {
+            Ok(name) => name.into(),
+            Err(_) => crate::text::escape_bytes(&self.0[..end]).into(),
+        }
     }
 }
 
@@ -250,6 +254,8 @@ pub(crate) fn decode(bytes: &[u8], counted: bool) -> Result<KernelEvent, DecodeE
 }
 
 #[cfg(test)]
+mod fuzz;
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -306,6 +312,19 @@ mod tests {
                 destination: "127.0.0.1:8080".parse().unwrap(),
             }
         );
+    }
+
+    #[test]
+    fn a_comm_is_borrowed_when_utf8_and_escaped_otherwise() {
+        let plain = Comm::from("worker");
+        assert!(matches!(
+            plain.as_str(),
+            std::borrow::Cow::Borrowed("worker")
+        ));
+        let mut raw = [0u8; COMM_LEN];
+        raw[..4].copy_from_slice(b"a\xffb\xc3");
+        assert_eq!(Comm(raw).as_str(), "a\\xffb\\xc3");
+        assert_ne!(Comm(raw), Comm::from("a\u{fffd}b\u{fffd}"));
     }
 
     #[test]

@@ -69,6 +69,12 @@ pub struct SignalDropLabels {
     pub reason: String,
 }
 
+/// `listener` label: which of Seam's own listeners.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: String,
+}
+
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -79,6 +85,12 @@ pub struct ReasonLabel {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OutcomeLabel {
     pub outcome: String,
+}
+
+/// `attempt` label.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct AttemptLabel {
+    pub attempt: String,
 }
 
 /// `sink` label.
@@ -154,9 +166,13 @@ pub(crate) struct Metrics {
     pub otlp_received: Counter,
     pub otlp_receive_errors: Family<ReasonLabel, Counter>,
     pub app_spans: Family<OutcomeLabel, Counter>,
+    pub chaos_seen: Family<AttemptLabel, Gauge>,
+    pub chaos_runs: Family<OutcomeLabel, Counter>,
+    pub chaos_last_run: Gauge,
     pub tenant_cgroups: Gauge,
     pub file_opens_counted: Family<CountedLabels, Counter>,
     pub file_silences: Counter,
+    pub listener_unauthorized: Family<ListenerLabel, Counter>,
     pub health: Health,
 }
 
@@ -284,6 +300,24 @@ impl Metrics {
              process: only the sender's process known; unmatched)",
             app_spans.clone(),
         );
+        let chaos_seen = Family::<AttemptLabel, Gauge>::default();
+        registry.register(
+            "chaos_attempt_seen",
+            "seam chaos: 1 when the last run's attempt was reported by the agent, 0 when not",
+            chaos_seen.clone(),
+        );
+        let chaos_runs = Family::<OutcomeLabel, Counter>::default();
+        registry.register(
+            "chaos_runs",
+            "seam chaos runs, by outcome (passed: every attempt reported)",
+            chaos_runs.clone(),
+        );
+        let chaos_last_run = Gauge::default();
+        registry.register(
+            "chaos_last_run_timestamp_seconds",
+            "When the last seam chaos run ended (Unix seconds)",
+            chaos_last_run.clone(),
+        );
         let tenant_cgroups = Gauge::default();
         registry.register(
             "tenant_cgroups",
@@ -302,6 +336,13 @@ impl Metrics {
             "file_silences",
             "(cgroup, directory, access class) keys whose repeated opens were silenced",
             file_silences.clone(),
+        );
+        let listener_unauthorized = Family::<ListenerLabel, Counter>::default();
+        registry.register(
+            "listener_unauthorized",
+            "Requests to Seam's own listeners refused for a missing or wrong bearer token, by \
+             listener (metrics, otlp_http, otlp_grpc)",
+            listener_unauthorized.clone(),
         );
         Self {
             registry,
@@ -326,7 +367,11 @@ impl Metrics {
             otlp_received,
             otlp_receive_errors,
             app_spans,
+            chaos_seen,
+            chaos_runs,
+            chaos_last_run,
             tenant_cgroups,
+            listener_unauthorized,
             health: Health::default(),
         }
     }
@@ -362,6 +407,34 @@ impl Metrics {
             signal: signal.into(),
             reason: reason.into(),
         })
+    }
+
+    /// The results of a `seam chaos` run: one gauge per attempt (1 seen, 0 unseen), the run's
+    /// verdict and time.
+    pub(crate) fn chaos(&self, attempts: &[(&str, bool)], passed: bool) {
+        for (attempt, seen) in attempts {
+            self.chaos_seen
+                .get_or_create(&AttemptLabel {
+                    attempt: (*attempt).to_owned(),
+                })
+                .set(i64::from(*seen));
+        }
+        self.chaos_runs
+            .get_or_create(&OutcomeLabel {
+                outcome: if passed { "passed" } else { "failed" }.to_owned(),
+            })
+            .inc();
+        self.chaos_last_run
+            .set(crate::clock::UnixNanos::now().0 / 1_000_000_000);
+    }
+
+    /// The counter of requests `listener` refused for a bad token (created at zero).
+    pub(crate) fn unauthorized(&self, listener: &str) -> Counter {
+        self.listener_unauthorized
+            .get_or_create(&ListenerLabel {
+                listener: listener.to_owned(),
+            })
+            .clone()
     }
 
     /// The OTLP receiver's error counter for `reason` (created at zero).

@@ -63,6 +63,7 @@ fn end(
         local: process.is_some() || local,
         process,
         traffic: None,
+        tier: None,
     }
 }
 
@@ -114,6 +115,7 @@ pub(crate) fn file(
         path_truncated: false,
         owner,
         role: None,
+        tier: None,
     }));
     s.end = Some(s.start);
     s.end_reason = Some(EndReason::Instant);

@@ -77,4 +77,20 @@ fn application_spans() {
     assert!(!matches(mismatch, &app.clone().str(Attr::PeerTenant, "a")));
     assert!(matches("trace.has(app.*)", &app));
     assert!(!matches("trace.has(net.*)", &app));
+    // Application attributes.
+    let cache = app
+        .clone()
+        .app_attr("db.system", "redis")
+        .app_attr("db.query.text", "GET b:user:1");
+    let unscoped = "trace.has(app.client).where(attr(\"db.system\") in [\"redis\"] and not (attr(\"db.query.text\") contains declared.tenant))";
+    assert!(matches(unscoped, &cache), "key of b under a's declaration");
+    let scoped = app
+        .clone()
+        .app_attr("db.system", "redis")
+        .app_attr("db.query.text", "GET a:user:1");
+    assert!(!matches(unscoped, &scoped));
+    assert!(
+        !matches(unscoped, &app),
+        "no db.system: attr(...) is null, not in the list"
+    );
 }

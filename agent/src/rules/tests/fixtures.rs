@@ -17,6 +17,8 @@ pub(super) enum Owned {
 pub(super) struct Fake {
     pub name: SpanName,
     pub attrs: HashMap<Attr, Owned>,
+    /// Application attributes (`attr("...")`).
+    pub app: HashMap<String, String>,
 }
 
 impl Fake {
@@ -24,6 +26,7 @@ impl Fake {
         Self {
             name,
             attrs: HashMap::new(),
+            app: HashMap::new(),
         }
     }
 
@@ -34,6 +37,11 @@ impl Fake {
 
     pub(super) fn str(self, attr: Attr, value: &str) -> Self {
         self.with(attr, Owned::Str(value.to_owned()))
+    }
+
+    pub(super) fn app_attr(mut self, key: &str, value: &str) -> Self {
+        self.app.insert(key.to_owned(), value.to_owned());
+        self
     }
 }
 
@@ -50,6 +58,10 @@ impl Attributes for Fake {
             Some(Owned::Str(s)) => Value::Str(s),
             Some(Owned::Addr(ip)) => Value::Addr(*ip),
         }
+    }
+
+    fn app_attr(&self, key: &str) -> Value<'_> {
+        self.app.get(key).map_or(Value::Null, |v| Value::Str(v))
     }
 }
 

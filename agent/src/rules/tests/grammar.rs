@@ -179,3 +179,39 @@ fn every_type_error_is_reported_not_only_the_first() {
     .unwrap_err();
     assert_eq!(errs.len(), 3, "{errs:?}");
 }
+
+#[test]
+fn counting_and_application_attributes() {
+    let m = compile(
+        "trace.count(app.server).where(declared.tenant != null) > 5",
+        &env(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(m.count.map(|c| c.max), Some(5));
+    let ge = compile("trace.count(net.*) >= 5", &env()).unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(ge.count.map(|c| c.max), Some(4));
+    assert!(compile("trace.has(net.*)", &env()).unwrap().count.is_none());
+    let (e, at) = error("trace.count(net.*) < 5");
+    assert!(matches!(e, ExprError::Count { .. }), "{e:?}");
+    assert_eq!(at, "< 5");
+    // A count is the whole expression.
+    assert!(compile("trace.count(net.*) > 1 and trace.has(net.*)", &env()).is_err());
+    // attr(...) is an application span's attribute.
+    compile(
+        "trace.has(app.client).where(attr(\"db.system\") == \"redis\")",
+        &env(),
+    )
+    .unwrap_or_else(|e| panic!("{e:?}"));
+    let (e, at) = error("trace.has(net.*).where(attr(\"db.system\") == \"redis\")");
+    assert!(matches!(e, ExprError::NotOnSpan { .. }), "{e:?}");
+    assert_eq!(at, "attr(\"db.system\")");
+    let (e, _) = error("trace.has(app.client).where(attr(\"x\") > 3)");
+    assert!(matches!(e, ExprError::Type { .. }), "{e:?}");
+    // Printing and parsing agree.
+    let text = "trace.count(app.server).where(attr(\"k\") contains \"q\\\"x\") > 3";
+    let parsed = parse(text).unwrap();
+    assert_eq!(
+        parse(&parsed.to_string()).unwrap().without_spans(),
+        parsed.without_spans()
+    );
+}

@@ -354,6 +354,7 @@ impl Connections {
             tenant: server.process.tenant.clone(),
             local: true,
             traffic: None,
+            tier: None,
         }
     }
 
@@ -374,6 +375,7 @@ impl Connections {
             },
             local,
             traffic: None,
+            tier: None,
         }
     }
 
@@ -398,6 +400,7 @@ impl Connections {
                 tenant: c.process.tenant.clone(),
                 local: true,
                 traffic: None,
+                tier: None,
             },
             None => ConnectionEnd {
                 addr: client_addr,
@@ -407,6 +410,7 @@ impl Connections {
                     .tenant_for_endpoint(client_addr.ip(), client_addr.port()),
                 local: ctx.attributor.local.contains(client_addr.ip()),
                 traffic: None,
+                tier: None,
             },
         };
         // The connection belongs to the trace of the process that acted: the client when it
@@ -415,7 +419,7 @@ impl Connections {
             .as_ref()
             .and_then(|c| c.process.execution)
             .or_else(|| server.as_ref().and_then(|s| s.process.execution));
-        let span = Span {
+        let mut span = Span {
             trace_id: parent.map_or_else(TraceId::random, |p| p.trace_id),
             span_id: SpanId::random(),
             parent_span_id: parent.map(|p| p.span_id),
@@ -429,6 +433,7 @@ impl Connections {
                 server: server_end,
             }),
         };
+        crate::spans::tier::classify(&mut span, ctx.rules);
         Open {
             span,
             client,

@@ -1,0 +1,49 @@
+//! Text that a tenant controls (comms, paths, cgroup names) made safe to report: valid UTF-8 is
+//! kept as is, each invalid byte becomes `\xNN`, so two different names never collapse into
+//! one and nothing is silently replaced. Control characters stay in the string; every feed is
+//! JSON (which escapes them) and logs print these fields with `?` (which escapes them too).
+use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _};
+
+/// `bytes` as a string: valid UTF-8 kept, invalid bytes as `\xNN`.
+pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
+}
+
+/// An OS string (a path, a directory name) as [`escape_bytes`] renders it.
+pub(crate) fn escape_os(s: &OsStr) -> String {
+    escape_bytes(s.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn invalid_bytes_are_spelled_out_and_valid_text_is_kept() {
+        assert_eq!(escape_bytes(b"/srv/b/\xffx\xc3"), "/srv/b/\\xffx\\xc3");
+        assert_eq!(escape_bytes("caf\u{e9}\n".as_bytes()), "caf\u{e9}\n");
+    }
+
+    proptest! {
+        /// Valid UTF-8 round-trips unchanged; different invalid inputs stay different.
+        #[test]
+        fn valid_text_is_unchanged(s in ".*") {
+            prop_assert_eq!(escape_bytes(s.as_bytes()), s);
+        }
+
+        #[test]
+        fn distinct_invalid_bytes_stay_distinct(a in any::<u8>(), b in any::<u8>()) {
+            prop_assume!(a != b && a >= 0x80 && b >= 0x80);
+            prop_assert_ne!(escape_bytes(&[b'x', a]), escape_bytes(&[b'x', b]));
+        }
+    }
+}
