@@ -40,15 +40,19 @@ pub(crate) struct DirTag {
     pub class: u8,
 }
 
-fn components(bytes: &[u8]) -> Vec<String> {
-    // Leaf first, NUL-terminated: reverse to root first.
-    let mut parts: Vec<String> = bytes
-        .split(|&b| b == 0)
-        .filter(|p| !p.is_empty())
-        .map(crate::text::escape_bytes)
-        .collect();
-    parts.reverse();
-    parts
+/// `prefix`, then the directory `bytes` names (components leaf first, each NUL-terminated)
+/// root first, each component escaped: `{prefix}/a/b`, or `{prefix}/` for none. One allocation.
+fn base_path(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + bytes.len() + 1);
+    out.push_str(prefix);
+    for part in bytes.split(|&b| b == 0).rev().filter(|p| !p.is_empty()) {
+        out.push('/');
+        crate::text::escape_into(part, &mut out);
+    }
+    if out.len() == prefix.len() {
+        out.push('/');
+    }
+    out
 }
 
 /// Resolves `.` and `..` lexically (`..` at the root stays at the root).
@@ -69,9 +73,8 @@ pub(crate) fn normalize(path: &str) -> String {
 /// Builds the path from its parts (see seam_common::file).
 pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
     let truncated = meta.truncated != 0;
-    let dir = components(base).join("/");
     let prefix = if truncated { "..." } else { "" };
-    let base_path = format!("{prefix}/{dir}");
+    let base_path = base_path(prefix, base);
     if meta.resolved != 0 || user.is_none() {
         return FilePath {
             path: base_path,
@@ -88,7 +91,7 @@ pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FileP
     // An absolute user path starts from the task's root, a relative one from the dirfd or cwd;
     // either way `base` holds that directory, so the two join the same way (`normalize` folds
     // the doubled `/`).
-    let joined = format!("{dir}/{user}");
+    let joined = format!("{}/{user}", &base_path[prefix.len()..]);
     let path = format!("{prefix}{}", normalize(&joined));
     FilePath {
         path,
