@@ -268,8 +268,13 @@ async fn run_agent(
     stats_file: Option<PathBuf>,
     rules_dirs: Vec<PathBuf>,
 ) -> anyhow::Result<ExitCode> {
-    // Registered before start-up so that a SIGHUP never kills the agent.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // Registered before start-up, which writes the ready file: a SIGHUP never kills the agent,
+    // and a SIGINT or SIGTERM sent as soon as it is ready stops it cleanly instead of by the
+    // default action.
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     let agent = match agent::start(options).await {
         Ok(agent) => agent,
         Err(
@@ -294,9 +299,8 @@ async fn run_agent(
         Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
     }
     crate::reload::spawn(rules_dirs, hangup, agent.inputs(), crate::reload::POLL);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
+        _ = interrupt.recv() => {},
         _ = term.recv() => {},
     }
     tracing::info!("stopping");
