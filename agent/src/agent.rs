@@ -134,9 +134,13 @@ pub(crate) fn kernel_offsets() -> Option<KernelOffsets> {
         tracing::warn!(%error, "tcp_sock counters unavailable; connections end without byte counts");
         base
     });
-    let mut offsets = btf.file_offsets(base).unwrap_or_else(|error| {
+    let offsets = btf.file_offsets(base).unwrap_or_else(|error| {
         tracing::warn!(%error, "file offsets unavailable; file probes stay off");
         base
+    });
+    let mut offsets = btf.regs_offsets(offsets).unwrap_or_else(|error| {
+        tracing::warn!(%error, "syscall registers unavailable; per-syscall file probes serve");
+        offsets
     });
     if preflight::ensure_tracefs().is_ok()
         && let Some((args, ret)) = probes::tracefs::syscall_layout(Path::new(preflight::TRACEFS))
@@ -227,6 +231,12 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         tracing::info!(path = %pin.path().display(), "tenant filter map pinned");
     }
     let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
+    // Only the sys_exit file tier follows the file generation: silences elsewhere could
+    // outlive a rename.
+    let silence = probes
+        .statuses
+        .iter()
+        .any(|s| s.program == "seam_sys_exit" && s.state == crate::vocab::ProbeState::Live);
     metrics.set_live_hooks(&live_hooks);
     let mut sink = Sinks::open(&options.feeds, &metrics)?;
     if let Some(otlp) = &options.otlp {
@@ -295,6 +305,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     );
     if let Some(history) = history {
         pipeline = pipeline.with_history(history);
+    }
+    if silence {
+        pipeline.set_silences(Box::new(maps::KernelSilenceMap::take(&mut probes.ebpf)?));
     }
     pipeline.handle(Input::CgroupsChanged);
 

@@ -4,6 +4,7 @@
 //! what nothing uses.
 pub(crate) mod agent;
 pub(crate) mod attribution;
+pub(crate) mod benchkit;
 pub(crate) mod chaos;
 pub mod cli;
 pub(crate) mod clock;

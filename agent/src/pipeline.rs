@@ -8,7 +8,7 @@ use crate::{
     clock::{self, UnixNanos, WallClock},
     config::RuleSet,
     detect::Detector,
-    events::{KernelEvent, KernelEventKind},
+    events::{KernelEvent, KernelEventKind, silence::Silences},
     history::{History, record::RunTotals},
     input::Input,
     metrics::PipelineMetrics,
@@ -44,6 +44,9 @@ pub(crate) struct Pipeline {
     node: String,
     /// Loss totals already reported, by source and probe.
     reported: BTreeMap<(LossSource, String), u64>,
+    /// Repeated opens silenced in the kernel once judged.
+    silences: Silences,
+    ticks: u64,
     /// The sealed history (`--store`), when kept.
     history: Option<History>,
 }
@@ -70,6 +73,8 @@ impl Pipeline {
         let mut stats = Stats::default();
         stats.live_hooks = options.live_hooks;
         Self {
+            silences: Silences::off(&rules),
+            ticks: 0,
             rules,
             attributor,
             assembler: Assembler::new(options.max_open_spans),
@@ -84,6 +89,11 @@ impl Pipeline {
             reported: BTreeMap::new(),
             history: None,
         }
+    }
+
+    /// Where repeated opens are silenced (the kernel's map; off until set).
+    pub(crate) fn set_silences(&mut self, map: Box<dyn crate::events::silence::SilenceMap>) {
+        self.silences = Silences::new(map, &self.rules);
     }
 
     /// Keeps every ended span and loss record in the sealed history too.
@@ -121,6 +131,7 @@ impl Pipeline {
             Input::Reload(rules) => {
                 self.rules = *rules;
                 self.detector.reload(&self.rules);
+                self.silences.reload(&self.rules);
                 if let Some(history) = &mut self.history {
                     history.rules_reloaded(&self.rules);
                 }
@@ -149,9 +160,22 @@ impl Pipeline {
         };
         *self.stats.events_by_kind.entry(label).or_default() += 1;
         self.metrics.event(label);
+        let violations = self.stats.violations;
         let mut ctx = ctx!(self);
         let updates = self.assembler.on_event(event, &mut ctx);
         self.on_updates(updates);
+        if let KernelEventKind::File(file) = &event.kind
+            && file.dir.is_some()
+        {
+            let cgroup = event.header.cgroup_id;
+            let tenant = self.attributor.cgroups.get(cgroup);
+            let tenant = tenant
+                .and_then(|c| c.tenant.as_ref())
+                .map(|t| t.name.as_str());
+            let flagged = self.stats.violations != violations;
+            self.silences
+                .judged(cgroup, file, flagged, tenant, &self.rules);
+        }
     }
 
     fn on_updates(&mut self, updates: Vec<SpanUpdate>) {
@@ -187,7 +211,9 @@ impl Pipeline {
         self.metrics.evaluation(started.elapsed());
         for violation in violations {
             self.stats.violations += 1;
-            tracing::info!(
+            // Debug, not info: the feed carries every violation, and a log line per violation
+            // would cost a write in a flood.
+            tracing::debug!(
                 rule = %violation.rule_id,
                 from = ?violation.intended_tenant,
                 to = ?violation.actual_tenant,
@@ -223,6 +249,9 @@ impl Pipeline {
             registered,
             unregistered,
         } = self.attributor.cgroups.scan(&self.rules);
+        if !registered.is_empty() || !unregistered.is_empty() {
+            self.silences.forget();
+        }
         let now = clock::boot_ns();
         for cgroup in unregistered {
             self.filter.unwatch(cgroup.id);
@@ -270,6 +299,10 @@ impl Pipeline {
             self.attributor.processes.len(),
         );
         self.sink.tick();
+        self.ticks += 1;
+        if self.ticks.is_multiple_of(10) {
+            self.count_silenced();
+        }
         if let Some(dropped) = self.sink.otlp_dropped() {
             for (signal, total) in dropped {
                 self.report_loss(LossSource::Otlp, signal.as_str(), total);
@@ -281,6 +314,19 @@ impl Pipeline {
             }
         }
         self.metrics.heartbeat();
+    }
+
+    /// The repeats the kernel counted instead of sending: into the stats.
+    fn count_silenced(&mut self) {
+        let counts = self.silences.collect();
+        for (label, count) in &counts {
+            self.stats.file_opens_counted += count;
+            let key = format!("{}->{}:{}", label.tenant, label.owner, label.class);
+            *self.stats.file_opens_counted_by.entry(key).or_default() += count;
+        }
+        let new = self.silences.silenced - self.stats.file_silences;
+        self.metrics.file_counts(&counts, new);
+        self.stats.file_silences = self.silences.silenced;
     }
 
     /// Spans the assembler ended early: counted, and reported like any loss of evidence.
@@ -349,6 +395,7 @@ impl Pipeline {
     /// At shutdown: every open span ends, and everything queued is flushed. Returns the OTLP
     /// exporter, to be shut down last (it is async).
     pub(crate) fn finish(&mut self) -> Option<crate::export::Exporter> {
+        self.count_silenced();
         let ctx = ctx!(self);
         let joined = self.assembler.app_flush(&ctx);
         self.on_joined(joined);

@@ -39,6 +39,12 @@ pub(crate) struct Counters {
     pub violations_folded: u64,
     pub live_hooks: Vec<String>,
     pub tenant_cgroups: usize,
+    /// Repeated opens the kernel counted instead of sending (silenced once judged).
+    pub file_opens_counted: u64,
+    /// The same, by `caller tenant->owner tenant:class`.
+    pub file_opens_counted_by: BTreeMap<String, u64>,
+    /// (cgroup, directory, class) keys silenced.
+    pub file_silences: u64,
     /// What the sealed history did (`--store`), at exit.
     pub history: Option<crate::history::HistoryStats>,
 }

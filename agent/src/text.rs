@@ -7,13 +7,21 @@ use std::{ffi::OsStr, os::unix::ffi::OsStrExt as _};
 /// `bytes` as a string: valid UTF-8 kept, invalid bytes as `\xNN`.
 pub(crate) fn escape_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
+    escape_into(bytes, &mut out);
+    out
+}
+
+/// [`escape_bytes`], appended to `out` (no allocation when `out` has room).
+pub(crate) fn escape_into(bytes: &[u8], out: &mut String) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     for chunk in bytes.utf8_chunks() {
         out.push_str(chunk.valid());
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
+        for &b in chunk.invalid() {
+            out.push_str("\\x");
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
         }
     }
-    out
 }
 
 /// An OS string (a path, a directory name) as [`escape_bytes`] renders it.

@@ -95,6 +95,9 @@ pub(crate) enum Workload {
     StoreRead(crate::store::bench::ReadArgs),
     /// Store seal throughput against ring's raw AEAD, read throughput; prints JSON.
     StoreBench(crate::store::bench::BenchArgs),
+    /// Benchmark loops, the floor's empty programs and stage measurements (`cargo xtask bench`).
+    #[command(subcommand)]
+    Bench(crate::benchkit::BenchWorkload),
     /// Create a directory with marker files, a copy of /bin/true and symlinks (seam chaos).
     Prepare {
         #[arg(long)]
@@ -272,6 +275,7 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
             }
             crate::workload_file::run(*op, path, dir.as_deref(), to.as_deref(), *expect_errno)?
         }
+        Workload::Bench(bench) => crate::benchkit::run(bench)?,
         Workload::StoreAppend(args) => crate::store::bench::append(args)?,
         Workload::StoreRead(args) => crate::store::bench::read(args)?,
         Workload::StoreBench(args) => crate::store::bench::bench(args)?,

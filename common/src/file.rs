@@ -74,7 +74,76 @@ pub struct FileHead {
     pub npaths: u8,
     pub _pad: [u8; 6],
     pub paths: [PathMeta; 2],
+    /// The directory holding an opened file, by identity (`d_parent`'s `i_ino` and `s_dev`), on
+    /// tiers that can silence repeats; 0 elsewhere. With [`FileHead::generation`] and the caller's
+    /// cgroup it names the [`SilentKey`] the agent may silence.
+    pub dir_ino: u64,
+    /// The file generation ([`MAP_FILE_GEN`]) when the probe looked: silences set for another
+    /// generation are void.
+    pub generation: u64,
+    pub dir_dev: u32,
+    /// The [`AccessClass`] of an opened file (from `f_mode`).
+    pub class: u8,
+    pub _pad2: [u8; 3],
 }
+
+/// Name of the array (one `u64`) holding the file generation. It grows with every successful
+/// rename, directory removal and mount change on the node (whatever the cgroup): the only
+/// operations that can give a directory another canonical path (or its identity to another
+/// directory). A silence is valid only in the generation it was set in.
+pub const MAP_FILE_GEN: &str = "FILE_GEN";
+/// Name of the per-CPU LRU hash [`SilentKey`] -> [`SilentValue`]: repeated opens the agent
+/// has seen once and judged, counted in the kernel instead of sent.
+pub const MAP_SILENT: &str = "SILENT";
+/// Capacity of [`MAP_SILENT`] (LRU: a forgotten key costs one event).
+pub const MAX_SILENT: u32 = 16_384;
+
+/// What an open did, as far as rules can tell apart repeats: the [`FileSyscall::Open`]
+/// classes of `f_mode`.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AccessClass {
+    Read = 1,
+    Write = 2,
+    Create = 3,
+}
+
+impl AccessClass {
+    /// The class of an opened file's `f_mode` (created, else written, else read).
+    pub fn of(f_mode: u32) -> Self {
+        if f_mode & fmode::CREATED != 0 {
+            Self::Create
+        } else if f_mode & fmode::WRITE != 0 {
+            Self::Write
+        } else {
+            Self::Read
+        }
+    }
+}
+
+/// Opens of files in one directory, by one cgroup, of one [`AccessClass`]: what the agent
+/// silences once it has judged the first such open.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct SilentKey {
+    pub cgroup_id: u64,
+    pub dir_ino: u64,
+    pub dir_dev: u32,
+    pub class: u8,
+    pub _pad: [u8; 3],
+}
+
+/// Per CPU: the generation the silence was set in, and the opens counted since.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SilentValue {
+    pub generation: u64,
+    pub count: u64,
+}
+
+const _: () = assert!(size_of::<FileHead>() == 8 + 4 + 4 + 1 + 1 + 6 + 16 + 8 + 8 + 4 + 1 + 3);
+const _: () = assert!(size_of::<SilentKey>() == 8 + 8 + 4 + 1 + 3);
+const _: () = assert!(size_of::<SilentValue>() == 16);
 
 /// The whole file event payload as built in the probes' scratch space.
 #[repr(C)]
@@ -97,4 +166,6 @@ mod pod {
     // SAFETY: plain #[repr(C)] data without pointers; every bit pattern is valid.
     unsafe impl aya::Pod for PathMeta {}
     unsafe impl aya::Pod for FileHead {}
+    unsafe impl aya::Pod for SilentKey {}
+    unsafe impl aya::Pod for SilentValue {}
 }

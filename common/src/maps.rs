@@ -20,6 +20,10 @@ pub const MAX_TENANT_CGROUPS: u32 = 16_384;
 /// reported (LRU: the least recently seen pairs are forgotten first).
 pub const MAX_FLOWS: u32 = 65_536;
 
+/// Capacity of the probes' `CALLERS` map: TCP sockets between connect() and established (or
+/// closed), each with the task that called connect().
+pub const MAX_CONNECTING: u32 = 16_384;
+
 /// Value of [`MAP_TENANT_CGROUPS`]: which tenant a cgroup belongs to (an index into the agent's
 /// tenant table; the kernel only checks presence).
 #[repr(C)]

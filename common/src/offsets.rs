@@ -86,6 +86,89 @@ pub struct KernelOffsets {
     /// (BPF LSM / fentry `socket_connect`); 0 when unresolved (those hooks stay off).
     pub socket_sk: u32,
     pub sk_protocol: u32,
+    /// `dentry->d_inode`, `inode->i_ino`, `dentry->d_sb`, `super_block->s_dev`: a directory's
+    /// identity, for silencing repeated opens (0: unresolved, nothing is silenced).
+    pub dentry_inode: u32,
+    pub inode_ino: u32,
+    pub dentry_sb: u32,
+    pub sb_dev: u32,
+    /// x86-64 `pt_regs` members the `sys_exit` probe reads the syscall number and arguments
+    /// from (`orig_ax`, `di`, `si`, `dx`, `r10`, `r8`), and `task_struct->thread_info.status`
+    /// (TS_COMPAT marks a 32-bit syscall, whose numbers differ). `regs_valid` is 1 when all
+    /// resolved (x86-64 kernels); elsewhere the per-syscall tracepoints serve.
+    pub regs_valid: u32,
+    pub regs_orig_ax: u32,
+    pub regs_args: [u32; 5],
+    pub task_ti_status: u32,
+}
+
+/// Name of the global holding [`SyscallNumbers`].
+pub const GLOBAL_SYSCALLS: &str = "SEAM_SYSCALLS";
+
+/// The running architecture's numbers of the syscalls the `sys_exit` probe reads (`u32::MAX`:
+/// the architecture has no such syscall). Filled by the agent for the architecture it runs on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyscallNumbers {
+    pub openat: u32,
+    pub open: u32,
+    pub openat2: u32,
+    pub creat: u32,
+    pub unlinkat: u32,
+    pub unlink: u32,
+    pub rmdir: u32,
+    pub renameat2: u32,
+    pub renameat: u32,
+    pub rename: u32,
+    pub truncate: u32,
+    pub mount: u32,
+    pub umount2: u32,
+    pub move_mount: u32,
+    pub pivot_root: u32,
+    /// `TS_COMPAT` in `thread_info.status` (0: no compat syscalls to tell apart).
+    pub ts_compat: u32,
+}
+
+impl SyscallNumbers {
+    /// None known: the probe reports nothing.
+    pub const NONE: Self = Self {
+        openat: u32::MAX,
+        open: u32::MAX,
+        openat2: u32::MAX,
+        creat: u32::MAX,
+        unlinkat: u32::MAX,
+        unlink: u32::MAX,
+        rmdir: u32::MAX,
+        renameat2: u32::MAX,
+        renameat: u32::MAX,
+        rename: u32::MAX,
+        truncate: u32::MAX,
+        mount: u32::MAX,
+        umount2: u32::MAX,
+        move_mount: u32::MAX,
+        pivot_root: u32::MAX,
+        ts_compat: 0,
+    };
+
+    /// x86-64 (arch/x86/entry/syscalls/syscall_64.tbl; TS_COMPAT from asm/thread_info.h).
+    pub const X86_64: Self = Self {
+        openat: 257,
+        open: 2,
+        openat2: 437,
+        creat: 85,
+        unlinkat: 263,
+        unlink: 87,
+        rmdir: 84,
+        renameat2: 316,
+        renameat: 264,
+        rename: 82,
+        truncate: 76,
+        mount: 165,
+        umount2: 166,
+        move_mount: 429,
+        pivot_root: 155,
+        ts_compat: 0x0002,
+    };
 }
 
 impl KernelOffsets {
@@ -136,9 +219,20 @@ impl KernelOffsets {
         syscall_ret: 0,
         socket_sk: 0,
         sk_protocol: 0,
+        dentry_inode: 0,
+        inode_ino: 0,
+        dentry_sb: 0,
+        sb_dev: 0,
+        regs_valid: 0,
+        regs_orig_ax: 0,
+        regs_args: [0; 5],
+        task_ti_status: 0,
     };
 }
 
 #[cfg(feature = "user")]
 // SAFETY: plain #[repr(C)] u32 fields.
 unsafe impl aya::Pod for KernelOffsets {}
+#[cfg(feature = "user")]
+// SAFETY: plain #[repr(C)] u32 fields.
+unsafe impl aya::Pod for SyscallNumbers {}

@@ -5,7 +5,7 @@
 use core::ffi::c_void;
 
 use aya_ebpf::helpers::generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie};
-use seam_common::{AF_INET, AF_INET6, EventKind, LossSlot, SockAddrData};
+use seam_common::{AF_INET, AF_INET6, EventKind, IPPROTO_TCP, LossSlot, SockAddrData};
 
 use crate::{
     emit::{Context, emit},
@@ -50,6 +50,10 @@ pub(crate) fn try_connect(sock: *const c_void, address: *const u8) -> Result<u32
         0 => 0,
         at => read(sk as *const u8, at).unwrap_or(0),
     };
+    if protocol == u16::from(IPPROTO_TCP) {
+        // The TCP caller travels with the socket's ESTABLISHED event (tcp_state.rs).
+        return Ok(0);
+    }
     // SAFETY: `sk` is a BTF-typed socket pointer.
     let cookie = unsafe { bpf_get_socket_cookie(sk) };
     emit(

@@ -4,8 +4,10 @@ use aya_ebpf::helpers::{
 };
 use seam_common::{COMM_LEN, Event, EventInfo, EventKind, LossSlot};
 
-/// `BPF_RB_NO_WAKEUP` (include/uapi/linux/bpf.h).
-pub const BPF_RB_NO_WAKEUP: u64 = 1;
+/// Submit flags: 0 lets the kernel wake the reader only when it had caught up (the first record
+/// after a drain), so an idle agent sleeps without a timer and a busy one is woken once per
+/// batch, not per event.
+pub const WAKEUP: u64 = 0;
 
 use crate::maps::{EVENTS, count_loss};
 
@@ -51,15 +53,17 @@ pub fn emit<T: Copy + 'static>(
     data: T,
     slot: LossSlot,
 ) {
+    emit_info(header(kind, cgroup_id, context), data, slot);
+}
+
+/// Sends `data` after a header built by the caller (e.g. one saved when a task acted, for an
+/// event raised later in softirq), or counts it in `slot`.
+#[inline(always)]
+pub fn emit_info<T: Copy + 'static>(info: EventInfo, data: T, slot: LossSlot) {
     match EVENTS.reserve::<Event<T>>(0) {
         Some(mut entry) => {
-            entry.write(Event {
-                info: header(kind, cgroup_id, context),
-                data,
-            });
-            // No wakeup per event: the agent drains the ring in batches on a short timer, which
-            // costs far less than one user-space wakeup per connection.
-            entry.submit(BPF_RB_NO_WAKEUP);
+            entry.write(Event { info, data });
+            entry.submit(WAKEUP);
         }
         None => count_loss(slot),
     }

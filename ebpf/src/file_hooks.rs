@@ -14,9 +14,9 @@ use seam_common::{EventKind, FILE_BUF, FileSyscall, PATH_LIMIT, PathMeta};
 
 use crate::{
     emit::{Context, header},
-    files::{FILE_SCRATCH, NAME_MAX, send, walk},
     kernel::{offset, read},
     maps::is_tenant_cgroup,
+    walk::{FILE_SCRATCH, NAME_MAX, begin, send, walk},
 };
 
 /// One path a hook names: a `struct path *`, and the dentry of the entry inside that directory
@@ -132,17 +132,11 @@ fn report(
     // A raw pointer, never a `&mut` held across `walk` (its `bpf_loop` callback takes its own
     // reference to this CPU's entry; see files.rs).
     let scratch = FILE_SCRATCH.get_ptr_mut(0).ok_or(0)?;
+    let info = header(EventKind::File, cgroup_id, Context::Task);
+    begin(scratch, info, ret, 0, op as u8, npaths);
     // SAFETY: this CPU's scratch entry, used by one program at a time; short-lived accesses
     // through the raw pointer.
-    unsafe {
-        (*scratch).info = header(EventKind::File, cgroup_id, Context::Task);
-        (*scratch).data.head.ret = ret;
-        (*scratch).data.head.flags = 0;
-        (*scratch).data.head.f_mode = f_mode;
-        (*scratch).data.head.op = op as u8;
-        (*scratch).data.head.npaths = npaths;
-        (*scratch).data.head.paths = [PathMeta::default(); 2];
-    }
+    unsafe { (*scratch).data.head.f_mode = f_mode };
     let mut off = 0usize;
     for (i, target) in targets.iter().enumerate() {
         if i >= usize::from(npaths) {

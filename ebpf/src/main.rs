@@ -3,21 +3,29 @@
 //! happens in user space (agent/).
 #![no_std]
 #![no_main]
+// `atomic_xadd`: the bpfel target has no `AtomicU64::fetch_add` in core.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod connect_hook;
+mod direct;
 mod emit;
 mod fexit;
 mod file_hooks;
 mod files;
+mod floor;
 mod kernel;
 mod kprobe;
 mod lsm;
 mod maps;
 mod process;
+mod silence;
 mod skb;
 mod skb_compat;
 mod sock_addr;
+mod sys_exit;
 mod tcp_state;
+mod walk;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -21,7 +21,7 @@ pub fn seam_sched_process_exec(ctx: BtfTracePointContext) -> i32 {
         // sched_process_exec(p, old_pid, bprm): the binary comes from bprm->file.
         let bprm: *const u8 = ctx.arg(2);
         if cgroup_id != 0 {
-            crate::files::report_exec(bprm, cgroup_id);
+            crate::walk::report_exec(bprm, cgroup_id);
         }
     }
     0

@@ -1,12 +1,14 @@
-//! cgroup_sock_addr hooks: connect4/6 (TCP and UDP) and sendmsg4/6 (unconnected UDP).
+//! cgroup_sock_addr hooks: connect4/6 (connected UDP) and sendmsg4/6 (unconnected UDP).
 //! They run in the caller's syscall context, so the current task and cgroup are the caller's.
+//! A TCP connect() leaves at once: its caller travels with the socket's own `ESTABLISHED`
+//! event (tcp_state.rs), which saves one event per connection.
 use aya_ebpf::{
     EbpfContext,
     helpers::generated::{bpf_get_current_cgroup_id, bpf_get_socket_cookie},
     macros::cgroup_sock_addr,
     programs::SockAddrContext,
 };
-use seam_common::{AF_INET, AF_INET6, EventKind, FlowKey, LossSlot, SockAddrData};
+use seam_common::{AF_INET, AF_INET6, EventKind, FlowKey, IPPROTO_TCP, LossSlot, SockAddrData};
 
 use crate::{
     emit::{Context, emit},
@@ -47,6 +49,10 @@ fn observe(ctx: &SockAddrContext, kind: EventKind, family: u16) {
 
 #[inline(always)]
 fn try_observe(ctx: &SockAddrContext, kind: EventKind, family: u16) -> Result<u32, u32> {
+    // SAFETY: ctx is the program's context; `protocol` is readable for every attach type.
+    if unsafe { (*ctx.sock_addr).protocol } == u32::from(IPPROTO_TCP) {
+        return Ok(0);
+    }
     // SAFETY: helper without arguments.
     let cgroup_id = unsafe { bpf_get_current_cgroup_id() };
     if !is_tenant_cgroup(cgroup_id) {

@@ -239,7 +239,9 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
     }
     assert_eq!(m("seam_tenant_cgroups"), 2.0);
     assert_eq!(m("seam_decode_errors_total"), 0.0);
-    assert!(m("seam_events_total{kind=\"connect\"}") >= 1.0);
+    // TCP needs no connect record: the caller travels with the client's ESTABLISHED.
+    assert!(m("seam_events_total{kind=\"tcp_state\"}") >= 2.0);
+    assert!(m("seam_events_total{kind=\"tcp_close\"}") >= 1.0);
     assert!(m("seam_rule_evaluation_seconds_count") >= 1.0);
     let ready: Value =
         serde_json::from_str(&std::fs::read_to_string(agent.dir.join("ready.json")).unwrap())

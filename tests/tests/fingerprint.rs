@@ -66,8 +66,8 @@ fn fingerprint_names_what_loads_on_this_kernel_and_what_does_not() {
         }
     }
     // This machine's kernel loads neither LSM, fentry, fexit nor kprobe programs: those rows are
-    // reported failed with the kernel's answer, and file access falls back to the syscall
-    // tracepoints, reported with their cost.
+    // reported failed with the kernel's answer, and file access falls back to the syscall exit
+    // (one tp_btf program), reported with its cost; the per-syscall tracepoints stand by.
     for program_type in ["lsm", "fentry", "fexit", "kprobe"] {
         let rows = rows(&fp, program_type);
         assert!(!rows.is_empty(), "{program_type} rows are in the table");
@@ -87,7 +87,7 @@ fn fingerprint_names_what_loads_on_this_kernel_and_what_does_not() {
         }
     }
     let file = &fp["capabilities"]["file_access"];
-    assert_eq!(file["program_type"], "tracepoint", "{file}");
+    assert_eq!(file["program_type"], "tp_btf", "{file}");
     assert_eq!(file["reductions"], serde_json::json!(["syscall_tax"]));
     let hooks: BTreeSet<&str> = file["hooks"]
         .as_array()
@@ -95,10 +95,12 @@ fn fingerprint_names_what_loads_on_this_kernel_and_what_does_not() {
         .iter()
         .filter_map(Value::as_str)
         .collect();
-    assert!(
-        hooks.contains("tracepoint/syscalls/sys_exit_openat"),
-        "{hooks:?}"
-    );
+    assert_eq!(hooks, BTreeSet::from(["tp_btf/sys_exit"]));
+    for row in rows(&fp, "tracepoint") {
+        if row["capability"] == "file_access" {
+            assert_eq!(row["state"], "standby", "{row}");
+        }
+    }
 }
 
 #[test]

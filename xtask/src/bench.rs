@@ -1,10 +1,12 @@
 //! `cargo xtask bench [--iterations N] [--rounds R] [--with-peer|--no-peer]`: measures the
-//! agent's overhead on three loops (see [`WORKLOADS`]): TCP connect+accept+close and
-//! openat+close in a tenant cgroup, and getppid outside any tenant (the node-wide cost of a
-//! syscall tracepoint), in interleaved rounds without Seam, with Seam (`seam run`) and, if
-//! bpftrace is installed, with a bpftrace one-liner as a peer. Prints the medians and ratios,
-//! the agent's stats, and writes everything to `target/bench/latest.json`. Cgroups, temp files
-//! and child processes are cleaned up on every exit path (guards with `Drop`).
+//! agent's overhead on four loops (see [`WORKLOADS`]): TCP connect+accept+close, openat+close
+//! and send/recv throughput in a tenant cgroup, and getppid outside any tenant (the node-wide
+//! cost of a syscall hook), in interleaved rounds without Seam, with empty programs on the hooks
+//! Seam has live (the floor), with Seam (`seam run`) and, if bpftrace is installed, with a
+//! bpftrace one-liner as a peer; then the user-space pipeline's events/s on one thread. Prints
+//! the medians and ratios, writes `target/bench/latest.json` and the table in
+//! `docs/BENCHMARKS.md`. Cgroups, temp files and child processes are cleaned up on every exit
+//! path (guards with `Drop`).
 
 use std::{
     env, fs,
@@ -20,6 +22,7 @@ mod cgroup;
 mod history;
 mod procs;
 mod report;
+mod stages;
 
 use cgroup::{Scratch, cgroup2_mount};
 use procs::{PeerRun, Proc, tail};
@@ -61,7 +64,7 @@ pub struct WorkloadSpec {
 }
 
 /// What the bench measures.
-pub const WORKLOADS: [WorkloadSpec; 3] = [
+pub const WORKLOADS: [WorkloadSpec; 4] = [
     WorkloadSpec {
         name: "tcp connect+accept+close (tenant)",
         in_tenant: true,
@@ -79,6 +82,12 @@ pub const WORKLOADS: [WorkloadSpec; 3] = [
         in_tenant: false,
         args: &["syscall-loop", "--syscall", "getppid"],
         scale: 250,
+    },
+    WorkloadSpec {
+        name: "send/recv 64 KiB (tenant)",
+        in_tenant: true,
+        args: &["bench", "stream-loop"],
+        scale: 5,
     },
 ];
 
@@ -101,6 +110,8 @@ pub struct Args {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Mode {
     Baseline,
+    /// Empty programs on the hooks Seam has live: what any program there costs.
+    Floor,
     Seam,
     Peer,
 }
@@ -109,6 +120,7 @@ impl Mode {
     pub fn label(self) -> &'static str {
         match self {
             Self::Baseline => "baseline",
+            Self::Floor => "floor",
             Self::Seam => "seam",
             Self::Peer => "bpftrace",
         }
@@ -144,7 +156,15 @@ pub fn run(args: &Args) -> Result<()> {
     );
     run_loop(&bin, &WORKLOADS[0], &cgroup, args.iterations.min(500)).context("warm-up run")?;
 
-    let mut modes = vec![Mode::Baseline, Mode::Seam];
+    // The floor attaches empty programs where Seam attaches its own: ask a first run.
+    let agent = start_agent(&bin, &tmp)?;
+    let hooks = stages::live_hooks(&stop_agent(agent, &tmp));
+    if hooks.is_empty() {
+        bail!("the agent reported no live hooks; the floor needs them");
+    }
+    eprintln!("xtask: bench: floor on {}", hooks.join(", "));
+
+    let mut modes = vec![Mode::Baseline, Mode::Floor, Mode::Seam];
     if peer.is_some() {
         modes.push(Mode::Peer);
     }
@@ -180,6 +200,12 @@ pub fn run(args: &Args) -> Result<()> {
                     stats.push(stop_agent(agent, &tmp));
                     ns
                 }
+                (Mode::Floor, _) => {
+                    let floor = stages::Floor::start(&bin, &tmp, &hooks)?;
+                    let ns = run_all(mode.label(), round)?;
+                    floor.stop();
+                    ns
+                }
                 (Mode::Peer, Some(tool)) => {
                     let running = PeerRun::start(tool, &tmp)?;
                     let ns = run_all(mode.label(), round)?;
@@ -197,7 +223,9 @@ pub fn run(args: &Args) -> Result<()> {
         }
     }
 
+    let pipeline = stages::pipeline(&bin, args.rounds)?;
     let report = Report {
+        pipeline,
         iterations: args.iterations,
         rounds: args.rounds,
         samples,
@@ -216,6 +244,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     fs::write(&path, report.json()).with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
+    let table = util::workspace_root().join("docs/BENCHMARKS.md");
+    fs::write(&table, report.markdown()).with_context(|| format!("writing {}", table.display()))?;
+    println!("wrote {}", table.display());
     history::run(&bin, &tmp, &cgroup)
 }
 
@@ -280,7 +311,7 @@ fn json_number(obj: &str, key: &str) -> Option<f64> {
     rest[..end].parse().ok()
 }
 
-fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
+pub(crate) fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
     let ready = tmp.join("ready");
     let stats = tmp.join("stats.json");
     for stale in [&ready, &stats] {

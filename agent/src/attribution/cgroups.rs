@@ -26,8 +26,9 @@ use crate::{
 pub(crate) struct CgroupInfo {
     /// cgroup v2 id (the directory's inode number).
     pub id: u64,
-    /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root).
-    pub path: String,
+    /// Path relative to the cgroup2 mount, e.g. `seam-demo/tenant-a` (empty for the root);
+    /// shared with every span of the cgroup.
+    pub path: std::sync::Arc<str>,
     pub tenant: Option<TenantRef>,
 }
 
@@ -111,6 +112,10 @@ impl CgroupRegistry {
                 container_ids.insert(container.id.clone());
                 containers.insert(id, container);
             }
+            let path = match self.by_id.get(&id) {
+                Some(old) if *old.path == *path => old.path.clone(),
+                _ => path.into(),
+            };
             seen.insert(id, CgroupInfo { id, path, tenant });
         }
         self.containers.retain(&container_ids);
@@ -139,7 +144,7 @@ impl CgroupRegistry {
         self.by_id
             .values()
             .filter(|c| c.tenant.as_ref().is_some_and(|t| t.name.as_str() == name))
-            .map(|c| c.path.clone())
+            .map(|c| c.path.to_string())
             .min()
     }
 

@@ -8,7 +8,7 @@ pub(crate) mod containers;
 pub(crate) mod local;
 pub(crate) mod processes;
 
-use std::os::unix::ffi::OsStrExt as _;
+use std::{os::unix::ffi::OsStrExt as _, sync::Arc};
 
 pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
 pub(crate) use local::LocalAddrs;
@@ -40,7 +40,7 @@ impl Attributor {
     pub(crate) fn process_ref(&self, info: &ProcessInfo, cgroup_id: u64) -> ProcessRef {
         let mut process = self.cgroup_only(cgroup_id);
         process.pid = Some(info.pid);
-        info.comm.clone_into(&mut process.comm);
+        process.comm = info.comm.clone();
         process.exe.clone_from(&info.exe);
         process.uid = Some(info.uid);
         process.execution = Some(info.execution);
@@ -72,7 +72,7 @@ impl Attributor {
         let mut process = self.cgroup_only(cgroup_id);
         if let Some(owner) = owner {
             process.pid = owner.pid;
-            owner.comm.clone_into(&mut process.comm);
+            process.comm = owner.comm.clone();
             process.exe.clone_from(&owner.exe);
             process.uid = owner.uid;
             process.execution = owner.execution;
@@ -113,14 +113,14 @@ impl Attributor {
         Some(ProcessRef {
             pid: Some(pid),
             comm: std::fs::read(dir.join("comm"))
-                .map(|c| crate::text::escape_bytes(c.strip_suffix(b"\n").unwrap_or(&c)))
+                .map(|c| crate::text::escape_bytes(c.strip_suffix(b"\n").unwrap_or(&c)).into())
                 .unwrap_or_default(),
             exe: std::fs::read_link(dir.join("exe"))
                 .ok()
-                .map(|p| crate::text::escape_os(p.as_os_str())),
+                .map(|p| crate::text::escape_os(p.as_os_str()).into()),
             uid,
             cgroup_id,
-            cgroup_path: path,
+            cgroup_path: path.into(),
             tenant,
             execution: None,
             container: self.cgroups.container(cgroup_id).cloned(),
@@ -132,7 +132,7 @@ impl Attributor {
         let cgroup = self.cgroups.get(cgroup_id);
         ProcessRef {
             pid: None,
-            comm: String::new(),
+            comm: Arc::default(),
             exe: None,
             uid: None,
             cgroup_id,

@@ -17,8 +17,8 @@ const LINGER_NS: u64 = 30_000_000_000;
 pub(crate) struct ProcessInfo {
     pub pid: u32,
     pub ppid: Option<u32>,
-    pub comm: String,
-    pub exe: Option<String>,
+    pub comm: std::sync::Arc<str>,
+    pub exe: Option<std::sync::Arc<str>>,
     pub uid: u32,
     pub cgroup_id: u64,
     /// The process span: trace id and span id of this execution.
@@ -80,8 +80,8 @@ impl ProcessTable {
         now_ns: u64,
     ) -> Observed {
         if let Some(entry) = self.by_pid.get_mut(&pid) {
-            if entry.comm != comm {
-                comm.clone_into(&mut entry.comm);
+            if *entry.comm != *comm {
+                entry.comm = comm.into();
             }
             entry.uid = uid;
             entry.cgroup_id = cgroup_id;
@@ -91,7 +91,7 @@ impl ProcessTable {
         let info = ProcessInfo {
             pid,
             ppid: None,
-            comm: comm.to_owned(),
+            comm: comm.into(),
             exe: None,
             uid,
             cgroup_id,
@@ -118,7 +118,7 @@ impl ProcessTable {
         let info = ProcessInfo {
             pid,
             ppid: (ppid != 0).then_some(ppid),
-            comm: comm.to_owned(),
+            comm: comm.into(),
             exe: None,
             uid,
             cgroup_id,
@@ -136,7 +136,7 @@ impl ProcessTable {
     /// The executable of `pid`'s current execution (from its exec's `bprm->file`).
     pub(crate) fn set_exe(&mut self, pid: u32, exe: &str) -> Option<&mut ProcessInfo> {
         let entry = self.by_pid.get_mut(&pid)?;
-        entry.exe = Some(exe.to_owned());
+        entry.exe = Some(exe.into());
         Some(entry)
     }
 
@@ -207,7 +207,7 @@ mod tests {
             table.observe(10, "renamed", 0, 5, 200),
             Observed::Known
         ));
-        assert_eq!(table.get(10).unwrap().comm, "renamed");
+        assert_eq!(&*table.get(10).unwrap().comm, "renamed");
         assert_eq!(table.get(10).unwrap().ppid, Some(1));
         assert!(table.exit(10, 1_000).is_some());
         assert!(table.exit(10, 1_001).is_none(), "an exit is reported once");

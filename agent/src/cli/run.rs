@@ -381,8 +381,13 @@ async fn run_agent(
     rules_dirs: Vec<PathBuf>,
     fail_on_violation: bool,
 ) -> anyhow::Result<ExitCode> {
-    // Registered before start-up so that a SIGHUP never kills the agent.
-    let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    // Registered before start-up, which writes the ready file: a SIGHUP never kills the agent,
+    // and a SIGINT or SIGTERM sent as soon as it is ready stops it cleanly instead of by the
+    // default action.
+    use tokio::signal::unix::{SignalKind, signal};
+    let hangup = signal(SignalKind::hangup())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
     let mut agent = match agent::start(options).await {
         Ok(agent) => agent,
         Err(error) => {
@@ -398,9 +403,8 @@ async fn run_agent(
         Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
     }
     crate::reload::spawn(rules_dirs, hangup, agent.inputs(), crate::reload::POLL);
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
+        _ = interrupt.recv() => {},
         _ = term.recv() => {},
         why = agent.failed() => {
             tracing::error!("{why}; Seam no longer observes anything and exits");

@@ -181,7 +181,7 @@ fn violation_names_tenants_caller_target_and_ids() {
     assert_eq!(v.kind, Family::Network);
     assert_eq!(v.intended_tenant.as_ref().map(|t| t.as_str()), Some("a"));
     assert_eq!(v.actual_tenant.as_ref().map(|t| t.as_str()), Some("b"));
-    assert_eq!(v.caller.as_ref().map(|c| c.comm.as_str()), Some("client"));
+    assert_eq!(v.caller.as_ref().map(|c| &*c.comm), Some("client"));
     assert!(matches!(v.target, Target::Network { port: 5432, .. }));
     let json = serde_json::to_value(&v).unwrap();
     assert_eq!(json["kind"], "network");

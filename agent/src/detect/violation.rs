@@ -1,6 +1,6 @@
 //! The violation record: one JSON object per line in the feed, an OTLP log record in export,
 //! built from the span a rule matched.
-use std::net::IpAddr;
+use std::{net::IpAddr, sync::Arc};
 
 use rand::RngCore;
 use serde::Serialize;
@@ -20,11 +20,11 @@ pub(crate) struct Party {
     pub tenant: Option<TenantName>,
     /// `null` when unknown (a socket event with no owner seen).
     pub pid: Option<u32>,
-    pub comm: String,
-    pub exe: Option<String>,
+    pub comm: Arc<str>,
+    pub exe: Option<Arc<str>>,
     pub uid: Option<u32>,
     pub cgroup_id: u64,
-    pub cgroup_path: String,
+    pub cgroup_path: Arc<str>,
     /// The container the process runs in (OpenTelemetry names; absent outside containers).
     #[serde(rename = "container.id", skip_serializing_if = "Option::is_none")]
     pub container_id: Option<String>,
@@ -90,7 +90,7 @@ pub(crate) enum Target {
     },
     /// A program that ran.
     Process {
-        exe: Option<String>,
+        exe: Option<Arc<str>>,
         ppid: Option<u32>,
     },
     /// An application's operation.

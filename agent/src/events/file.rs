@@ -26,17 +26,33 @@ pub(crate) struct FileEvent {
     pub f_mode: u32,
     /// One path, or two for a rename (from, to).
     pub paths: Vec<FilePath>,
+    /// For an open on a tier that can silence repeats: what to silence it by.
+    pub dir: Option<DirTag>,
 }
 
-fn components(bytes: &[u8]) -> Vec<String> {
-    // Leaf first, NUL-terminated: reverse to root first.
-    let mut parts: Vec<String> = bytes
-        .split(|&b| b == 0)
-        .filter(|p| !p.is_empty())
-        .map(crate::text::escape_bytes)
-        .collect();
-    parts.reverse();
-    parts
+/// The directory an opened file was found in, by identity, with the file generation and access
+/// class the probe saw: with the caller's cgroup, the key the agent may silence.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct DirTag {
+    pub ino: u64,
+    pub dev: u32,
+    pub generation: u64,
+    pub class: u8,
+}
+
+/// `prefix`, then the directory `bytes` names (components leaf first, each NUL-terminated)
+/// root first, each component escaped: `{prefix}/a/b`, or `{prefix}/` for none. One allocation.
+fn base_path(prefix: &str, bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(prefix.len() + bytes.len() + 1);
+    out.push_str(prefix);
+    for part in bytes.split(|&b| b == 0).rev().filter(|p| !p.is_empty()) {
+        out.push('/');
+        crate::text::escape_into(part, &mut out);
+    }
+    if out.len() == prefix.len() {
+        out.push('/');
+    }
+    out
 }
 
 /// Resolves `.` and `..` lexically (`..` at the root stays at the root).
@@ -57,9 +73,8 @@ pub(crate) fn normalize(path: &str) -> String {
 /// Builds the path from its parts (see seam_common::file).
 pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
     let truncated = meta.truncated != 0;
-    let dir = components(base).join("/");
     let prefix = if truncated { "..." } else { "" };
-    let base_path = format!("{prefix}/{dir}");
+    let base_path = base_path(prefix, base);
     if meta.resolved != 0 || user.is_none() {
         return FilePath {
             path: base_path,
@@ -76,7 +91,7 @@ pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FileP
     // An absolute user path starts from the task's root, a relative one from the dirfd or cwd;
     // either way `base` holds that directory, so the two join the same way (`normalize` folds
     // the doubled `/`).
-    let joined = format!("{dir}/{user}");
+    let joined = format!("{}/{user}", &base_path[prefix.len()..]);
     let path = format!("{prefix}{}", normalize(&joined));
     FilePath {
         path,
@@ -122,6 +137,12 @@ pub(crate) fn decode(payload: &[u8]) -> Result<FileEvent, DecodeError> {
         flags: head.flags,
         f_mode: head.f_mode,
         paths,
+        dir: (head.dir_ino != 0).then_some(DirTag {
+            ino: head.dir_ino,
+            dev: head.dir_dev,
+            generation: head.generation,
+            class: head.class,
+        }),
     })
 }
 

@@ -68,7 +68,7 @@ proptest! {
         match decode(&bytes, counted) {
             Ok(event) => {
                 // The comm is at most 16 bytes, each escaped to at most 4 characters.
-                prop_assert!(event.header.comm.len() <= 16 * 4);
+                prop_assert!(event.header.comm.as_str().len() <= 16 * 4);
             }
             // A short record says how long it was (the whole record, or a file payload).
             Err(DecodeError::Truncated { len, .. }) => prop_assert!(len <= bytes.len()),

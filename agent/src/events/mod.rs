@@ -1,6 +1,7 @@
 //! Kernel events decoded from ring-buffer records into typed values (the first stage).
 pub(crate) mod file;
 pub(crate) mod reader;
+pub(crate) mod silence;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -19,6 +20,37 @@ fn transport(raw: u8) -> Option<Transport> {
     }
 }
 
+/// A task's `comm` as the kernel gave it (NUL padded): copied, never allocated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Comm([u8; COMM_LEN]);
+
+impl Comm {
+    /// The name: borrowed when the kernel's bytes are UTF-8, else with each invalid byte
+    /// spelled `\xNN` ([`crate::text::escape_bytes`]), so no two comms collapse into one.
+    pub(crate) fn as_str(&self) -> std::borrow::Cow<'_, str> {
+        let end = self.0.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
+        match std::str::from_utf8(&self.0[..end]) {
+            Ok(name) => name.into(),
+            Err(_) => crate::text::escape_bytes(&self.0[..end]).into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Comm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.as_str(), f)
+    }
+}
+
+impl From<&str> for Comm {
+    fn from(name: &str) -> Self {
+        let mut bytes = [0u8; COMM_LEN];
+        let n = name.len().min(COMM_LEN - 1);
+        bytes[..n].copy_from_slice(&name.as_bytes()[..n]);
+        Self(bytes)
+    }
+}
+
 /// The common header, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Header {
@@ -28,7 +60,7 @@ pub(crate) struct Header {
     pub uid: u32,
     pub time_ns: u64,
     pub cgroup_id: u64,
-    pub comm: String,
+    pub comm: Comm,
 }
 
 /// Payloads, typed.
@@ -134,11 +166,6 @@ pub(crate) fn ip_from_raw(family: u16, raw: &RawAddr) -> Result<IpAddr, DecodeEr
     }
 }
 
-fn comm(raw: &[u8; COMM_LEN]) -> String {
-    let end = raw.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
-    crate::text::escape_bytes(&raw[..end])
-}
-
 fn header(info: &EventInfo) -> Header {
     Header {
         pid: info.pid,
@@ -146,7 +173,7 @@ fn header(info: &EventInfo) -> Header {
         uid: info.uid,
         time_ns: info.time_ns,
         cgroup_id: info.cgroup_id,
-        comm: comm(&info.comm),
+        comm: Comm(info.comm),
     }
 }
 
@@ -274,7 +301,7 @@ mod tests {
             },
         };
         let decoded = decode_test(&bytes_of(&event)).unwrap();
-        assert_eq!(decoded.header.comm, "client");
+        assert_eq!(decoded.header.comm.as_str(), "client");
         assert_eq!(decoded.header.pid, 42);
         assert_eq!(
             decoded.kind,
@@ -285,6 +312,19 @@ mod tests {
                 destination: "127.0.0.1:8080".parse().unwrap(),
             }
         );
+    }
+
+    #[test]
+    fn a_comm_is_borrowed_when_utf8_and_escaped_otherwise() {
+        let plain = Comm::from("worker");
+        assert!(matches!(
+            plain.as_str(),
+            std::borrow::Cow::Borrowed("worker")
+        ));
+        let mut raw = [0u8; COMM_LEN];
+        raw[..4].copy_from_slice(b"a\xffb\xc3");
+        assert_eq!(Comm(raw).as_str(), "a\\xffb\\xc3");
+        assert_ne!(Comm(raw), Comm::from("a\u{fffd}b\u{fffd}"));
     }
 
     #[test]

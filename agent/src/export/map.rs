@@ -65,7 +65,7 @@ impl Attrs {
         }
         self.text(&format!("{prefix}.executable.name"), &p.comm);
         if let Some(exe) = &p.exe {
-            self.str(&format!("{prefix}.executable.path"), exe.as_str());
+            self.str(&format!("{prefix}.executable.path"), &**exe);
         }
         if let Some(uid) = p.uid {
             self.int(&format!("{prefix}.user.id"), uid);
@@ -419,7 +419,7 @@ pub(crate) fn violation(v: &Violation, observed: u64) -> LogRecord {
         }
         Target::Process { exe, .. } => {
             if let Some(exe) = exe {
-                a.str("process.executable.path", exe.as_str());
+                a.str("process.executable.path", &**exe);
             }
         }
         Target::App {

@@ -9,7 +9,8 @@ use crate::{
     probes::{PROBES, ProbeState},
 };
 
-/// A fingerprint whose file access runs on `file_rank` (0 LSM .. 3 tracepoints) and every other
+/// A fingerprint whose file access runs on `file_rank` (0 LSM .. 3 tp_btf `sys_exit`, 4 syscall
+/// tracepoints) and every other
 /// capability on its best tier.
 fn node(name: &str, release: &str, file_rank: u8) -> (PathBuf, Fingerprint) {
     let rows: Vec<Row> = PROBES
@@ -92,7 +93,7 @@ fn identical_nodes_are_uniform() {
 }
 
 #[test]
-fn a_node_on_syscall_tracepoints_falls_short_of_lsm_nodes() {
+fn a_node_on_the_syscall_exit_falls_short_of_lsm_nodes() {
     let fleet = [
         node("lsm-1", "6.12.1", 0),
         node("tp", "6.18.4", 3),
@@ -105,7 +106,7 @@ fn a_node_on_syscall_tracepoints_falls_short_of_lsm_nodes() {
         [Shortfall::WorseTier {
             capability: Capability::FileAccess,
             tier: Some(Tier {
-                program_type: ProgramType::Tracepoint,
+                program_type: ProgramType::TpBtf,
                 rank: 3
             }),
             best: Tier {
@@ -117,8 +118,10 @@ fn a_node_on_syscall_tracepoints_falls_short_of_lsm_nodes() {
     );
     assert!(shortfalls(&report, "lsm-1").is_empty());
     let text = render_text(&report);
-    assert!(text.contains("FileAccess runs on tracepoint:3 where other nodes have lsm"));
-    assert!(text.contains("tracepoint:3"), "{text}");
+    assert!(
+        text.contains("FileAccess runs on tp_btf:3 where other nodes have lsm"),
+        "{text}"
+    );
     assert!(text.contains("not uniform: 1 of 3"), "{text}");
 }
 
@@ -142,7 +145,7 @@ fn a_capability_missing_on_one_node_is_a_shortfall() {
 #[test]
 fn a_node_without_an_optional_row_of_the_same_tier_is_named() {
     // An architecture without the legacy open(2): same tier, one hook pair fewer.
-    let (path, mut fp) = node("arm", "6.12.1", 3);
+    let (path, mut fp) = node("arm", "6.12.1", 4);
     for row in fp.rows.iter_mut() {
         if row.attach_point.ends_with("sys_enter_open")
             || row.attach_point.ends_with("sys_exit_open")
@@ -151,7 +154,7 @@ fn a_node_without_an_optional_row_of_the_same_tier_is_named() {
         }
     }
     fp.capabilities = live_tiers(&fp.rows);
-    let report = check(&[node("x86", "6.12.1", 3), (path, fp)], &Policy::default());
+    let report = check(&[node("x86", "6.12.1", 4), (path, fp)], &Policy::default());
     assert!(shortfalls(&report, "x86").is_empty());
     assert_eq!(
         shortfalls(&report, "arm"),

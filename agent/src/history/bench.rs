@@ -64,7 +64,7 @@ pub(crate) struct FillArgs {
 fn process(tenant: &TenantRef, pid: u32, trace: TraceId) -> ProcessRef {
     ProcessRef {
         pid: Some(pid),
-        comm: format!("worker-{}", pid % 97),
+        comm: format!("worker-{}", pid % 97).into(),
         exe: Some("/usr/local/bin/python3.11".into()),
         uid: Some(1000 + pid % 7),
         cgroup_id: 10_000 + u64::from(pid % 512),
@@ -73,7 +73,8 @@ fn process(tenant: &TenantRef, pid: u32, trace: TraceId) -> ProcessRef {
             tenant.name,
             pid % 512,
             u64::from(pid) * 0x9e37_79b9
-        ),
+        )
+        .into(),
         tenant: Some(tenant.clone()),
         container: None,
         execution: Some(SpanRef {

@@ -27,6 +27,14 @@ pub(crate) struct KindLabel {
     pub kind: String,
 }
 
+/// Labels of `seam_file_opens_counted_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct CountedLabels {
+    pub tenant: String,
+    pub owner: String,
+    pub op: String,
+}
+
 /// `probe` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ProbeLabel {
@@ -167,6 +175,8 @@ pub(crate) struct Metrics {
     pub chaos_runs: Family<OutcomeLabel, Counter>,
     pub chaos_last_run: Gauge,
     pub tenant_cgroups: Gauge,
+    pub file_opens_counted: Family<CountedLabels, Counter>,
+    pub file_silences: Counter,
     pub listener_unauthorized: Family<ListenerLabel, Counter>,
     pub health: Health,
     /// Build, probe states, container runtime.
@@ -321,6 +331,19 @@ impl Metrics {
             "Cgroups currently attributed to a tenant",
             tenant_cgroups.clone(),
         );
+        let file_opens_counted = Family::<CountedLabels, Counter>::default();
+        registry.register(
+            "file_opens_counted",
+            "Repeated opens the kernel counted instead of sending (silenced once judged), by \
+             caller tenant, owner tenant of the file and op",
+            file_opens_counted.clone(),
+        );
+        let file_silences = Counter::default();
+        registry.register(
+            "file_silences",
+            "(cgroup, directory, access class) keys whose repeated opens were silenced",
+            file_silences.clone(),
+        );
         let listener_unauthorized = Family::<ListenerLabel, Counter>::default();
         registry.register(
             "listener_unauthorized",
@@ -332,6 +355,8 @@ impl Metrics {
         Self {
             registry,
             node,
+            file_opens_counted,
+            file_silences,
             events,
             events_lost,
             lost,

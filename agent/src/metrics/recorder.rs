@@ -40,6 +40,25 @@ impl PipelineMetrics {
             .inc();
     }
 
+    /// Repeated opens the kernel counted, and the silences set since the last call.
+    pub(crate) fn file_counts(
+        &self,
+        counts: &[(crate::events::silence::CountLabel, u64)],
+        new_silences: u64,
+    ) {
+        for (label, count) in counts {
+            self.shared
+                .file_opens_counted
+                .get_or_create(&super::CountedLabels {
+                    tenant: label.tenant.clone(),
+                    owner: label.owner.clone(),
+                    op: label.class.to_owned(),
+                })
+                .inc_by(*count);
+        }
+        self.shared.file_silences.inc_by(new_silences);
+    }
+
     pub(crate) fn decode_error(&self) {
         self.shared.decode_errors.inc();
     }

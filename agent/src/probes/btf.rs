@@ -185,7 +185,32 @@ impl BtfOffsets {
         offsets.mount_mountpoint = self.offset("mount", "mnt_mountpoint")?;
         offsets.vfsmount_root = self.offset("vfsmount", "mnt_root")?;
         offsets.bprm_file = self.offset("linux_binprm", "file")?;
+        offsets.dentry_inode = self.offset("dentry", "d_inode")?;
+        offsets.inode_ino = self.offset("inode", "i_ino")?;
+        offsets.dentry_sb = self.offset("dentry", "d_sb")?;
+        offsets.sb_dev = self.offset("super_block", "s_dev")?;
         offsets.files_valid = 1;
+        Ok(offsets)
+    }
+
+    /// Adds what the `sys_exit` file probe reads: x86-64 `pt_regs` (the syscall number and the
+    /// first five arguments) and `thread_info.status`. Elsewhere, or when any is missing,
+    /// `regs_valid` stays 0 and the per-syscall tracepoints serve instead.
+    pub(crate) fn regs_offsets(
+        &self,
+        mut offsets: KernelOffsets,
+    ) -> Result<KernelOffsets, BtfError> {
+        if !cfg!(target_arch = "x86_64") {
+            return Ok(offsets);
+        }
+        offsets.regs_orig_ax = self.offset("pt_regs", "orig_ax")?;
+        let mut args = [0u32; 5];
+        for (slot, reg) in args.iter_mut().zip(["di", "si", "dx", "r10", "r8"]) {
+            *slot = self.offset("pt_regs", reg)?;
+        }
+        offsets.regs_args = args;
+        offsets.task_ti_status = self.offset("task_struct", "thread_info.status")?;
+        offsets.regs_valid = 1;
         Ok(offsets)
     }
 
@@ -249,6 +274,22 @@ mod tests {
             btf.offset("dentry", "d_name").unwrap() + 8
         );
         assert_eq!(offsets.skc_num, base.skc_num, "network offsets kept");
+    }
+
+    #[test]
+    fn resolves_syscall_registers_on_x86_64() {
+        let btf = kernel();
+        let offsets = btf
+            .regs_offsets(KernelOffsets::ZERO)
+            .expect("pt_regs resolves");
+        if cfg!(target_arch = "x86_64") {
+            assert_eq!(offsets.regs_valid, 1);
+            // The syscall ABI order is di, si, dx, r10, r8; pt_regs keeps them in its own order.
+            assert_eq!(offsets.regs_args[0], btf.offset("pt_regs", "di").unwrap());
+            assert!(offsets.regs_orig_ax > offsets.regs_args[0]);
+        } else {
+            assert_eq!(offsets.regs_valid, 0);
+        }
     }
 
     #[test]

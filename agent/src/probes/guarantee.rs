@@ -55,7 +55,9 @@ pub(crate) fn reductions(
         (Capability::FileAccess, ProgramType::Kprobe) => {
             vec![Reduction::FailedAttemptsUnseen, Reduction::VerdictUnknown]
         }
-        (Capability::FileAccess, ProgramType::Tracepoint) => vec![Reduction::SyscallTax],
+        (Capability::FileAccess, ProgramType::Tracepoint | ProgramType::TpBtf) => {
+            vec![Reduction::SyscallTax]
+        }
         (Capability::ProcessExec, ProgramType::Tracepoint) => vec![Reduction::NoExecPath],
         (Capability::TrafficOut, _) if rank > 0 => vec![Reduction::SenderFromIntent],
         _ => Vec::new(),
@@ -84,7 +86,11 @@ mod tests {
             [Reduction::FailedAttemptsUnseen, Reduction::VerdictUnknown]
         );
         assert_eq!(
-            reductions(Capability::FileAccess, Some((ProgramType::Tracepoint, 3))),
+            reductions(Capability::FileAccess, Some((ProgramType::TpBtf, 3))),
+            [Reduction::SyscallTax]
+        );
+        assert_eq!(
+            reductions(Capability::FileAccess, Some((ProgramType::Tracepoint, 4))),
             [Reduction::SyscallTax]
         );
         assert_eq!(

@@ -1,9 +1,17 @@
-//! The probes' maps as the agent uses them: the tenant filter and what the reader drains.
-use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
-use seam_common::{MAP_EVENTS, MAP_LOSSES, MAP_TENANT_CGROUPS, TenantSlot};
+//! The probes' maps as the agent uses them: the tenant filter, what the reader drains, and the
+//! silences of repeated opens.
+use aya::maps::{
+    HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
+};
+use seam_common::{
+    MAP_EVENTS, MAP_LOSSES, MAP_SILENT, MAP_TENANT_CGROUPS, SilentKey, SilentValue, TenantSlot,
+};
 
 use super::ProbeError;
-use crate::{attribution::TenantFilter, events::reader::KernelSource};
+use crate::{
+    attribution::TenantFilter,
+    events::{reader::KernelSource, silence::SilenceMap},
+};
 
 /// `TENANT_CGROUPS`: the cgroups whose tasks and sockets produce events.
 pub(crate) struct KernelTenantFilter(BpfHashMap<MapData, u64, TenantSlot>);
@@ -58,4 +66,54 @@ pub(crate) fn take_maps(
             tcp_counters,
         },
     ))
+}
+
+/// `SILENT`: the (cgroup, directory, class) keys whose repeated opens the kernel counts.
+pub(crate) struct KernelSilenceMap {
+    map: PerCpuHashMap<MapData, SilentKey, SilentValue>,
+    cpus: usize,
+}
+
+impl KernelSilenceMap {
+    /// Takes `SILENT` out of the loaded object (None if it is missing).
+    pub(crate) fn take(ebpf: &mut aya::Ebpf) -> Result<Self, ProbeError> {
+        let map = typed(MAP_SILENT, PerCpuHashMap::try_from(take(ebpf, MAP_SILENT)?))?;
+        let cpus = aya::util::nr_cpus().map_err(|(_, source)| ProbeError::Map {
+            name: MAP_SILENT,
+            source: Box::new(source),
+        })?;
+        Ok(Self { map, cpus })
+    }
+}
+
+impl SilenceMap for KernelSilenceMap {
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String> {
+        // An entry of an older generation keeps its counts: the kernel stopped adding to it
+        // when the generation moved on, so nothing races with this write.
+        let counts: Vec<u64> = match self.map.get(&key, 0) {
+            Ok(values) => values.iter().map(|v| v.count).collect(),
+            Err(_) => vec![0; self.cpus],
+        };
+        let values: Vec<SilentValue> = counts
+            .into_iter()
+            .map(|count| SilentValue { generation, count })
+            .collect();
+        let values = PerCpuValues::try_from(values).map_err(|e| e.to_string())?;
+        self.map.insert(key, values, 0).map_err(|e| e.to_string())
+    }
+
+    fn counts(&mut self) -> Vec<(SilentKey, u64)> {
+        self.map
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, values)| (key, values.iter().map(|v| v.count).sum()))
+            .collect()
+    }
+
+    fn clear(&mut self) {
+        let keys: Vec<SilentKey> = self.map.keys().filter_map(Result::ok).collect();
+        for key in keys {
+            let _ = self.map.remove(&key);
+        }
+    }
 }

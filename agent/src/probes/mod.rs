@@ -20,7 +20,7 @@ use aya::{
         FExit, KProbe, Lsm, TracePoint,
     },
 };
-use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
+use seam_common::{GLOBAL_OFFSETS, GLOBAL_SYSCALLS, KernelOffsets, MAP_EVENTS, SyscallNumbers};
 pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
 
 pub(crate) use crate::vocab::ProbeState;
@@ -163,6 +163,12 @@ pub(crate) fn load_mode(
     let offsets = offsets.unwrap_or_default();
     let mut loader = EbpfLoader::new();
     loader.override_global(GLOBAL_OFFSETS, &offsets, true);
+    let syscalls = if offsets.regs_valid == 1 && cfg!(target_arch = "x86_64") {
+        SyscallNumbers::X86_64
+    } else {
+        SyscallNumbers::NONE
+    };
+    loader.override_global(GLOBAL_SYSCALLS, &syscalls, true);
     if let Some(bytes) = ring_bytes {
         loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
     }
@@ -325,6 +331,7 @@ fn try_row(
         Needs::FileOffsets => offsets.files_valid != 1,
         Needs::SocketSk => offsets.valid != 1 || offsets.socket_sk == 0,
         Needs::SyscallRecords => offsets.files_valid != 1 || offsets.syscall_ret == 0,
+        Needs::SyscallRegisters => offsets.files_valid != 1 || offsets.regs_valid != 1,
     };
     if missing_offsets {
         status.state = ProbeState::Failed;

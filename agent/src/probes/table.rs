@@ -126,6 +126,8 @@ pub(crate) enum Needs {
     SocketSk,
     /// The file offsets and the syscall record layout from tracefs (`syscall_args`/`ret`).
     SyscallRecords,
+    /// The file offsets and the x86-64 syscall registers (`KernelOffsets::regs_valid`).
+    SyscallRegisters,
 }
 
 /// A pair of probes on syscalls/sys_enter_<name> and sys_exit_<name>: the last file tier.
@@ -136,7 +138,7 @@ const fn syscall(program: &'static str, name: &'static str, optional: bool) -> P
         capability: Capability::FileAccess,
         min_kernel: (4, 7),
         needs: Needs::SyscallRecords,
-        rank: 3,
+        rank: 4,
         optional,
     }
 }
@@ -353,6 +355,17 @@ pub(crate) const PROBES: &[ProbeSpec] = &[
         "seam_kprobe_path_truncate",
         Hook::KProbe("security_path_truncate"),
     ),
+    // Where no security hook loads: one program on raw_syscalls' sys_exit (arguments from the
+    // saved registers, result, path resolved from the object; repeats silenced), for x86-64.
+    ProbeSpec {
+        program: "seam_sys_exit",
+        hook: Hook::TpBtf("sys_exit"),
+        capability: FileAccess,
+        min_kernel: (5, 5),
+        needs: Needs::SyscallRegisters,
+        rank: 3,
+        optional: false,
+    },
     // Last resort: syscall tracepoints, enter (arguments) and exit (result, path resolved from
     // the object). Legacy syscalls (open, creat, unlink, rename) only exist on some
     // architectures, openat2 from 5.6: the tier is complete without them.
@@ -424,7 +437,8 @@ mod tests {
         assert_eq!(file(ProgramType::Lsm), Some(0));
         assert_eq!(file(ProgramType::Fexit), Some(1));
         assert_eq!(file(ProgramType::Kprobe), Some(2));
-        assert_eq!(file(ProgramType::Tracepoint), Some(3));
+        assert_eq!(file(ProgramType::TpBtf), Some(3));
+        assert_eq!(file(ProgramType::Tracepoint), Some(4));
     }
 
     #[test]

@@ -163,6 +163,41 @@ pub(crate) fn compile(expr: &Expr, env: &CompileEnv<'_>) -> Result<Matcher, Vec<
     }
 }
 
+impl Matcher {
+    /// Every catalogue attribute the expression reads (`attr("...")` is reported as `None`).
+    pub(crate) fn attrs(&self) -> Vec<Option<Attr>> {
+        fn term(t: &Term, out: &mut Vec<Option<Attr>>) {
+            match t {
+                Term::Attr(a) => out.push(Some(*a)),
+                Term::AppAttr(_) => out.push(None),
+                Term::Const(_) => {}
+            }
+        }
+        fn walk(n: &Node, out: &mut Vec<Option<Attr>>) {
+            match n {
+                Node::Has { cond, .. } => {
+                    if let Some(c) = cond {
+                        walk(c, out);
+                    }
+                }
+                Node::And(a, b) | Node::Or(a, b) => {
+                    walk(a, out);
+                    walk(b, out);
+                }
+                Node::Not(a) => walk(a, out),
+                Node::Cmp(a, _, b) | Node::Text(a, _, b) => {
+                    term(a, out);
+                    term(b, out);
+                }
+                Node::In(a, _) | Node::Truthy(a) => term(a, out),
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.root, &mut out);
+        out
+    }
+}
+
 /// Spans a top-level node can be true for.
 fn spans_of(node: &Node) -> SpanSet {
     match node {

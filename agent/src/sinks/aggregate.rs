@@ -6,7 +6,7 @@
 //! only counted; when the window closes, one aggregate record (the last folded violation plus
 //! `"aggregate": {"count", "first_seen", "last_seen", "window_s"}`) is emitted if anything was
 //! folded. The next identical violation opens a new window.
-use std::{collections::HashMap, net::IpAddr, time::Duration};
+use std::{collections::HashMap, net::IpAddr, sync::Arc, time::Duration};
 
 use crate::{
     clock::UnixNanos,
@@ -27,8 +27,8 @@ pub(crate) struct Key {
     rule_id: String,
     intended: Option<TenantName>,
     actual: Option<TenantName>,
-    caller_comm: Option<String>,
-    caller_cgroup: Option<(u64, String)>,
+    caller_comm: Option<Arc<str>>,
+    caller_cgroup: Option<(u64, Arc<str>)>,
     target: TargetKey,
 }
 
@@ -45,7 +45,7 @@ enum TargetKey {
         truncated: bool,
         role: Option<PathRole>,
     },
-    Process(Option<String>),
+    Process(Option<Arc<str>>),
     App(Option<TenantName>, Option<String>, Option<String>, String),
 }
 

@@ -27,11 +27,11 @@ pub(crate) fn shared(name: &str) -> TenantRef {
 pub(crate) fn process(tenant: Option<TenantRef>, comm: &str) -> ProcessRef {
     ProcessRef {
         pid: Some(42),
-        comm: comm.to_owned(),
+        comm: comm.into(),
         exe: None,
         uid: Some(1000),
         cgroup_id: 7,
-        cgroup_path: "t/x".to_owned(),
+        cgroup_path: "t/x".into(),
         tenant,
         execution: None,
         container: None,

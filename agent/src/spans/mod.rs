@@ -121,20 +121,21 @@ pub(crate) struct SpanRef {
     pub span_id: SpanId,
 }
 
-/// A process on this node, as attributed.
+/// A process on this node, as attributed. Its text is shared (`Arc<str>`): every span of a
+/// process carries it, and a clone costs a reference count, not an allocation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct ProcessRef {
     /// `None` when no task is known (a socket event in softirq with no owner seen).
     pub pid: Option<u32>,
     /// The task's `comm` (at most 15 bytes; empty when unknown).
-    pub comm: String,
+    pub comm: Arc<str>,
     /// The executable's path, when Seam saw the exec.
-    pub exe: Option<String>,
+    pub exe: Option<Arc<str>>,
     pub uid: Option<u32>,
     /// cgroup v2 id of the task or socket.
     pub cgroup_id: u64,
     /// cgroup path relative to the cgroup2 mount (empty when the cgroup is unknown).
-    pub cgroup_path: String,
+    pub cgroup_path: Arc<str>,
     pub tenant: Option<TenantRef>,
     /// The process span (root of the process's trace), when the process is known.
     pub execution: Option<SpanRef>,

@@ -6,10 +6,14 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{Mode, PEER_PROGRAM, WORKLOADS};
+use super::{Mode, PEER_PROGRAM, WORKLOADS, stages::PipelineRun};
 use crate::util;
 
+/// The pipeline's target: events/s on one core.
+const PIPELINE_TARGET: f64 = 1_000_000.0;
+
 pub struct Report {
+    pub pipeline: PipelineRun,
     pub iterations: u32,
     pub rounds: usize,
     /// (index into WORKLOADS, mode, ns/iter samples).
@@ -30,6 +34,44 @@ impl Report {
 
     fn ratio(&self, workload: usize, mode: Mode) -> Option<f64> {
         Some(self.median(workload, mode)? / self.median(workload, Mode::Baseline)?)
+    }
+
+    /// Seam against the empty programs on the same hooks.
+    fn over_floor(&self, workload: usize) -> Option<f64> {
+        Some(self.median(workload, Mode::Seam)? / self.median(workload, Mode::Floor)?)
+    }
+
+    /// Each loop's target, judged on this run's medians.
+    fn verdict(&self, workload: usize) -> (String, &'static str) {
+        let met = |ok: Option<bool>| match ok {
+            Some(true) => "met",
+            Some(false) => "missed",
+            None => "not measured",
+        };
+        let seam = self.median(workload, Mode::Seam);
+        let peer = self.median(workload, Mode::Peer);
+        match workload {
+            // Against the quicker of no agent and the floor: a slow baseline round on a shared
+            // machine must not pass Seam.
+            0 => (
+                "seam <= 1.05x no agent".into(),
+                met(self.median(0, Mode::Baseline).map(|base| {
+                    let quickest = self.median(0, Mode::Floor).map_or(base, |f| f.min(base));
+                    seam.is_some_and(|s| s <= 1.05 * quickest)
+                })),
+            ),
+            1 => (
+                "seam <= 1.10x floor, below bpftrace".into(),
+                met(self
+                    .over_floor(1)
+                    .map(|r| r <= 1.10 && seam.zip(peer).is_none_or(|(s, p)| s < p))),
+            ),
+            2 => (
+                "seam no worse than the floor (1.05x for noise)".into(),
+                met(self.over_floor(2).map(|r| r <= 1.05)),
+            ),
+            _ => ("none (reported)".into(), "-"),
+        }
     }
 
     pub fn text(&self) -> String {
@@ -54,6 +96,11 @@ impl Report {
                 ));
             }
             s.push('\n');
+        }
+        if let Some(rate) = median(&self.pipeline.events_per_sec) {
+            s.push_str(&format!(
+                "  pipeline (one thread, shipped rules)   {rate:>12.0} events/s\n"
+            ));
         }
         if let Some(note) = self.peer_note {
             s.push_str(&format!("  bpftrace  {note}\n"));
@@ -107,16 +154,108 @@ impl Report {
         };
         format!(
             "{{\n  \"timestamp_unix\": {timestamp},\n  \"kernel\": {},\n  \"workload\": \
-             \"tcp-loop, openat, getppid\",\n  \"iterations\": {},\n  \"rounds\": {},\n  \"modes\": {{\n    {}\n  \
-             }},\n  \"seam_ratio\": {},\n  \"peer\": {peer},\n  \"agent_stats\": [{}]\n}}\n",
+             \"tcp-loop, openat, getppid, stream\",\n  \"iterations\": {},\n  \"rounds\": {},\n  \"modes\": {{\n    {}\n  \
+             }},\n  \"seam_ratio\": {},\n  \"pipeline_events_per_sec\": {},\n  \"pipeline_last\": \
+             {},\n  \"peer\": {peer},\n  \"agent_stats\": [{}]\n}}\n",
             util::json_str(kernel.trim()),
             self.iterations,
             self.rounds,
             modes.join(",\n    "),
             num(self.ratio(0, Mode::Seam)),
+            num(median(&self.pipeline.events_per_sec)),
+            raw_or_str(if self.pipeline.last.is_empty() {
+                "null"
+            } else {
+                &self.pipeline.last
+            }),
             stats.join(", ")
         )
     }
+}
+
+impl Report {
+    /// `docs/BENCHMARKS.md`: one row per figure with its baseline, ratios, peer and target.
+    pub fn markdown(&self) -> String {
+        let kernel = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let kernel = kernel.trim();
+        let cpus = thread_count();
+        let model = fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|c| {
+                c.lines()
+                    .find(|l| l.starts_with("model name"))
+                    .and_then(|l| l.split_once(':'))
+                    .map(|(_, m)| m.trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let machine = format!("{cpus} CPU, {model}");
+        let date = util::probe_stdout(std::process::Command::new("date").args(["-u", "+%F %R"]))
+            .map_or_else(|| "unknown".into(), |d| format!("{} UTC", d.trim()));
+        let x = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.3}x"));
+        let ns = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.0} ns"));
+        let mut s = format!(
+            "# Benchmarks\n\nWritten by `cargo xtask bench` ({} interleaved rounds, medians). \
+             Ratios are within this run: the machine may be shared, so absolute times move \
+             between runs while ratios hold better. *floor*: empty programs on the hooks Seam \
+             had live; *peer*: `bpftrace -e '{PEER_PROGRAM}'`.\n\nMachine: {machine}. Kernel: \
+             {kernel}. Date: {date}.\n\n| figure | value (seam) | baseline (no agent) | ratio \
+             | floor | seam / floor | peer | peer ratio | target | verdict |\n\
+             |---|---|---|---|---|---|---|---|---|---|\n",
+            self.rounds
+        );
+        for (w, spec) in WORKLOADS.iter().enumerate() {
+            let (target, verdict) = self.verdict(w);
+            s.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {target} | {verdict} |\n",
+                spec.name,
+                ns(self.median(w, Mode::Seam)),
+                ns(self.median(w, Mode::Baseline)),
+                x(self.ratio(w, Mode::Seam)),
+                ns(self.median(w, Mode::Floor)),
+                x(self.over_floor(w)),
+                ns(self.median(w, Mode::Peer)),
+                x(self.ratio(w, Mode::Peer)),
+            ));
+        }
+        let rate = median(&self.pipeline.events_per_sec);
+        s.push_str(&format!(
+            "| pipeline, user space on one thread (decode, attribute, spans, shipped rules, \
+             feed) | {} | - | {} of target | - | - | - | - | >= 1,000,000 events/s | {} |\n",
+            rate.map_or_else(|| "-".into(), |r| format!("{r:.0} events/s")),
+            x(rate.map(|r| r / PIPELINE_TARGET)),
+            match rate {
+                Some(r) if r >= PIPELINE_TARGET => "met",
+                Some(_) => "missed",
+                None => "not measured",
+            }
+        ));
+        for (figure, target) in [
+            (
+                "pipeline through the kernel ring, rate doubled until loss",
+                ">= 1,000,000 events/s, zero loss",
+            ),
+            ("violation latency syscall -> feed, p50/p99", "p99 < 10 ms"),
+            (
+                "agent RSS at 10/100/1000 tenant cgroups, 10,000 connections",
+                "< 64 MiB",
+            ),
+        ] {
+            s.push_str(&format!(
+                "| {figure} | not measured by this bench yet | - | - | - | - | - | - | {target} | \
+                 not measured |\n"
+            ));
+        }
+        s.push_str(
+            "\nThe pipeline row feeds generated probe records (TCP connections, file opens, \
+             execs between four tenants, one in twenty crossing) straight to the user-space \
+             stages: it is the agent's own cost per event, without the ring buffer.\n",
+        );
+        s
+    }
+}
+
+fn thread_count() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
 }
 
 fn median(v: &[f64]) -> Option<f64> {
@@ -136,6 +275,42 @@ fn median(v: &[f64]) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn report(tcp: [(Mode, f64); 3]) -> Report {
+        Report {
+            pipeline: PipelineRun {
+                events_per_sec: vec![900_000.0],
+                last: String::new(),
+            },
+            iterations: 1,
+            rounds: 1,
+            samples: tcp.iter().map(|&(m, ns)| (0, m, vec![ns])).collect(),
+            stats: Vec::new(),
+            peer_note: None,
+            peer_output: String::new(),
+        }
+    }
+
+    #[test]
+    fn tcp_is_judged_against_the_quicker_of_baseline_and_floor() {
+        let slow_baseline = [
+            (Mode::Baseline, 100.0),
+            (Mode::Floor, 60.0),
+            (Mode::Seam, 70.0),
+        ];
+        assert_eq!(report(slow_baseline).verdict(0).1, "missed");
+        let close = [
+            (Mode::Baseline, 100.0),
+            (Mode::Floor, 60.0),
+            (Mode::Seam, 62.0),
+        ];
+        assert_eq!(report(close).verdict(0).1, "met");
+        let table = report(close).markdown();
+        assert!(
+            table.contains("| >= 1,000,000 events/s | missed |"),
+            "{table}"
+        );
+    }
 
     #[test]
     fn medians() {

@@ -171,7 +171,7 @@ const TARGETS: &[Target] = &[
         runs: &[Run {
             name: "default",
             disable: &[],
-            expect: expect("tracepoint", "cgroup"),
+            expect: expect("tp_btf", "cgroup"),
         }],
     },
 ];

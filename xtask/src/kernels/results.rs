@@ -54,7 +54,18 @@ pub fn tier(hooks: &[String], is_member: fn(&str) -> bool) -> Option<String> {
 }
 
 pub fn is_file_hook(hook: &str) -> bool {
-    hook.starts_with("tracepoint/syscalls/") || hook.contains("file_open") || hook.contains("path_")
+    is_syscall_hook(hook) || hook.contains("file_open") || hook.contains("path_")
+}
+
+/// A hook on the syscall path: `tp_btf/sys_exit` or a per-syscall tracepoint.
+pub fn is_syscall_hook(hook: &str) -> bool {
+    hook == "tp_btf/sys_exit" || hook.starts_with("tracepoint/syscalls/")
+}
+
+/// File access on syscall hooks (the `sys_exit` tp_btf tier or the per-syscall tracepoints):
+/// they see attempts that fail before the security hooks, and LSMs' refusals after the fact.
+fn on_syscalls(file_tier: &str) -> bool {
+    matches!(file_tier, "tracepoint" | "tp_btf")
 }
 
 pub fn is_connect_hook(hook: &str) -> bool {
@@ -247,7 +258,7 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
     }
     // The reduced guarantee of the security-hook tiers, observed: a failed attempt is seen by
     // the syscall tracepoints only.
-    let sees_attempts = expect.file == "tracepoint";
+    let sees_attempts = on_syscalls(expect.file);
     if run.failed_attempt_flagged != sees_attempts {
         failures.push(format!(
             "run {name}: A's failed open under B's path was {} on {} (expected {})",
@@ -263,7 +274,8 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
     // An LSM's refusal: reported denied after the decision (tracepoint exit, fexit), as an
     // access before it (kprobe), not at all by BPF LSM (called after the refusing LSM).
     let refused = match expect.file {
-        "tracepoint" | "fexit" => Some("denied"),
+        "fexit" => Some("denied"),
+        file if on_syscalls(file) => Some("denied"),
         "kprobe" => Some("ok"),
         _ => None,
     };
@@ -302,12 +314,7 @@ pub fn check_run(run: &RunResult, expect: Expect) -> Vec<String> {
             ));
         }
     }
-    if expect.file != "tracepoint"
-        && run
-            .live_hooks
-            .iter()
-            .any(|h| h.starts_with("tracepoint/syscalls/"))
-    {
+    if !on_syscalls(expect.file) && run.live_hooks.iter().any(|h| is_syscall_hook(h)) {
         failures.push(format!(
             "run {name}: syscall tracepoints are live although file access runs on {}",
             expect.file

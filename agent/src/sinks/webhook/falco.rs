@@ -50,13 +50,13 @@ fn put_opt<T: Into<Value>>(fields: &mut Map<String, Value>, key: &str, value: Op
 /// A party's fields under Falco's names (`proc.*`, `container.*`, `k8s.*`), or `seam.peer.*`.
 fn party(fields: &mut Map<String, Value>, prefix: &str, p: &Party) {
     put_opt(fields, &format!("{prefix}proc.pid"), p.pid);
-    put(fields, &format!("{prefix}proc.name"), p.comm.as_str());
-    put_opt(fields, &format!("{prefix}proc.exepath"), p.exe.clone());
+    put(fields, &format!("{prefix}proc.name"), &*p.comm);
+    put_opt(fields, &format!("{prefix}proc.exepath"), p.exe.as_deref());
     put_opt(fields, &format!("{prefix}user.uid"), p.uid);
     put(
         fields,
         &format!("{prefix}seam.cgroup.path"),
-        p.cgroup_path.as_str(),
+        &*p.cgroup_path,
     );
     put_opt(
         fields,
@@ -142,7 +142,7 @@ fn violation(v: &Violation) -> Value {
             );
         }
         Target::Process { exe, ppid } => {
-            put_opt(&mut f, "proc.exepath", exe.clone());
+            put_opt(&mut f, "proc.exepath", exe.as_deref());
             put_opt(&mut f, "proc.ppid", *ppid);
         }
         Target::App {

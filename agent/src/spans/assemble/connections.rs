@@ -186,7 +186,9 @@ impl Connections {
                 Vec::new()
             }
             (tcp_state::SYN_SENT, tcp_state::ESTABLISHED) => {
-                let owner = self.intents.remove(&t.cookie).map(|(c, _)| c);
+                // The caller of connect() comes with the event (saved by the probe when the
+                // socket started connecting), or from a connect intent of the same socket.
+                let owner = self.intents.remove(&t.cookie).map(|(c, _)| c).or(task);
                 let process = ctx.attributor.socket(cgroup_id, owner.as_ref());
                 self.arrive(key, Role::Client, t.cookie, process, ns, ctx)
             }
@@ -203,12 +205,14 @@ impl Connections {
     }
 
     /// A watched TCP socket closed.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn tcp_close(
         &mut self,
         t: &TcpTransition,
         counters: Option<TcpCounters>,
         cgroup_id: u64,
         ns: u64,
+        task: Option<ProcessRef>,
         ctx: &mut Ctx<'_>,
     ) -> Vec<SpanUpdate> {
         let closed = Closed {
@@ -219,7 +223,7 @@ impl Connections {
         if t.old == tcp_state::SYN_SENT {
             // A connect() that never completed: an attempt, as a one-sided span.
             self.pending_by_cookie.remove(&t.cookie);
-            let owner = self.intents.remove(&t.cookie).map(|(c, _)| c);
+            let owner = self.intents.remove(&t.cookie).map(|(c, _)| c).or(task);
             let process = ctx.attributor.socket(cgroup_id, owner.as_ref());
             let end = End {
                 cookie: t.cookie,

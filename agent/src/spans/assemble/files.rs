@@ -120,6 +120,7 @@ mod tests {
                 confidence: PathConfidence::Full,
                 truncated: false,
             }],
+            dir: None,
         }
     }
 

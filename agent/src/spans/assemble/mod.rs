@@ -76,7 +76,7 @@ impl Assembler {
         let task = if h.pid != 0 && !matches!(event.kind, KernelEventKind::Exec { .. }) {
             let (process, observed) =
                 ctx.attributor
-                    .task(h.pid, &h.comm, h.uid, h.cgroup_id, h.time_ns);
+                    .task(h.pid, &h.comm.as_str(), h.uid, h.cgroup_id, h.time_ns);
             if matches!(observed, Observed::New)
                 && let Some(info) = ctx.attributor.processes.get(h.pid)
             {
@@ -92,7 +92,7 @@ impl Assembler {
                 if let Some(old) = ctx.attributor.processes.exec(
                     h.pid,
                     *ppid,
-                    &h.comm,
+                    &h.comm.as_str(),
                     h.uid,
                     h.cgroup_id,
                     h.time_ns,
@@ -131,6 +131,7 @@ impl Assembler {
                 *counters,
                 h.cgroup_id,
                 h.time_ns,
+                task,
                 ctx,
             )),
             KernelEventKind::FlowStart {

@@ -248,11 +248,11 @@ fn pairs_both_ends_then_ends_with_the_counters_of_each_socket() {
     let client = c.client.process.as_ref().unwrap();
     let server = c.server.process.as_ref().unwrap();
     assert_eq!(client.tenant, Some(tenant("a")));
-    assert_eq!((client.pid, client.comm.as_str()), (Some(10), "client"));
-    assert_eq!(client.cgroup_path, "t/a");
+    assert_eq!((client.pid, &*client.comm), (Some(10), "client"));
+    assert_eq!(&*client.cgroup_path, "t/a");
     assert_eq!(server.tenant, Some(tenant("b")));
     assert_eq!(server.pid, Some(20), "server named by the listener's owner");
-    assert_eq!(server.comm, "db");
+    assert_eq!(&*server.comm, "db");
     assert_eq!(c.server.addr, ep("127.0.0.1:5432"));
     assert_eq!(span.start, w.clock.unix(3 * MS));
     // The connection is a child of the client's process span (its trace root).
@@ -453,6 +453,7 @@ fn a_process_execution_is_the_root_of_its_trace() {
                 confidence: PathConfidence::Full,
                 truncated: false,
             }],
+            dir: None,
         }),
     };
     let updates = w.feed(&[exec, exe]);

@@ -1,0 +1,44 @@
+//! Benchmark helpers behind `seam workload bench ...` (hidden): the loops `cargo xtask bench`
+//! times, the empty programs that give the floor of the hooks Seam uses, and the measurements
+//! of the agent's own stages. Never used by the agent itself.
+pub(crate) mod floor;
+pub(crate) mod loops;
+pub(crate) mod pipeline;
+mod records;
+
+use anyhow::Result;
+use clap::Subcommand;
+
+/// What `seam workload bench` runs.
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchWorkload {
+    /// Attach empty programs on the given hooks until SIGINT/SIGTERM (the floor).
+    Floor(floor::FloorArgs),
+    /// connect+accept+close over loopback, one thread.
+    TcpLoop {
+        #[arg(long, default_value_t = 2000)]
+        iterations: u32,
+    },
+    /// sendto+recvfrom of 64-byte UDP datagrams over loopback, one thread.
+    UdpLoop {
+        #[arg(long, default_value_t = 100_000)]
+        iterations: u32,
+    },
+    /// TCP send/recv throughput over loopback: ns per 64 KiB.
+    StreamLoop {
+        #[arg(long, default_value_t = 20_000)]
+        iterations: u32,
+    },
+    /// The agent's user-space stages on one thread: events/s.
+    Pipeline(pipeline::PipelineArgs),
+}
+
+pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
+    match workload {
+        BenchWorkload::Floor(args) => floor::run(args),
+        BenchWorkload::TcpLoop { iterations } => loops::tcp(*iterations),
+        BenchWorkload::UdpLoop { iterations } => loops::udp(*iterations),
+        BenchWorkload::StreamLoop { iterations } => loops::stream(*iterations),
+        BenchWorkload::Pipeline(args) => pipeline::run(args),
+    }
+}
