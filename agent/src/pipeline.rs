@@ -210,8 +210,7 @@ impl Pipeline {
         let now = clock::boot_ns();
         for cgroup in unregistered {
             self.filter.unwatch(cgroup.id);
-            let ctx = ctx!(self);
-            let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
+            let updates = self.assembler.unwatched(cgroup.id, now);
             self.on_updates(updates);
             tracing::info!(cgroup = ?cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
