@@ -252,11 +252,25 @@ impl Pipeline {
         );
         self.sink.tick();
         if let Some(dropped) = self.sink.otlp_dropped() {
-            for (signal, total) in dropped {
-                self.report_loss(LossSource::Otlp, signal.as_str(), total);
-            }
+            self.report_otlp_losses(dropped);
         }
+        self.report_feed_losses();
         self.metrics.heartbeat();
+    }
+
+    /// Reports what the OTLP exporter dropped (totals per signal).
+    fn report_otlp_losses(&mut self, dropped: [(crate::export::Signal, u64); 2]) {
+        for (signal, total) in dropped {
+            self.report_loss(LossSource::Otlp, signal.as_str(), total);
+        }
+    }
+
+    /// Reports what the feed sinks dropped (queue full, retries exhausted, write errors,
+    /// shutdown), per sink and reason.
+    fn report_feed_losses(&mut self) {
+        for (what, total) in self.sink.feed_losses() {
+            self.report_loss(LossSource::Feed, &what, total);
+        }
     }
 
     /// Spans the assembler ended early: counted, and reported like any loss of evidence.
@@ -290,6 +304,10 @@ impl Pipeline {
                 "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
                  seam_otlp_dropped_total for why"
             ),
+            LossSource::Feed => format!(
+                "{lost} feed records dropped by {probe} (its receiver is slow, down or failing, \
+                 or the agent stopped first); see seam_feed_dropped_total"
+            ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };
         tracing::warn!(%source, probe, lost, total, "{message}");
@@ -309,19 +327,46 @@ impl Pipeline {
         }));
     }
 
-    /// At shutdown: every open span ends, and everything queued is flushed. Returns the OTLP
-    /// exporter, to be shut down last (it is async).
-    pub(crate) fn finish(&mut self) -> Option<crate::export::Exporter> {
+    /// At shutdown, first: every open span ends and goes to the sinks, open aggregates are
+    /// emitted, and the webhooks stop taking records (they deliver what they hold until
+    /// `deadline`). Returns the OTLP exporter, to be stopped alongside.
+    pub(crate) fn finish(
+        &mut self,
+        deadline: std::time::Instant,
+    ) -> Option<crate::export::Exporter> {
         let ctx = ctx!(self);
         let joined = self.assembler.app_flush(&ctx);
         self.on_joined(joined);
         let mut ctx = ctx!(self);
         let updates = self.assembler.flush(clock::boot_ns(), &mut ctx);
         self.on_updates(updates);
-        self.sink.finish();
+        if let Some(dropped) = self.sink.otlp_dropped() {
+            self.report_otlp_losses(dropped);
+        }
+        self.report_feed_losses();
+        self.sink.begin_finish(deadline);
+        self.sink.take_exporter()
+    }
+
+    /// At shutdown, then (blocking): waits for the webhooks until `deadline`.
+    pub(crate) fn wait_sinks(&mut self, deadline: std::time::Instant) {
+        self.sink.wait_webhooks(deadline);
+    }
+
+    /// At shutdown, last: what the sinks and the exporter (`otlp`: its final drop totals)
+    /// dropped while stopping goes to the feed file and stdout, and into the stats.
+    pub(crate) fn report_final(&mut self, otlp: Option<[(crate::export::Signal, u64); 2]>) {
+        if let Some(dropped) = otlp {
+            self.report_otlp_losses(dropped);
+        }
+        self.report_feed_losses();
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();
         self.stats.violations_folded = self.sink.folded();
-        self.sink.take_exporter()
+    }
+
+    /// How long the sinks may keep delivering once the agent stops.
+    pub(crate) fn shutdown_grace(&self) -> std::time::Duration {
+        self.sink.shutdown_grace()
     }
 }
