@@ -15,7 +15,10 @@ use crate::{
     config::RuleSet,
     events::reader,
     export::{ExportError, Exporter, OtlpConfig},
+    history::{History, HistoryConfig, HistoryError, RunInfo},
+    host::{HostError, Pinned},
     input::Input,
+    k8s::{PodError, RuntimeConfig},
     metrics::{Metrics, PipelineMetrics, server::ServeError},
     pipeline::{Pipeline, PipelineOptions},
     preflight::{self, PreflightError},
@@ -46,6 +49,15 @@ pub(crate) enum AgentError {
     /// The OTLP receiver could not listen.
     #[error(transparent)]
     Receive(#[from] ReceiveError),
+    /// The sealed history (`--store`) could not be opened.
+    #[error(transparent)]
+    History(#[from] HistoryError),
+    /// A host path given for running in a container (`--cgroup-root`, `--bpffs`) is unusable.
+    #[error(transparent)]
+    Host(#[from] HostError),
+    /// Pod identity is needed but the container runtime cannot be asked.
+    #[error(transparent)]
+    Pods(#[from] PodError),
     /// The ready file could not be written.
     #[error("cannot write ready file {path}: {source}; check the directory exists and is writable")]
     ReadyFile {
@@ -67,6 +79,8 @@ pub(crate) struct AgentOptions {
     pub receive: Option<ReceiverConfig>,
     /// Serve `/metrics`, `/healthz` and `/readyz` here.
     pub listen: Option<SocketAddr>,
+    /// TLS and bearer token of that listener.
+    pub listen_security: crate::listen::ListenSecurity,
     /// Written (with the live hooks) once probes are attached and cgroups registered.
     pub ready_file: Option<PathBuf>,
     /// How often the cgroup tree is rescanned even without inotify events.
@@ -79,13 +93,22 @@ pub(crate) struct AgentOptions {
     pub max_open_spans: usize,
     /// The host's procfs (process start times, the boot id).
     pub procfs: PathBuf,
+    /// Keep a sealed per-tenant history (`None`: off).
+    pub history: Option<HistoryConfig>,
+    /// The host's cgroup2 root (`--cgroup-root`; `None`: the cgroup2 mount Seam sees).
+    pub cgroup_root: Option<PathBuf>,
+    /// The host's BPF file system: the tenant filter map is pinned there (`--bpffs`).
+    pub bpffs: Option<PathBuf>,
+    /// The container runtime that names container cgroups' pods.
+    pub runtime: RuntimeConfig,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
 pub(crate) struct RunningAgent {
     inputs: mpsc::Sender<Input>,
     stop: tokio::sync::oneshot::Sender<()>,
-    task: JoinHandle<StatsReport>,
+    /// `None` once it ended (see [`RunningAgent::failed`]).
+    task: Option<JoinHandle<StatsReport>>,
     reader: JoinHandle<()>,
     reader_stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -153,10 +176,16 @@ fn boot_id(procfs: &Path) -> [u8; 16] {
 /// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
 pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     preflight::require_root()?;
-    let cgroup_root = preflight::cgroup2_mount()?;
+    let cgroup_root = match &options.cgroup_root {
+        Some(root) => crate::host::cgroup_root(root)?,
+        None => preflight::cgroup2_mount()?,
+    };
     let metrics = Arc::new(Metrics::new());
     let listen = match options.listen {
-        Some(addr) => Some(crate::metrics::server::spawn(addr, metrics.clone()).await?),
+        Some(addr) => Some(
+            crate::metrics::server::spawn(addr, metrics.clone(), options.listen_security.clone())
+                .await?,
+        ),
         None => None,
     };
     let offsets = kernel_offsets();
@@ -174,6 +203,18 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let tcp_counters = offsets.is_some_and(|o| o.tcp_counters_valid == 1);
     let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes, &disabled)?;
     let live_hooks = probes.live_hooks();
+    metrics.node.set_probe_states(&probes.statuses);
+    let pinned: Option<Pinned> = match &options.bpffs {
+        Some(bpffs) => Some(crate::host::pin_filter(
+            &probes.ebpf,
+            seam_common::MAP_TENANT_CGROUPS,
+            bpffs,
+        )?),
+        None => None,
+    };
+    if let Some(pin) = &pinned {
+        tracing::info!(path = %pin.path().display(), "tenant filter map pinned");
+    }
     let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
     metrics.set_live_hooks(&live_hooks);
     let mut sink = Sinks::open(&options.feeds, &metrics)?;
@@ -182,12 +223,24 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
             crate::export::map::resource(&otlp.service_name, &options.node, &otlp.resource);
         sink = sink.with_exporter(Exporter::start(otlp, resource, &metrics)?);
     }
+    let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let api = match options.runtime.kubernetes_api {
+        true => Some((crate::k8s::api::in_cluster()?, options.node.clone())),
+        false => None,
+    };
+    let pods = crate::k8s::start(
+        &options.runtime,
+        options.rules.has_pod_tenants(),
+        api,
+        tx.clone(),
+        metrics.node.runtime.clone(),
+    )
+    .await?;
     let attributor = Attributor {
-        cgroups: CgroupRegistry::new(cgroup_root.clone()),
+        cgroups: CgroupRegistry::new(cgroup_root.clone()).with_pods(pods),
         processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
         local: LocalAddrs::current(),
     };
-    let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let receiving = match options.receive {
         Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
         None => crate::receive::Bound::default(),
@@ -199,6 +252,17 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         .flatten()
         .map(|a| a.port())
         .collect();
+    let history = match options.history {
+        Some(config) => Some(History::start(
+            config,
+            RunInfo {
+                node: options.node.clone(),
+                live_hooks: live_hooks.clone(),
+                rules_sha256: crate::history::rules_sha256(&options.rules),
+            },
+        )?),
+        None => None,
+    };
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
@@ -212,6 +276,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         },
         PipelineMetrics::new(metrics.clone()),
     );
+    if let Some(history) = history {
+        pipeline = pipeline.with_history(history);
+    }
     pipeline.handle(Input::CgroupsChanged);
 
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
@@ -235,8 +302,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
     let ebpf = probes.ebpf;
     let task = tokio::spawn(async move {
-        // Keeps the programs attached for as long as the pipeline runs.
+        // Keeps the programs attached (and the filter map pinned) while the pipeline runs.
         let _ebpf = ebpf;
+        let _pinned = pinned;
         loop {
             tokio::select! {
                 input = rx.recv() => match input {
@@ -295,7 +363,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     Ok(RunningAgent {
         inputs: tx,
         stop: stop_tx,
-        task,
+        task: Some(task),
         reader: reader_task,
         reader_stop,
     })
@@ -316,12 +384,55 @@ impl RunningAgent {
         }
         let _ = self.inputs.send(Input::Tick).await;
         let _ = self.stop.send(());
-        match self.task.await {
+        let Some(task) = self.task else {
+            return crate::stats::Stats::default().report();
+        };
+        match task.await {
             Ok(report) => report,
             Err(error) => {
                 tracing::error!(%error, "pipeline task failed");
                 crate::stats::Stats::default().report()
             }
         }
+    }
+
+    /// Resolves only if the pipeline task ends by itself, which it never does while healthy
+    /// (it panicked, or every input closed): the agent no longer observes anything. Says why.
+    pub(crate) async fn failed(&mut self) -> String {
+        let Some(task) = self.task.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = task.await;
+        self.task = None;
+        pipeline_end(outcome)
+    }
+}
+
+/// Why the pipeline task ended early.
+pub(crate) fn pipeline_end<T>(outcome: Result<T, tokio::task::JoinError>) -> String {
+    match outcome {
+        Err(error) if error.is_panic() => {
+            let panic = error.into_panic();
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a non-text panic".to_owned());
+            format!("the pipeline panicked: {message}")
+        }
+        Err(error) => format!("the pipeline task was cancelled: {error}"),
+        Ok(_) => "the pipeline stopped: every input closed".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn a_dead_pipeline_says_why() {
+        let task = tokio::spawn(async { panic!("decoder bug") });
+        let why = super::pipeline_end::<()>(task.await);
+        assert_eq!(why, "the pipeline panicked: decoder bug");
+        let ended = super::pipeline_end(Ok(()));
+        assert!(ended.contains("every input closed"), "{ended}");
     }
 }

@@ -12,10 +12,72 @@ use anyhow::{Context as _, Result, bail};
 
 use crate::{
     agent::{self, AgentOptions},
-    config::RuleSet,
+    config::{DEMO_SOURCES, RuleSet},
+    history::HistoryConfig,
     preflight,
     sinks::SinkOptions,
 };
+
+/// The demo's sealed history (`seam demo --store DIR`).
+pub(crate) struct DemoHistory {
+    pub config: HistoryConfig,
+    /// The master key file (None: `SEAM_MASTER_KEY`).
+    pub key_file: Option<PathBuf>,
+    /// The master key file the demo created (said where).
+    pub created_key: Option<PathBuf>,
+}
+
+/// Where the demo keeps the master key of a store it was not given a key for: beside the
+/// store (never inside it), `<store>.master-key`.
+pub(crate) fn master_key_path(store: &Path) -> PathBuf {
+    let text = store.to_string_lossy();
+    PathBuf::from(format!("{}.master-key", text.trim_end_matches('/')))
+}
+
+/// Writes the embedded rules to `<store>.rules/` (what replay and report need) and prints the
+/// exact commands that read the history back.
+#[allow(clippy::print_stdout)]
+fn history_commands(store: &Path, key_file: Option<&Path>, created: Option<&Path>) -> Result<()> {
+    let rules = PathBuf::from(format!(
+        "{}.rules",
+        store.to_string_lossy().trim_end_matches('/')
+    ));
+    fs::create_dir_all(&rules).with_context(|| format!("cannot create {}", rules.display()))?;
+    for (name, text) in DEMO_SOURCES {
+        let file = Path::new(name).file_name().unwrap_or_default();
+        fs::write(rules.join(file), text)
+            .with_context(|| format!("cannot write {}", rules.join(file).display()))?;
+    }
+    let seam = std::env::current_exe().unwrap_or_else(|_| PathBuf::from("seam"));
+    let key = key_file
+        .map(|k| format!(" --master-key-file {}", k.display()))
+        .unwrap_or_default();
+    let base = format!(
+        "--store {}{key} --rules {}",
+        store.display(),
+        rules.display()
+    );
+    if let Some(created) = created {
+        println!(
+            "seam demo: created master key file {} for the store (keep it apart from the store)",
+            created.display()
+        );
+    }
+    println!(
+        "seam demo: history sealed per tenant in {}",
+        store.display()
+    );
+    println!("seam demo: re-evaluate it (breach scope as JSON):");
+    println!("  {} replay {base}", seam.display());
+    println!("seam demo: report on it (JSON, Markdown or a self-contained HTML page):");
+    println!(
+        "  {} report {base} --format html --output seam-report.html",
+        seam.display()
+    );
+    println!("seam demo: gate on it (exit 0 when no violation, 1 listing them):");
+    println!("  {} validate {base}", seam.display());
+    Ok(())
+}
 
 const DEMO_ROOT: &str = "seam-demo";
 const TENANT_A: &str = "seam-demo/tenant-a";
@@ -134,16 +196,30 @@ impl Drop for DemoGuard {
 /// Runs the demo; fails unless Seam saw both connections and flagged exactly the
 /// cross-tenant connection and the cross-tenant file read. Returns the number of violations.
 #[allow(clippy::print_stdout)]
-pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -> Result<u64> {
+pub(crate) async fn run(
+    node: String,
+    otlp: Option<crate::export::OtlpConfig>,
+    history: Option<DemoHistory>,
+) -> Result<u64> {
     preflight::require_root()?;
     let cgroup_root = preflight::cgroup2_mount()?;
     let rules = RuleSet::demo().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut guard = DemoGuard::create(&cgroup_root)?;
+    let (history_config, history) = match history {
+        Some(DemoHistory {
+            config,
+            key_file,
+            created_key,
+        }) => (Some(config), Some((key_file, created_key))),
+        None => (None, None),
+    };
+    let store = history_config.as_ref().map(|c| c.dir.clone());
     let agent = agent::start(AgentOptions {
         rules,
         node,
         feeds: SinkOptions::default(),
         listen: None,
+        listen_security: crate::listen::ListenSecurity::none(),
         ready_file: None,
         rescan: Duration::from_secs(2),
         ring_bytes: None,
@@ -152,6 +228,13 @@ pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -
         receive: None,
         max_open_spans: 100_000,
         procfs: PathBuf::from("/proc"),
+        history: history_config,
+        cgroup_root: None,
+        bpffs: None,
+        runtime: crate::k8s::RuntimeConfig {
+            kind: crate::k8s::RuntimeKind::None,
+            ..crate::k8s::RuntimeConfig::default()
+        },
     })
     .await?;
     let workdir = guard.workdir.clone();
@@ -233,6 +316,9 @@ pub(crate) async fn run(node: String, otlp: Option<crate::export::OtlpConfig>) -
             stats.spans,
             stats.violations
         );
+    }
+    if let (Some(store), Some((key_file, created))) = (&store, &history) {
+        history_commands(store, key_file.as_deref(), created.as_deref())?;
     }
     Ok(stats.violations)
 }

@@ -9,6 +9,7 @@ use crate::{
     config::RuleSet,
     detect::Detector,
     events::{KernelEvent, KernelEventKind},
+    history::{History, record::RunTotals},
     input::Input,
     metrics::PipelineMetrics,
     sinks::{Loss, LossTag, Record, Sinks},
@@ -43,6 +44,8 @@ pub(crate) struct Pipeline {
     node: String,
     /// Loss totals already reported, by source and probe.
     reported: BTreeMap<(LossSource, String), u64>,
+    /// The sealed history (`--store`), when kept.
+    history: Option<History>,
 }
 
 /// How the pipeline is set up.
@@ -79,7 +82,14 @@ impl Pipeline {
             metrics,
             node: options.node,
             reported: BTreeMap::new(),
+            history: None,
         }
+    }
+
+    /// Keeps every ended span and loss record in the sealed history too.
+    pub(crate) fn with_history(mut self, history: History) -> Self {
+        self.history = Some(history);
+        self
     }
 
     pub(crate) fn handle(&mut self, input: Input) {
@@ -111,6 +121,9 @@ impl Pipeline {
             Input::Reload(rules) => {
                 self.rules = *rules;
                 self.detector.reload(&self.rules);
+                if let Some(history) = &mut self.history {
+                    history.rules_reloaded(&self.rules);
+                }
                 self.rescan();
                 tracing::info!(
                     tenants = self.rules.tenants.len(),
@@ -194,9 +207,12 @@ impl Pipeline {
                 && self.own_ports.contains(&c.server.addr.port()))
     }
 
-    /// A span that ended: to OTLP export and, with `--feed-spans`, the feed.
+    /// A span that ended: to the history, OTLP export and, with `--feed-spans`, the feed.
     fn ended(&mut self, span: crate::spans::Span) {
         self.stats.spans_ended += 1;
+        if let Some(history) = &mut self.history {
+            history.span(&span, &self.rules);
+        }
         self.sink.span(span);
     }
 
@@ -233,6 +249,8 @@ impl Pipeline {
                 ),
             }
         }
+        let (unresolved, runtime) = self.attributor.cgroups.unresolved_pods();
+        self.report_loss(LossSource::PodIdentity, runtime, unresolved);
         self.stats.tenant_cgroups = self.attributor.cgroups.tenant_cgroups();
         self.metrics.tenant_cgroups(self.stats.tenant_cgroups);
     }
@@ -255,6 +273,11 @@ impl Pipeline {
             self.report_otlp_losses(dropped);
         }
         self.report_feed_losses();
+        if let Some(lost) = self.history.as_ref().map(History::lost) {
+            for (reason, total) in lost {
+                self.report_loss(LossSource::Store, reason, total);
+            }
+        }
         self.metrics.heartbeat();
     }
 
@@ -308,6 +331,15 @@ impl Pipeline {
                 "{lost} feed records dropped by {probe} (its receiver is slow, down or failing, \
                  or the agent stopped first); see seam_feed_dropped_total"
             ),
+            LossSource::Store => format!(
+                "{lost} history records not kept ({probe}); detection and the feeds go on, and \
+                 `seam report` lists the gap"
+            ),
+            LossSource::PodIdentity => format!(
+                "{lost} container cgroups left unattributed: the {probe} runtime did not name \
+                 their pods, so tenants declared by namespace or pod labels cannot claim them \
+                 and their activity is not observed"
+            ),
             other => format!("{lost} records lost ({other}, {probe})"),
         };
         tracing::warn!(%source, probe, lost, total, "{message}");
@@ -315,7 +347,7 @@ impl Pipeline {
         if source == LossSource::RingBuffer {
             self.stats.lost.insert(probe.to_owned(), total);
         }
-        self.sink.emit(Record::Loss(Loss {
+        let loss = Loss {
             kind: LossTag,
             time: UnixNanos::now(),
             node: self.node.clone(),
@@ -324,7 +356,11 @@ impl Pipeline {
             lost,
             lost_total: total,
             message,
-        }));
+        };
+        if let Some(history) = &mut self.history {
+            history.loss(&loss);
+        }
+        self.sink.emit(Record::Loss(loss));
     }
 
     /// At shutdown, first: every open span ends and goes to the sinks, open aggregates are
@@ -363,6 +399,16 @@ impl Pipeline {
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();
         self.stats.violations_folded = self.sink.folded();
+        if let Some(history) = self.history.take() {
+            let totals = RunTotals {
+                events: self.stats.events_total,
+                spans_ended: self.stats.spans_ended,
+                violations: self.stats.violations,
+                events_lost: self.stats.lost.values().sum(),
+                records_lost: 0,
+            };
+            self.stats.history = Some(history.finish(totals));
+        }
     }
 
     /// How long the sinks may keep delivering once the agent stops.

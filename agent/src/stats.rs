@@ -39,6 +39,8 @@ pub(crate) struct Counters {
     pub violations_folded: u64,
     pub live_hooks: Vec<String>,
     pub tenant_cgroups: usize,
+    /// What the sealed history did (`--store`), at exit.
+    pub history: Option<crate::history::HistoryStats>,
 }
 
 /// Running totals since start-up (derefs to [`Counters`]).

@@ -188,6 +188,33 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// How sensitive a tenant's resource is: the tier of an entry of a tenant's `paths` or
+    /// `endpoints` (an entry without one is unclassified).
+    Tier {
+        /// Meant to be seen: published content, public endpoints.
+        Public = "public",
+        /// The tenant's working data: services, caches, configuration.
+        Operational = "operational",
+        /// Data under regulation or contract (personal, payment, health data).
+        Regulated = "regulated",
+    }
+}
+
+vocabulary! {
+    /// What a run record of the sealed history marks in an agent's life.
+    RunPhase {
+        /// The agent started writing history (probes live, rules loaded).
+        Start = "start",
+        /// The agent was alive (written every minute, so a crash is bounded in time).
+        Alive = "alive",
+        /// The rules were reloaded (the record carries the new rules' hash).
+        RulesReloaded = "rules_reloaded",
+        /// The agent stopped and closed its history.
+        Stop = "stop",
+    }
+}
+
+vocabulary! {
     /// Where evidence was lost (a loss record's `source`).
     LossSource {
         /// The kernel could not reserve ring-buffer space: events never reached the agent.
@@ -202,6 +229,18 @@ vocabulary! {
         Otlp = "otlp",
         /// Records the sealed store could not write.
         Store = "store",
+        /// Container cgroups left unattributed because the runtime did not name their pod.
+        PodIdentity = "pod_identity",
+    }
+}
+
+vocabulary! {
+    /// The body a webhook receives (`--webhook-format`).
+    WebhookFormat {
+        /// Seam's own feed records (docs/feeds.md).
+        Seam = "seam",
+        /// Falco's output payload, as falcosidekick's `POST /` takes it.
+        Falcosidekick = "falcosidekick",
     }
 }
 

@@ -124,6 +124,8 @@ pub(crate) enum Workload {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Write a synthetic history of realistic spans (replay benchmark); prints JSON.
+    HistoryFill(crate::history::bench::FillArgs),
     /// Run another program in the cgroup (exec: it keeps this pid), e.g. a test application.
     Exec {
         /// The program and its arguments.
@@ -334,6 +336,7 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
         Workload::Remove { dir } => {
             fs::remove_dir_all(dir).with_context(|| format!("remove {}", dir.display()))?;
         }
+        Workload::HistoryFill(args) => crate::history::bench::fill(args)?,
         Workload::Exec { command } => {
             use std::os::unix::process::CommandExt as _;
             let (program, args) = command.split_first().context("nothing to run")?;

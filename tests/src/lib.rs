@@ -15,6 +15,8 @@ use std::{
 use serde_json::Value;
 
 pub mod bpf;
+pub mod docker;
+pub mod history;
 pub mod http;
 pub mod python;
 pub mod store;
@@ -154,6 +156,11 @@ impl Agent {
 
     /// [`Agent::start`] with extra `seam run` arguments.
     pub fn start_with(rules: &str, extra: &[&str]) -> Self {
+        Self::start_env(rules, extra, &[])
+    }
+
+    /// [`Agent::start_with`] with extra environment variables (e.g. `SEAM_LOG=debug`).
+    pub fn start_env(rules: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         require_root();
         let dir = std::env::temp_dir().join(unique());
         fs::create_dir_all(dir.join("rules")).expect("create agent temp dir");
@@ -173,6 +180,7 @@ impl Agent {
             .args(extra)
             .env("SEAM_LOG", "info")
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,4 +1,5 @@
-//! The CLI's contract for bad input: clear errors with file:line:col and exit code 2.
+//! The CLI's contract: clear errors with file:line:col and exit code 2 for bad input, 3 when
+//! the node cannot run the agent.
 use std::{fs, process::Command};
 
 use seam_integration_tests::{repo_rules_dir, seam_bin};
@@ -111,7 +112,7 @@ fn missing_rules_directory_is_a_clear_error() {
 }
 
 #[test]
-fn not_root_is_refused_with_exit_2() {
+fn not_root_is_refused_with_exit_3() {
     let demo = repo_rules_dir().join("demo");
     let out = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -121,7 +122,11 @@ fn not_root_is_refused_with_exit_2() {
         .arg(&demo)
         .output()
         .expect("setpriv (util-linux) runs seam as nobody");
-    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "the node, not the input: {out:?}"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("must run as root"),
         "{}",

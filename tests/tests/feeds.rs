@@ -222,7 +222,13 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
     );
     assert_eq!(m("seam_feed_delivered_total{sink=\"file\"}"), 1.0);
     assert_eq!(m("seam_feed_queue_depth{sink=\"webhook-0\"}"), 0.0);
-    for reason in ["queue_full", "retries_exhausted", "shutdown", "write_error"] {
+    for reason in [
+        "queue_full",
+        "retries_exhausted",
+        "shutdown",
+        "write_error",
+        "rejected",
+    ] {
         assert_eq!(
             m(&format!(
                 "seam_feed_dropped_total{{sink=\"webhook-0\",reason=\"{reason}\"}}"
@@ -370,7 +376,7 @@ fn burst_of_identical_violations_is_folded_into_one_aggregate() {
 }
 
 #[test]
-fn https_webhooks_and_rotation_without_a_file_are_refused() {
+fn unusable_webhooks_and_rotation_without_a_file_are_refused() {
     let cgroups = Cgroups::new();
     let dir = std::env::temp_dir().join(format!("seam-feeds-cli-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -383,14 +389,28 @@ fn https_webhooks_and_rotation_without_a_file_are_refused() {
             .output()
             .expect("run seam")
     };
-    let out = run(&["--webhook", "https://127.0.0.1:1/secret", "--quiet"]);
+    let out = run(&["--webhook", "ftp://127.0.0.1:1/secret", "--quiet"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("https is not supported"), "{stderr}");
+    assert!(stderr.contains("http:// or https://"), "{stderr}");
     assert!(
         !stderr.contains("secret"),
         "the URL path is redacted: {stderr}"
     );
+    let out = run(&[
+        "--webhook",
+        "https://127.0.0.1:1/secret",
+        "--webhook-ca",
+        "/nonexistent/ca.pem",
+        "--quiet",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--webhook-ca /nonexistent/ca.pem"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("secret"), "{stderr}");
     let out = run(&["--feed-max-bytes", "1000"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--feed-file"));

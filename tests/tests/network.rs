@@ -164,7 +164,7 @@ fn cgroup_created_after_start_is_followed() {
     let late = cgroups.create("a-late");
     let late_child = cgroups.create("a-late/job");
     agent.wait_until("the late cgroup to be registered", |a| {
-        a.log().contains(&format!("cgroup={late_child} "))
+        a.log().contains(&format!("cgroup=\"{late_child}\""))
     });
     let db_b = listen("tcp-listen", Some(&b), "db-b", "127.0.0.1:0", 1);
     let pid = connect(

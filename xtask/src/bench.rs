@@ -17,6 +17,7 @@ use std::{
 use anyhow::{Context as _, Result, bail};
 
 mod cgroup;
+mod history;
 mod procs;
 mod report;
 
@@ -215,7 +216,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
     fs::write(&path, report.json()).with_context(|| format!("writing {}", path.display()))?;
     println!("wrote {}", path.display());
-    Ok(())
+    history::run(&bin, &tmp, &cgroup)
 }
 
 fn find_peer(args: &Args) -> Result<Option<PathBuf>> {

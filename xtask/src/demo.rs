@@ -1,5 +1,7 @@
 //! `cargo xtask demo [-- ARGS...]`: setup + release build, mounts tracefs if needed, then
 //! replaces itself with `target/release/seam demo ARGS...` (so the exit code is the demo's).
+//! Unless ARGS name a store, the demo keeps its history in `target/demo/history` (master key
+//! beside it), and prints the commands that replay and report on it.
 
 use std::{ffi::OsString, os::unix::process::CommandExt as _, process::Command};
 
@@ -19,6 +21,17 @@ pub fn run(args: &Args) -> Result<()> {
     util::ensure_tracefs()?;
     let mut cmd = Command::new(&bin);
     cmd.arg("demo").args(&args.args);
+    if !args
+        .args
+        .iter()
+        .any(|a| a.to_str().is_some_and(|a| a.starts_with("--store")))
+    {
+        let store = util::target_dir().join("demo/history");
+        if let Some(dir) = store.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        cmd.arg("--store").arg(store);
+    }
     eprintln!("xtask: $ {}", util::display_cmd(&cmd));
     // exec only returns on failure.
     let err = cmd.exec();

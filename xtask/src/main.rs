@@ -4,6 +4,7 @@
 mod bench;
 mod build;
 mod demo;
+mod install;
 mod kernels;
 mod python;
 mod setup;
@@ -18,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Seam's setup, build, demo, test, bench and kernel-matrix commands (run as root: sudo -E cargo xtask ...)"
+    about = "Seam's setup, build, install, demo, test, bench and kernel-matrix commands (run as root: sudo -E cargo xtask ...)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -31,6 +32,8 @@ enum Cmd {
     Setup(setup::Args),
     /// Setup if needed, then build the agent (target/release/seam).
     Build(build::Args),
+    /// Setup, build, then install the agent as /usr/local/bin/seam (`--prefix` to change).
+    Install(install::Args),
     /// Setup, build, mount tracefs, then run `seam demo` (extra args after `--`).
     Demo(demo::Args),
     /// Setup, build, then run the unit and the integration tests; prints `N passed, N failed`.
@@ -48,6 +51,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Cmd::Setup(args) => setup::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Build(args) => build::run(args).map(|()| ExitCode::SUCCESS),
+        Cmd::Install(args) => install::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Demo(args) => demo::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Test(args) => test::run(args),
         Cmd::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),

@@ -29,6 +29,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     let (env, bin) = build::setup_and_build(false)?;
     util::ensure_tracefs()?;
     let python = crate::python::ensure()?;
+    let chromium = chromium()?;
     let rules = util::workspace_root().join("rules");
 
     let mut unit = util::cargo();
@@ -55,7 +56,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         ])
         .env("SEAM_BIN", &bin)
         .env("SEAM_RULES_DIR", &rules)
-        .env("SEAM_PYTHON", &python);
+        .env("SEAM_PYTHON", &python)
+        .env("SEAM_CHROMIUM", &chromium);
     env.apply(&mut integration);
 
     let mut total = Tally::default();
@@ -100,6 +102,15 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Headless Chromium for the HTML report's test (Debian's `chromium`, installed if missing).
+fn chromium() -> Result<std::path::PathBuf> {
+    if let Some(path) = util::which("chromium") {
+        return Ok(path);
+    }
+    crate::setup::Apt::default().install(&["chromium"])?;
+    util::which("chromium").context("installed Debian's chromium but `chromium` is not on PATH")
 }
 
 /// Runs a `cargo test` command, copying its stdout to ours line by line while counting the

@@ -6,13 +6,20 @@ use std::{
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
+    sync::Arc,
     time::Duration,
 };
 
 use inotify::{Inotify, WatchMask};
 use tokio::sync::mpsc;
 
-use crate::{config::RuleSet, input::Input, spans::TenantRef};
+use super::containers::Containers;
+use crate::{
+    config::RuleSet,
+    input::Input,
+    k8s::PodDirectory,
+    spans::{ContainerRef, TenantRef},
+};
 
 /// A cgroup Seam knows about.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +54,9 @@ pub(crate) struct CgroupRegistry {
     /// oldest first.
     departed: HashMap<u64, CgroupInfo>,
     departed_order: VecDeque<(u64, u64)>,
+    /// The container of each container cgroup, by cgroup id.
+    containers_by_id: HashMap<u64, Arc<ContainerRef>>,
+    containers: Containers,
 }
 
 impl CgroupRegistry {
@@ -56,7 +66,26 @@ impl CgroupRegistry {
             by_id: HashMap::new(),
             departed: HashMap::new(),
             departed_order: VecDeque::new(),
+            containers_by_id: HashMap::new(),
+            containers: Containers::default(),
         }
+    }
+
+    /// Attributes container cgroups by pod too, asking `directory` (the container runtime).
+    pub(crate) fn with_pods(mut self, directory: Option<PodDirectory>) -> Self {
+        self.containers = Containers::new(directory);
+        self
+    }
+
+    /// The container the cgroup with this id belongs to, if it is a container's.
+    pub(crate) fn container(&self, id: u64) -> Option<&Arc<ContainerRef>> {
+        self.containers_by_id.get(&id)
+    }
+
+    /// Container cgroups left unattributed because their pod is unknown (since start), and
+    /// the runtime asked.
+    pub(crate) fn unresolved_pods(&self) -> (u64, &'static str) {
+        (self.containers.unresolved_total, self.containers.runtime())
     }
 
     /// A registry with known entries (fixtures).
@@ -70,6 +99,8 @@ impl CgroupRegistry {
             by_id: entries.into_iter().map(|c| (c.id, c)).collect(),
             departed: HashMap::new(),
             departed_order: VecDeque::new(),
+            containers_by_id: HashMap::new(),
+            containers: Containers::default(),
         }
     }
 
@@ -92,10 +123,18 @@ impl CgroupRegistry {
     /// [`CgroupRegistry::scan`] at boot time `now_ns`.
     pub(crate) fn scan_at(&mut self, rules: &RuleSet, now_ns: u64) -> CgroupChanges {
         let mut seen = HashMap::with_capacity(self.by_id.len());
+        let mut containers = HashMap::new();
+        let mut container_ids = HashSet::new();
         for (id, path) in walk(&self.root) {
-            let tenant = rules.tenant_for_cgroup(&path);
+            let (tenant, container) = self.containers.attribute(rules, &path);
+            if let Some(container) = container {
+                container_ids.insert(container.id.clone());
+                containers.insert(id, container);
+            }
             seen.insert(id, CgroupInfo { id, path, tenant });
         }
+        self.containers.retain(&container_ids);
+        self.containers_by_id = containers;
         let mut changes = CgroupChanges::default();
         for (id, old) in &self.by_id {
             let still = seen.get(id);

@@ -4,6 +4,7 @@
 //! ([`TenantFilter`]) which cgroups to watch; the [`ProcessTable`] knows tenant processes by
 //! pid. Tenants are resolved by name here, once, so every span carries them.
 pub(crate) mod cgroups;
+pub(crate) mod containers;
 pub(crate) mod local;
 pub(crate) mod processes;
 
@@ -122,6 +123,7 @@ impl Attributor {
             cgroup_path: path,
             tenant,
             execution: None,
+            container: self.cgroups.container(cgroup_id).cloned(),
         })
     }
 
@@ -137,6 +139,7 @@ impl Attributor {
             cgroup_path: cgroup.map(|c| c.path.clone()).unwrap_or_default(),
             tenant: cgroup.and_then(|c| c.tenant.clone()),
             execution: None,
+            container: self.cgroups.container(cgroup_id).cloned(),
         }
     }
 }

@@ -87,6 +87,8 @@ pub(crate) struct ChaosArgs {
     /// Serve the results as Prometheus metrics here (with --schedule).
     #[arg(long, value_name = "ADDR", requires = "schedule")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    listen_security: crate::listen::ListenArgs,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -111,6 +113,8 @@ pub(crate) fn run(args: ChaosArgs) -> Result<ExitCode, ChaosError> {
     catch_signals();
     let rules = RuleSet::load_dirs(&args.rules).map_err(|e| ChaosError::Rules(e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
+    let security = crate::listen::ListenSecurity::load(&args.listen_security)
+        .map_err(|e| ChaosError::Setup(e.to_string()))?;
     if let (Some(addr), Some(_)) = (args.listen, args.schedule) {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -122,7 +126,7 @@ pub(crate) fn run(args: ChaosArgs) -> Result<ExitCode, ChaosError> {
         let metrics = metrics.clone();
         std::thread::spawn(move || {
             runtime.block_on(async move {
-                match crate::metrics::server::spawn(addr, metrics.clone()).await {
+                match crate::metrics::server::spawn(addr, metrics.clone(), security).await {
                     Ok(_) => {
                         metrics.health.set_ready();
                         std::future::pending::<()>().await;

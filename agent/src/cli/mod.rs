@@ -1,13 +1,17 @@
 //! The `seam` command line: the binary's edge (anyhow lives here only). One module per
 //! command family; this one dispatches.
+mod config_file;
+mod history;
+mod host;
+mod logging;
 mod nodes;
+mod report;
 mod run;
 
 use std::{path::PathBuf, process::ExitCode};
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::{
     config::RuleSet,
@@ -21,6 +25,17 @@ use crate::{
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Cli {
+    /// Log format on stderr: text or json (one object per line). The level comes from
+    /// SEAM_LOG, else RUST_LOG (e.g. `info`, `seam=debug`).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "FORMAT",
+        env = "SEAM_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: logging::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -35,6 +50,10 @@ enum Command {
         node: Option<String>,
         #[command(flatten)]
         otlp: run::OtlpArgs,
+        /// Keep the demo's history in a sealed store (--store DIR); a master key file is
+        /// created beside it when none is given.
+        #[command(flatten)]
+        store: history::StoreRunArgs,
     },
     /// Print every span name and attribute rules can use (Markdown, as in
     /// docs/span-attributes.md).
@@ -59,6 +78,17 @@ enum Command {
     /// claims to see into another's, and check the running agent reported each (exit 1 when
     /// one went unseen).
     Chaos(crate::chaos::ChaosArgs),
+    /// Re-evaluate sealed history (`seam run --store`) with rules, new ones included; print the
+    /// breach scope as JSON: violations, tenant pairs, times, counts per rule, pair and tier,
+    /// trace ids, and every gap in the evidence.
+    Replay(Box<history::ReplayArgs>),
+    /// Report on sealed history for a period: operations validated per tenant and tier,
+    /// violations, key epochs, hooks live, and every gap in the evidence (lost events, store
+    /// gaps, agent downtime), as JSON, Markdown or a self-contained HTML page with charts.
+    Report(Box<report::ReportArgs>),
+    /// CI gate on sealed history: exit 0 printing "N operations validated, 0 violations", 1
+    /// listing the violations, 2 when the history cannot be read (keys, store, damage).
+    Validate(Box<history::ReadArgs>),
     /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
     #[command(hide = true)]
     Workload {
@@ -85,18 +115,38 @@ pub(super) fn node_name(node: Option<String>) -> String {
     })
 }
 
-/// Exit code for bad input or an unusable node.
+/// Exit code of a gate that found violations (`fleet-check`, `run --fail-on-violation`).
+pub(super) const VIOLATIONS_FOUND: u8 = 1;
+/// Exit code for bad input: flags, config file, rules.
 pub(super) const USAGE_ERROR: u8 = 2;
+/// Exit code when the node or the agent failed: not root, no cgroup v2, a probe that does not
+/// load, a socket that cannot be bound, the pipeline dying.
+pub(super) const RUNTIME_FAILURE: u8 = 3;
+
+/// The command line with `seam run --config`'s flags inserted (see [`config_file`]).
+fn parse() -> Result<Cli, ExitCode> {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let command = Cli::command();
+    let argv = match config_file::expand(argv, &command, &|name| std::env::var_os(name)) {
+        Ok(argv) => argv,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return Err(ExitCode::from(USAGE_ERROR));
+        }
+    };
+    let matches = command
+        .try_get_matches_from(argv)
+        .unwrap_or_else(|e| e.exit());
+    Cli::from_arg_matches(&matches).map_err(|e| e.exit())
+}
 
 /// Runs the command line; returns the process's exit code.
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("SEAM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = Cli::parse();
+    let cli = match parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
+    logging::init(cli.log_format);
     match dispatch(cli) {
         Ok(code) => code,
         Err(error) => {
@@ -122,6 +172,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
         Command::Chaos(args) => Ok(crate::chaos::run(args)?),
         Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
+        Command::Replay(args) => history::replay(&args),
+        Command::Report(args) => report::report(&args),
+        Command::Validate(args) => history::validate(&args),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]
             {
@@ -143,7 +196,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             workload::run(&workload)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Demo { node, otlp } => {
+        Command::Demo { node, otlp, store } => {
             let otlp = match otlp.resolve() {
                 Ok(otlp) => otlp,
                 Err(error) => {
@@ -151,7 +204,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::from(USAGE_ERROR));
                 }
             };
-            let violations = runtime()?.block_on(demo::run(node_name(node), otlp))?;
+            let history = demo_history(store)?;
+            let violations = runtime()?.block_on(demo::run(node_name(node), otlp, history))?;
             Ok(if violations > 0 {
                 ExitCode::SUCCESS
             } else {
@@ -159,6 +213,34 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             })
         }
     }
+}
+
+/// The demo's history: with `--store` but no master key, a new key file beside the store.
+fn demo_history(mut store: history::StoreRunArgs) -> anyhow::Result<Option<demo::DemoHistory>> {
+    let Some(dir) = store.store.clone() else {
+        return Ok(None);
+    };
+    let created = if store.master_key_file.is_none()
+        && std::env::var_os(crate::keys::MASTER_KEY_ENV).is_none()
+    {
+        let path = demo::master_key_path(&dir);
+        store.master_key_file = Some(path.clone());
+        if path.exists() {
+            None
+        } else {
+            crate::keys::MasterKey::generate()?.write_new_file(&path)?;
+            Some(path)
+        }
+    } else {
+        None
+    };
+    let key_file = store.master_key_file.clone();
+    let config = store.into_config()?.context("--store is set")?;
+    Ok(Some(demo::DemoHistory {
+        config,
+        key_file,
+        created_key: created,
+    }))
 }
 
 #[allow(clippy::print_stdout)]

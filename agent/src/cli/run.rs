@@ -3,20 +3,31 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, time::Duration};
 
 use anyhow::Context as _;
 
-use super::{USAGE_ERROR, node_name, runtime};
+use super::{RUNTIME_FAILURE, USAGE_ERROR, VIOLATIONS_FOUND, host::HostArgs, node_name, runtime};
 use crate::{
     agent::{self, AgentError, AgentOptions},
     config::RuleSet,
-    sinks::{SinkOptions, rotate::Rotation, webhook::WebhookConfig},
+    probes::ProbeError,
+    sinks::{SinkError, SinkOptions, rotate::Rotation, webhook::WebhookConfig},
+    vocab::WebhookFormat,
 };
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;
 
 /// `seam run`.
 #[derive(Debug, clap::Args)]
 pub(super) struct RunArgs {
+    /// Read flags from this TOML file (keys are the flags without dashes: `feed_file = "..."`,
+    /// `webhook = ["..."]`); flags and their SEAM_* variables win over it. Default:
+    /// /etc/seam/seam.toml when it exists.
+    #[arg(long, value_name = "FILE", env = "SEAM_CONFIG")]
+    config: Option<PathBuf>,
     /// Directory of tenant and policy files (*.toml); repeat to load several together
     /// (e.g. `--rules rules/shipped --rules /etc/seam/tenants`). Reloaded on SIGHUP and
     /// when a file changes; invalid rules are rejected and the last good ones kept.
-    #[arg(long, required = true)]
+    #[arg(long, required = true, env = "SEAM_RULES", value_delimiter = ':')]
     rules: Vec<PathBuf>,
     /// Also append the feed to this file.
     #[arg(long)]
@@ -33,6 +44,10 @@ pub(super) struct RunArgs {
     /// Do not print the feed on stdout.
     #[arg(long)]
     quiet: bool,
+    /// Exit with code 1 (instead of 0) when stopped if any violation was found (a gate for CI
+    /// jobs that run a workload under Seam).
+    #[arg(long)]
+    fail_on_violation: bool,
     /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
     #[arg(long)]
     ring_buffer_bytes: Option<u32>,
@@ -49,10 +64,16 @@ pub(super) struct RunArgs {
     otlp: OtlpArgs,
     #[command(flatten)]
     receive: ReceiveArgs,
+    #[command(flatten)]
+    store: super::history::StoreRunArgs,
+    #[command(flatten)]
+    host: HostArgs,
     /// Serve Prometheus metrics (/metrics) and health (/healthz, /readyz) on this address,
     /// e.g. 127.0.0.1:9464 (port 0: any free port, written to --ready-file).
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
+    #[command(flatten)]
+    listen_security: crate::listen::ListenArgs,
 }
 
 /// OTLP export. The standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL`,
@@ -118,7 +139,11 @@ struct ReceiveArgs {
 }
 
 impl ReceiveArgs {
-    fn into_config(self, procfs: PathBuf) -> Option<crate::receive::ReceiverConfig> {
+    fn into_config(
+        self,
+        procfs: PathBuf,
+        security: crate::listen::ListenSecurity,
+    ) -> Option<crate::receive::ReceiverConfig> {
         (self.otlp_receive_http.is_some() || self.otlp_receive_grpc.is_some()).then(|| {
             crate::receive::ReceiverConfig {
                 http: self.otlp_receive_http,
@@ -126,6 +151,7 @@ impl ReceiveArgs {
                 max_bytes: usize::try_from(self.otlp_receive_max_bytes).unwrap_or(usize::MAX),
                 declared_attribute: self.declared_tenant_attribute,
                 procfs,
+                security,
             }
         })
     }
@@ -141,10 +167,6 @@ struct SpanArgs {
     /// (`end_reason: evicted`) and counted (`seam_lost_total{source="span_evicted"}`).
     #[arg(long, value_name = "N", default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     max_open_spans: u64,
-    /// The host's procfs (process start times, the boot id); set it when Seam runs in a
-    /// container with the host's /proc mounted elsewhere.
-    #[arg(long, value_name = "DIR", env = "SEAM_PROCFS", default_value = "/proc")]
-    procfs: PathBuf,
 }
 
 /// Violation feeds beyond stdout: file rotation, webhooks, aggregation.
@@ -156,9 +178,24 @@ struct FeedArgs {
     /// Rotated feed files kept (PATH.1 newest .. PATH.K oldest).
     #[arg(long, value_name = "K", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     feed_keep: u32,
-    /// POST every feed record (JSON) to this http:// URL; repeatable.
+    /// POST every feed record (JSON) to this http:// or https:// URL; repeatable.
     #[arg(long = "webhook", value_name = "URL")]
     webhooks: Vec<String>,
+    /// Header sent with every webhook request, `NAME: VALUE` (e.g. `Authorization: Bearer
+    /// TOKEN`); repeatable. Read from SEAM_WEBHOOK_HEADERS too (one per line).
+    #[arg(long = "webhook-header", value_name = "NAME: VALUE")]
+    webhook_headers: Vec<String>,
+    /// Sign every webhook body: `X-Seam-Signature: sha256=<hex HMAC-SHA256>` with the key in
+    /// this file (its bytes, trailing newline removed).
+    #[arg(long, value_name = "FILE", env = "SEAM_WEBHOOK_HMAC_KEY_FILE")]
+    webhook_hmac_key_file: Option<PathBuf>,
+    /// Also trust the CA certificates in this PEM file for https:// webhooks.
+    #[arg(long, value_name = "FILE", env = "SEAM_WEBHOOK_CA")]
+    webhook_ca: Option<PathBuf>,
+    /// Body of webhook requests: seam (the feed record) or falcosidekick (Falco's payload, for
+    /// falcosidekick's `POST /`).
+    #[arg(long, value_name = "FORMAT", default_value = "seam", value_parser = clap::builder::PossibleValuesParser::new(WebhookFormat::NAMES))]
+    webhook_format: String,
     /// Timeout of one webhook delivery attempt, in milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..))]
     webhook_timeout_ms: u64,
@@ -174,12 +211,54 @@ struct FeedArgs {
 }
 
 impl FeedArgs {
+    /// Headers from `--webhook-header` and `SEAM_WEBHOOK_HEADERS`.
+    fn headers(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let from_env = std::env::var("SEAM_WEBHOOK_HEADERS").unwrap_or_default();
+        self.webhook_headers
+            .iter()
+            .map(String::as_str)
+            .chain(from_env.lines().filter(|l| !l.trim().is_empty()))
+            .map(|header| {
+                let (name, value) = header
+                    .split_once(':')
+                    .filter(|(n, _)| !n.trim().is_empty() && !n.contains(char::is_whitespace))
+                    .with_context(|| {
+                        format!("--webhook-header {header:?}: expected `NAME: VALUE`")
+                    })?;
+                Ok((name.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect()
+    }
+
     fn into_options(
         self,
         stdout: bool,
         feed_file: Option<PathBuf>,
         feed_spans: bool,
-    ) -> SinkOptions {
+    ) -> anyhow::Result<SinkOptions> {
+        let headers = self.headers()?;
+        let hmac_key: Option<std::sync::Arc<[u8]>> = match &self.webhook_hmac_key_file {
+            Some(path) => {
+                let mut key = std::fs::read(path).with_context(|| {
+                    format!("cannot read --webhook-hmac-key-file {}", path.display())
+                })?;
+                while key.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+                    key.pop();
+                }
+                anyhow::ensure!(
+                    !key.is_empty(),
+                    "--webhook-hmac-key-file {} is empty",
+                    path.display()
+                );
+                Some(key.into())
+            }
+            None => None,
+        };
+        let format = if self.webhook_format == WebhookFormat::Falcosidekick.as_str() {
+            WebhookFormat::Falcosidekick
+        } else {
+            WebhookFormat::Seam
+        };
         let webhooks = self
             .webhooks
             .into_iter()
@@ -188,10 +267,14 @@ impl FeedArgs {
                 hook.timeout = Duration::from_millis(self.webhook_timeout_ms);
                 hook.attempts = self.webhook_attempts;
                 hook.queue = usize::try_from(self.webhook_queue).unwrap_or(usize::MAX);
+                hook.headers.clone_from(&headers);
+                hook.hmac_key.clone_from(&hmac_key);
+                hook.ca_file.clone_from(&self.webhook_ca);
+                hook.format = format;
                 hook
             })
             .collect();
-        SinkOptions {
+        Ok(SinkOptions {
             stdout,
             feed_file,
             rotation: self.feed_max_bytes.map(|max_bytes| Rotation {
@@ -202,7 +285,28 @@ impl FeedArgs {
             feed_spans,
             aggregate_window: Duration::from_secs(self.aggregate_window),
             ..SinkOptions::default()
+        })
+    }
+}
+
+/// The exit code for an agent that could not start: 2 when the flags or files given are at
+/// fault, 3 when the node or its environment is.
+fn start_failure_code(error: &AgentError) -> u8 {
+    match error {
+        AgentError::Probes(ProbeError::RingSize { .. })
+        | AgentError::Sink(SinkError::WebhookUrl { .. } | SinkError::WebhookCa { .. }) => {
+            USAGE_ERROR
         }
+        // A required capability left without a probe because --disable-probe switched off
+        // rows that would have served it: dropping the flag fixes it.
+        AgentError::Probes(ProbeError::Required { failures, .. })
+            if failures
+                .split("; ")
+                .any(|f| f.ends_with("disabled by --disable-probe")) =>
+        {
+            USAGE_ERROR
+        }
+        _ => RUNTIME_FAILURE,
     }
 }
 
@@ -215,6 +319,9 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
+    if let Some(config) = &args.config {
+        tracing::info!(config = %config.display(), "flags from the config file");
+    }
     let rules_dirs = args.rules;
     let rules = match RuleSet::load_dirs(&rules_dirs) {
         Ok(rules) => rules,
@@ -224,53 +331,81 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
+    let security = match crate::listen::ListenSecurity::load(&args.listen_security) {
+        Ok(security) => security,
+        Err(error) => {
+            eprintln!("seam: error: {error}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+    };
     let spans = args.spans;
+    let history = args.store.into_config()?;
+    let feeds = match args
+        .feeds
+        .into_options(!args.quiet, args.feed_file, spans.feed_spans)
+    {
+        Ok(feeds) => feeds,
+        Err(error) => {
+            eprintln!("seam: error: {error:#}");
+            return Ok(ExitCode::from(USAGE_ERROR));
+        }
+    };
+    let host = args.host;
     let options = AgentOptions {
         rules,
         node: node_name(args.node),
-        feeds: args
-            .feeds
-            .into_options(!args.quiet, args.feed_file, spans.feed_spans),
+        feeds,
         listen: args.listen,
+        listen_security: security.clone(),
         ready_file: args.ready_file,
         rescan: Duration::from_secs(2),
         ring_bytes: args.ring_buffer_bytes,
         disabled_probes: args.disabled_probes,
         otlp,
-        receive: args.receive.into_config(spans.procfs.clone()),
+        receive: args.receive.into_config(host.procfs.clone(), security),
         max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
-        procfs: spans.procfs,
+        runtime: host.runtime(),
+        procfs: host.procfs,
+        cgroup_root: host.cgroup_root,
+        bpffs: host.bpffs,
+        history,
     };
-    runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs))
+    let gate = args.fail_on_violation;
+    runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs, gate))
 }
 
 async fn run_agent(
     options: AgentOptions,
     stats_file: Option<PathBuf>,
     rules_dirs: Vec<PathBuf>,
+    fail_on_violation: bool,
 ) -> anyhow::Result<ExitCode> {
     // Registered before start-up so that a SIGHUP never kills the agent.
     let hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let agent = match agent::start(options).await {
+    let mut agent = match agent::start(options).await {
         Ok(agent) => agent,
-        Err(
-            error @ (AgentError::Preflight(_)
-            | AgentError::Probes(_)
-            | AgentError::Sink(_)
-            | AgentError::Listen(_)
-            | AgentError::Export(_)
-            | AgentError::Receive(_)),
-        ) => {
+        Err(error) => {
             eprintln!("seam: error: {error}");
-            return Ok(ExitCode::from(USAGE_ERROR));
+            return Ok(ExitCode::from(start_failure_code(&error)));
         }
-        Err(error @ AgentError::ReadyFile { .. }) => return Err(error.into()),
     };
+    match crate::privileges::drop_unneeded() {
+        Ok(kept) => tracing::info!(
+            kept = format!("{kept:#x}"),
+            "dropped the capabilities no longer needed"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
+    }
     crate::reload::spawn(rules_dirs, hangup, agent.inputs(), crate::reload::POLL);
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},
+        why = agent.failed() => {
+            tracing::error!("{why}; Seam no longer observes anything and exits");
+            eprintln!("seam: error: {why}");
+            return Ok(ExitCode::from(RUNTIME_FAILURE));
+        }
     }
     tracing::info!("stopping");
     let report = agent.stop().await;
@@ -284,9 +419,18 @@ async fn run_agent(
         violations = report.violations,
         "seam stopped"
     );
-    if let Some(path) = stats_file {
-        std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-            .with_context(|| format!("cannot write stats file {}", path.display()))?;
+    if let Some(path) = stats_file
+        && let Err(error) = std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+    {
+        eprintln!(
+            "seam: error: cannot write stats file {}: {error}",
+            path.display()
+        );
+        return Ok(ExitCode::from(RUNTIME_FAILURE));
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(if fail_on_violation && report.violations > 0 {
+        ExitCode::from(VIOLATIONS_FOUND)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -9,10 +9,12 @@ mod error;
 mod matcher;
 mod model;
 mod parse;
+mod pods;
 mod raw;
 mod strmap;
 #[cfg(test)]
 mod tests;
+mod tier;
 
 use std::{
     fs,
@@ -27,6 +29,7 @@ pub(crate) use self::{
 use self::{
     matcher::{CgroupMatcher, EndpointMatcher},
     parse::Source,
+    pods::PodMatcher,
 };
 use crate::spans::TenantRef;
 
@@ -57,9 +60,14 @@ pub(crate) struct RuleSet {
     pub sources: Vec<PathBuf>,
     cgroups: CgroupMatcher,
     endpoints: EndpointMatcher,
+    /// Pod (namespace, labels) -> tenant, for tenants declared by Kubernetes namespace.
+    pods: PodMatcher,
     /// `refs[i]` names `tenants[i]` (shared by every span attributed to it).
     refs: Vec<TenantRef>,
 }
+
+/// Largest rules file read, in bytes: rules are small, and a huge file is a mistake or an attack.
+const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 impl RuleSet {
     /// Loads every `*.toml` file directly in `dir` (sorted by name; other files, hidden files
@@ -91,11 +99,22 @@ impl RuleSet {
             match fs::metadata(&path).and_then(|m| {
                 if m.is_dir() {
                     Ok(None)
+                } else if m.len() > MAX_FILE_BYTES {
+                    Ok(Some(Err(m.len())))
                 } else {
-                    fs::read_to_string(&path).map(Some)
+                    fs::read_to_string(&path).map(|text| Some(Ok(text)))
                 }
             }) {
-                Ok(Some(text)) => sources.push(Source { path, text }),
+                Ok(Some(Ok(text))) => sources.push(Source { path, text }),
+                Ok(Some(Err(len))) => errors.push(ConfigError::Invalid {
+                    path,
+                    location: None,
+                    message: format!(
+                        "the file is {len} bytes, more than the {MAX_FILE_BYTES} a rules file may be"
+                    ),
+                    hint: "split it into several files, or check that it is the file you meant"
+                        .to_owned(),
+                }),
                 Ok(None) => tracing::debug!(path = %path.display(), "skipping directory"),
                 Err(source) => errors.push(ConfigError::FileUnreadable { path, source }),
             }
@@ -144,6 +163,24 @@ impl RuleSet {
     /// path itself) matching a pattern wins; at equal depth the first pattern in load order.
     pub(crate) fn tenant_for_cgroup(&self, path: &str) -> Option<TenantRef> {
         self.cgroups.lookup(path).and_then(|id| self.tenant_ref(id))
+    }
+
+    /// Whether any tenant is declared by Kubernetes namespace or pod labels (then container
+    /// cgroups need their pod's identity before they can be attributed).
+    pub(crate) fn has_pod_tenants(&self) -> bool {
+        !self.pods.is_empty()
+    }
+
+    /// Which tenant owns a pod of `namespace` with `labels`: the first tenant in load order
+    /// whose `namespaces` and `pod_labels` both match.
+    pub(crate) fn tenant_for_pod(
+        &self,
+        namespace: &str,
+        labels: &std::collections::BTreeMap<String, String>,
+    ) -> Option<TenantRef> {
+        self.pods
+            .lookup(namespace, labels)
+            .and_then(|id| self.tenant_ref(id))
     }
 
     /// Which tenant owns this off-node endpoint: longest prefix wins, then a port-specific

@@ -11,7 +11,7 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use crate::{
     rules::{Attr, CountLimit, Matcher},
     spans::TenantName,
-    vocab::{Severity, Transport},
+    vocab::{Severity, Tier, Transport},
 };
 
 /// Index of a tenant in [`RuleSet::tenants`](super::RuleSet::tenants), for the config's own
@@ -26,7 +26,8 @@ impl TenantId {
     }
 }
 
-/// A tenant: a set of cgroups on this node plus the endpoints it owns off the node.
+/// A tenant: a set of cgroups (or Kubernetes pods) on this node plus the endpoints it owns off
+/// the node.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Tenant {
     /// Unique name (`[a-z0-9][a-z0-9_.-]*`).
@@ -37,8 +38,16 @@ pub(crate) struct Tenant {
     pub endpoints: Vec<Endpoint>,
     /// Absolute path prefixes the tenant owns (its data directories, volumes, sockets).
     pub paths: Vec<String>,
+    /// The tier of each entry of `paths` that names one (`config::tier`).
+    pub path_tiers: Vec<(String, Tier)>,
+    /// The tier of each entry of `endpoints` that names one.
+    pub endpoint_tiers: Vec<(Endpoint, Tier)>,
     /// A shared service (DNS, registry...) that any tenant may reach.
     pub shared: bool,
+    /// Kubernetes namespace globs whose pods belong to the tenant (`namespaces`).
+    pub namespaces: Vec<String>,
+    /// Labels a pod must all carry to belong to the tenant (`pod_labels`).
+    pub pod_labels: std::collections::BTreeMap<String, String>,
 }
 
 /// A detection rule.

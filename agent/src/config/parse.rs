@@ -1,7 +1,7 @@
 //! Parsing and validation: raw files -> [`RuleSet`], collecting every error.
 
 use std::{
-    collections::{HashMap, hash_map::Entry},
+    collections::{BTreeMap, HashMap, hash_map::Entry},
     ops::Range,
     path::{Path, PathBuf},
 };
@@ -17,6 +17,7 @@ use super::{
         Allow, CountRule, Endpoint, PortRange, Rule, Tenant, TenantId, TenantMatch, ValueError,
         valid_ident,
     },
+    pods::{PodMatcher, compile_namespace, plausible_namespace},
     raw::{RawAllow, RawPort, RawRule, RawTenant, parse_file},
     strmap::value_offsets,
 };
@@ -56,6 +57,7 @@ struct Builder<'a> {
     pattern_at: HashMap<String, (TenantId, At)>,
     endpoints: Vec<(Endpoint, TenantId)>,
     endpoint_at: HashMap<Endpoint, (TenantId, At)>,
+    pods: PodMatcher,
     rules: Vec<Rule>,
     rule_at: HashMap<String, At>,
     allows: Vec<Allow>,
@@ -78,6 +80,7 @@ pub(super) fn build(
         pattern_at: HashMap::new(),
         endpoints: Vec::new(),
         endpoint_at: HashMap::new(),
+        pods: PodMatcher::default(),
         rules: Vec::new(),
         rule_at: HashMap::new(),
         allows: Vec::new(),
@@ -199,16 +202,25 @@ impl Builder<'_> {
             }
         }
         let mut endpoints = Vec::with_capacity(raw.endpoints.len());
-        for text in &raw.endpoints {
-            if let Some(e) = self.endpoint(file, text, id) {
+        let mut endpoint_tiers = Vec::new();
+        for entry in &raw.endpoints {
+            let text = Spanned::new(entry.span(), entry.get_ref().value.clone());
+            if let Some(e) = self.endpoint(file, &text, id) {
                 endpoints.push(e);
+                if let Some(tier) = entry.get_ref().tier {
+                    endpoint_tiers.push((e, tier));
+                }
             }
         }
         let mut paths = Vec::with_capacity(raw.paths.len());
+        let mut path_tiers = Vec::new();
         for text in &raw.paths {
-            let value = text.get_ref();
+            let value = &text.get_ref().value;
             if value.starts_with('/') && crate::events::file::normalize(value) == *value {
                 paths.push(value.clone());
+                if let Some(tier) = text.get_ref().tier {
+                    path_tiers.push((value.clone(), tier));
+                }
             } else {
                 let at = Self::at(file, text);
                 let hint = "expected an absolute, normalized path prefix such as \"/srv/acme\" \
@@ -216,12 +228,21 @@ impl Builder<'_> {
                 self.invalid(&at, format!("invalid path prefix {value:?}"), hint);
             }
         }
-        if raw.cgroups.is_empty() && raw.endpoints.is_empty() && raw.paths.is_empty() {
+        let (namespaces, pod_labels) = self.pod_selector(file, raw, id);
+        if raw.cgroups.is_empty()
+            && raw.endpoints.is_empty()
+            && raw.paths.is_empty()
+            && raw.namespaces.is_empty()
+            && raw
+                .pod_labels
+                .as_ref()
+                .is_none_or(|l| l.get_ref().is_empty())
+        {
             self.invalid(
                 &name_at,
-                format!("tenant {name:?} owns no cgroup, endpoint or path"),
-                "add at least one pattern to `cgroups`, one address to `endpoints` or one \
-                 prefix to `paths`",
+                format!("tenant {name:?} owns no cgroup, pod, endpoint or path"),
+                "add at least one pattern to `cgroups` or `namespaces`, a label to \
+                 `pod_labels`, one address to `endpoints` or one prefix to `paths`",
             );
         }
         self.tenants.push(Tenant {
@@ -229,8 +250,66 @@ impl Builder<'_> {
             cgroups,
             endpoints,
             paths,
+            path_tiers,
+            endpoint_tiers,
             shared: raw.shared,
+            namespaces,
+            pod_labels,
         });
+    }
+
+    /// `namespaces` and `pod_labels`: checked, and added to the pod matcher.
+    fn pod_selector(
+        &mut self,
+        file: usize,
+        raw: &RawTenant,
+        id: TenantId,
+    ) -> (Vec<String>, BTreeMap<String, String>) {
+        let mut names = Vec::with_capacity(raw.namespaces.len());
+        let mut globs = Vec::with_capacity(raw.namespaces.len());
+        for pattern in &raw.namespaces {
+            let text = pattern.get_ref();
+            let compiled = if plausible_namespace(text) {
+                compile_namespace(text).map_err(|e| e.kind().to_string())
+            } else {
+                Err("not a namespace name".to_owned())
+            };
+            match compiled {
+                Ok(glob) => {
+                    names.push(text.clone());
+                    globs.push(glob);
+                }
+                Err(why) => {
+                    let hint = "expected a Kubernetes namespace or a glob over namespaces: \
+                                lowercase letters, digits and '-', with `*`, `?`, `[a-z]` or \
+                                `{a,b}`, e.g. \"acme-*\"";
+                    let msg = format!("invalid namespace pattern {text:?}: {why}");
+                    self.invalid(&Self::at(file, pattern), msg, hint);
+                }
+            }
+        }
+        let mut labels = BTreeMap::new();
+        if let Some(table) = &raw.pod_labels {
+            for (key, value) in table.get_ref() {
+                if key.is_empty() || key.len() > 317 || key.contains(char::is_whitespace) {
+                    let hint = "expected a Kubernetes label key such as \"tenant\" or \
+                                \"example.com/team\" and its exact value";
+                    let msg = format!("invalid pod label key {key:?}");
+                    self.invalid(&Self::at(file, table), msg, hint);
+                    continue;
+                }
+                labels.insert(key.clone(), value.clone());
+            }
+        }
+        if let Err(e) = self.pods.add(id, globs, labels.clone()) {
+            let msg = format!("cannot compile the namespace patterns: {e}");
+            self.invalid(
+                &Self::at(file, &raw.name),
+                msg,
+                "use simpler namespace patterns",
+            );
+        }
+        (names, labels)
     }
 
     fn cgroup(&mut self, file: usize, pattern: &Spanned<String>, id: TenantId) -> Option<String> {
@@ -634,6 +713,7 @@ impl Builder<'_> {
                         sources: sources.iter().map(|s| s.path.clone()).collect(),
                         cgroups,
                         endpoints: EndpointMatcher::new(self.endpoints),
+                        pods: self.pods,
                     });
                 }
                 Err(e) => errors.push(ConfigError::Invalid {

@@ -11,6 +11,7 @@ use toml::{
     de::{DeTable, DeValue, ValueDeserializer},
 };
 
+use super::tier::{EndpointKey, PathKey, RawOwned};
 use crate::vocab::{Severity, Transport};
 
 /// One rules file's tables, in source order per kind.
@@ -80,11 +81,19 @@ fn tables<T: DeserializeOwned>(
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTenant {
     pub name: Spanned<String>,
+    #[serde(default)]
     pub cgroups: Vec<Spanned<String>>,
+    /// Plain strings, or tables with a tier (`config::tier`).
+    /// Kubernetes namespaces (globs) whose pods belong to the tenant.
     #[serde(default)]
-    pub endpoints: Vec<Spanned<String>>,
+    pub namespaces: Vec<Spanned<String>>,
+    /// Pod labels every pod of the tenant carries (all must match).
     #[serde(default)]
-    pub paths: Vec<Spanned<String>>,
+    pub pod_labels: Option<Spanned<std::collections::BTreeMap<String, String>>>,
+    #[serde(default)]
+    pub endpoints: Vec<Spanned<RawOwned<EndpointKey>>>,
+    #[serde(default)]
+    pub paths: Vec<Spanned<RawOwned<PathKey>>>,
     #[serde(default)]
     pub shared: bool,
 }

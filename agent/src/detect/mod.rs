@@ -8,7 +8,7 @@ pub(crate) mod violation;
 
 use std::collections::{HashMap, VecDeque};
 
-pub(crate) use violation::{Aggregate, Target, Violation};
+pub(crate) use violation::{Aggregate, Party, Target, Violation};
 
 use crate::{
     config::{CountRule, Rule, RuleSet},

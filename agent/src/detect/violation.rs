@@ -10,7 +10,7 @@ use crate::{
     config::Rule,
     rules::{Attr, Attributes, Family, Value},
     spans::{ProcessRef, Span, SpanBody, SpanId, TenantName, TraceId},
-    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Transport},
+    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Tier, Transport},
 };
 
 /// A process in a violation: who it is and whose.
@@ -25,10 +25,23 @@ pub(crate) struct Party {
     pub uid: Option<u32>,
     pub cgroup_id: u64,
     pub cgroup_path: String,
+    /// The container the process runs in (OpenTelemetry names; absent outside containers).
+    #[serde(rename = "container.id", skip_serializing_if = "Option::is_none")]
+    pub container_id: Option<String>,
+    #[serde(rename = "k8s.namespace.name", skip_serializing_if = "Option::is_none")]
+    pub k8s_namespace: Option<String>,
+    #[serde(rename = "k8s.pod.name", skip_serializing_if = "Option::is_none")]
+    pub k8s_pod_name: Option<String>,
+    #[serde(rename = "k8s.pod.uid", skip_serializing_if = "Option::is_none")]
+    pub k8s_pod_uid: Option<String>,
+    #[serde(rename = "k8s.container.name", skip_serializing_if = "Option::is_none")]
+    pub k8s_container_name: Option<String>,
 }
 
 impl From<&ProcessRef> for Party {
     fn from(p: &ProcessRef) -> Self {
+        let container = p.container.as_deref();
+        let pod = container.and_then(|c| c.pod.as_ref());
         Self {
             tenant: p.tenant.as_ref().map(|t| t.name.clone()),
             pid: p.pid,
@@ -37,6 +50,11 @@ impl From<&ProcessRef> for Party {
             uid: p.uid,
             cgroup_id: p.cgroup_id,
             cgroup_path: p.cgroup_path.clone(),
+            container_id: container.map(|c| c.id.clone()),
+            k8s_namespace: pod.map(|p| p.namespace.clone()),
+            k8s_pod_name: pod.map(|p| p.name.clone()),
+            k8s_pod_uid: pod.map(|p| p.uid.clone()),
+            k8s_container_name: pod.and(container.and_then(|c| c.name.clone())),
         }
     }
 }
@@ -120,6 +138,9 @@ pub(crate) struct Violation {
     /// The acting process, when it is on this node.
     pub caller: Option<Party>,
     pub target: Target,
+    /// The data tier of the touched resource (`file.tier`, `peer.tier`); null when
+    /// unclassified.
+    pub tier: Option<Tier>,
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub message: String,
@@ -155,6 +176,7 @@ impl Violation {
             actual_tenant: actual.and_then(|a| tenant_value(span.attr(a))),
             caller: span.actor().map(Party::from),
             target: target(span),
+            tier: span.tier(),
             trace_id: span.trace_id,
             span_id: span.span_id,
             message: describe(span),
@@ -305,6 +327,11 @@ pub(crate) fn fixture(caller_pid: u32, target_port: u16, comm: &str, time: i64) 
             uid: Some(0),
             cgroup_id: 7,
             cgroup_path: "t/a".into(),
+            container_id: None,
+            k8s_namespace: None,
+            k8s_pod_name: None,
+            k8s_pod_uid: None,
+            k8s_container_name: None,
         }),
         target: Target::Network {
             tenant: Some(TenantName::new("b")),
@@ -313,6 +340,7 @@ pub(crate) fn fixture(caller_pid: u32, target_port: u16, comm: &str, time: i64) 
             protocol: Transport::Tcp,
             process: None,
         },
+        tier: None,
         trace_id: TraceId::random(),
         span_id: SpanId::random(),
         message: String::new(),

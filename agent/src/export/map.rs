@@ -11,11 +11,11 @@ use opentelemetry_proto::tonic::{
 };
 
 use crate::{
-    detect::{Target, Violation},
+    detect::{Party, Target, Violation},
     sinks::Loss,
     spans::{
-        AppSpan, Connection, ConnectionEnd, FileAccess, ProcessRef, ProcessRun, Span, SpanBody,
-        TenantRef,
+        AppSpan, Connection, ConnectionEnd, ContainerRef, FileAccess, PodRef, ProcessRef,
+        ProcessRun, Span, SpanBody, TenantRef,
     },
     vocab::{AppSpanKind, AppStatus, EndReason, Outcome, Severity},
 };
@@ -72,10 +72,48 @@ impl Attrs {
         }
     }
 
+    /// The container and pod of a process (`container.id`, `k8s.*`; under `prefix` for the
+    /// peer: `seam.peer.container.id`, ...).
+    fn container(&mut self, prefix: &str, container: Option<&ContainerRef>) {
+        let Some(c) = container else {
+            return;
+        };
+        self.str(&format!("{prefix}container.id"), c.id.as_str());
+        if let Some(pod) = &c.pod {
+            self.str(
+                &format!("{prefix}k8s.namespace.name"),
+                pod.namespace.as_str(),
+            );
+            self.str(&format!("{prefix}k8s.pod.name"), pod.name.as_str());
+            self.text(&format!("{prefix}k8s.pod.uid"), &pod.uid);
+            if let Some(name) = &c.name {
+                self.str(&format!("{prefix}k8s.container.name"), name.as_str());
+            }
+        } else if let Some(name) = &c.name {
+            self.str(&format!("{prefix}container.name"), name.as_str());
+        }
+    }
+
+    /// A violation's party's container and pod (see [`Attrs::container`]).
+    fn party_container(&mut self, prefix: &str, p: &Party) {
+        let pod = p.k8s_namespace.as_ref().zip(p.k8s_pod_name.as_ref());
+        let container = p.container_id.as_ref().map(|id| ContainerRef {
+            id: id.clone(),
+            name: p.k8s_container_name.clone(),
+            pod: pod.map(|(namespace, name)| PodRef {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                uid: p.k8s_pod_uid.clone().unwrap_or_default(),
+            }),
+        });
+        self.container(prefix, container.as_ref());
+    }
+
     /// The acting process and its tenant and cgroup (`process.*`, `seam.tenant`,
     /// `seam.cgroup.*`).
     fn actor(&mut self, p: &ProcessRef) {
         self.process("process", p);
+        self.container("", p.container.as_deref());
         self.tenant("seam.tenant", p.tenant.as_ref());
         self.int(
             "seam.cgroup.id",
@@ -165,6 +203,7 @@ fn connection(a: &mut Attrs, c: &Connection) -> SpanKind {
     if let Some(p) = &c.server.process {
         a.process("seam.peer.process", p);
         a.text("seam.peer.cgroup.path", &p.cgroup_path);
+        a.container("seam.peer.", p.container.as_deref());
     }
     if let Some(netns) = c.netns {
         a.int("seam.netns", netns);
@@ -344,6 +383,7 @@ pub(crate) fn violation(v: &Violation, observed: u64) -> LogRecord {
             a.str("seam.tenant", t.as_str());
         }
         a.text("seam.cgroup.path", &c.cgroup_path);
+        a.party_container("", c);
     }
     match &v.target {
         Target::Network {
@@ -351,8 +391,11 @@ pub(crate) fn violation(v: &Violation, observed: u64) -> LogRecord {
             addr,
             port,
             protocol,
-            ..
+            process,
         } => {
+            if let Some(p) = process {
+                a.party_container("seam.peer.", p);
+            }
             a.str("server.address", addr.to_string());
             a.int("server.port", i64::from(*port));
             a.str("network.transport", protocol.as_str());
@@ -437,3 +480,7 @@ pub(crate) fn loss(l: &Loss, observed: u64) -> LogRecord {
         ..LogRecord::default()
     }
 }
+
+#[cfg(test)]
+#[path = "map_tests.rs"]
+mod tests;

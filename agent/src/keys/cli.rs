@@ -149,7 +149,7 @@ pub(crate) enum KeyCliError {
     Output(#[from] io::Error),
 }
 
-fn parse_time(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_time(text: &str) -> Result<u64, String> {
     let parsed = OffsetDateTime::parse(text, &Rfc3339).or_else(|_| {
         let format = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]")
             .map_err(|e| e.to_string())?;

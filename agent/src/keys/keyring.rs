@@ -21,7 +21,7 @@ use super::{
 };
 pub(crate) use super::{
     error::KeyringError,
-    listing::{EpochInfo, EpochState, ScopeInfo, list},
+    listing::{ScopeInfo, list},
 };
 
 /// The keyring's own file (format version and master key check value).

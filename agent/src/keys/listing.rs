@@ -22,6 +22,18 @@ pub(crate) enum EpochState {
     Shredded,
 }
 
+impl EpochState {
+    /// As written in listings and reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Readable => "readable",
+            Self::Retired => "retired",
+            Self::Shredded => "shredded",
+        }
+    }
+}
+
 /// One epoch as listed: never key material.
 #[derive(Clone, Debug, Serialize)]
 pub(crate) struct EpochInfo {

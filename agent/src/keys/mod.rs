@@ -36,7 +36,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 
-pub(crate) use audit::{Actor, ActorKind, AuditAction, AuditEntry, AuditError};
+pub(crate) use audit::{Actor, ActorKind, AuditAction, AuditError};
 pub(crate) use keyring::{DataKey, KeyId, Keyring, KeyringError};
 pub(crate) use master::{
     KeyCheckValue, MASTER_KEY_ENV, MasterKey, MasterKeyError, MasterKeySource,

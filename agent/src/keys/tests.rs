@@ -2,7 +2,7 @@
 //! files, listing without key material, modes, and that every operation is audited.
 use std::{fs, os::unix::fs::PermissionsExt, path::Path};
 
-use super::{keyring::EpochState, *};
+use super::{listing::EpochState, *};
 
 fn keyring(dir: &Path) -> (Keyring, String) {
     let master = MasterKey::generate().unwrap();

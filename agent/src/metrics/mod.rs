@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz`. Every metric is an atomic (or a mutex-guarded histogram) that the
 //! pipeline, the reader and the sinks update directly; scrapes only read.
 pub(crate) mod health;
+pub(crate) mod node;
 pub(crate) mod recorder;
 pub(crate) mod server;
 #[cfg(test)]
@@ -61,6 +62,12 @@ pub struct SignalDropLabels {
     pub reason: String,
 }
 
+/// `listener` label: which of Seam's own listeners.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ListenerLabel {
+    pub listener: String,
+}
+
 /// `reason` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReasonLabel {
@@ -109,14 +116,17 @@ pub(crate) enum DropReason {
     Shutdown,
     /// Writing to stdout or the feed file failed.
     WriteError,
+    /// The webhook refused the record (a 4xx other than 408 and 429): not retried.
+    Rejected,
 }
 
 impl DropReason {
-    pub(crate) const ALL: [DropReason; 4] = [
+    pub(crate) const ALL: [DropReason; 5] = [
         Self::QueueFull,
         Self::RetriesExhausted,
         Self::Shutdown,
         Self::WriteError,
+        Self::Rejected,
     ];
 
     pub(crate) fn label(self) -> &'static str {
@@ -125,6 +135,7 @@ impl DropReason {
             Self::RetriesExhausted => "retries_exhausted",
             Self::Shutdown => "shutdown",
             Self::WriteError => "write_error",
+            Self::Rejected => "rejected",
         }
     }
 }
@@ -156,7 +167,10 @@ pub(crate) struct Metrics {
     pub chaos_runs: Family<OutcomeLabel, Counter>,
     pub chaos_last_run: Gauge,
     pub tenant_cgroups: Gauge,
+    pub listener_unauthorized: Family<ListenerLabel, Counter>,
     pub health: Health,
+    /// Build, probe states, container runtime.
+    pub node: node::NodeMetrics,
 }
 
 impl Default for Metrics {
@@ -307,8 +321,17 @@ impl Metrics {
             "Cgroups currently attributed to a tenant",
             tenant_cgroups.clone(),
         );
+        let listener_unauthorized = Family::<ListenerLabel, Counter>::default();
+        registry.register(
+            "listener_unauthorized",
+            "Requests to Seam's own listeners refused for a missing or wrong bearer token, by \
+             listener (metrics, otlp_http, otlp_grpc)",
+            listener_unauthorized.clone(),
+        );
+        let node = node::NodeMetrics::register(&mut registry);
         Self {
             registry,
+            node,
             events,
             events_lost,
             lost,
@@ -332,6 +355,7 @@ impl Metrics {
             chaos_runs,
             chaos_last_run,
             tenant_cgroups,
+            listener_unauthorized,
             health: Health::default(),
         }
     }
@@ -388,6 +412,15 @@ impl Metrics {
             .set(crate::clock::UnixNanos::now().0 / 1_000_000_000);
     }
 
+    /// The counter of requests `listener` refused for a bad token (created at zero).
+    pub(crate) fn unauthorized(&self, listener: &str) -> Counter {
+        self.listener_unauthorized
+            .get_or_create(&ListenerLabel {
+                listener: listener.to_owned(),
+            })
+            .clone()
+    }
+
     /// The OTLP receiver's error counter for `reason` (created at zero).
     pub(crate) fn otlp_receive_error(&self, reason: &str) -> Counter {
         self.otlp_receive_errors.get_or_create_owned(&ReasonLabel {
@@ -423,9 +456,9 @@ pub(crate) struct SinkMetrics {
     pub queue_depth: Gauge,
     pub delivered: Counter,
     pub failures: Counter,
-    dropped: [Counter; 4],
+    dropped: [Counter; 5],
     /// The part of `dropped` that were loss records themselves (not exported on their own).
-    loss_records_dropped: [Counter; 4],
+    loss_records_dropped: [Counter; 5],
 }
 
 impl SinkMetrics {

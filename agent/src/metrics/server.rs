@@ -1,5 +1,6 @@
 //! The HTTP listener for `/metrics`, `/healthz` and `/readyz` (hyper, HTTP/1.1, on the agent's
-//! tokio runtime). Anything else is 404; only GET and HEAD are served.
+//! tokio runtime), over TLS and behind a bearer token when configured (`crate::listen`).
+//! Anything else is 404; only GET and HEAD are served.
 use std::{convert::Infallible, net::SocketAddr, sync::Arc, time::Duration};
 
 use http_body_util::Full;
@@ -14,6 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use super::Metrics;
+use crate::listen::{Auth, ListenSecurity};
 
 /// Content type of the OpenMetrics text exposition.
 pub(crate) const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -35,16 +37,18 @@ pub(crate) enum ServeError {
 pub(crate) async fn spawn(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
+    security: ListenSecurity,
 ) -> Result<SocketAddr, ServeError> {
     let bind = |source| ServeError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
-    tokio::spawn(serve(listener, metrics));
-    tracing::info!(%bound, "metrics and health on http://{bound}/metrics, /healthz, /readyz");
+    let scheme = if security.tls() { "https" } else { "http" };
+    tokio::spawn(serve(listener, metrics, security));
+    tracing::info!(%bound, "metrics and health on {scheme}://{bound}/metrics, /healthz, /readyz");
     Ok(bound)
 }
 
-async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
+async fn serve(listener: TcpListener, metrics: Arc<Metrics>, security: ListenSecurity) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -55,9 +59,18 @@ async fn serve(listener: TcpListener, metrics: Arc<Metrics>) {
             }
         };
         let metrics = metrics.clone();
+        let security = security.clone();
         tokio::spawn(async move {
+            let stream = match tokio::time::timeout(HANDSHAKE, security.accept(stream)).await {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(error)) => {
+                    tracing::debug!(%error, "metrics connection: TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
             let service = service_fn(move |request| {
-                let response = respond(&metrics, &request);
+                let response = respond(&metrics, &security, &request);
                 async move { Ok::<_, Infallible>(response) }
             });
             if let Err(error) = http1::Builder::new()
@@ -81,9 +94,31 @@ fn text(status: StatusCode, content_type: &'static str, body: String) -> Respons
     response
 }
 
-/// Answers one request.
-pub(crate) fn respond(metrics: &Metrics, request: &Request<Incoming>) -> Response<Full<Bytes>> {
-    route(metrics, request.method(), request.uri().path())
+/// Longest a client may take to finish the TLS handshake.
+const HANDSHAKE: Duration = Duration::from_secs(10);
+
+/// Answers one request: health is open to all, anything else needs the token when one is set.
+fn respond(
+    metrics: &Metrics,
+    security: &ListenSecurity,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let path = request.uri().path();
+    if !matches!(path, "/healthz" | "/readyz") && security.check(request.headers()) == Auth::Denied
+    {
+        metrics.unauthorized("metrics").inc();
+        let mut response = text(
+            StatusCode::UNAUTHORIZED,
+            "text/plain; charset=utf-8",
+            "send Authorization: Bearer <token> (--auth-token-file)\n".into(),
+        );
+        response.headers_mut().insert(
+            hyper::header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer"),
+        );
+        return response;
+    }
+    route(metrics, request.method(), path)
 }
 
 fn route(metrics: &Metrics, method: &Method, path: &str) -> Response<Full<Bytes>> {

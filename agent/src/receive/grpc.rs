@@ -5,9 +5,13 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
-use tonic::transport::{Server, server::TcpIncoming};
+use tonic::{
+    service::interceptor::InterceptedService,
+    transport::{Identity, Server, ServerTlsConfig, server::TcpIncoming},
+};
 
 use super::{ReceiveError, Receiver};
+use crate::listen::Auth;
 
 struct Traces {
     receiver: Arc<Receiver>,
@@ -45,14 +49,40 @@ pub(super) async fn spawn(
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
     let limit = receiver.config.max_bytes;
-    let service = TraceServiceServer::new(Traces {
-        receiver,
-        local: bound,
-    })
-    .max_decoding_message_size(limit);
+    let security = receiver.config.security.clone();
+    let mut server = Server::builder();
+    if let Some((cert, key)) = security.identity_pem() {
+        server = server
+            .tls_config(ServerTlsConfig::new().identity(Identity::from_pem(cert, key)))
+            .map_err(ReceiveError::Tls)?;
+    }
+    let denied = receiver.unauthorized[1].clone();
+    // The token is checked on the headers, before the body is decoded.
+    let service = InterceptedService::new(
+        TraceServiceServer::new(Traces {
+            receiver,
+            local: bound,
+        })
+        .max_decoding_message_size(limit),
+        move |request: tonic::Request<()>| {
+            let value = request
+                .metadata()
+                .get("authorization")
+                .map(|v| v.as_bytes());
+            match security.check_value(value) {
+                Auth::Allowed => Ok(request),
+                Auth::Denied => {
+                    denied.inc();
+                    Err(tonic::Status::unauthenticated(
+                        "send authorization: Bearer <token> (--auth-token-file)",
+                    ))
+                }
+            }
+        },
+    );
     tracing::info!(%bound, "receiving application spans over OTLP/gRPC on {bound}");
     tokio::spawn(async move {
-        if let Err(error) = Server::builder()
+        if let Err(error) = server
             .add_service(service)
             .serve_with_incoming(TcpIncoming::from(listener))
             .await

@@ -5,7 +5,7 @@ use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::{
     Method, Request, Response, StatusCode,
     body::{Bytes, Incoming},
-    header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER},
+    header::{CONTENT_ENCODING, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE},
     server::conn::http1,
     service::service_fn,
 };
@@ -17,6 +17,7 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 
 use super::{ReceiveError, Receiver, RequestError};
+use crate::listen::Auth;
 
 pub(super) async fn spawn(
     addr: SocketAddr,
@@ -25,7 +26,12 @@ pub(super) async fn spawn(
     let bind = |source| ReceiveError::Bind { addr, source };
     let listener = TcpListener::bind(addr).await.map_err(bind)?;
     let bound = listener.local_addr().map_err(bind)?;
-    tracing::info!(%bound, "receiving application spans over OTLP/HTTP on http://{bound}/v1/traces");
+    let scheme = if receiver.config.security.tls() {
+        "https"
+    } else {
+        "http"
+    };
+    tracing::info!(%bound, "receiving application spans over OTLP/HTTP on {scheme}://{bound}/v1/traces");
     tokio::spawn(async move {
         loop {
             let (stream, remote) = match listener.accept().await {
@@ -38,6 +44,19 @@ pub(super) async fn spawn(
             };
             let receiver = receiver.clone();
             tokio::spawn(async move {
+                let stream = match tokio::time::timeout(
+                    Duration::from_secs(10),
+                    receiver.config.security.accept(stream),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => stream,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "OTLP/HTTP connection: TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => return,
+                };
                 let sender = receiver.sender(Some(remote), bound).await;
                 let service = service_fn(move |request| {
                     let receiver = receiver.clone();
@@ -90,6 +109,17 @@ async fn respond(
     }
     if request.method() != Method::POST {
         return plain(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+    }
+    if receiver.config.security.check(request.headers()) == Auth::Denied {
+        receiver.unauthorized[0].inc();
+        let mut response = plain(
+            StatusCode::UNAUTHORIZED,
+            "send Authorization: Bearer <token> (--auth-token-file)",
+        );
+        response
+            .headers_mut()
+            .insert(WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        return response;
     }
     let content_type = request
         .headers()

@@ -7,6 +7,8 @@ pub(crate) mod decode;
 mod grpc;
 mod http;
 mod peer;
+#[cfg(test)]
+mod tests;
 
 use std::{
     collections::HashMap,
@@ -35,6 +37,8 @@ pub(crate) struct ReceiverConfig {
     pub declared_attribute: String,
     /// The host's procfs (finding the sending process from its socket).
     pub procfs: PathBuf,
+    /// TLS and bearer token of the listeners.
+    pub security: crate::listen::ListenSecurity,
 }
 
 /// Why a listener could not start.
@@ -47,6 +51,9 @@ pub(crate) enum ReceiveError {
         #[source]
         source: std::io::Error,
     },
+    /// The gRPC server refused the TLS identity.
+    #[error("cannot serve OTLP/gRPC over TLS: {0}; check --tls-cert and --tls-key")]
+    Tls(#[source] tonic::transport::Error),
 }
 
 /// What went wrong with a request (the `reason` label of `seam_otlp_receive_errors_total`).
@@ -90,6 +97,8 @@ pub(crate) struct Receiver {
     config: ReceiverConfig,
     received: Counter,
     errors: [Counter; 5],
+    /// Requests refused for a bad token: OTLP/HTTP, OTLP/gRPC.
+    unauthorized: [Counter; 2],
     /// Sender's socket (remote, local) -> its process, per connection.
     owners: Mutex<HashMap<(SocketAddr, SocketAddr), Option<u32>>>,
 }
@@ -175,6 +184,7 @@ pub(crate) async fn spawn(
         tx,
         received: metrics.otlp_received.clone(),
         errors: RequestError::ALL.map(|e| metrics.otlp_receive_error(e.as_str())),
+        unauthorized: ["otlp_http", "otlp_grpc"].map(|l| metrics.unauthorized(l)),
         owners: Mutex::new(HashMap::new()),
         config: config.clone(),
     });

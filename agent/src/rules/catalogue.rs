@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use crate::vocab::{AppSpanKind, AppStatus, FileOp, Outcome, PathConfidence, Transport};
+use crate::vocab::{AppSpanKind, AppStatus, FileOp, Outcome, PathConfidence, Tier, Transport};
 
 /// A span family: the attributes a span carries beyond the common ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -296,6 +296,8 @@ attributes! {
         "The destination port.";
     PeerLocal = "peer.local", Network, Type::Bool,
         "Whether the peer socket is on this node: a watched server socket, or a loopback or local interface address.";
+    PeerTier = "peer.tier", Network, Type::Enum(Tier::NAMES),
+        "The data tier of the reached endpoint: the tier of the most specific entry of `peer.tenant`'s `endpoints` covering the server's address, or null (unclassified, or no tenant).";
     PeerProcessComm = "peer.process.comm", Network, Type::Str,
         "The server process's name, when the server socket is watched on this node; else null.";
     NetProtocol = "net.protocol", Network, Type::Enum(Transport::NAMES),
@@ -310,6 +312,8 @@ attributes! {
         "The tenant owning the path (from tenants' `paths`), or null.";
     FileShared = "file.shared", File, Type::Bool,
         "Whether `file.tenant` is a shared tenant (false when `file.tenant` is null).";
+    FileTier = "file.tier", File, Type::Enum(Tier::NAMES),
+        "The data tier of the path: the tier of the longest entry of `file.tenant`'s `paths` covering it, or null (unclassified, or no tenant).";
     FileOp = "file.op", File, Type::Enum(FileOp::NAMES),
         "What was done to the file.";
     FileOutcome = "file.outcome", File, Type::Enum(Outcome::NAMES),
@@ -357,6 +361,7 @@ impl Attr {
                         | Attr::PeerPort
                         | Attr::PeerLocal
                         | Attr::PeerProcessComm
+                        | Attr::PeerTier
                 ))
     }
 

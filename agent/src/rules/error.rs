@@ -96,6 +96,18 @@ pub(crate) enum ExprError {
         /// Where the offending part is.
         span: Span,
     },
+    /// Longer or more deeply nested than a rule needs (and than the parser safely handles).
+    #[error("the expression has {found} {what}; at most {limit} are allowed")]
+    TooComplex {
+        /// Where the limit was crossed.
+        span: Span,
+        /// What was counted: "bytes", "levels of nesting", "`not`s", "and/or terms".
+        what: &'static str,
+        /// How many there are (at least).
+        found: usize,
+        /// The limit.
+        limit: usize,
+    },
     /// A whole-number literal outside the 64-bit range.
     #[error("integer {text} is out of range")]
     IntRange {
@@ -120,6 +132,7 @@ impl ExprError {
             | ExprError::BadValue { span, .. }
             | ExprError::NotBool { span, .. }
             | ExprError::Count { span }
+            | ExprError::TooComplex { span, .. }
             | ExprError::IntRange { span, .. } => span.clone(),
         }
     }
@@ -167,6 +180,9 @@ impl ExprError {
                 "compare it: `x == ...`, `x != null`, `x in [...]`".to_owned()
             }
             ExprError::IntRange { .. } => "use a number between -2^63 and 2^63-1".to_owned(),
+            ExprError::TooComplex { .. } => {
+                "split it into several rules; a rule is matched if any of them is".to_owned()
+            }
             ExprError::Count { .. } => "write `trace.count(<span>).where(<condition>) > N` on \
                  its own, with the rule's `window` (and `group_by`); docs/rules.md"
                 .to_owned(),

@@ -15,8 +15,80 @@ use super::{
 #[grammar = "rules/grammar.pest"]
 struct Grammar;
 
+/// Longest expression accepted, in bytes.
+const MAX_BYTES: usize = 16 * 1024;
+/// Deepest nesting of `(` and `[`.
+const MAX_NESTING: usize = 32;
+/// Most `not`s (each nests the parser one level deeper).
+const MAX_NOTS: usize = 32;
+/// Most `and`/`or` operators (each adds a level to the tree the later passes recurse over).
+const MAX_TERMS: usize = 512;
+
+/// Refuses expressions beyond the limits before the recursive parser sees them: hostile or
+/// generated text must not overflow the stack.
+fn check_size(text: &str) -> Result<(), ExprError> {
+    let too = |at: usize, what, found, limit| {
+        Err(ExprError::TooComplex {
+            span: at..text.len().min(at + 1),
+            what,
+            found,
+            limit,
+        })
+    };
+    if text.len() > MAX_BYTES {
+        return too(MAX_BYTES, "bytes", text.len(), MAX_BYTES);
+    }
+    let (mut depth, mut nots, mut terms) = (0usize, 0usize, 0usize);
+    let mut in_string = false;
+    let mut escaped = false;
+    let bytes = text.as_bytes();
+    let word_at = |i: usize, word: &[u8]| {
+        bytes[i..].starts_with(word)
+            && (i == 0 || !bytes[i - 1].is_ascii_alphanumeric() && bytes[i - 1] != b'_')
+            && bytes
+                .get(i + word.len())
+                .is_none_or(|b| !b.is_ascii_alphanumeric() && *b != b'_')
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'(' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return too(i, "levels of nesting", depth, MAX_NESTING);
+                }
+            }
+            b')' | b']' => depth = depth.saturating_sub(1),
+            b'n' if word_at(i, b"not") => {
+                nots += 1;
+                if nots > MAX_NOTS {
+                    return too(i, "`not`s", nots, MAX_NOTS);
+                }
+            }
+            b'a' | b'o' if word_at(i, b"and") || word_at(i, b"or") => {
+                terms += 1;
+                if terms > MAX_TERMS {
+                    return too(i, "and/or terms", terms, MAX_TERMS);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Parses a rule expression.
 pub(crate) fn parse(text: &str) -> Result<Expr, ExprError> {
+    check_size(text)?;
     pest::set_error_detail(true);
     let mut pairs = Grammar::parse(Rule::rule_expr, text).map_err(|e| syntax_error(text, &e))?;
     let top = pairs.next().and_then(|p| p.into_inner().next());

@@ -30,6 +30,7 @@ use crate::{
     export::{Exporter, Item, Signal},
     metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
     spans::Span,
+    vocab::WebhookFormat,
 };
 
 /// Why the sinks could not be set up.
@@ -45,6 +46,9 @@ pub(crate) enum SinkError {
     /// A `--webhook` URL is unusable.
     #[error("--webhook {url}: {reason}")]
     WebhookUrl { url: String, reason: String },
+    /// The webhook's TLS trust (`--webhook-ca`) could not be set up.
+    #[error("--webhook-ca {path}: {reason}; give a readable PEM file of CA certificates")]
+    WebhookCa { path: PathBuf, reason: String },
     /// The webhook delivery thread could not be started.
     #[error("cannot start the webhook thread: {0}; check the process and thread limits")]
     Thread(#[source] io::Error),
@@ -117,8 +121,7 @@ impl Sinks {
             .iter()
             .enumerate()
             .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(&format!("webhook-{n}"))))
-            .collect::<Result<_, _>>()
-            .map_err(SinkError::Thread)?;
+            .collect::<Result<_, _>>()?;
         Ok(Self {
             otlp: None,
             feed_spans: options.feed_spans,
@@ -325,8 +328,20 @@ impl Sinks {
         }
         if !self.webhooks.is_empty() {
             let shared: Arc<str> = line.into();
+            let mut falco: Option<Option<Arc<str>>> = None;
             for hook in &mut self.webhooks {
-                hook.send(shared.clone(), loss == 1);
+                match hook.format() {
+                    WebhookFormat::Seam => hook.send(shared.clone(), loss == 1),
+                    WebhookFormat::Falcosidekick => {
+                        // Computed once for every falcosidekick webhook; spans have no payload.
+                        let body = falco.get_or_insert_with(|| {
+                            webhook::falco::payload(record).map(|p| p.to_string().into())
+                        });
+                        if let Some(body) = body {
+                            hook.send(body.clone(), loss == 1);
+                        }
+                    }
+                }
             }
         }
     }

@@ -5,6 +5,7 @@
 use std::{
     fs::{self, File, OpenOptions},
     io::{self, Write},
+    os::unix::fs::OpenOptionsExt as _,
     path::{Path, PathBuf},
 };
 
@@ -28,10 +29,15 @@ pub(crate) struct RotatingFile {
     size: u64,
 }
 
+/// Opens for appending; a new file is 0600 (the feed names tenants' processes and files).
+fn append_options() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.create(true).append(true).mode(0o600);
+    options
+}
+
 fn open_append(path: &Path) -> Result<File, SinkError> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
+    append_options()
         .open(path)
         .map_err(|source| SinkError::Open {
             path: path.to_owned(),
@@ -104,10 +110,7 @@ impl RotatingFile {
         }
         fs::rename(&self.path, rotated_path(&self.path, 1))?;
         // If reopening fails, the old handle (now PATH.1) keeps receiving records: none is lost.
-        self.file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        self.file = append_options().open(&self.path)?;
         self.size = 0;
         tracing::info!(path = %self.path.display(), keep, "feed file rotated");
         Ok(())
@@ -170,7 +173,10 @@ mod tests {
             "only keep=2 rotated files"
         );
         for p in [path.clone(), rotated_path(&path, 1), rotated_path(&path, 2)] {
-            assert!(fs::metadata(&p).unwrap().len() <= 35, "{}", p.display());
+            let meta = fs::metadata(&p).unwrap();
+            assert!(meta.len() <= 35, "{}", p.display());
+            use std::os::unix::fs::PermissionsExt as _;
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{}", p.display());
         }
     }
 

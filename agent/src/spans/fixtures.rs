@@ -34,6 +34,7 @@ pub(crate) fn process(tenant: Option<TenantRef>, comm: &str) -> ProcessRef {
         cgroup_path: "t/x".to_owned(),
         tenant,
         execution: None,
+        container: None,
     }
 }
 
@@ -63,6 +64,7 @@ fn end(
         local: process.is_some() || local,
         process,
         traffic: None,
+        tier: None,
     }
 }
 
@@ -114,6 +116,7 @@ pub(crate) fn file(
         path_truncated: false,
         owner,
         role: None,
+        tier: None,
     }));
     s.end = Some(s.start);
     s.end_reason = Some(EndReason::Instant);

@@ -16,6 +16,7 @@ pub(crate) mod assemble;
 #[cfg(test)]
 pub(crate) mod fixtures;
 pub(crate) mod ids;
+pub(crate) mod tier;
 pub(crate) mod view;
 
 use std::{
@@ -31,14 +32,57 @@ pub(crate) use crate::clock::UnixNanos;
 use crate::{
     rules::SpanName,
     vocab::{
-        AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Transport,
+        AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Tier,
+        Transport,
     },
 };
 
 /// A tenant's name (cheap to clone).
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
 pub(crate) struct TenantName(Arc<str>);
+
+/// Names decoded on this thread: decoding history meets the same few tenants millions of
+/// times, and sharing their names saves two allocations each time. A short list (tenants on a
+/// node are few), searched in order; when full, the oldest entry makes room.
+const INTERNED_MAX: usize = 64;
+
+thread_local! {
+    static INTERNED: std::cell::RefCell<(Vec<Arc<str>>, usize)> =
+        std::cell::RefCell::default();
+}
+
+impl<'de> Deserialize<'de> for TenantName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+
+        impl serde::de::Visitor<'_> for Name {
+            type Value = TenantName;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a tenant name")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<TenantName, E> {
+                Ok(INTERNED.with_borrow_mut(|(names, next)| {
+                    if let Some(shared) = names.iter().find(|n| &***n == name) {
+                        return TenantName(Arc::clone(shared));
+                    }
+                    let shared: Arc<str> = name.into();
+                    if names.len() < INTERNED_MAX {
+                        names.push(Arc::clone(&shared));
+                    } else {
+                        names[*next] = Arc::clone(&shared);
+                        *next = (*next + 1) % INTERNED_MAX;
+                    }
+                    TenantName(shared)
+                }))
+            }
+        }
+
+        deserializer.deserialize_str(Name)
+    }
+}
 
 impl TenantName {
     pub(crate) fn new(name: &str) -> Self {
@@ -94,6 +138,32 @@ pub(crate) struct ProcessRef {
     pub tenant: Option<TenantRef>,
     /// The process span (root of the process's trace), when the process is known.
     pub execution: Option<SpanRef>,
+    /// The container (and Kubernetes pod) the cgroup belongs to, when it is one.
+    pub container: Option<Arc<ContainerRef>>,
+}
+
+/// A container on this node: its id from the cgroup path, its name and pod from the container
+/// runtime (OpenTelemetry `container.id`, `k8s.container.name`, `k8s.*`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct ContainerRef {
+    /// The runtime's full container id (`container.id`).
+    pub id: String,
+    /// `k8s.container.name` (the kubelet's `io.kubernetes.container.name`), else the runtime's
+    /// own name; `None` when the runtime has not named it.
+    pub name: Option<String>,
+    /// The pod, when the kubelet started the container.
+    pub pod: Option<PodRef>,
+}
+
+/// A Kubernetes pod, as the kubelet labelled its containers.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub(crate) struct PodRef {
+    /// `k8s.namespace.name`.
+    pub namespace: String,
+    /// `k8s.pod.name`.
+    pub name: String,
+    /// `k8s.pod.uid`.
+    pub uid: String,
 }
 
 /// A span: ids, times, and what it is about.
@@ -147,6 +217,17 @@ impl Span {
         }
     }
 
+    /// The tier of the resource the span touched: a file's path, a connection's server end,
+    /// an application client span's peer; None when unclassified or there is none.
+    pub(crate) fn tier(&self) -> Option<Tier> {
+        match &self.body {
+            SpanBody::Connection(c) => c.server.tier,
+            SpanBody::File(f) => f.tier,
+            SpanBody::Process(_) => None,
+            SpanBody::App(a) => a.peer.as_ref().and_then(|p| p.tier),
+        }
+    }
+
     /// The acting process: a connection's client, a file access's or execution's process, an
     /// application span's sender.
     pub(crate) fn actor(&self) -> Option<&ProcessRef> {
@@ -185,6 +266,8 @@ pub(crate) struct ConnectionEnd {
     /// What the socket counted, read from it when it closed (TCP; `None` for UDP or when the
     /// close was not seen).
     pub traffic: Option<Traffic>,
+    /// The tier of this end's address among its tenant's `endpoints` (None: unclassified).
+    pub tier: Option<Tier>,
 }
 
 /// Counters of one TCP socket (`struct tcp_sock`) at close.
@@ -219,6 +302,8 @@ pub(crate) struct FileAccess {
     pub owner: Option<TenantRef>,
     /// For a rename: which of its two paths this is.
     pub role: Option<PathRole>,
+    /// The tier of the path among its owner's `paths` (None: unclassified).
+    pub tier: Option<Tier>,
 }
 
 /// A process execution: one program image from exec to exit.
@@ -295,4 +380,6 @@ pub(crate) struct AppPeer {
     pub process: Option<ProcessRef>,
     /// The kernel connection span the client span was joined to.
     pub connection: Option<SpanRef>,
+    /// The tier of the peer's address among its tenant's `endpoints` (None: unclassified).
+    pub tier: Option<Tier>,
 }

@@ -3,10 +3,17 @@
 use super::{
     AppPeer, AppSpan, Connection, FileAccess, ProcessRef, ProcessRun, Span, SpanBody, TenantRef,
 };
-use crate::rules::{Attr, Attributes, SpanName, Value};
+use crate::{
+    rules::{Attr, Attributes, SpanName, Value},
+    vocab::Tier,
+};
 
 fn tenant(t: Option<&TenantRef>) -> Value<'_> {
     t.map_or(Value::Null, |t| Value::Str(t.name.as_str()))
+}
+
+fn tier(t: Option<Tier>) -> Value<'static> {
+    t.map_or(Value::Null, |t| Value::Str(t.as_str()))
 }
 
 fn shared(t: Option<&TenantRef>) -> Value<'_> {
@@ -53,6 +60,7 @@ fn connection(c: &Connection, attr: Attr) -> Value<'_> {
             .process
             .as_ref()
             .map_or(Value::Null, |p| Value::text(&p.comm)),
+        Attr::PeerTier => tier(c.server.tier),
         Attr::NetProtocol => Value::Str(c.transport.as_str()),
         Attr::CallerAddr => Value::Addr(c.client.addr.ip()),
         Attr::CallerLocal => Value::Bool(c.client.local),
@@ -65,6 +73,7 @@ fn file(f: &FileAccess, attr: Attr) -> Value<'_> {
         Attr::FilePath => Value::Str(&f.path),
         Attr::FileTenant => tenant(f.owner.as_ref()),
         Attr::FileShared => shared(f.owner.as_ref()),
+        Attr::FileTier => tier(f.tier),
         Attr::FileOp => Value::Str(f.op.as_str()),
         Attr::FileOutcome => Value::Str(f.outcome.as_str()),
         Attr::FilePathConfidence => Value::Str(f.path_confidence.as_str()),
@@ -100,6 +109,7 @@ fn peer(p: &AppPeer, attr: Attr) -> Value<'_> {
             .process
             .as_ref()
             .map_or(Value::Null, |p| Value::text(&p.comm)),
+        Attr::PeerTier => tier(p.tier),
         _ => Value::Null,
     }
 }

@@ -1,7 +1,7 @@
 //! What can go wrong writing the store, and what is dropped when it does.
 use std::{io, path::PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::keys::{KeyringError, Scope};
 
@@ -69,20 +69,24 @@ pub(crate) enum StoreError {
     },
 }
 
-impl StoreError {
-    /// Whether the error is the file system being full.
-    pub(crate) fn is_disk_full(&self) -> bool {
-        matches!(self, Self::DiskFull { .. })
-    }
-}
-
 /// Why records were dropped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum GapReason {
     DiskFull,
     WriteError,
     NoKey,
+}
+
+impl GapReason {
+    /// As written in loss records (`probe`) and reports.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::DiskFull => "disk_full",
+            Self::WriteError => "write_error",
+            Self::NoKey => "no_key",
+        }
+    }
 }
 
 /// A run of records of one scope that never reached the disk. Consecutive drops of one scope

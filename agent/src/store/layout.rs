@@ -37,6 +37,14 @@ pub(crate) struct SegmentFile {
     pub modified_ns: u64,
 }
 
+impl SegmentFile {
+    /// The start of the time window the segment was opened in (Unix ns), from its name.
+    pub(crate) fn window_start_ns(&self) -> Option<u64> {
+        let name = self.path.file_name()?.to_str()?;
+        name.get(..20)?.parse().ok()
+    }
+}
+
 fn dir_error(path: &Path) -> impl FnOnce(io::Error) -> StoreError {
     let path = path.to_owned();
     move |source| StoreError::Dir { path, source }

@@ -62,9 +62,7 @@ use std::{
 
 pub(crate) use error::{Gap, GapReason, StoreError};
 pub(crate) use layout::SegmentFile;
-pub(crate) use reader::{
-    IssueKind, Query, ReadIssue, ReadReport, RecordRef, read_segment, replay, segments,
-};
+pub(crate) use reader::{IssueKind, Query, ReadIssue, ReadReport, read_segment, replay, segments};
 pub(crate) use retention::{Retention, RetentionReport};
 use serde::Serialize;
 use writer::{Ctx, ScopeWriter};
@@ -184,14 +182,6 @@ impl Store {
         };
         store.apply_retention(now_ns())?;
         Ok(store)
-    }
-
-    pub(crate) fn dir(&self) -> &Path {
-        &self.root
-    }
-
-    pub(crate) fn keyring(&self) -> &Arc<Keyring> {
-        &self.keyring
     }
 
     pub(crate) fn stats(&self) -> &StoreStats {

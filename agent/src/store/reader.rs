@@ -146,16 +146,19 @@ pub(crate) struct ReadReport {
     pub frames_skipped: u64,
     /// Records delivered.
     pub records: u64,
+    /// The key epochs of the segments read, by scope.
+    pub epochs: BTreeSet<(Scope, u32)>,
     pub issues: Vec<ReadIssue>,
 }
 
 impl ReadReport {
-    fn merge(&mut self, other: Self) {
+    pub(crate) fn merge(&mut self, other: Self) {
         self.segments += other.segments;
         self.segments_closed += other.segments_closed;
         self.frames += other.frames;
         self.frames_skipped += other.frames_skipped;
         self.records += other.records;
+        self.epochs.extend(other.epochs);
         self.issues.extend(other.issues);
     }
 }
@@ -290,6 +293,9 @@ impl SegmentReader<'_> {
             );
             return Ok(());
         }
+        self.report
+            .epochs
+            .insert((header.scope.clone(), header.epoch));
         let data_key = match keyring.key(&header.scope, header.epoch) {
             Ok(key) if key.key_id == header.key_id => key,
             Ok(key) => {

@@ -284,7 +284,7 @@ fn tenant_owning_nothing() {
     assert_eq!(line_col(&err), (2, 8));
     assert_eq!(
         err.message(),
-        "tenant \"ghost\" owns no cgroup, endpoint or path"
+        "tenant \"ghost\" owns no cgroup, pod, endpoint or path"
     );
 }
 
@@ -488,4 +488,20 @@ fn allow_tables_by_process_path_and_per_rule() {
         ],
         "{errs:#?}"
     );
+}
+
+#[test]
+fn kubernetes_tenants_need_valid_namespaces_and_label_keys() {
+    let text = "[[tenant]]\nname = \"acme\"\nnamespaces = [\"acme-*\", \"Acme/x\"]\n";
+    let err = error(&[("t.toml", text), ("r.toml", RULES)]);
+    assert_eq!(line_col(&err), (3, 25));
+    assert!(
+        err.message()
+            .starts_with("invalid namespace pattern \"Acme/x\""),
+        "{}",
+        err.message()
+    );
+    let text = "[[tenant]]\nname = \"acme\"\npod_labels = { \"\" = \"x\" }\n";
+    let err = error(&[("t.toml", text), ("r.toml", RULES)]);
+    assert_eq!(err.message(), "invalid pod label key \"\"");
 }

@@ -276,3 +276,32 @@ fn load_dir_collects_unreadable_files_with_other_errors() {
     assert!(errs[0].to_string().contains("UTF-8"), "{}", errs[0]);
     assert_eq!(errs[2].location().map(|l| (l.line, l.column)), Some((2, 6)));
 }
+
+#[test]
+fn an_oversized_rules_file_is_refused_by_name() {
+    let dir = tempdir();
+    write(dir.path(), "a.toml", TENANTS);
+    write(dir.path(), "b.toml", RULES);
+    let huge = format!("{RULES}\n{}", "# padding\n".repeat(110_000));
+    write(dir.path(), "huge.toml", &huge);
+    let errs = load_dir_err(dir.path());
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(errs[0].path().ends_with("huge.toml"));
+    assert!(
+        errs[0]
+            .message()
+            .contains("more than the 1048576 a rules file may be"),
+        "{}",
+        errs[0].message()
+    );
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+    /// Arbitrary text in a rules file: a rule set or errors, never a panic.
+    #[test]
+    fn arbitrary_rules_files_never_panic(text in "(\\[\\[(tenant|rule)\\]\\]\n|[a-z_]{1,8} = (\"[^\"\n]{0,12}\"|\\[[^\n]{0,20}\\]|[0-9]{1,3}|true)\n|[^\n]{0,30}\n){0,12}") {
+        let _ = crate::config::RuleSet::from_sources(&[("fuzz.toml", &text)]);
+    }
+}

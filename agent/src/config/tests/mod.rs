@@ -3,6 +3,7 @@
 mod errors;
 mod load;
 mod matching;
+mod tiers;
 
 use super::{ConfigError, RuleSet};
 

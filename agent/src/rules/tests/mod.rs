@@ -4,4 +4,5 @@ mod doc;
 mod eval;
 mod fixtures;
 mod grammar;
+mod hostile;
 mod props;

@@ -1,9 +1,12 @@
 //! HTTP webhook sink: one JSON record per POST. The pipeline only ever `try_send`s onto a
 //! bounded queue; a dedicated thread delivers, with retries, backoff and a per-attempt timeout.
 //! What is dropped (queue full, retries exhausted, shutdown) is counted, logged and exported.
+pub(crate) mod falco;
 pub(crate) mod http;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tls_tests;
 pub(crate) mod worker;
 
 use std::{
@@ -20,6 +23,7 @@ use worker::{Clock, Queued, RetryPolicy, Shutdown, SystemClock, Worker};
 use crate::{
     metrics::{DropReason, SinkMetrics},
     sinks::backoff::Backoff,
+    vocab::WebhookFormat,
 };
 
 /// Why one delivery attempt failed.
@@ -28,12 +32,36 @@ pub(crate) enum PostError {
     /// The endpoint answered with a non-2xx status.
     #[error("endpoint answered HTTP {0}; check the receiver's logs")]
     Status(u16),
+    /// The endpoint answered with a non-2xx status and `Retry-After`.
+    #[error("endpoint answered HTTP {status} and asked to retry after {after:?}")]
+    RetryAfter { status: u16, after: Duration },
     /// No answer within the per-attempt timeout.
     #[error("no answer within the timeout; check the receiver is up or raise --webhook-timeout-ms")]
     Timeout,
     /// Connecting, sending or reading failed.
     #[error("{0}; check the URL and that the receiver is listening")]
     Transport(String),
+}
+
+impl PostError {
+    /// Whether another attempt may succeed: not after a 4xx other than 408 (timeout) and 429
+    /// (too many requests): the receiver refuses this record as it is.
+    pub(crate) fn retryable(&self) -> bool {
+        match self {
+            PostError::Status(status) | PostError::RetryAfter { status, .. } => {
+                !(400..500).contains(status) || *status == 408 || *status == 429
+            }
+            PostError::Timeout | PostError::Transport(_) => true,
+        }
+    }
+
+    /// How long the receiver asked to wait (`Retry-After`).
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            PostError::RetryAfter { after, .. } => Some(*after),
+            _ => None,
+        }
+    }
 }
 
 /// One delivery attempt.
@@ -45,6 +73,14 @@ pub(crate) trait Post: Send {
 #[derive(Clone, Debug)]
 pub(crate) struct WebhookConfig {
     pub url: String,
+    /// Extra request headers (`--webhook-header`, e.g. `Authorization: Bearer ...`).
+    pub headers: Vec<(String, String)>,
+    /// Key of the `X-Seam-Signature: sha256=<hex>` HMAC over each body (`None`: unsigned).
+    pub hmac_key: Option<Arc<[u8]>>,
+    /// PEM certificates trusted besides the system's (`--webhook-ca`).
+    pub ca_file: Option<std::path::PathBuf>,
+    /// The body's shape.
+    pub format: WebhookFormat,
     /// Per-attempt timeout.
     pub timeout: Duration,
     /// Attempts per record, first try included.
@@ -58,6 +94,10 @@ impl WebhookConfig {
     pub(crate) fn new(url: String) -> Self {
         Self {
             url,
+            headers: Vec::new(),
+            hmac_key: None,
+            ca_file: None,
+            format: WebhookFormat::Seam,
             timeout: Duration::from_secs(5),
             attempts: 6,
             queue: 1024,
@@ -73,20 +113,27 @@ pub(crate) struct WebhookSink {
     shutdown: Arc<Shutdown>,
     metrics: SinkMetrics,
     last_full_warning: Option<Instant>,
+    format: WebhookFormat,
 }
 
 impl WebhookSink {
     /// Starts the delivery thread for `config` with the real HTTP transport and clock.
-    pub(crate) fn start(config: &WebhookConfig, metrics: SinkMetrics) -> std::io::Result<Self> {
-        let post = http::HttpPost::new(&config.url, config.timeout);
+    pub(crate) fn start(
+        config: &WebhookConfig,
+        metrics: SinkMetrics,
+    ) -> Result<Self, crate::sinks::SinkError> {
+        let post = http::HttpPost::from_config(config)?;
         tracing::info!(
             sink = %metrics.name,
             url = %http::redact(&config.url),
             queue = config.queue,
             attempts = config.attempts,
+            format = %config.format,
+            signed = config.hmac_key.is_some(),
             "webhook feed"
         );
         Self::start_with(config, metrics, Box::new(post), Arc::new(SystemClock))
+            .map_err(crate::sinks::SinkError::Thread)
     }
 
     /// [`WebhookSink::start`] with an injected transport and clock.
@@ -118,7 +165,13 @@ impl WebhookSink {
             shutdown,
             metrics,
             last_full_warning: None,
+            format: config.format,
         })
+    }
+
+    /// The body shape this webhook wants.
+    pub(crate) fn format(&self) -> WebhookFormat {
+        self.format
     }
 
     pub(crate) fn metrics(&self) -> &SinkMetrics {

@@ -125,6 +125,21 @@ fn jittered_schedule_is_capped_and_exhaustion_is_counted() {
 }
 
 #[test]
+fn retry_after_stretches_the_pause_and_client_errors_are_final() {
+    let throttled = PostError::RetryAfter {
+        status: 429,
+        after: Duration::from_secs(30),
+    };
+    let (mut w, clock) = worker(vec![Err(throttled)], 6, 0.0);
+    assert_eq!(w.deliver("{}"), Outcome::Delivered);
+    assert_eq!(clock.pauses(), [30_000], "at least what the receiver asked");
+    let (mut w, clock) = worker(vec![Err(PostError::Status(403))], 6, 0.0);
+    assert_eq!(w.deliver("{}"), Outcome::Dropped(DropReason::Rejected));
+    assert!(clock.pauses().is_empty(), "no retry after a 403");
+    assert_eq!(w.metrics.dropped_by_reason(), [("rejected", 1)]);
+}
+
+#[test]
 fn shutdown_deadline_cuts_retries_short() {
     let (mut w, clock) = worker((0..10).map(|_| Err(PostError::Timeout)).collect(), 10, 1.0);
     w.shutdown.start(clock.now() + Duration::from_millis(250));

@@ -12,6 +12,9 @@ use crate::{
     sinks::backoff::Backoff,
 };
 
+/// The longest `Retry-After` honoured (a longer one waits this long).
+pub(crate) const MAX_RETRY_AFTER: Duration = Duration::from_secs(120);
+
 /// Time, for the worker.
 pub(crate) trait Clock: Send + Sync {
     fn now(&self) -> Instant;
@@ -182,6 +185,14 @@ impl Worker {
                 Err(error) => error,
             };
             self.metrics.failures.inc();
+            if !error.retryable() {
+                tracing::warn!(
+                    sink = %self.metrics.name,
+                    %error,
+                    "webhook refused the record; not retrying (a 4xx other than 408 and 429)"
+                );
+                return Outcome::Dropped(DropReason::Rejected);
+            }
             let last = attempt + 1 == attempts;
             tracing::warn!(
                 sink = %self.metrics.name,
@@ -195,6 +206,10 @@ impl Worker {
                 break;
             }
             let mut delay = self.policy.backoff.delay(attempt, (self.jitter)());
+            if let Some(after) = error.retry_after() {
+                // The receiver said when: at least that long, within reason.
+                delay = delay.max(after.min(MAX_RETRY_AFTER));
+            }
             if let Some(deadline) = self.shutdown.deadline() {
                 delay = delay.min(deadline.saturating_duration_since(self.clock.now()));
             }

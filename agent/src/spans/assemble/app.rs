@@ -168,18 +168,17 @@ fn join(
         peer,
         attributes: span.attributes.clone(),
     };
-    Some((
-        outcome,
-        SpanUpdate::Whole(Span {
-            trace_id: span.trace_id,
-            span_id: span.span_id,
-            parent_span_id: span.parent_span_id,
-            start: span.start,
-            end: Some(span.end),
-            end_reason: None,
-            body: SpanBody::App(app),
-        }),
-    ))
+    let mut whole = Span {
+        trace_id: span.trace_id,
+        span_id: span.span_id,
+        parent_span_id: span.parent_span_id,
+        start: span.start,
+        end: Some(span.end),
+        end_reason: None,
+        body: SpanBody::App(app),
+    };
+    crate::spans::tier::classify(&mut whole, ctx.rules);
+    Some((outcome, SpanUpdate::Whole(whole)))
 }
 
 /// The kernel connection a client span made, as its peer.
@@ -231,6 +230,7 @@ fn connection(
             trace_id: k.trace_id,
             span_id: k.span_id,
         }),
+        tier: None,
     })
 }
 
@@ -254,5 +254,6 @@ fn unjoined_peer(span: &AppSpanIn, port: u16, connections: &Connections, ctx: &C
         local,
         process: listener.cloned(),
         connection: None,
+        tier: None,
     }
 }

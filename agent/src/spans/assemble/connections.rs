@@ -356,6 +356,7 @@ impl Connections {
             tenant: server.process.tenant.clone(),
             local: true,
             traffic: None,
+            tier: None,
         }
     }
 
@@ -376,6 +377,7 @@ impl Connections {
             },
             local,
             traffic: None,
+            tier: None,
         }
     }
 
@@ -400,6 +402,7 @@ impl Connections {
                 tenant: c.process.tenant.clone(),
                 local: true,
                 traffic: None,
+                tier: None,
             },
             None => ConnectionEnd {
                 addr: client_addr,
@@ -409,6 +412,7 @@ impl Connections {
                     .tenant_for_endpoint(client_addr.ip(), client_addr.port()),
                 local: ctx.attributor.local.contains(client_addr.ip()),
                 traffic: None,
+                tier: None,
             },
         };
         // The connection belongs to the trace of the process that acted: the client when it
@@ -417,7 +421,7 @@ impl Connections {
             .as_ref()
             .and_then(|c| c.process.execution)
             .or_else(|| server.as_ref().and_then(|s| s.process.execution));
-        let span = Span {
+        let mut span = Span {
             trace_id: parent.map_or_else(TraceId::random, |p| p.trace_id),
             span_id: SpanId::random(),
             parent_span_id: parent.map(|p| p.span_id),
@@ -431,6 +435,7 @@ impl Connections {
                 server: server_end,
             }),
         };
+        crate::spans::tier::classify(&mut span, ctx.rules);
         Open {
             span,
             client,

@@ -75,24 +75,29 @@ pub(super) fn spans(
         .paths
         .iter()
         .zip(roles)
-        .map(|(path, role)| Span {
-            trace_id: parent.map_or_else(TraceId::random, |p| p.trace_id),
-            span_id: SpanId::random(),
-            parent_span_id: parent.map(|p| p.span_id),
-            start: at,
-            end: Some(at),
-            end_reason: Some(EndReason::Instant),
-            body: SpanBody::File(FileAccess {
-                process: process.clone(),
-                op,
-                outcome,
-                ret: event.ret,
-                path: path.path.clone(),
-                path_confidence: path.confidence,
-                path_truncated: path.truncated,
-                owner: ctx.rules.tenant_for_path(&path.path),
-                role: *role,
-            }),
+        .map(|(path, role)| {
+            let mut span = Span {
+                trace_id: parent.map_or_else(TraceId::random, |p| p.trace_id),
+                span_id: SpanId::random(),
+                parent_span_id: parent.map(|p| p.span_id),
+                start: at,
+                end: Some(at),
+                end_reason: Some(EndReason::Instant),
+                body: SpanBody::File(FileAccess {
+                    process: process.clone(),
+                    op,
+                    outcome,
+                    ret: event.ret,
+                    path: path.path.clone(),
+                    path_confidence: path.confidence,
+                    path_truncated: path.truncated,
+                    owner: ctx.rules.tenant_for_path(&path.path),
+                    role: *role,
+                    tier: None,
+                }),
+            };
+            crate::spans::tier::classify(&mut span, ctx.rules);
+            span
         })
         .collect()
 }

@@ -1,0 +1,4 @@
+{{- define "seam.labels" -}}
+app.kubernetes.io/name: seam
+app.kubernetes.io/component: agent
+{{- end -}}
