@@ -236,7 +236,7 @@ fn hung_receivers(otlp_protocol: &str, otlp_deaf: bool) {
         }
     }
     assert_eq!(get(&listen_addr(&agent), "/healthz").0, 200);
-    let (stats, took) = agent.stop_within(Duration::from_secs(15));
+    let (stats, took) = agent.stop_within(Duration::from_secs(30));
     eprintln!(
         "hung {otlp_protocol} (deaf: {otlp_deaf}): stop took {took:?}, rss {rss_1} -> {rss_2} \
          KiB, {settled} loss records, reported {r:?}, stats {stats}"
