@@ -45,7 +45,7 @@ pub fn weight(v: &Value) -> u64 {
 }
 
 /// The connection span whose server port is `port`.
-pub fn connection_to<'a>(feed: &'a [Value], port: u16) -> Vec<&'a Value> {
+pub fn connection_to(feed: &[Value], port: u16) -> Vec<&Value> {
     spans(feed)
         .into_iter()
         .filter(|s| {
