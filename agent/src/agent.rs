@@ -111,7 +111,7 @@ pub(crate) struct RunningAgent {
     inputs: mpsc::Sender<Input>,
     stop: tokio::sync::oneshot::Sender<()>,
     /// `None` once it ended (see [`RunningAgent::failed`]).
-    task: Option<JoinHandle<Pipeline>>,
+    task: Option<JoinHandle<StatsReport>>,
     reader: JoinHandle<()>,
     reader_stop: tokio::sync::oneshot::Sender<()>,
 }
@@ -350,10 +350,30 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
                 }
             }
         }
-        if let Some(exporter) = pipeline.finish() {
-            exporter.shutdown(Duration::from_secs(5)).await;
+        // The webhooks and the exporter get one grace period, together.
+        let deadline = std::time::Instant::now() + pipeline.shutdown_grace();
+        let exporter = pipeline.finish(deadline);
+        if let Some(exporter) = &exporter {
+            exporter.stop(deadline);
         }
-        pipeline
+        let waiting = tokio::task::spawn_blocking(move || {
+            pipeline.wait_sinks(deadline);
+            pipeline
+        });
+        let otlp = match exporter {
+            Some(exporter) => Some(exporter.join().await),
+            None => None,
+        };
+        match waiting.await {
+            Ok(mut pipeline) => {
+                pipeline.report_final(otlp);
+                pipeline.stats.report()
+            }
+            Err(error) => {
+                tracing::error!(%error, "waiting for the feed sinks failed");
+                crate::stats::Stats::default().report()
+            }
+        }
     });
     if let Some(path) = &options.ready_file {
         let body = serde_json::json!({
@@ -398,7 +418,7 @@ impl RunningAgent {
             return crate::stats::Stats::default().report();
         };
         match task.await {
-            Ok(pipeline) => pipeline.stats.report(),
+            Ok(report) => report,
             Err(error) => {
                 tracing::error!(%error, "pipeline task failed");
                 crate::stats::Stats::default().report()

@@ -37,6 +37,12 @@ impl UnixNanos {
             .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
     }
 
+    /// `ns` nanoseconds later (saturating). Durations come from the monotonic clock, so a
+    /// span's end is its start plus how long it lasted, whatever the wall clock did meanwhile.
+    pub(crate) fn plus_ns(self, ns: u64) -> Self {
+        Self(self.0.saturating_add(i64::try_from(ns).unwrap_or(i64::MAX)))
+    }
+
     /// Parses RFC 3339 (any offset).
     pub(crate) fn parse_rfc3339(text: &str) -> Option<Self> {
         let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
@@ -150,5 +156,14 @@ mod tests {
         let drift = (now.0 - UnixNanos::now().0).abs();
         assert!(drift < 1_000_000_000, "{now}");
         assert_eq!(WallClock::fixed(10).unix(5), UnixNanos(15));
+    }
+
+    #[test]
+    fn plus_saturates() {
+        assert_eq!(UnixNanos(5).plus_ns(10), UnixNanos(15));
+        assert_eq!(
+            UnixNanos(i64::MAX - 1).plus_ns(u64::MAX),
+            UnixNanos(i64::MAX)
+        );
     }
 }

@@ -255,8 +255,7 @@ impl Pipeline {
         let now = clock::boot_ns();
         for cgroup in unregistered {
             self.filter.unwatch(cgroup.id);
-            let ctx = ctx!(self);
-            let updates = self.assembler.unwatched(cgroup.id, now, &ctx);
+            let updates = self.assembler.unwatched(cgroup.id, now);
             self.on_updates(updates);
             tracing::info!(cgroup = ?cgroup.path, id = cgroup.id, "tenant cgroup unregistered");
         }
@@ -304,10 +303,9 @@ impl Pipeline {
             self.count_silenced();
         }
         if let Some(dropped) = self.sink.otlp_dropped() {
-            for (signal, total) in dropped {
-                self.report_loss(LossSource::Otlp, signal.as_str(), total);
-            }
+            self.report_otlp_losses(dropped);
         }
+        self.report_feed_losses();
         if let Some(lost) = self.history.as_ref().map(History::lost) {
             for (reason, total) in lost {
                 self.report_loss(LossSource::Store, reason, total);
@@ -327,6 +325,21 @@ impl Pipeline {
         let new = self.silences.silenced - self.stats.file_silences;
         self.metrics.file_counts(&counts, new);
         self.stats.file_silences = self.silences.silenced;
+    }
+
+    /// Reports what the OTLP exporter dropped (totals per signal).
+    fn report_otlp_losses(&mut self, dropped: [(crate::export::Signal, u64); 2]) {
+        for (signal, total) in dropped {
+            self.report_loss(LossSource::Otlp, signal.as_str(), total);
+        }
+    }
+
+    /// Reports what the feed sinks dropped (queue full, retries exhausted, write errors,
+    /// shutdown), per sink and reason.
+    fn report_feed_losses(&mut self) {
+        for (what, total) in self.sink.feed_losses() {
+            self.report_loss(LossSource::Feed, &what, total);
+        }
     }
 
     /// Spans the assembler ended early: counted, and reported like any loss of evidence.
@@ -360,6 +373,10 @@ impl Pipeline {
                 "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
                  seam_otlp_dropped_total for why"
             ),
+            LossSource::Feed => format!(
+                "{lost} feed records dropped by {probe} (its receiver is slow, down or failing, \
+                 or the agent stopped first); see seam_feed_dropped_total"
+            ),
             LossSource::Store => format!(
                 "{lost} history records not kept ({probe}); detection and the feeds go on, and \
                  `seam report` lists the gap"
@@ -392,9 +409,13 @@ impl Pipeline {
         self.sink.emit(Record::Loss(loss));
     }
 
-    /// At shutdown: every open span ends, and everything queued is flushed. Returns the OTLP
-    /// exporter, to be shut down last (it is async).
-    pub(crate) fn finish(&mut self) -> Option<crate::export::Exporter> {
+    /// At shutdown, first: every open span ends and goes to the sinks, open aggregates are
+    /// emitted, and the webhooks stop taking records (they deliver what they hold until
+    /// `deadline`). Returns the OTLP exporter, to be stopped alongside.
+    pub(crate) fn finish(
+        &mut self,
+        deadline: std::time::Instant,
+    ) -> Option<crate::export::Exporter> {
         self.count_silenced();
         let ctx = ctx!(self);
         let joined = self.assembler.app_flush(&ctx);
@@ -402,7 +423,26 @@ impl Pipeline {
         let mut ctx = ctx!(self);
         let updates = self.assembler.flush(clock::boot_ns(), &mut ctx);
         self.on_updates(updates);
-        self.sink.finish();
+        if let Some(dropped) = self.sink.otlp_dropped() {
+            self.report_otlp_losses(dropped);
+        }
+        self.report_feed_losses();
+        self.sink.begin_finish(deadline);
+        self.sink.take_exporter()
+    }
+
+    /// At shutdown, then (blocking): waits for the webhooks until `deadline`.
+    pub(crate) fn wait_sinks(&mut self, deadline: std::time::Instant) {
+        self.sink.wait_webhooks(deadline);
+    }
+
+    /// At shutdown, last: what the sinks and the exporter (`otlp`: its final drop totals)
+    /// dropped while stopping goes to the feed file and stdout, and into the stats.
+    pub(crate) fn report_final(&mut self, otlp: Option<[(crate::export::Signal, u64); 2]>) {
+        if let Some(dropped) = otlp {
+            self.report_otlp_losses(dropped);
+        }
+        self.report_feed_losses();
         self.stats.feed_write_errors = self.sink.write_errors;
         self.stats.feed_dropped = self.sink.dropped();
         self.stats.violations_folded = self.sink.folded();
@@ -416,6 +456,10 @@ impl Pipeline {
             };
             self.stats.history = Some(history.finish(totals));
         }
-        self.sink.take_exporter()
+    }
+
+    /// How long the sinks may keep delivering once the agent stops.
+    pub(crate) fn shutdown_grace(&self) -> std::time::Duration {
+        self.sink.shutdown_grace()
     }
 }

@@ -23,6 +23,10 @@ pub(crate) enum Workload {
         port_file: PathBuf,
         #[arg(long, default_value_t = 1)]
         count: u32,
+        /// Keep every accepted connection open, after its client closed, until this file
+        /// exists (at most 60 s).
+        #[arg(long, value_name = "FILE")]
+        hold_file: Option<PathBuf>,
     },
     /// Connect over TCP --count times, send a line, close.
     TcpConnect {
@@ -33,6 +37,12 @@ pub(crate) enum Workload {
         /// Every connect is expected to be refused (nothing listens): succeed only then.
         #[arg(long)]
         expect_refused: bool,
+        /// Pause this long between connections.
+        #[arg(long, value_name = "MS", default_value_t = 0)]
+        interval_ms: u64,
+        /// Keep each connection open, after sending, until this file exists (at most 60 s).
+        #[arg(long, value_name = "FILE")]
+        hold_file: Option<PathBuf>,
     },
     /// Bind UDP, write the port to --port-file, receive --count datagrams.
     UdpRecv {
@@ -168,6 +178,15 @@ pub(crate) fn enter(
     Ok(())
 }
 
+/// Waits until `file` exists, for at most a minute (a test that forgot it does not leave the
+/// workload behind for long).
+fn hold_until(file: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !file.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn write_port(path: &Path, port: u16) -> Result<()> {
     let tmp = path.with_extension("tmp");
     fs::write(&tmp, port.to_string()).with_context(|| format!("write {}", tmp.display()))?;
@@ -183,22 +202,35 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
             addr,
             port_file,
             count,
+            hold_file,
         } => {
             let listener = TcpListener::bind(addr).with_context(|| format!("bind {addr}"))?;
             write_port(port_file, listener.local_addr()?.port())?;
+            let mut held = Vec::new();
             for _ in 0..*count {
                 let (mut stream, _) = listener.accept().context("accept")?;
                 stream.set_read_timeout(Some(TIMEOUT))?;
                 let mut buf = Vec::new();
                 let _ = stream.read_to_end(&mut buf);
+                if hold_file.is_some() {
+                    held.push(stream);
+                }
+            }
+            if let Some(file) = hold_file {
+                hold_until(file);
             }
         }
         Workload::TcpConnect {
             addr,
             count,
             expect_refused,
+            interval_ms,
+            hold_file,
         } => {
-            for _ in 0..*count {
+            for n in 0..*count {
+                if n > 0 && *interval_ms > 0 {
+                    std::thread::sleep(Duration::from_millis(*interval_ms));
+                }
                 let result = TcpStream::connect_timeout(addr, TIMEOUT);
                 if *expect_refused {
                     match result {
@@ -209,6 +241,9 @@ pub(crate) fn run(workload: &Workload) -> Result<()> {
                 }
                 let mut stream = result.with_context(|| format!("connect {addr}"))?;
                 stream.write_all(b"hello from seam workload\n")?;
+                if let Some(file) = hold_file {
+                    hold_until(file);
+                }
             }
         }
         Workload::UdpRecv {

@@ -14,8 +14,10 @@ use std::{
 
 use serde_json::Value;
 
+pub mod bpf;
 pub mod docker;
 pub mod history;
+pub mod http;
 pub mod python;
 pub mod store;
 
@@ -199,6 +201,65 @@ impl Agent {
         self.child.as_ref().map_or(0, |c| c.id())
     }
 
+    /// The ready file's JSON (live hooks, listen addresses).
+    pub fn ready(&self) -> Value {
+        let text = fs::read_to_string(self.dir.join("ready.json")).expect("read ready file");
+        serde_json::from_str(&text).expect("ready file is JSON")
+    }
+
+    /// The agent's resident memory in KiB (0 once it is gone).
+    pub fn rss_kib(&self) -> u64 {
+        fs::read_to_string(format!("/proc/{}/status", self.pid()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// Kills the agent with SIGKILL (no flush, no clean-up of its own) and reaps it.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("agent already stopped");
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+        let _ = child.wait();
+    }
+
+    /// [`Agent::stop`], but panics if the agent has not exited `limit` after SIGINT; also
+    /// returns how long it took.
+    pub fn stop_within(&mut self, limit: Duration) -> (Stats, Duration) {
+        let mut child = self.child.take().expect("agent already stopped");
+        let started = Instant::now();
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for seam") {
+                break status;
+            }
+            if started.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "seam did not stop within {limit:?} of SIGINT; log:\n{}",
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let took = started.elapsed();
+        assert!(
+            status.success(),
+            "seam exited with {status}; log:\n{}",
+            self.log()
+        );
+        let text = fs::read_to_string(self.dir.join("stats.json"))
+            .unwrap_or_else(|e| panic!("no stats file ({e}); log:\n{}", self.log()));
+        (
+            serde_json::from_str(&text).expect("stats file is JSON"),
+            took,
+        )
+    }
+
     /// The rules file the agent was started with (rewrite it to test reloads).
     pub fn rules_file(&self) -> PathBuf {
         self.dir.join("rules/tenants.toml")
@@ -336,22 +397,32 @@ pub struct Listener {
 /// Starts a `tcp-listen` or `udp-recv` workload on `bind` (e.g. `127.0.0.1:0`) accepting `count`
 /// connections/datagrams, and waits for its port.
 pub fn listen(kind: &str, cgroup: Option<&str>, comm: &str, bind: &str, count: u32) -> Listener {
+    listen_with(kind, cgroup, comm, bind, count, &[])
+}
+
+/// [`listen`] with extra workload arguments (e.g. `--hold-file`).
+pub fn listen_with(
+    kind: &str,
+    cgroup: Option<&str>,
+    comm: &str,
+    bind: &str,
+    count: u32,
+    extra: &[&str],
+) -> Listener {
     let port_file = std::env::temp_dir().join(format!("{}.port", unique()));
     let port_arg = port_file.to_string_lossy().into_owned();
     let count = count.to_string();
-    let workload = Workload::start(
-        cgroup,
-        comm,
-        &[
-            kind,
-            "--addr",
-            bind,
-            "--port-file",
-            &port_arg,
-            "--count",
-            &count,
-        ],
-    );
+    let mut args = vec![
+        kind,
+        "--addr",
+        bind,
+        "--port-file",
+        &port_arg,
+        "--count",
+        &count,
+    ];
+    args.extend_from_slice(extra);
+    let workload = Workload::start(cgroup, comm, &args);
     let deadline = Instant::now() + WAIT;
     loop {
         if let Ok(text) = fs::read_to_string(&port_file) {

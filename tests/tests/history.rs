@@ -426,6 +426,16 @@ fn a_full_store_is_a_counted_gap_while_crossings_keep_being_flagged() {
         "the gap is recorded once space returns: {scope:#}"
     );
     assert!(gaps.iter().all(|g| g["reason"] == "disk_full"), "{gaps:?}");
+    // `seam report` shows the same gap in the evidence.
+    let out = history.read_cmd("report", &rules, &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reported = report["gaps"]["store_gaps"].as_array().unwrap();
+    assert!(
+        !reported.is_empty() && reported.iter().all(|g| g["reason"] == "disk_full"),
+        "{:#}",
+        report["gaps"]
+    );
     let in_gaps: u64 = gaps.iter().map(|g| g["records"].as_u64().unwrap()).sum();
     assert!(
         in_gaps > 0 && in_gaps <= dropped,

@@ -2,7 +2,7 @@
 //! cgroups created and removed while Seam runs (inotify plus a periodic rescan as a safety net),
 //! and reports the differences so the pipeline can update the kernel's filter map.
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{HashMap, HashSet, VecDeque},
     fs,
     os::unix::fs::MetadataExt,
     path::{Path, PathBuf},
@@ -41,10 +41,20 @@ pub(crate) struct CgroupChanges {
     pub unregistered: Vec<CgroupInfo>,
 }
 
+/// How long (ns) a removed tenant cgroup is still known: events it raised before it went may
+/// still be in the ring buffer, or queued behind the rescan that saw it go.
+const DEPARTED_LINGER_NS: u64 = 30_000_000_000;
+/// Most removed tenant cgroups remembered at once (the oldest are forgotten first).
+const MAX_DEPARTED: usize = 16_384;
+
 /// All cgroups under the cgroup2 mount, with their tenants.
 pub(crate) struct CgroupRegistry {
     root: PathBuf,
     by_id: HashMap<u64, CgroupInfo>,
+    /// Tenant cgroups removed lately, by id, and (boot ns of the scan that missed them, id)
+    /// oldest first.
+    departed: HashMap<u64, CgroupInfo>,
+    departed_order: VecDeque<(u64, u64)>,
     /// The container of each container cgroup, by cgroup id.
     containers_by_id: HashMap<u64, Arc<ContainerRef>>,
     containers: Containers,
@@ -55,6 +65,8 @@ impl CgroupRegistry {
         Self {
             root,
             by_id: HashMap::new(),
+            departed: HashMap::new(),
+            departed_order: VecDeque::new(),
             containers_by_id: HashMap::new(),
             containers: Containers::default(),
         }
@@ -86,6 +98,8 @@ impl CgroupRegistry {
         Self {
             root,
             by_id: entries.into_iter().map(|c| (c.id, c)).collect(),
+            departed: HashMap::new(),
+            departed_order: VecDeque::new(),
             containers_by_id: HashMap::new(),
             containers: Containers::default(),
         }
@@ -96,13 +110,19 @@ impl CgroupRegistry {
         &self.root
     }
 
-    /// The cgroup with this id, if it existed at the last scan.
+    /// The cgroup with this id, if it existed at the last scan, or was a tenant's and was
+    /// removed lately (its last events may arrive after the scan that saw it go).
     pub(crate) fn get(&self, id: u64) -> Option<&CgroupInfo> {
-        self.by_id.get(&id)
+        self.by_id.get(&id).or_else(|| self.departed.get(&id))
     }
 
     /// Rescans the tree and returns the tenant cgroups that appeared, changed or went away.
     pub(crate) fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
+        self.scan_at(rules, crate::clock::boot_ns())
+    }
+
+    /// [`CgroupRegistry::scan`] at boot time `now_ns`.
+    pub(crate) fn scan_at(&mut self, rules: &RuleSet, now_ns: u64) -> CgroupChanges {
         let mut seen = HashMap::with_capacity(self.by_id.len());
         let mut containers = HashMap::new();
         let mut container_ids = HashSet::new();
@@ -126,7 +146,12 @@ impl CgroupRegistry {
             if old.tenant.is_some() && still.is_none_or(|new| new.tenant != old.tenant) {
                 changes.unregistered.push(old.clone());
             }
+            if old.tenant.is_some() && still.is_none() {
+                self.departed.insert(*id, old.clone());
+                self.departed_order.push_back((now_ns, *id));
+            }
         }
+        self.forget_departed(now_ns);
         for (id, new) in &seen {
             let old = self.by_id.get(id);
             if new.tenant.is_some() && old.is_none_or(|old| old.tenant != new.tenant) {
@@ -137,6 +162,25 @@ impl CgroupRegistry {
         changes.unregistered.sort_by(|a, b| a.path.cmp(&b.path));
         self.by_id = seen;
         changes
+    }
+
+    /// Forgets removed cgroups that left more than [`DEPARTED_LINGER_NS`] ago, and the oldest
+    /// beyond [`MAX_DEPARTED`].
+    fn forget_departed(&mut self, now_ns: u64) {
+        while let Some(&(left_ns, id)) = self.departed_order.front() {
+            let stale = now_ns.saturating_sub(left_ns) >= DEPARTED_LINGER_NS;
+            if !stale && self.departed_order.len() <= MAX_DEPARTED {
+                break;
+            }
+            self.departed_order.pop_front();
+            self.departed.remove(&id);
+        }
+    }
+
+    /// Removed tenant cgroups still remembered.
+    #[cfg(test)]
+    pub(crate) fn departed(&self) -> usize {
+        self.departed.len()
     }
 
     /// The first cgroup (by path) of tenant `name`, relative to the mount.
@@ -222,5 +266,57 @@ fn watch(root: &Path, tx: &mpsc::Sender<Input>) -> std::io::Result<()> {
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: &str = r#"
+[[tenant]]
+name = "a"
+cgroups = ["a"]
+
+[[rule]]
+id = "any"
+severity = "low"
+description = "d"
+expr = "trace.has(*)"
+"#;
+    const SEC: u64 = 1_000_000_000;
+
+    fn rules() -> RuleSet {
+        RuleSet::from_sources(&[("t.toml", RULES)]).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_removed_tenant_cgroup_is_still_known_for_a_while_then_forgotten() {
+        let root = tempfile::tempdir().unwrap();
+        let job = root.path().join("a/job");
+        fs::create_dir_all(&job).unwrap();
+        let id = fs::metadata(&job).unwrap().ino();
+        let mut registry = CgroupRegistry::new(root.path().to_owned());
+        let rules = rules();
+        let changes = registry.scan_at(&rules, 0);
+        assert!(changes.registered.iter().any(|c| c.id == id));
+        assert_eq!(registry.tenant_cgroups(), 2);
+
+        fs::remove_dir(&job).unwrap();
+        let changes = registry.scan_at(&rules, SEC);
+        assert_eq!(changes.unregistered.len(), 1);
+        assert_eq!(registry.tenant_cgroups(), 1, "no longer counted");
+        let late = registry
+            .get(id)
+            .expect("late events still find their tenant");
+        assert_eq!(&*late.path, "a/job");
+        assert_eq!(late.tenant.as_ref().unwrap().name.as_str(), "a");
+        assert_eq!(registry.departed(), 1);
+
+        registry.scan_at(&rules, SEC + DEPARTED_LINGER_NS - 1);
+        assert!(registry.get(id).is_some());
+        registry.scan_at(&rules, SEC + DEPARTED_LINGER_NS);
+        assert!(registry.get(id).is_none(), "forgotten after the linger");
+        assert_eq!(registry.departed(), 0);
     }
 }

@@ -132,7 +132,7 @@ pub(crate) fn run(args: &PipelineArgs) -> Result<()> {
     }
     pipeline.handle(Input::Tick);
     let elapsed = start.elapsed();
-    let _ = pipeline.finish();
+    let _ = pipeline.finish(std::time::Instant::now());
     let stats = pipeline.stats.report();
     let events = stats.counters.events_total;
     let feed_lines = std::fs::read_to_string(&feed).map_or(0, |t| t.lines().count());

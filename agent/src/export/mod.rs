@@ -123,13 +123,16 @@ impl Counts {
         }
     }
 
-    fn lose(&self, signal: Signal, reason: DropReason, n: u64) {
+    /// Counts `n` items of `signal` dropped for `reason`, `loss` of them loss records. Every
+    /// drop is in the metric; only the others are reported again as losses, so that a loss
+    /// record the receiver never gets does not breed another, forever, while it is down.
+    fn lose(&self, signal: Signal, reason: DropReason, n: u64, loss: u64) {
         if n == 0 {
             return;
         }
         let i = Self::index(signal);
         self.dropped[i][reason as usize].inc_by(n);
-        self.dropped_total[i].fetch_add(n, Ordering::Relaxed);
+        self.dropped_total[i].fetch_add(n.saturating_sub(loss), Ordering::Relaxed);
         tracing::warn!(
             signal = signal.as_str(),
             reason = reason.as_str(),
@@ -152,7 +155,8 @@ pub(crate) struct Exporter {
     tx: mpsc::Sender<Item>,
     counts: Arc<Counts>,
     task: JoinHandle<()>,
-    stop: tokio::sync::watch::Sender<Option<Duration>>,
+    /// The shutdown deadline, once the agent stops.
+    stop: tokio::sync::watch::Sender<Option<tokio::time::Instant>>,
 }
 
 /// How long the task waits for more items before sending a partial batch.
@@ -197,8 +201,9 @@ impl Exporter {
             Item::Span(_) => Signal::Traces,
             Item::Violation(_) | Item::Loss(_) => Signal::Logs,
         };
+        let loss = u64::from(matches!(item, Item::Loss(_)));
         if self.tx.try_send(item).is_err() {
-            self.counts.lose(signal, DropReason::QueueFull, 1);
+            self.counts.lose(signal, DropReason::QueueFull, 1, loss);
         }
     }
 
@@ -212,13 +217,29 @@ impl Exporter {
         })
     }
 
-    /// Sends what is queued, for at most `grace`; what is left is counted as dropped.
-    pub(crate) async fn shutdown(self, grace: Duration) {
-        let _ = self.stop.send(Some(grace));
+    /// Starts shutting down: what is queued, and the batch in flight, are sent until
+    /// `deadline`; what is left then is counted as dropped. Returns at once; see
+    /// [`Exporter::join`].
+    pub(crate) fn stop(&self, deadline: std::time::Instant) {
+        let _ = self
+            .stop
+            .send(Some(tokio::time::Instant::from_std(deadline)));
+    }
+
+    /// Waits for the export task to end (after [`Exporter::stop`]); returns the records
+    /// dropped in all, per signal.
+    pub(crate) async fn join(self) -> [(Signal, u64); 2] {
+        let counts = self.counts.clone();
         drop(self.tx);
         if let Err(error) = self.task.await {
             tracing::error!(%error, "OTLP export task failed");
         }
+        [Signal::Traces, Signal::Logs].map(|s| {
+            (
+                s,
+                counts.dropped_total[Counts::index(s)].load(Ordering::Relaxed),
+            )
+        })
     }
 }
 
@@ -241,7 +262,7 @@ struct Worker {
     attempts: u32,
     counts: Arc<Counts>,
     rx: mpsc::Receiver<Item>,
-    stop: tokio::sync::watch::Receiver<Option<Duration>>,
+    stop: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
 }
 
 /// A batch being filled.
@@ -249,6 +270,23 @@ struct Worker {
 struct Batch {
     spans: Vec<opentelemetry_proto::tonic::trace::v1::Span>,
     logs: Vec<LogRecord>,
+    /// How many of `logs` are loss records.
+    loss_logs: u64,
+}
+
+/// Resolves once shutdown has started and its deadline has passed.
+async fn past_deadline(stop: &mut tokio::sync::watch::Receiver<Option<tokio::time::Instant>>) {
+    loop {
+        let deadline = *stop.borrow();
+        if let Some(deadline) = deadline {
+            tokio::time::sleep_until(deadline).await;
+            return;
+        }
+        if stop.changed().await.is_err() {
+            // The handle is gone without a deadline: nothing will ever cut delivery short.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 impl Worker {
@@ -256,6 +294,9 @@ impl Worker {
         let mut batch = Batch::default();
         let mut deadline: Option<tokio::time::Instant> = None;
         loop {
+            if self.stop.borrow().is_some() {
+                break;
+            }
             let linger = async {
                 match deadline {
                     Some(d) => tokio::time::sleep_until(d).await,
@@ -268,28 +309,27 @@ impl Worker {
                         self.add(&mut batch, item);
                         deadline.get_or_insert_with(|| tokio::time::Instant::now() + LINGER);
                         if batch.spans.len() >= self.batch || batch.logs.len() >= self.batch {
-                            self.flush(&mut batch, None).await;
+                            self.flush(&mut batch).await;
                             deadline = None;
                         }
                     }
                     None => break,
                 },
                 () = linger => {
-                    self.flush(&mut batch, None).await;
+                    self.flush(&mut batch).await;
                     deadline = None;
                 }
-                _ = self.stop.changed() => break,
+                _ = self.stop.changed() => {}
             }
         }
-        // Shutdown: send what is left within the grace period, count the rest.
-        let grace = (*self.stop.borrow()).unwrap_or(Duration::from_secs(5));
-        let until = tokio::time::Instant::now() + grace;
+        // Shutdown: send what is left until the deadline (every attempt watches it), count
+        // the rest.
         while let Ok(item) = self.rx.try_recv() {
             self.add(&mut batch, item);
         }
         let left = batch.spans.len() + batch.logs.len();
         if left > 0 {
-            self.flush(&mut batch, Some(until)).await;
+            self.flush(&mut batch).await;
         }
     }
 
@@ -298,13 +338,15 @@ impl Worker {
         match item {
             Item::Span(s) => batch.spans.push(map::span(&s)),
             Item::Violation(v) => batch.logs.push(map::violation(&v, now)),
-            Item::Loss(l) => batch.logs.push(map::loss(&l, now)),
+            Item::Loss(l) => {
+                batch.logs.push(map::loss(&l, now));
+                batch.loss_logs += 1;
+            }
         }
     }
 
-    /// Sends both signals' batches (each with its retries); with `until`, gives up at that
-    /// instant (shutdown).
-    async fn flush(&mut self, batch: &mut Batch, until: Option<tokio::time::Instant>) {
+    /// Sends both signals' batches (each with its retries, cut short by the shutdown deadline).
+    async fn flush(&mut self, batch: &mut Batch) {
         if !batch.spans.is_empty() {
             let n = batch.spans.len() as u64;
             let payload = Payload::Traces(ExportTraceServiceRequest {
@@ -318,10 +360,11 @@ impl Worker {
                     schema_url: String::new(),
                 }],
             });
-            self.deliver(Signal::Traces, &payload, n, until).await;
+            self.deliver(Signal::Traces, &payload, n, 0).await;
         }
         if !batch.logs.is_empty() {
             let n = batch.logs.len() as u64;
+            let loss = std::mem::take(&mut batch.loss_logs);
             let payload = Payload::Logs(ExportLogsServiceRequest {
                 resource_logs: vec![ResourceLogs {
                     resource: Some(self.resource.clone()),
@@ -333,41 +376,36 @@ impl Worker {
                     schema_url: String::new(),
                 }],
             });
-            self.deliver(Signal::Logs, &payload, n, until).await;
+            self.deliver(Signal::Logs, &payload, n, loss).await;
         }
     }
 
-    async fn deliver(
-        &mut self,
-        signal: Signal,
-        payload: &Payload,
-        n: u64,
-        until: Option<tokio::time::Instant>,
-    ) {
+    /// Delivers `n` items (`loss` of them loss records), retrying what the receiver says to
+    /// retry; an attempt or a pause in progress when the shutdown deadline passes ends there
+    /// (a receiver that hangs cannot hold the agent's stop).
+    async fn deliver(&mut self, signal: Signal, payload: &Payload, n: u64, loss: u64) {
         let backoff = Backoff::default();
         for attempt in 0..self.attempts {
-            let outcome = match until {
-                Some(until) => {
-                    match tokio::time::timeout_at(until, self.client.send(payload)).await {
-                        Ok(o) => o,
-                        Err(_) => {
-                            self.counts.lose(signal, DropReason::Shutdown, n);
-                            return;
-                        }
-                    }
+            let outcome = tokio::select! {
+                outcome = self.client.send(payload) => outcome,
+                () = past_deadline(&mut self.stop) => {
+                    self.counts.lose(signal, DropReason::Shutdown, n, loss);
+                    return;
                 }
-                None => self.client.send(payload).await,
             };
             match outcome {
                 Outcome::Accepted { rejected } => {
                     self.counts.exported[Counts::index(signal)].inc_by(n.saturating_sub(rejected));
+                    // Which items were refused is not said: count loss records among them
+                    // first, so a receiver refusing them cannot make loss reports breed.
+                    let rejected = rejected.min(n);
                     self.counts
-                        .lose(signal, DropReason::Rejected, rejected.min(n));
+                        .lose(signal, DropReason::Rejected, rejected, loss.min(rejected));
                     return;
                 }
                 Outcome::Rejected { reason } => {
                     tracing::warn!(signal = signal.as_str(), %reason, "OTLP receiver refused a batch");
-                    self.counts.lose(signal, DropReason::Rejected, n);
+                    self.counts.lose(signal, DropReason::Rejected, n, loss);
                     return;
                 }
                 Outcome::Retry { reason, after } => {
@@ -378,16 +416,99 @@ impl Worker {
                     if attempt + 1 == self.attempts {
                         break;
                     }
-                    if let Some(until) = until
-                        && tokio::time::Instant::now() + wait >= until
-                    {
-                        self.counts.lose(signal, DropReason::Shutdown, n);
+                    let deadline = *self.stop.borrow();
+                    if deadline.is_some_and(|d| tokio::time::Instant::now() + wait >= d) {
+                        self.counts.lose(signal, DropReason::Shutdown, n, loss);
                         return;
                     }
-                    tokio::time::sleep(wait).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = past_deadline(&mut self.stop) => {
+                            self.counts.lose(signal, DropReason::Shutdown, n, loss);
+                            return;
+                        }
+                    }
                 }
             }
         }
-        self.counts.lose(signal, DropReason::RetriesExhausted, n);
+        self.counts
+            .lose(signal, DropReason::RetriesExhausted, n, loss);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::{clock::UnixNanos, sinks::LossTag, vocab::LossSource};
+
+    fn loss() -> Item {
+        Item::Loss(Loss {
+            kind: LossTag,
+            time: UnixNanos(1),
+            node: "n".into(),
+            source: LossSource::RingBuffer,
+            probe: "p".into(),
+            lost: 1,
+            lost_total: 1,
+            message: "m".into(),
+        })
+    }
+
+    /// A receiver that accepts connections and never answers: an export attempt hangs for its
+    /// whole timeout, and stopping must not wait for it.
+    #[test]
+    fn a_receiver_that_never_answers_does_not_hold_up_the_stop() {
+        let mute = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = mute.local_addr().unwrap().port();
+        let settings = OtlpSettings {
+            endpoint: Some(format!("http://127.0.0.1:{port}")),
+            timeout_ms: Some(60_000),
+            queue: 2,
+            batch: 1,
+            attempts: 6,
+            ..OtlpSettings::default()
+        };
+        let config = settings.resolve().unwrap().unwrap();
+        let metrics = Metrics::new();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let dropped = runtime.block_on(async {
+            let exporter = Exporter::start(&config, Resource::default(), &metrics).unwrap();
+            // One in flight (hanging), two queued, the rest dropped: loss records only.
+            for _ in 0..6 {
+                exporter.send(loss());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            let started = std::time::Instant::now();
+            exporter.stop(started + Duration::from_millis(300));
+            let dropped = exporter.join().await;
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "stopped at the deadline, not after the 60 s timeout: {:?}",
+                started.elapsed()
+            );
+            dropped
+        });
+        drop(mute);
+        let count = |reason: &str| metrics.otlp_dropped("logs", reason).get();
+        assert_eq!(
+            count("queue_full") + count("shutdown"),
+            6,
+            "every item counted"
+        );
+        assert!(
+            count("shutdown") >= 1,
+            "the hung batch is dropped at shutdown"
+        );
+        assert_eq!(
+            dropped,
+            [(Signal::Traces, 0), (Signal::Logs, 0)],
+            "undeliverable loss records are not reported as losses again"
+        );
     }
 }

@@ -468,6 +468,7 @@ impl Metrics {
             delivered: self.feed_delivered.get_or_create_owned(&sink),
             failures: self.feed_delivery_failures.get_or_create_owned(&sink),
             dropped: DropReason::ALL.map(dropped),
+            loss_records_dropped: Default::default(),
         }
     }
 }
@@ -481,12 +482,32 @@ pub(crate) struct SinkMetrics {
     pub delivered: Counter,
     pub failures: Counter,
     dropped: [Counter; 5],
+    /// The part of `dropped` that were loss records themselves (not exported on their own).
+    loss_records_dropped: [Counter; 5],
 }
 
 impl SinkMetrics {
     pub(crate) fn dropped(&self, reason: DropReason) -> &Counter {
         // ALL lists the variants in declaration order.
         &self.dropped[reason as usize]
+    }
+
+    /// Counts `n` records dropped for `reason`, `loss` of which were loss records; returns the
+    /// sink's total for that reason. Every drop is in `seam_feed_dropped_total`, but only the
+    /// records other than loss records are reported again as losses
+    /// ([`SinkMetrics::evidence_dropped`]): a loss record that cannot be delivered must not
+    /// breed another, forever, while the sink is down.
+    pub(crate) fn drop_records(&self, reason: DropReason, n: u64, loss: u64) -> u64 {
+        self.loss_records_dropped[reason as usize].inc_by(loss.min(n));
+        self.dropped(reason).inc_by(n) + n
+    }
+
+    /// Records other than loss records dropped for `reason` so far.
+    pub(crate) fn evidence_dropped(&self, reason: DropReason) -> u64 {
+        let i = reason as usize;
+        self.dropped[i]
+            .get()
+            .saturating_sub(self.loss_records_dropped[i].get())
     }
 
     /// Drops by reason label, zeros left out.

@@ -154,11 +154,15 @@ impl Aggregator {
         if let Some(window) = self.open.get_mut(&key)
             && now_ns.saturating_sub(window.opened_ns) < self.window_ns
         {
+            // The earliest and latest times folded, not the first and last to arrive: a wall
+            // clock stepped back inside the window must not make it run backwards.
             if window.count == 0 {
                 window.first_seen = violation.time;
+                window.last_seen = violation.time;
             }
             window.count += 1;
-            window.last_seen = violation.time;
+            window.first_seen = window.first_seen.min(violation.time);
+            window.last_seen = window.last_seen.max(violation.time);
             window.last = Some(violation.clone());
             self.folded += 1;
             return Offer::Folded;
@@ -259,6 +263,22 @@ mod tests {
         assert!(agg.expire(100 * SEC).is_empty(), "closed once");
         let json = serde_json::to_value(&aggregates[0]).unwrap();
         assert_eq!(json["aggregate"]["count"], 99);
+    }
+
+    #[test]
+    fn a_clock_stepped_back_inside_the_window_does_not_make_it_run_backwards() {
+        let mut agg = Aggregator::new(Duration::from_secs(10));
+        agg.offer(&violation(1, 5432, "client", 1_000 * SEC as i64), 0);
+        agg.offer(&violation(2, 5432, "client", 1_001 * SEC as i64), SEC);
+        // Stepped back ten minutes.
+        agg.offer(&violation(3, 5432, "client", 402 * SEC as i64), 2 * SEC);
+        let aggregates = agg.expire(10 * SEC);
+        let a = aggregates[0].aggregate.as_ref().unwrap();
+        assert_eq!(a.count, 2);
+        assert_eq!(
+            (a.first_seen, a.last_seen),
+            (UnixNanos(402 * SEC as i64), UnixNanos(1_001 * SEC as i64))
+        );
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::{
     io::{self, Write},
     path::PathBuf,
     sync::Arc,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use aggregate::{Aggregator, Offer};
@@ -204,15 +204,55 @@ impl Sinks {
         }
     }
 
-    /// At shutdown: emits every open aggregate, then lets the webhooks deliver for up to the
-    /// grace period.
-    pub(crate) fn finish(&mut self) {
+    /// How long the sinks may keep delivering once the agent is asked to stop.
+    pub(crate) fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
+    }
+
+    /// At shutdown: emits every open aggregate, then tells the webhooks to stop taking records
+    /// and deliver what they hold until `deadline` (see [`Sinks::wait_webhooks`]).
+    pub(crate) fn begin_finish(&mut self, deadline: Instant) {
         for aggregate in self.aggregator.flush() {
             self.write(&Record::Violation(Box::new(aggregate)));
         }
         for hook in &mut self.webhooks {
-            hook.finish(self.shutdown_grace);
+            hook.begin_finish(deadline);
         }
+    }
+
+    /// Waits for the webhooks to deliver what they hold, until `deadline` at most.
+    pub(crate) fn wait_webhooks(&mut self, deadline: Instant) {
+        for hook in &mut self.webhooks {
+            hook.wait(deadline);
+        }
+    }
+
+    /// [`Sinks::begin_finish`] and [`Sinks::wait_webhooks`] with the configured grace.
+    #[cfg(test)]
+    pub(crate) fn finish(&mut self) {
+        let deadline = Instant::now() + self.shutdown_grace;
+        self.begin_finish(deadline);
+        self.wait_webhooks(deadline);
+    }
+
+    /// Feed records (other than loss records) each sink dropped so far, by `sink/reason`,
+    /// for loss reports; zeros left out.
+    pub(crate) fn feed_losses(&self) -> Vec<(String, u64)> {
+        self.sink_metrics()
+            .flat_map(|m| {
+                DropReason::ALL.iter().filter_map(move |&reason| {
+                    let n = m.evidence_dropped(reason);
+                    (n > 0).then(|| (format!("{}/{}", m.name, reason.label()), n))
+                })
+            })
+            .collect()
+    }
+
+    fn sink_metrics(&self) -> impl Iterator<Item = &SinkMetrics> {
+        self.stdout
+            .iter()
+            .chain(self.file.iter().map(|(_, m)| m))
+            .chain(self.webhooks.iter().map(WebhookSink::metrics))
     }
 
     /// Violations folded so far.
@@ -222,12 +262,7 @@ impl Sinks {
 
     /// Dropped records by `sink/reason` (non-zero only), for the stats file.
     pub(crate) fn dropped(&self) -> BTreeMap<String, u64> {
-        let sinks = self
-            .stdout
-            .iter()
-            .chain(self.file.iter().map(|(_, m)| m))
-            .chain(self.webhooks.iter().map(WebhookSink::metrics));
-        sinks
+        self.sink_metrics()
             .flat_map(|m| {
                 m.dropped_by_reason()
                     .into_iter()
@@ -261,6 +296,7 @@ impl Sinks {
                 Record::Span(_) | Record::Start(_) => {}
             }
         }
+        let loss = u64::from(matches!(record, Record::Loss(_)));
         let line = match serde_json::to_string(record) {
             Ok(line) => line,
             Err(error) => {
@@ -273,7 +309,7 @@ impl Sinks {
             let mut out = io::stdout().lock();
             if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
                 self.write_errors += 1;
-                metrics.dropped(DropReason::WriteError).inc();
+                metrics.drop_records(DropReason::WriteError, 1, loss);
             } else {
                 metrics.delivered.inc();
             }
@@ -285,7 +321,7 @@ impl Sinks {
                 }
                 Err(error) => {
                     self.write_errors += 1;
-                    metrics.dropped(DropReason::WriteError).inc();
+                    metrics.drop_records(DropReason::WriteError, 1, loss);
                     tracing::error!(%error, "cannot write to the feed file; check disk space");
                 }
             }
@@ -296,14 +332,14 @@ impl Sinks {
             let mut falco: Option<Option<Arc<str>>> = None;
             for hook in &mut self.webhooks {
                 match hook.format() {
-                    WebhookFormat::Seam => hook.send(shared.clone()),
+                    WebhookFormat::Seam => hook.send(shared.clone(), loss == 1),
                     WebhookFormat::Falcosidekick => {
                         // Computed once for every falcosidekick webhook; spans have no payload.
                         let body = falco.get_or_insert_with(|| {
                             webhook::falco::payload(record).map(|p| p.to_string().into())
                         });
                         if let Some(body) = body {
-                            hook.send(body.clone());
+                            hook.send(body.clone(), loss == 1);
                         }
                     }
                 }

@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use worker::{Clock, RetryPolicy, Shutdown, SystemClock, Worker};
+use worker::{Clock, Queued, RetryPolicy, Shutdown, SystemClock, Worker};
 
 use crate::{
     metrics::{DropReason, SinkMetrics},
@@ -108,7 +108,7 @@ impl WebhookConfig {
 
 /// The pipeline's side of a webhook: a bounded queue and the delivery thread.
 pub(crate) struct WebhookSink {
-    queue: Option<SyncSender<Arc<str>>>,
+    queue: Option<SyncSender<Queued>>,
     thread: Option<JoinHandle<()>>,
     shutdown: Arc<Shutdown>,
     metrics: SinkMetrics,
@@ -143,7 +143,7 @@ impl WebhookSink {
         post: Box<dyn Post>,
         clock: Arc<dyn Clock>,
     ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
+        let (tx, rx) = mpsc::sync_channel::<Queued>(config.queue.max(1));
         let shutdown = Arc::new(Shutdown::default());
         let worker = Worker {
             post,
@@ -178,21 +178,28 @@ impl WebhookSink {
         &self.metrics
     }
 
-    /// Queues `record` for delivery; never blocks. A full queue drops it (counted, and logged at
-    /// most once a second).
-    pub(crate) fn send(&mut self, record: Arc<str>) {
+    /// Queues `record` (`loss`: a loss record) for delivery; never blocks. A full queue drops
+    /// it (counted, and logged at most once a second).
+    pub(crate) fn send(&mut self, record: Arc<str>, loss: bool) {
         let Some(queue) = &self.queue else {
-            self.metrics.dropped(DropReason::Shutdown).inc();
+            self.metrics
+                .drop_records(DropReason::Shutdown, 1, u64::from(loss));
             return;
         };
-        self.metrics.queue_depth.inc();
-        let reason = match queue.try_send(record) {
-            Ok(()) => return,
-            Err(TrySendError::Full(_)) => DropReason::QueueFull,
-            Err(TrySendError::Disconnected(_)) => DropReason::Shutdown,
+        let reason = {
+            let mut books = self.shutdown.books();
+            match queue.try_send(Queued { body: record, loss }) {
+                Ok(()) => {
+                    books.queued += 1;
+                    books.queued_loss += u64::from(loss);
+                    self.metrics.queue_depth.inc();
+                    return;
+                }
+                Err(TrySendError::Full(_)) => DropReason::QueueFull,
+                Err(TrySendError::Disconnected(_)) => DropReason::Shutdown,
+            }
         };
-        self.metrics.queue_depth.dec();
-        let dropped = self.metrics.dropped(reason).inc() + 1;
+        let dropped = self.metrics.drop_records(reason, 1, u64::from(loss));
         let now = Instant::now();
         if self
             .last_full_warning
@@ -209,16 +216,54 @@ impl WebhookSink {
         }
     }
 
-    /// Stops taking records and waits up to `grace` for the queue to be delivered; what is
-    /// still queued or retrying after that is dropped (counted as `shutdown`).
-    pub(crate) fn finish(&mut self, grace: Duration) {
-        self.shutdown.start(Instant::now() + grace);
+    /// Stops taking records; the worker delivers what is queued until `deadline`.
+    pub(crate) fn begin_finish(&mut self, deadline: Instant) {
+        self.shutdown.start(deadline);
         self.queue = None;
-        if let Some(thread) = self.thread.take()
-            && thread.join().is_err()
-        {
-            tracing::error!(sink = %self.metrics.name, "webhook thread panicked");
+    }
+
+    /// Waits for the worker until `deadline`. A worker still busy then (an endpoint that
+    /// accepts and never answers, or never accepts, holds an attempt for its whole timeout) is
+    /// left behind: what it holds is counted as dropped (`shutdown`) here, and it counts
+    /// nothing more, so stopping never waits on a hung endpoint past the grace period.
+    pub(crate) fn wait(&mut self, deadline: Instant) {
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
+        if thread.is_finished() {
+            if thread.join().is_err() {
+                tracing::error!(sink = %self.metrics.name, "webhook thread panicked");
+            }
+            return;
+        }
+        let (held, held_loss) = {
+            let mut books = self.shutdown.books();
+            books.abandoned = true;
+            let held = books.queued + u64::from(books.in_flight.is_some());
+            let held_loss = books.queued_loss + u64::from(books.in_flight == Some(true));
+            (books.queued, books.queued_loss) = (0, 0);
+            (held, held_loss)
+        };
+        self.metrics.queue_depth.set(0);
+        self.metrics
+            .drop_records(DropReason::Shutdown, held, held_loss);
+        tracing::warn!(
+            sink = %self.metrics.name,
+            dropped = held,
+            "webhook endpoint still not answering at the end of the shutdown grace period; \
+             stopping without it (its records are counted as dropped)"
+        );
+    }
+
+    /// Stops taking records and waits up to `grace` for the queue to be delivered; what is
+    /// still queued or in flight after that is dropped (counted as `shutdown`).
+    pub(crate) fn finish(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        self.begin_finish(deadline);
+        self.wait(deadline);
     }
 }
 

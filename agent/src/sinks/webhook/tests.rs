@@ -184,12 +184,12 @@ fn gated(queue: usize) -> (WebhookSink, mpsc::Receiver<String>, mpsc::Sender<()>
 #[test]
 fn full_queue_drops_without_blocking_and_counts() {
     let (mut sink, entered, release) = gated(2);
-    sink.send("0".into());
+    sink.send("0".into(), false);
     assert_eq!(entered.recv_timeout(Duration::from_secs(5)).unwrap(), "0");
     // The worker is stuck in post("0"): 2 fit in the queue, 7 are dropped, none blocks.
     let started = Instant::now();
     for n in 1..10 {
-        sink.send(n.to_string().into());
+        sink.send(n.to_string().into(), false);
     }
     assert!(
         started.elapsed() < Duration::from_secs(1),
@@ -210,10 +210,10 @@ fn full_queue_drops_without_blocking_and_counts() {
 #[test]
 fn records_still_queued_past_the_grace_period_are_dropped_as_shutdown() {
     let (mut sink, entered, release) = gated(8);
-    sink.send("0".into());
+    sink.send("0".into(), false);
     entered.recv_timeout(Duration::from_secs(5)).unwrap();
     for n in 1..4 {
-        sink.send(n.to_string().into());
+        sink.send(n.to_string().into(), false);
     }
     let releaser = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(100));
@@ -221,8 +221,48 @@ fn records_still_queued_past_the_grace_period_are_dropped_as_shutdown() {
     });
     sink.finish(Duration::ZERO);
     releaser.join().unwrap();
-    assert_eq!(sink.metrics().delivered.get(), 1);
-    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 3)]);
-    sink.send("late".into());
+    // The attempt in flight at the deadline counts as dropped too, even if it ends well later.
+    assert_eq!(sink.metrics().delivered.get(), 0);
     assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 4)]);
+    assert_eq!(sink.metrics().queue_depth.get(), 0);
+    sink.send("late".into(), true);
+    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 5)]);
+    assert_eq!(
+        sink.metrics().evidence_dropped(DropReason::Shutdown),
+        4,
+        "the late loss record is counted but not reported again"
+    );
+}
+
+#[test]
+fn an_endpoint_that_never_answers_does_not_hold_up_the_stop() {
+    let (mut sink, entered, _release) = gated(8);
+    sink.send("0".into(), false);
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    sink.send("1".into(), true);
+    let started = Instant::now();
+    sink.finish(Duration::from_millis(200));
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "finish returns at the deadline"
+    );
+    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 2)]);
+    assert_eq!(sink.metrics().evidence_dropped(DropReason::Shutdown), 1);
+}
+
+#[test]
+fn dropped_loss_records_are_counted_but_not_reported_again() {
+    let (mut sink, entered, release) = gated(1);
+    sink.send("0".into(), false);
+    entered.recv_timeout(Duration::from_secs(5)).unwrap();
+    sink.send("queued".into(), false);
+    sink.send("full".into(), false);
+    sink.send("full-loss".into(), true);
+    assert_eq!(sink.metrics().dropped_by_reason(), [("queue_full", 2)]);
+    assert_eq!(sink.metrics().evidence_dropped(DropReason::QueueFull), 1);
+    for _ in 0..2 {
+        release.send(()).unwrap();
+    }
+    sink.finish(Duration::from_secs(5));
+    assert_eq!(sink.metrics().delivered.get(), 2);
 }

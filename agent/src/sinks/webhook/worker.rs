@@ -50,9 +50,35 @@ impl Clock for SystemClock {
 pub(crate) struct Shutdown {
     deadline: Mutex<Option<Instant>>,
     wakeup: Condvar,
+    books: Mutex<Books>,
+}
+
+/// What the queue and the worker hold, kept by the sink and the worker under one lock, so
+/// that when the sink gives up on a worker hanging past the shutdown deadline, each record is
+/// counted exactly once: by the sink (as dropped at shutdown) or by the worker, never both.
+#[derive(Debug, Default)]
+pub(crate) struct Books {
+    /// The sink no longer waits for the worker: the worker counts nothing more.
+    pub abandoned: bool,
+    /// Records in the queue, and how many of them are loss records.
+    pub queued: u64,
+    pub queued_loss: u64,
+    /// The record being delivered (`Some(true)`: a loss record).
+    pub in_flight: Option<bool>,
+}
+
+/// A record waiting for delivery.
+pub(crate) struct Queued {
+    pub body: Arc<str>,
+    /// A loss record (its own drop is counted, not reported again).
+    pub loss: bool,
 }
 
 impl Shutdown {
+    pub(crate) fn books(&self) -> std::sync::MutexGuard<'_, Books> {
+        self.books.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     pub(crate) fn start(&self, deadline: Instant) {
         *self.deadline.lock().unwrap_or_else(|e| e.into_inner()) = Some(deadline);
         self.wakeup.notify_all();
@@ -90,11 +116,30 @@ pub(crate) struct Worker {
 }
 
 impl Worker {
-    /// Takes records until the sink hangs up (and the queue is empty).
-    pub(crate) fn run(mut self, queue: Receiver<Arc<str>>) {
+    /// Takes records until the sink hangs up (and the queue is empty), or gives up on this
+    /// worker at shutdown.
+    pub(crate) fn run(mut self, queue: Receiver<Queued>) {
         while let Ok(record) = queue.recv() {
-            self.metrics.queue_depth.dec();
-            self.deliver(&record);
+            {
+                let mut books = self.shutdown.books();
+                if books.abandoned {
+                    return;
+                }
+                books.queued = books.queued.saturating_sub(1);
+                if record.loss {
+                    books.queued_loss = books.queued_loss.saturating_sub(1);
+                }
+                books.in_flight = Some(record.loss);
+                self.metrics.queue_depth.dec();
+            }
+            let outcome = self.attempts(&record.body);
+            let mut books = self.shutdown.books();
+            books.in_flight = None;
+            if books.abandoned {
+                // The sink counted this record when it gave up on us.
+                return;
+            }
+            self.count(&outcome, record.loss);
         }
     }
 
@@ -104,15 +149,22 @@ impl Worker {
             .is_some_and(|deadline| self.clock.now() >= deadline)
     }
 
-    /// Tries to deliver `record`, retrying with backoff; counts the outcome.
+    /// Tries to deliver `record` (not a loss record), retrying with backoff; counts the
+    /// outcome.
+    #[cfg(test)]
     pub(crate) fn deliver(&mut self, record: &str) -> Outcome {
         let outcome = self.attempts(record);
-        match &outcome {
+        self.count(&outcome, false);
+        outcome
+    }
+
+    fn count(&self, outcome: &Outcome, loss: bool) {
+        match outcome {
             Outcome::Delivered => {
                 self.metrics.delivered.inc();
             }
             Outcome::Dropped(reason) => {
-                self.metrics.dropped(*reason).inc();
+                self.metrics.drop_records(*reason, 1, u64::from(loss));
                 tracing::error!(
                     sink = %self.metrics.name,
                     reason = reason.label(),
@@ -120,7 +172,6 @@ impl Worker {
                 );
             }
         }
-        outcome
     }
 
     fn attempts(&mut self, record: &str) -> Outcome {

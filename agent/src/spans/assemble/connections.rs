@@ -73,6 +73,9 @@ struct End {
     process: ProcessRef,
     seen_ns: u64,
     closed: Option<Closed>,
+    /// Its cgroup stopped being watched (removed, or no longer a tenant's) while it was open:
+    /// its close will not be seen.
+    lost: bool,
 }
 
 /// An open connection span and the boot times it needs.
@@ -88,8 +91,9 @@ impl Open {
         self.client.iter().chain(self.server.iter())
     }
 
+    /// Every end closed, or can no longer be seen to close.
     fn all_closed(&self) -> bool {
-        self.ends().all(|e| e.closed.is_some())
+        self.ends().all(|e| e.closed.is_some() || e.lost)
     }
 
     fn first_close(&self) -> Option<Closed> {
@@ -231,6 +235,7 @@ impl Connections {
                 process,
                 seen_ns: ns,
                 closed: Some(closed),
+                lost: false,
             };
             let server = self.unwatched_end(t.netns, t.remote, ctx);
             let open = self.span(
@@ -243,7 +248,7 @@ impl Connections {
                 ns,
                 ctx,
             );
-            return vec![SpanUpdate::Whole(self.finish(&open, None, ns, ctx))];
+            return vec![SpanUpdate::Whole(self.finish(&open, None, ns))];
         }
         if let Some(id) = self.by_cookie.get(&t.cookie).copied() {
             let Some(open) = self.open.get_mut(&id) else {
@@ -255,7 +260,7 @@ impl Connections {
                 }
             }
             if open.all_closed() {
-                return self.end(id, None, ns, ctx).into_iter().collect();
+                return self.end(id, None, ns).into_iter().collect();
             }
             return Vec::new();
         }
@@ -312,6 +317,7 @@ impl Connections {
             process,
             seen_ns: ns,
             closed: None,
+            lost: false,
         };
         if let Some((peer, peer_key)) = self.pending.remove(&key.mirrored()) {
             self.pending_by_cookie.remove(&peer.cookie);
@@ -335,7 +341,7 @@ impl Connections {
                     start,
                     ctx,
                 );
-                return self.started(open, ctx);
+                return self.started(open);
             }
             // Same role on both sides (e.g. UDP peers that both sent first): keep both.
             self.pending_by_cookie.insert(peer.cookie, peer_key);
@@ -444,7 +450,7 @@ impl Connections {
 
     /// A paired or one-sided span: UDP flows are whole at once; TCP spans stay open until their
     /// ends close (or are whole at once if they already did).
-    fn started(&mut self, mut open: Open, ctx: &Ctx<'_>) -> Vec<SpanUpdate> {
+    fn started(&mut self, mut open: Open) -> Vec<SpanUpdate> {
         if let SpanBody::Connection(Connection {
             transport: Transport::Udp,
             ..
@@ -455,7 +461,7 @@ impl Connections {
             return vec![SpanUpdate::Whole(open.span)];
         }
         if open.all_closed() {
-            let span = self.finish(&open, None, open.opened_ns, ctx);
+            let span = self.finish(&open, None, open.opened_ns);
             self.remember(open.opened_ns, &span);
             return vec![SpanUpdate::Whole(span)];
         }
@@ -471,26 +477,20 @@ impl Connections {
     }
 
     /// Ends open span `id` at boot time `now_ns` (`reason` overrides the one its closes give).
-    fn end(
-        &mut self,
-        id: u64,
-        reason: Option<EndReason>,
-        now_ns: u64,
-        ctx: &Ctx<'_>,
-    ) -> Option<SpanUpdate> {
+    fn end(&mut self, id: u64, reason: Option<EndReason>, now_ns: u64) -> Option<SpanUpdate> {
         let open = self.open.remove(&id)?;
         self.age.remove(&(open.opened_ns, id));
         for end in open.ends() {
             self.by_cookie.remove(&end.cookie);
         }
-        let span = self.finish(&open, reason, now_ns, ctx);
+        let span = self.finish(&open, reason, now_ns);
         self.remember(now_ns, &span);
         Some(SpanUpdate::Ended(span))
     }
 
     /// The span with its end time, reason and counters. A span ended by its closes ends at
     /// the last close; one ended for another `reason` at `now_ns`.
-    fn finish(&self, open: &Open, reason: Option<EndReason>, now_ns: u64, ctx: &Ctx<'_>) -> Span {
+    fn finish(&self, open: &Open, reason: Option<EndReason>, now_ns: u64) -> Span {
         let first = open.first_close();
         let last_ns = open.ends().filter_map(|e| e.closed).map(|c| c.ns).max();
         let reason = reason.unwrap_or_else(|| match first.map(|c| c.from) {
@@ -516,7 +516,10 @@ impl Connections {
             closed.counters.map(|c| traffic(c, closed.from))
         };
         let mut span = open.span.clone();
-        span.end = Some(ctx.clock.unix(end_ns));
+        // The start's wall time plus the monotonic duration: a wall clock stepped while the
+        // connection was open (NTP, an operator) cannot make it end before it started or last
+        // for the size of the step.
+        span.end = Some(span.start.plus_ns(end_ns - open.opened_ns));
         span.end_reason = Some(reason);
         if let SpanBody::Connection(c) = &mut span.body {
             c.client.traffic = traffic(&open.client);
@@ -580,7 +583,7 @@ impl Connections {
                     )
                 }
             };
-            updates.extend(self.started(open, ctx));
+            updates.extend(self.started(open));
         }
         let half_closed: Vec<u64> = self
             .open
@@ -592,7 +595,7 @@ impl Connections {
             .map(|(id, _)| *id)
             .collect();
         for id in half_closed {
-            updates.extend(self.end(id, None, now_ns, ctx));
+            updates.extend(self.end(id, None, now_ns));
         }
         updates
     }
@@ -622,36 +625,36 @@ impl Connections {
     }
 
     /// Ends the oldest open spans until at most `keep` are open; returns them (evicted).
-    pub(crate) fn evict(&mut self, keep: usize, now_ns: u64, ctx: &Ctx<'_>) -> Vec<SpanUpdate> {
+    pub(crate) fn evict(&mut self, keep: usize, now_ns: u64) -> Vec<SpanUpdate> {
         let mut updates = Vec::new();
         while self.open.len() > keep {
             let Some(&(_, id)) = self.age.iter().next() else {
                 break;
             };
-            updates.extend(self.end(id, Some(EndReason::Evicted), now_ns, ctx));
+            updates.extend(self.end(id, Some(EndReason::Evicted), now_ns));
         }
         updates
     }
 
-    /// Ends the open spans with a watched end in `cgroup_id` (the cgroup is no longer
-    /// watched, so their closes will not be seen).
-    pub(crate) fn unwatched(
-        &mut self,
-        cgroup_id: u64,
-        now_ns: u64,
-        ctx: &Ctx<'_>,
-    ) -> Vec<SpanUpdate> {
-        let ids: Vec<u64> = self
-            .open
-            .iter()
-            .filter(|(_, o)| {
-                o.ends()
-                    .any(|e| e.closed.is_none() && e.process.cgroup_id == cgroup_id)
-            })
-            .map(|(id, _)| *id)
-            .collect();
-        ids.into_iter()
-            .filter_map(|id| self.end(id, Some(EndReason::Unobserved), now_ns, ctx))
+    /// The cgroup `cgroup_id` is no longer watched, so the closes of its open ends will not be
+    /// seen: a span whose other end is still watched and open stays open until that end
+    /// closes; one with nothing left to see ends now.
+    pub(crate) fn unwatched(&mut self, cgroup_id: u64, now_ns: u64) -> Vec<SpanUpdate> {
+        let mut done = Vec::new();
+        for (id, open) in &mut self.open {
+            let mut touched = false;
+            for end in open.client.iter_mut().chain(open.server.iter_mut()) {
+                if end.closed.is_none() && !end.lost && end.process.cgroup_id == cgroup_id {
+                    end.lost = true;
+                    touched = true;
+                }
+            }
+            if touched && open.all_closed() {
+                done.push(*id);
+            }
+        }
+        done.into_iter()
+            .filter_map(|id| self.end(id, None, now_ns))
             .collect()
     }
 
@@ -663,7 +666,7 @@ impl Connections {
         for id in ids {
             let closed = self.open.get(&id).is_some_and(Open::all_closed);
             let reason = (!closed).then_some(EndReason::AgentStopped);
-            updates.extend(self.end(id, reason, now_ns, ctx));
+            updates.extend(self.end(id, reason, now_ns));
         }
         updates
     }

@@ -170,7 +170,7 @@ impl Assembler {
                 updates.extend(spans.into_iter().map(SpanUpdate::Whole));
             }
         }
-        updates.extend(self.enforce_cap(h.time_ns, ctx));
+        updates.extend(self.enforce_cap(h.time_ns));
         updates
     }
 
@@ -198,11 +198,11 @@ impl Assembler {
         self.apps.flush(&self.connections, ctx)
     }
 
-    fn enforce_cap(&mut self, now_ns: u64, ctx: &Ctx<'_>) -> Vec<SpanUpdate> {
+    fn enforce_cap(&mut self, now_ns: u64) -> Vec<SpanUpdate> {
         if self.connections.len() <= self.max_open {
             return Vec::new();
         }
-        let evicted = self.connections.evict(self.max_open * 9 / 10, now_ns, ctx);
+        let evicted = self.connections.evict(self.max_open * 9 / 10, now_ns);
         self.evicted += evicted.len() as u64;
         evicted
     }
@@ -228,14 +228,9 @@ impl Assembler {
         updates
     }
 
-    /// A cgroup is no longer watched: its open connections will not report their closes.
-    pub(crate) fn unwatched(
-        &mut self,
-        cgroup_id: u64,
-        now_ns: u64,
-        ctx: &Ctx<'_>,
-    ) -> Vec<SpanUpdate> {
-        self.connections.unwatched(cgroup_id, now_ns, ctx)
+    /// A cgroup is no longer watched: its open connection ends will not report their closes.
+    pub(crate) fn unwatched(&mut self, cgroup_id: u64, now_ns: u64) -> Vec<SpanUpdate> {
+        self.connections.unwatched(cgroup_id, now_ns)
     }
 
     /// At shutdown: every open span ends (`agent_stopped`), pending ends become one-sided.

@@ -618,3 +618,83 @@ fn a_client_span_joins_the_connection_its_process_made() {
     assert_eq!(peer.tenant, Some(tenant("b")), "b listens on 5432");
     assert!(peer.connection.is_none());
 }
+
+impl World {
+    fn unwatched(&mut self, cgroup_id: u64, now: u64) -> Vec<SpanUpdate> {
+        self.assembler.unwatched(cgroup_id, now)
+    }
+}
+
+#[test]
+fn a_removed_cgroup_leaves_the_span_open_while_the_other_end_is_watched() {
+    let mut w = World::new(100);
+    w.feed(&established(CG_A, CG_B));
+    // a's cgroup goes while its end is open (its process moved out, or FIN_WAIT2 after exit).
+    assert!(
+        ended(&w.unwatched(CG_A, 20 * MS)).is_empty(),
+        "b's end is still open and watched"
+    );
+    let (server, client) = ("127.0.0.1:5432", "127.0.0.1:40000");
+    let last = w.feed(&[close(
+        header(CG_B, 0, "", 30 * MS),
+        transition(3, server, client, LAST_ACK, CLOSE),
+        7,
+        6,
+    )]);
+    let done = connections(ended(&last));
+    assert_eq!(done.len(), 1, "{last:#?}");
+    assert_eq!(done[0].end_reason, Some(EndReason::Closed));
+    assert_eq!(done[0].end, Some(w.clock.unix(30 * MS)));
+    let c = connection(done[0]);
+    assert!(c.client.traffic.is_none(), "a's counters were never seen");
+    assert!(c.server.traffic.is_some());
+}
+
+#[test]
+fn a_span_with_every_end_unwatched_ends_unobserved_at_once() {
+    let mut w = World::new(100);
+    w.feed(&established(CG_A, CG_B));
+    assert!(ended(&w.unwatched(CG_A, 20 * MS)).is_empty());
+    let done = w.unwatched(CG_B, 25 * MS);
+    let done = connections(ended(&done));
+    assert_eq!(done.len(), 1);
+    assert_eq!(done[0].end_reason, Some(EndReason::Unobserved));
+    assert_eq!(done[0].end, Some(w.clock.unix(25 * MS)));
+    assert!(
+        w.feed(&[close(
+            header(CG_B, 0, "", 30 * MS),
+            transition(3, "127.0.0.1:5432", "127.0.0.1:40000", LAST_ACK, CLOSE),
+            0,
+            0,
+        )])
+        .is_empty(),
+        "ended once"
+    );
+}
+
+#[test]
+fn a_wall_clock_step_while_open_does_not_change_how_long_a_connection_lasted() {
+    let mut w = World::new(100);
+    let opened = w.feed(&established(CG_A, CG_B));
+    let start = connections(started(&opened))[0].start;
+    // The wall clock steps back ten minutes while the connection is open.
+    w.clock = WallClock::fixed(1_000_000_000_000 - 600_000_000_000);
+    let (server, client) = ("127.0.0.1:5432", "127.0.0.1:40000");
+    let updates = w.feed(&[
+        close(
+            header(CG_A, 0, "", 10 * MS),
+            transition(2, client, server, FIN_WAIT2, CLOSE),
+            0,
+            0,
+        ),
+        close(
+            header(CG_B, 0, "", 11 * MS),
+            transition(3, server, client, LAST_ACK, CLOSE),
+            0,
+            0,
+        ),
+    ]);
+    let span = connections(ended(&updates))[0];
+    assert_eq!(span.start, start);
+    assert_eq!(span.end, Some(start.plus_ns(8 * MS)), "11 ms - 3 ms");
+}

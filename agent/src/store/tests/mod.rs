@@ -1,5 +1,6 @@
 //! Store tests: round trips, restarts and nonces, epochs, shred, retention, modes, gaps.
-//! Tampering, reordering and truncation are in [`tamper`].
+//! Tampering, reordering and truncation are in [`tamper`]; random edits and garbage in [`fuzz`].
+mod fuzz;
 mod tamper;
 
 use std::{
