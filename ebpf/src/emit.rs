@@ -7,7 +7,10 @@ use seam_common::{COMM_LEN, Event, EventInfo, EventKind, LossSlot};
 /// `BPF_RB_NO_WAKEUP` (include/uapi/linux/bpf.h).
 pub const BPF_RB_NO_WAKEUP: u64 = 1;
 
-use crate::maps::{EVENTS, count_loss};
+use crate::{
+    budget::within_budget,
+    maps::{EVENTS, count_loss},
+};
 
 /// Whether the current task is the one the event is about.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -51,6 +54,9 @@ pub fn emit<T: Copy + 'static>(
     data: T,
     slot: LossSlot,
 ) {
+    if !within_budget(cgroup_id, kind as u32) {
+        return;
+    }
     match EVENTS.reserve::<Event<T>>(0) {
         Some(mut entry) => {
             entry.write(Event {

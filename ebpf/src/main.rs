@@ -4,6 +4,7 @@
 #![no_std]
 #![no_main]
 
+mod budget;
 mod connect_hook;
 mod emit;
 mod fexit;
