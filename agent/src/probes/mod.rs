@@ -1,6 +1,7 @@
 //! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
 //! and a report of which hooks are live (the node's fingerprint).
 pub(crate) mod btf;
+pub(crate) mod budget;
 pub(crate) mod guarantee;
 pub(crate) mod lsm_list;
 pub(crate) mod maps;
@@ -20,7 +21,7 @@ use aya::{
         FExit, KProbe, Lsm, TracePoint,
     },
 };
-use seam_common::{GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
+use seam_common::{BudgetConfig, GLOBAL_BUDGET, GLOBAL_OFFSETS, KernelOffsets, MAP_EVENTS};
 pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
 
 pub(crate) use crate::vocab::ProbeState;
@@ -139,17 +140,25 @@ pub(crate) fn probe_object() -> &'static [u8] {
     PROBE_OBJECT
 }
 
-/// Loads the object with `offsets` (and a ring buffer of `ring_bytes`, default
-/// [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
+/// Loads the object with `offsets`, the per-tenant event `budget` (and a ring buffer of
+/// `ring_bytes`, default [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
 /// Probes named in `disabled` (by program name or attach point) are not loaded.
 pub(crate) fn load(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
+    budget: BudgetConfig,
     disabled: &[String],
 ) -> Result<Probes, ProbeError> {
-    load_mode(offsets, cgroup_root, ring_bytes, disabled, LoadMode::Run)
+    load_mode(
+        offsets,
+        cgroup_root,
+        ring_bytes,
+        budget,
+        disabled,
+        LoadMode::Run,
+    )
 }
 
 /// [`load`] with a choice of [`LoadMode`].
@@ -157,12 +166,14 @@ pub(crate) fn load_mode(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
+    budget: BudgetConfig,
     disabled: &[String],
     mode: LoadMode,
 ) -> Result<Probes, ProbeError> {
     let offsets = offsets.unwrap_or_default();
     let mut loader = EbpfLoader::new();
     loader.override_global(GLOBAL_OFFSETS, &offsets, true);
+    loader.override_global(GLOBAL_BUDGET, &budget, true);
     if let Some(bytes) = ring_bytes {
         loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
     }
