@@ -24,7 +24,7 @@ use crate::{
     preflight::{self, PreflightError},
     probes::{self, ProbeError, btf::BtfOffsets, maps},
     receive::{ReceiveError, ReceiverConfig},
-    sinks::{SinkError, SinkOptions, Sinks},
+    sinks::{Record, SinkError, SinkOptions, Sinks, Start},
     stats::StatsReport,
 };
 
@@ -103,6 +103,9 @@ pub(crate) struct AgentOptions {
     pub bpffs: Option<PathBuf>,
     /// The container runtime that names container cgroups' pods.
     pub runtime: RuntimeConfig,
+    /// Begin the feed with a start record (the run's fingerprint); the demo, whose feed is
+    /// read by people, leaves it out.
+    pub start_record: bool,
 }
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
@@ -203,6 +206,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         );
     }
     let tcp_counters = offsets.is_some_and(|o| o.tcp_counters_valid == 1);
+    let loading = std::time::Instant::now();
     let mut probes = probes::load(
         offsets,
         &cgroup_root,
@@ -212,6 +216,13 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     )?;
     let live_hooks = probes.live_hooks();
     metrics.node.set_probe_states(&probes.statuses);
+    let fingerprint = crate::fingerprint::from_statuses(
+        options.node.clone(),
+        &probes.statuses,
+        options.rules.sha256(),
+        u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
+    );
+    metrics.node.set_kernel(&fingerprint);
     let pinned: Option<Pinned> = match &options.bpffs {
         Some(bpffs) => Some(crate::host::pin_filter(
             &probes.ebpf,
@@ -230,6 +241,12 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         let resource =
             crate::export::map::resource(&otlp.service_name, &options.node, &otlp.resource);
         sink = sink.with_exporter(Exporter::start(otlp, resource, &metrics)?);
+    }
+    if options.start_record {
+        sink.emit(Record::Start(Box::new(Start {
+            time: crate::clock::UnixNanos::now(),
+            fingerprint,
+        })));
     }
     let (tx, mut rx) = mpsc::channel::<Input>(1024);
     let api = match options.runtime.kubernetes_api {
@@ -266,7 +283,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
             RunInfo {
                 node: options.node.clone(),
                 live_hooks: live_hooks.clone(),
-                rules_sha256: crate::history::rules_sha256(&options.rules),
+                rules_sha256: options.rules.sha256(),
             },
         )?),
         None => None,

@@ -232,6 +232,7 @@ pub(crate) async fn run(
         history: history_config,
         cgroup_root: None,
         bpffs: None,
+        start_record: false,
         runtime: crate::k8s::RuntimeConfig {
             kind: crate::k8s::RuntimeKind::None,
             ..crate::k8s::RuntimeConfig::default()

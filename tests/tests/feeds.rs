@@ -220,7 +220,8 @@ fn webhook_outlives_failure_and_stall_while_file_and_metrics_stay_live() {
         m("seam_feed_delivery_failures_total{sink=\"webhook-0\"}"),
         2.0
     );
-    assert_eq!(m("seam_feed_delivered_total{sink=\"file\"}"), 1.0);
+    // The file got the start record and the violation.
+    assert_eq!(m("seam_feed_delivered_total{sink=\"file\"}"), 2.0);
     assert_eq!(m("seam_feed_queue_depth{sink=\"webhook-0\"}"), 0.0);
     for reason in [
         "queue_full",
@@ -415,4 +416,59 @@ fn unusable_webhooks_and_rotation_without_a_file_are_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--feed-file"));
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `seam run` publishes what `seam fingerprint` reports: the feed's first record, the
+/// `seam_kernel_info` metric, and a feed `seam fleet-check` reads like a fingerprint file.
+#[test]
+fn a_running_agent_publishes_its_fingerprint() {
+    let mut cgroups = Cgroups::new();
+    cgroups.create("a");
+    cgroups.create("b");
+    let mut agent = Agent::start_with(
+        &two_tenants(&cgroups, ""),
+        &["--listen", "127.0.0.1:0", "--node", "node-fp"],
+    );
+    let start = agent.feed().into_iter().next().expect("a start record");
+    assert_eq!(start["kind"], "start", "{start}");
+    let fp = &start["fingerprint"];
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+    assert_eq!(fp["kernel"]["release"], release.trim(), "{fp}");
+    assert_eq!(fp["node"], "node-fp");
+    assert_eq!(fp["capabilities"]["tcp_ends"]["program_type"], "tp_btf");
+    // The rules hash is the one `seam fingerprint --rules` computes for the same files.
+    let offline = std::process::Command::new(seam_integration_tests::seam_bin())
+        .arg("fingerprint")
+        .arg("--rules")
+        .arg(agent.dir.join("rules"))
+        .env("SEAM_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(offline.status.success());
+    let offline: Value = serde_json::from_slice(&offline.stdout).unwrap();
+    assert_eq!(fp["rules_sha256"], offline["rules_sha256"]);
+    assert_eq!(fp["probe_object_sha256"], offline["probe_object_sha256"]);
+
+    let metrics = scrape(&agent);
+    let kernel_info = metrics
+        .iter()
+        .find(|(series, _)| series.starts_with("seam_kernel_info{"))
+        .unwrap_or_else(|| panic!("no seam_kernel_info in {metrics:?}"));
+    assert!(
+        kernel_info
+            .0
+            .contains(&format!("release=\"{}\"", release.trim())),
+        "{kernel_info:?}"
+    );
+    assert_eq!(*kernel_info.1, 1.0);
+    agent.stop();
+
+    let out = std::process::Command::new(seam_integration_tests::seam_bin())
+        .arg("fleet-check")
+        .arg(agent.dir.join("feed.jsonl"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("uniform: 1 node(s)"), "{text}");
 }

@@ -10,7 +10,6 @@ use crate::{
     history::{
         record::RunEntry,
         report::{Gather, Period, Report, html, markdown},
-        rules_sha256,
     },
     keys::keyring,
     vocab::RunPhase,
@@ -70,7 +69,7 @@ pub(super) fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         period,
         &keys,
         read.store.display().to_string(),
-        rules_sha256(&opened.rules),
+        opened.rules.sha256(),
         started.elapsed().as_secs_f64(),
     );
     let text = match args.format {

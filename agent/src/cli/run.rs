@@ -376,6 +376,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         receive: args.receive.into_config(host.procfs.clone(), security),
         max_open_spans: usize::try_from(spans.max_open_spans).unwrap_or(usize::MAX),
         runtime: host.runtime(),
+        start_record: true,
         procfs: host.procfs,
         cgroup_root: host.cgroup_root,
         bpffs: host.bpffs,

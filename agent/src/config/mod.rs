@@ -70,6 +70,36 @@ pub(crate) struct RuleSet {
 const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 impl RuleSet {
+    /// SHA-256 of the rules files' names and contents in load order: what `seam fingerprint`,
+    /// the feed's start record and the history's run marks carry, so fleet-check sees drift.
+    /// The demo's embedded rules hash by their text. None if a file cannot be read.
+    pub(crate) fn sha256(&self) -> Option<String> {
+        use sha2::{Digest as _, Sha256};
+        let mut hasher = Sha256::new();
+        for source in &self.sources {
+            let text = match fs::read(source) {
+                Ok(text) => text,
+                Err(_) => DEMO_SOURCES
+                    .iter()
+                    .find(|(name, _)| Path::new(name) == source)?
+                    .1
+                    .as_bytes()
+                    .to_vec(),
+            };
+            hasher.update(source.file_name().unwrap_or_default().as_encoded_bytes());
+            hasher.update([0]);
+            hasher.update(&text);
+            hasher.update([0]);
+        }
+        Some(
+            hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect(),
+        )
+    }
+
     /// Loads every `*.toml` file directly in `dir` (sorted by name; other files, hidden files
     /// and subdirectories are ignored) and validates them together.
     #[cfg(test)]

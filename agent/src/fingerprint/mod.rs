@@ -35,12 +35,10 @@ pub(crate) enum FingerprintError {
     #[error("cannot hash the rules: {0}; fix them (`seam check-rules`) or leave out --rules")]
     Rules(#[source] ConfigErrors),
     /// A rules file that loaded could not be read again for hashing (changed meanwhile?).
-    #[error("cannot read {path} to hash the rules: {source}; run again")]
-    RulesFile {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(
+        "a rules file could not be read again to hash the rules (changed meanwhile?); run again"
+    )]
+    RulesChanged,
 }
 
 /// One row of the probe table as tried on this node.
@@ -141,23 +139,32 @@ pub(crate) fn live_tiers(rows: &[Row]) -> BTreeMap<Capability, Live> {
 /// Hashes the rules the agent would load from `dirs` (validated first).
 fn rules_sha256(dirs: &[PathBuf]) -> Result<String, FingerprintError> {
     let rules = RuleSet::load_dirs(dirs).map_err(FingerprintError::Rules)?;
-    let mut hasher = Sha256::new();
-    for source in &rules.sources {
-        let text = std::fs::read(source).map_err(|e| FingerprintError::RulesFile {
-            path: source.clone(),
-            source: e,
-        })?;
-        let name = source.file_name().unwrap_or_default();
-        hasher.update(name.as_encoded_bytes());
-        hasher.update([0]);
-        hasher.update(&text);
-        hasher.update([0]);
+    rules.sha256().ok_or(FingerprintError::RulesChanged)
+}
+
+/// The fingerprint of a node whose probe rows were tried as `statuses` say: `seam fingerprint`
+/// tries every row, `seam run` the rows it runs with (the start record of its feed).
+pub(crate) fn from_statuses(
+    node: String,
+    statuses: &[ProbeStatus],
+    rules_sha256: Option<String>,
+    load_ms: u64,
+) -> Fingerprint {
+    let rows: Vec<Row> = statuses.iter().map(Row::from).collect();
+    Fingerprint {
+        schema: SCHEMA,
+        node,
+        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
+        kernel: node::kernel(),
+        btf: node::btf(),
+        cgroup: node::cgroup(),
+        lsm: node::lsm(),
+        probe_object_sha256: sha256_hex(probes::probe_object()),
+        rules_sha256,
+        load_ms,
+        capabilities: live_tiers(&rows),
+        rows,
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
 }
 
 /// Takes this node's fingerprint: needs root; loads and attaches every probe row for a moment.
@@ -171,7 +178,7 @@ pub(crate) fn take(node: String, rules: &[PathBuf]) -> Result<Fingerprint, Finge
     let cgroup_root = preflight::cgroup2_mount()?;
     let started = std::time::Instant::now();
     let offsets = crate::agent::kernel_offsets();
-    let probes = probes::load_mode(
+    let mut probes = probes::load_mode(
         offsets,
         &cgroup_root,
         None,
@@ -180,20 +187,7 @@ pub(crate) fn take(node: String, rules: &[PathBuf]) -> Result<Fingerprint, Finge
         LoadMode::TryEveryRow,
     )?;
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let rows: Vec<Row> = probes.statuses.iter().map(Row::from).collect();
+    let statuses = std::mem::take(&mut probes.statuses);
     drop(probes);
-    Ok(Fingerprint {
-        schema: SCHEMA,
-        node,
-        agent_version: env!("CARGO_PKG_VERSION").to_owned(),
-        kernel: node::kernel(),
-        btf: node::btf(),
-        cgroup: node::cgroup(),
-        lsm: node::lsm(),
-        probe_object_sha256: sha256_hex(probes::probe_object()),
-        rules_sha256,
-        load_ms,
-        capabilities: live_tiers(&rows),
-        rows,
-    })
+    Ok(from_statuses(node, &statuses, rules_sha256, load_ms))
 }

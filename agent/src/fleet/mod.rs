@@ -125,7 +125,9 @@ pub(crate) struct FleetReport {
     pub nodes: Vec<NodeReport>,
 }
 
-/// Reads fingerprints from files and directories (every `*.json` directly inside).
+/// Reads fingerprints from files and directories (every `*.json` and `*.jsonl` directly
+/// inside): `seam fingerprint` reports, or feeds of `seam run`, whose last start record holds the
+/// fingerprint of the run that wrote it.
 pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, Fingerprint)>, FleetError> {
     let mut files = Vec::new();
     for input in inputs {
@@ -140,7 +142,7 @@ pub(crate) fn read_inputs(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, Fingerprin
             })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .filter(|p| p.extension().is_some_and(|x| x == "json" || x == "jsonl"))
                 .collect();
             found.sort();
             files.extend(found);
@@ -160,11 +162,17 @@ fn read_one(path: &Path) -> Result<(PathBuf, Fingerprint), FleetError> {
         path: path.to_owned(),
         source,
     })?;
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|source| FleetError::Parse {
+    let value = match serde_json::from_str::<serde_json::Value>(&text) {
+        Ok(value) => value,
+        Err(source) => last_start(&text).ok_or_else(|| FleetError::Parse {
             path: path.to_owned(),
             source,
-        })?;
+        })?,
+    };
+    let value = match value["kind"] == "start" {
+        true => value["fingerprint"].clone(),
+        false => value,
+    };
     let found = value["schema"].as_u64().unwrap_or(0);
     if found != u64::from(SCHEMA) {
         return Err(FleetError::Schema {
@@ -177,6 +185,15 @@ fn read_one(path: &Path) -> Result<(PathBuf, Fingerprint), FleetError> {
         source,
     })?;
     Ok((path.to_owned(), fingerprint))
+}
+
+/// The last start record of a feed (JSON lines).
+fn last_start(text: &str) -> Option<serde_json::Value> {
+    text.lines()
+        .rev()
+        .filter(|line| line.contains("\"start\""))
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|record| record["kind"] == "start")
 }
 
 /// The most common value (ties: the smallest, so the verdict does not depend on input order).

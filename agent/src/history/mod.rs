@@ -35,13 +35,12 @@ use std::{
 };
 
 use record::{LossEntry, RunEntry, RunTotals};
-use sha2::{Digest as _, Sha256};
 pub(crate) use writer::HistoryStats;
 use writer::{Job, Shared, Writer};
 
 use crate::{
     clock::UnixNanos,
-    config::{DEMO_SOURCES, RuleSet},
+    config::RuleSet,
     keys::{Actor, ActorKind, Keyring, KeyringError, MasterKey, keyring_dir},
     sinks::Loss,
     spans::Span,
@@ -77,34 +76,6 @@ pub(crate) struct RunInfo {
     pub node: String,
     pub live_hooks: Vec<String>,
     pub rules_sha256: Option<String>,
-}
-
-/// SHA-256 of the rules files' names and contents in load order (as `seam fingerprint`
-/// computes it); the demo's embedded rules hash by their text. None if a file cannot be read.
-pub(crate) fn rules_sha256(rules: &RuleSet) -> Option<String> {
-    let mut hasher = Sha256::new();
-    for source in &rules.sources {
-        let text = match std::fs::read(source) {
-            Ok(text) => text,
-            Err(_) => DEMO_SOURCES
-                .iter()
-                .find(|(name, _)| std::path::Path::new(name) == source)?
-                .1
-                .as_bytes()
-                .to_vec(),
-        };
-        hasher.update(source.file_name().unwrap_or_default().as_encoded_bytes());
-        hasher.update([0]);
-        hasher.update(&text);
-        hasher.update([0]);
-    }
-    Some(
-        hasher
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    )
 }
 
 /// The pipeline's side of the history: encodes and queues records; the writer thread seals
@@ -209,7 +180,7 @@ impl History {
     /// New rules are in force: a run record with their hash.
     pub(crate) fn rules_reloaded(&mut self, rules: &RuleSet) {
         self.queue(Job::RulesReloaded {
-            rules_sha256: rules_sha256(rules),
+            rules_sha256: rules.sha256(),
         });
     }
 

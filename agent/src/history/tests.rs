@@ -79,7 +79,7 @@ pub(crate) fn write(dir: &Path, rules: &RuleSet) {
         RunInfo {
             node: "node-1".into(),
             live_hooks: vec!["cgroup/connect4".into()],
-            rules_sha256: super::rules_sha256(rules),
+            rules_sha256: rules.sha256(),
         },
     )
     .unwrap();

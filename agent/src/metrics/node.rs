@@ -1,4 +1,5 @@
-//! What an operator asks of any node agent: which build runs (`seam_build_info`), the state of
+//! What an operator asks of any node agent: which build runs (`seam_build_info`) on which
+//! kernel (`seam_kernel_info`, the fingerprint's headline), the state of
 //! every probe row (`seam_probe_state`), and the container runtime that names pods
 //! (`seam_container_runtime_*`).
 use prometheus_client::{
@@ -7,13 +8,28 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{k8s::RuntimeMetrics, probes::ProbeStatus, vocab::ProbeState};
+use crate::{
+    fingerprint::Fingerprint, k8s::RuntimeMetrics, probes::ProbeStatus, vocab::ProbeState,
+};
 
 /// Labels of `seam_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BuildLabels {
     pub version: String,
     pub arch: String,
+}
+
+/// Labels of `seam_kernel_info`: what decides which hooks can load, and the probe object and
+/// rules the node runs (fleet dashboards group by them to see where guarantees differ).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub(crate) struct KernelLabels {
+    pub release: String,
+    pub arch: String,
+    pub btf: String,
+    pub bpf_lsm: String,
+    pub cgroup_mode: String,
+    pub probe_object_sha256: String,
+    pub rules_sha256: String,
 }
 
 /// Labels of `seam_probe_state`.
@@ -27,6 +43,7 @@ pub(crate) struct ProbeStateLabels {
 /// The node-level metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeMetrics {
+    pub kernel_info: Family<KernelLabels, Gauge>,
     pub probe_state: Family<ProbeStateLabels, Gauge>,
     pub runtime: RuntimeMetrics,
 }
@@ -46,6 +63,13 @@ impl NodeMetrics {
                 arch: std::env::consts::ARCH.to_owned(),
             })
             .set(1);
+        let kernel_info = Family::<KernelLabels, Gauge>::default();
+        registry.register(
+            "kernel_info",
+            "Always 1; the labels say which kernel this node runs and what it offers Seam (the \
+             start record of the feed and `seam fingerprint` have the details)",
+            kernel_info.clone(),
+        );
         let probe_state = Family::<ProbeStateLabels, Gauge>::default();
         registry.register(
             "probe_state",
@@ -70,9 +94,28 @@ impl NodeMetrics {
             runtime.containers.clone(),
         );
         Self {
+            kernel_info,
             probe_state,
             runtime,
         }
+    }
+
+    /// `seam_kernel_info` from this run's fingerprint.
+    pub(crate) fn set_kernel(&self, fp: &Fingerprint) {
+        self.kernel_info
+            .get_or_create(&KernelLabels {
+                release: fp.kernel.release.clone(),
+                arch: fp.kernel.arch.clone(),
+                btf: fp.btf.present.to_string(),
+                bpf_lsm: fp.lsm.bpf.to_string(),
+                cgroup_mode: serde_json::to_value(fp.cgroup.mode)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                probe_object_sha256: fp.probe_object_sha256.clone(),
+                rules_sha256: fp.rules_sha256.clone().unwrap_or_default(),
+            })
+            .set(1);
     }
 
     /// Every probe row with its state.
@@ -115,7 +158,20 @@ mod tests {
             status("seam_connect4", ProbeState::Live),
             status("seam_kprobe_x", ProbeState::Failed),
         ]);
+        let fp = crate::fingerprint::from_statuses(
+            "node-a".into(),
+            &[status("seam_connect4", ProbeState::Live)],
+            Some("abc".into()),
+            5,
+        );
+        metrics.node.set_kernel(&fp);
         let text = metrics.encode();
+        let release = &fp.kernel.release;
+        assert!(
+            text.contains(&format!("seam_kernel_info{{release=\"{release}\",")),
+            "{text}"
+        );
+        assert!(text.contains("rules_sha256=\"abc\"} 1"), "{text}");
         let version = env!("CARGO_PKG_VERSION");
         assert!(
             text.contains(&format!("seam_build_info{{version=\"{version}\"")),

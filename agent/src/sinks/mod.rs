@@ -20,7 +20,7 @@ use std::{
 
 use aggregate::{Aggregator, Offer};
 use prometheus_client::metrics::{counter::Counter, family::Family};
-pub(crate) use record::{Loss, LossTag, Record};
+pub(crate) use record::{Loss, LossTag, Record, Start};
 use rotate::{RotatingFile, Rotation};
 use webhook::{WebhookConfig, WebhookSink};
 
@@ -257,8 +257,8 @@ impl Sinks {
             match record {
                 Record::Violation(v) => otlp.send(Item::Violation(v.clone())),
                 Record::Loss(l) => otlp.send(Item::Loss(l.clone())),
-                // Sent by `span` already.
-                Record::Span(_) => {}
+                // Sent by `span` already; the start is in the OTLP resource.
+                Record::Span(_) | Record::Start(_) => {}
             }
         }
         let line = match serde_json::to_string(record) {
@@ -290,7 +290,8 @@ impl Sinks {
                 }
             }
         }
-        if !self.webhooks.is_empty() {
+        // Webhooks are alert channels: a start record is not an alert.
+        if !self.webhooks.is_empty() && !matches!(record, Record::Start(_)) {
             let shared: Arc<str> = line.into();
             let mut falco: Option<Option<Arc<str>>> = None;
             for hook in &mut self.webhooks {

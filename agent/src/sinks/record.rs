@@ -3,7 +3,9 @@
 //! a `serde_json::Value`.
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
-use crate::{clock::UnixNanos, detect::Violation, spans::Span, vocab::LossSource};
+use crate::{
+    clock::UnixNanos, detect::Violation, fingerprint::Fingerprint, spans::Span, vocab::LossSource,
+};
 
 /// Evidence Seam could not keep: what, how much, when. Never silent.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -32,9 +34,20 @@ impl Serialize for LossTag {
     }
 }
 
+/// The first record of a run: when it started and what this node's kernel lets it see (the
+/// `seam fingerprint` report for the probe rows this run loaded), so a feed says which
+/// guarantees held while it was written and `seam fleet-check` can read it.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Start {
+    pub time: UnixNanos,
+    pub fingerprint: Fingerprint,
+}
+
 /// One feed record.
 #[derive(Clone, Debug)]
 pub(crate) enum Record {
+    /// The run's first record.
+    Start(Box<Start>),
     Violation(Box<Violation>),
     /// An ended span (only when the feed carries spans: `--feed-spans`).
     Span(Box<Span>),
@@ -46,6 +59,13 @@ impl Serialize for Record {
         match self {
             Record::Violation(v) => v.serialize(serializer),
             Record::Loss(l) => l.serialize(serializer),
+            Record::Start(s) => {
+                let mut map = serializer.serialize_map(Some(3))?;
+                map.serialize_entry("kind", "start")?;
+                map.serialize_entry("time", &s.time)?;
+                map.serialize_entry("fingerprint", &s.fingerprint)?;
+                map.end()
+            }
             Record::Span(s) => {
                 let mut map = serializer.serialize_map(Some(2))?;
                 map.serialize_entry("kind", "span")?;

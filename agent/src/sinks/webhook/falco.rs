@@ -190,12 +190,12 @@ fn loss(l: &Loss) -> Value {
     })
 }
 
-/// The falcosidekick body of a feed record; `None` for spans.
+/// The falcosidekick body of a feed record; `None` for spans and the start record.
 pub(crate) fn payload(record: &Record) -> Option<Value> {
     match record {
         Record::Violation(v) => Some(violation(v)),
         Record::Loss(l) => Some(loss(l)),
-        Record::Span(_) => None,
+        Record::Span(_) | Record::Start(_) => None,
     }
 }
 
