@@ -87,6 +87,8 @@ pub(crate) struct AgentOptions {
     pub rescan: Duration,
     /// Ring buffer size in bytes (None: the probes' default, 4 MiB).
     pub ring_bytes: Option<u32>,
+    /// The kernel's per-tenant event budget.
+    pub budget: seam_common::BudgetConfig,
     /// Probes not to load (program names or attach points).
     pub disabled_probes: Vec<String>,
     /// Most open connection spans held at once (the oldest beyond are evicted, counted).
@@ -209,7 +211,13 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     }
     let tcp_counters = offsets.is_some_and(|o| o.tcp_counters_valid == 1);
     let loading = std::time::Instant::now();
-    let mut probes = probes::load(offsets, &cgroup_root, options.ring_bytes, &disabled)?;
+    let mut probes = probes::load(
+        offsets,
+        &cgroup_root,
+        options.ring_bytes,
+        options.budget,
+        &disabled,
+    )?;
     let live_hooks = probes.live_hooks();
     metrics.node.set_probe_states(&probes.statuses);
     let fingerprint = crate::fingerprint::from_statuses(

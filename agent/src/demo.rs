@@ -223,6 +223,7 @@ pub(crate) async fn run(
         ready_file: None,
         rescan: Duration::from_secs(2),
         ring_bytes: None,
+        budget: crate::probes::budget::DEFAULT,
         disabled_probes: Vec::new(),
         otlp,
         receive: None,

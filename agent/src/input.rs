@@ -16,6 +16,9 @@ pub(crate) enum Input {
     Kernel(KernelBatch),
     /// The kernel's loss counters changed: running totals per probe family (label, total).
     KernelLosses(Vec<(&'static str, u64)>),
+    /// The kernel dropped events of flooding tenants over their budget: running totals per
+    /// tenant name.
+    TenantFloods(crate::probes::budget::FloodTotals),
     /// The cgroup tree may have changed: rescan it.
     CgroupsChanged,
     /// Periodic housekeeping: pairing windows, idle spans, aggregation windows, the clock.

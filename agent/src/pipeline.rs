@@ -121,6 +121,11 @@ impl Pipeline {
                     self.report_loss(LossSource::RingBuffer, probe, total);
                 }
             }
+            Input::TenantFloods(totals) => {
+                for (tenant, total) in totals {
+                    self.report_loss(LossSource::TenantFlood, &tenant, total);
+                }
+            }
             Input::App(spans) => {
                 let ctx = ctx!(self);
                 let joined = self.assembler.app(spans, clock::boot_ns(), &ctx);
@@ -263,7 +268,7 @@ impl Pipeline {
             let Some(tenant) = &cgroup.tenant else {
                 continue;
             };
-            match self.filter.watch(cgroup.id) {
+            match self.filter.watch(cgroup.id, tenant.name.as_str()) {
                 Ok(()) => tracing::info!(
                     cgroup = ?cgroup.path,
                     id = cgroup.id,
@@ -365,6 +370,11 @@ impl Pipeline {
                 "{lost} {probe} events lost (ring buffer full); isolation evidence for that \
                  interval is incomplete"
             ),
+            LossSource::TenantFlood => format!(
+                "tenant {probe} flooded: {lost} of its events dropped in the kernel over its \
+                 event budget (--tenant-event-rate, --tenant-event-burst); its own evidence \
+                 for that interval is incomplete, other tenants' is not"
+            ),
             LossSource::SpanEvicted => format!(
                 "{lost} open {probe} spans ended early (more than --max-open-spans were open); \
                  their ends and byte counts are missing"
@@ -463,3 +473,7 @@ impl Pipeline {
         self.sink.shutdown_grace()
     }
 }
+
+#[cfg(test)]
+#[path = "pipeline_tests.rs"]
+mod tests;

@@ -219,6 +219,9 @@ vocabulary! {
     LossSource {
         /// The kernel could not reserve ring-buffer space: events never reached the agent.
         RingBuffer = "ring_buffer",
+        /// A tenant went over its kernel event budget (`probe` names the tenant): its own
+        /// events were dropped so that no other tenant's were.
+        TenantFlood = "tenant_flood",
         /// Ring-buffer records the agent could not decode.
         Decode = "decode",
         /// Open spans ended early because too many were open (`--max-open-spans`).

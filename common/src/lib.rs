@@ -5,11 +5,13 @@
 //! `#[repr(C)]`, `Copy` and free of padding holes the verifier would refuse to copy.
 #![no_std]
 
+pub mod budget;
 pub mod event;
 pub mod file;
 pub mod maps;
 pub mod offsets;
 
+pub use budget::*;
 pub use event::*;
 pub use file::*;
 pub use maps::*;

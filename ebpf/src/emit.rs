@@ -9,7 +9,10 @@ use seam_common::{COMM_LEN, Event, EventInfo, EventKind, LossSlot};
 /// batch, not per event.
 pub const WAKEUP: u64 = 0;
 
-use crate::maps::{EVENTS, count_loss};
+use crate::{
+    budget::within_budget,
+    maps::{EVENTS, count_loss},
+};
 
 /// Whether the current task is the one the event is about.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -60,6 +63,9 @@ pub fn emit<T: Copy + 'static>(
 /// event raised later in softirq), or counts it in `slot`.
 #[inline(always)]
 pub fn emit_info<T: Copy + 'static>(info: EventInfo, data: T, slot: LossSlot) {
+    if !within_budget(info.cgroup_id, info.kind) {
+        return;
+    }
     match EVENTS.reserve::<Event<T>>(0) {
         Some(mut entry) => {
             entry.write(Event { info, data });

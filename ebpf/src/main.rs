@@ -7,6 +7,7 @@
 #![allow(internal_features)]
 #![feature(core_intrinsics)]
 
+mod budget;
 mod connect_hook;
 mod direct;
 mod emit;

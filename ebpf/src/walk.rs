@@ -13,6 +13,7 @@ use seam_common::{
 };
 
 use crate::{
+    budget::within_budget,
     emit::{Context, WAKEUP, header},
     kernel::{offset, read},
     maps::{EVENTS, count_loss},
@@ -186,6 +187,11 @@ pub(crate) fn walk(scratch: *mut FileScratch, path: *const u8, start: usize) -> 
 /// Sends the used part of the scratch event, or counts it lost.
 #[inline(always)]
 pub(crate) fn send(scratch: *const FileScratch, used: usize) {
+    // SAFETY: the scratch value is this CPU's, its header filled by the caller.
+    let (cgroup_id, kind) = unsafe { ((*scratch).info.cgroup_id, (*scratch).info.kind) };
+    if !within_budget(cgroup_id, kind) {
+        return;
+    }
     let size = size_of::<EventInfo>() + size_of::<FileHead>() + (used & (FILE_BUF - 1));
     // SAFETY: `size` is within the scratch value (header + head + at most FILE_BUF bytes).
     let rc = unsafe {

@@ -19,9 +19,9 @@ use crate::{config::RuleSet, spans::ProcessRef};
 /// The kernel-side filter: only watched cgroups produce events. Implemented over the probes'
 /// map (`probes::maps`), and by fakes in tests, so the pipeline holds no kernel object.
 pub(crate) trait TenantFilter: Send {
-    /// Starts watching a tenant cgroup; an error says why it could not be added (e.g. the
-    /// map is full): that cgroup's activity is not observed.
-    fn watch(&mut self, cgroup_id: u64) -> Result<(), String>;
+    /// Starts watching a cgroup of `tenant` (whose event budget it shares); an error says why
+    /// it could not be added (e.g. the map is full): that cgroup's activity is not observed.
+    fn watch(&mut self, cgroup_id: u64, tenant: &str) -> Result<(), String>;
     /// Stops watching a cgroup (already gone is fine).
     fn unwatch(&mut self, cgroup_id: u64);
 }

@@ -40,7 +40,7 @@ pub(crate) struct PipelineArgs {
 struct NoFilter;
 
 impl TenantFilter for NoFilter {
-    fn watch(&mut self, _cgroup_id: u64) -> Result<(), String> {
+    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
         Ok(())
     }
     fn unwatch(&mut self, _cgroup_id: u64) {}

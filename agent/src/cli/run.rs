@@ -51,6 +51,16 @@ pub(super) struct RunArgs {
     /// Size of the kernel-to-agent ring buffer (power of two, >= page size).
     #[arg(long)]
     ring_buffer_bytes: Option<u32>,
+    /// Kernel event budget: events per second each tenant may send per CPU, counted apart for
+    /// connect intent and for everything else; beyond it (and its burst) the tenant's own
+    /// events are dropped in the kernel and reported as a `tenant_flood` loss naming it.
+    /// 0 turns the budget off.
+    #[arg(long, value_name = "EVENTS_PER_SEC", default_value_t = crate::probes::budget::DEFAULT_RATE)]
+    tenant_event_rate: u32,
+    /// Kernel event budget: how many events beyond the rate a tenant may send at once (per
+    /// CPU and class).
+    #[arg(long, value_name = "EVENTS", default_value_t = crate::probes::budget::DEFAULT_BURST)]
+    tenant_event_burst: u32,
     /// Do not load this probe (program name, e.g. seam_skb_ingress, or attach point, e.g.
     /// cgroup_skb/ingress); repeatable. Start-up still fails if a required capability is
     /// left without a probe.
@@ -360,6 +370,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         ready_file: args.ready_file,
         rescan: Duration::from_secs(2),
         ring_bytes: args.ring_buffer_bytes,
+        budget: seam_common::BudgetConfig::new(args.tenant_event_rate, args.tenant_event_burst),
         disabled_probes: args.disabled_probes,
         otlp,
         receive: args.receive.into_config(host.procfs.clone(), security),

@@ -24,6 +24,8 @@ const BATCH: usize = 4096;
 pub(crate) struct KernelSource {
     pub ring: RingBuf<MapData>,
     pub losses: PerCpuArray<MapData, u64>,
+    /// Events the kernel dropped over tenants' budgets.
+    pub floods: crate::probes::budget::FloodReader,
     /// The probes were given `tcp_sock` counter offsets.
     pub tcp_counters: bool,
 }
@@ -73,6 +75,11 @@ pub(crate) async fn run(
             if tx.send(Input::KernelLosses(report)).await.is_err() {
                 return;
             }
+        }
+        if let Some(floods) = source.floods.poll()
+            && tx.send(Input::TenantFloods(floods)).await.is_err()
+        {
+            return;
         }
         if stopping {
             return;

@@ -178,7 +178,14 @@ pub(crate) fn take(node: String, rules: &[PathBuf]) -> Result<Fingerprint, Finge
     let cgroup_root = preflight::cgroup2_mount()?;
     let started = std::time::Instant::now();
     let offsets = crate::agent::kernel_offsets();
-    let mut probes = probes::load_mode(offsets, &cgroup_root, None, &[], LoadMode::TryEveryRow)?;
+    let mut probes = probes::load_mode(
+        offsets,
+        &cgroup_root,
+        None,
+        crate::probes::budget::DEFAULT,
+        &[],
+        LoadMode::TryEveryRow,
+    )?;
     let load_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     let statuses = std::mem::take(&mut probes.statuses);
     drop(probes);

@@ -1,25 +1,30 @@
-//! The probes' maps as the agent uses them: the tenant filter, what the reader drains, and the
-//! silences of repeated opens.
+//! The probes' maps as the agent uses them: the tenant filter, what the reader drains, the
+//! silences of repeated opens and the tenants' flood counters.
 use aya::maps::{
     HashMap as BpfHashMap, MapData, PerCpuArray, PerCpuHashMap, PerCpuValues, RingBuf,
 };
 use seam_common::{
-    MAP_EVENTS, MAP_LOSSES, MAP_SILENT, MAP_TENANT_CGROUPS, SilentKey, SilentValue, TenantSlot,
+    MAP_EVENTS, MAP_LOSSES, MAP_SILENT, MAP_TENANT_CGROUPS, MAP_TENANT_FLOODS, SilentKey,
+    SilentValue, TenantSlot,
 };
 
-use super::ProbeError;
+use super::{
+    ProbeError,
+    budget::{FloodReader, TenantIndexes},
+};
 use crate::{
     attribution::TenantFilter,
     events::{reader::KernelSource, silence::SilenceMap},
 };
 
-/// `TENANT_CGROUPS`: the cgroups whose tasks and sockets produce events.
-pub(crate) struct KernelTenantFilter(BpfHashMap<MapData, u64, TenantSlot>);
+/// `TENANT_CGROUPS`: the cgroups whose tasks and sockets produce events, each with its tenant's
+/// index into the kernel's event budget.
+pub(crate) struct KernelTenantFilter(BpfHashMap<MapData, u64, TenantSlot>, TenantIndexes);
 
 impl TenantFilter for KernelTenantFilter {
-    fn watch(&mut self, cgroup_id: u64) -> Result<(), String> {
+    fn watch(&mut self, cgroup_id: u64, tenant: &str) -> Result<(), String> {
         let slot = TenantSlot {
-            tenant_index: 0,
+            tenant_index: self.1.index(tenant),
             _pad: 0,
         };
         self.0
@@ -58,11 +63,17 @@ pub(crate) fn take_maps(
         BpfHashMap::try_from(take(ebpf, MAP_TENANT_CGROUPS)?),
     )?;
     let losses = typed(MAP_LOSSES, PerCpuArray::try_from(take(ebpf, MAP_LOSSES)?))?;
+    let floods = typed(
+        MAP_TENANT_FLOODS,
+        PerCpuArray::try_from(take(ebpf, MAP_TENANT_FLOODS)?),
+    )?;
+    let indexes = TenantIndexes::default();
     Ok((
-        KernelTenantFilter(filter),
+        KernelTenantFilter(filter, indexes.clone()),
         KernelSource {
             ring,
             losses,
+            floods: FloodReader::new(floods, indexes),
             tcp_counters,
         },
     ))

@@ -1,6 +1,7 @@
 //! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
 //! and a report of which hooks are live (the node's fingerprint).
 pub(crate) mod btf;
+pub(crate) mod budget;
 pub(crate) mod guarantee;
 pub(crate) mod lsm_list;
 pub(crate) mod maps;
@@ -20,7 +21,10 @@ use aya::{
         FExit, KProbe, Lsm, TracePoint,
     },
 };
-use seam_common::{GLOBAL_OFFSETS, GLOBAL_SYSCALLS, KernelOffsets, MAP_EVENTS, SyscallNumbers};
+use seam_common::{
+    BudgetConfig, GLOBAL_BUDGET, GLOBAL_OFFSETS, GLOBAL_SYSCALLS, KernelOffsets, MAP_EVENTS,
+    SyscallNumbers,
+};
 pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
 
 pub(crate) use crate::vocab::ProbeState;
@@ -139,17 +143,25 @@ pub(crate) fn probe_object() -> &'static [u8] {
     PROBE_OBJECT
 }
 
-/// Loads the object with `offsets` (and a ring buffer of `ring_bytes`, default
-/// [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
+/// Loads the object with `offsets`, the per-tenant event `budget` (and a ring buffer of
+/// `ring_bytes`, default [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
 /// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
 /// Probes named in `disabled` (by program name or attach point) are not loaded.
 pub(crate) fn load(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
+    budget: BudgetConfig,
     disabled: &[String],
 ) -> Result<Probes, ProbeError> {
-    load_mode(offsets, cgroup_root, ring_bytes, disabled, LoadMode::Run)
+    load_mode(
+        offsets,
+        cgroup_root,
+        ring_bytes,
+        budget,
+        disabled,
+        LoadMode::Run,
+    )
 }
 
 /// [`load`] with a choice of [`LoadMode`].
@@ -157,6 +169,7 @@ pub(crate) fn load_mode(
     offsets: Option<KernelOffsets>,
     cgroup_root: &Path,
     ring_bytes: Option<u32>,
+    budget: BudgetConfig,
     disabled: &[String],
     mode: LoadMode,
 ) -> Result<Probes, ProbeError> {
@@ -169,6 +182,7 @@ pub(crate) fn load_mode(
         SyscallNumbers::NONE
     };
     loader.override_global(GLOBAL_SYSCALLS, &syscalls, true);
+    loader.override_global(GLOBAL_BUDGET, &budget, true);
     if let Some(bytes) = ring_bytes {
         loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
     }
