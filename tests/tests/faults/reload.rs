@@ -163,19 +163,21 @@ fn rules_rewritten_under_load_are_applied_or_rejected_and_nothing_is_lost_silent
         assert_eq!(v["caller"]["tenant"], "a", "{v:#}");
         assert_eq!(v["actual_tenant"], "b", "{v:#}");
     }
-    // Every connect() from a: the same-tenant one, the probes and the load.
+    // Every connect() from a: the same-tenant one, the probes and the load. Each is one
+    // connection span (TCP is seen at its state changes: no per-connect event), unless the
+    // ring lost its events, which are counted.
     let connects = 1 + probes.len() as u64 + load_made;
-    let seen = stats["events_by_kind"]["connect"].as_u64().unwrap_or(0);
-    let lost = stats["lost"]["sock_addr"].as_u64().unwrap_or(0);
+    let seen = stats["spans"].as_u64().unwrap_or(0);
+    let lost = stats["lost_total"].as_u64().unwrap_or(0);
     eprintln!(
-        "reload: {load_made} load connections, {load_flagged} flagged, {seen} connects seen, \
-         {lost} lost; stats {stats}"
+        "reload: {load_made} load connections, {load_flagged} flagged, {seen} connections seen, \
+         {lost} events lost; stats {stats}"
     );
     assert!(load_made >= BATCH, "the load ran");
-    assert_eq!(
-        seen + lost,
-        connects,
-        "every connect handled or counted lost: {stats}"
+    assert!(seen <= connects, "no connection seen twice: {stats}");
+    assert!(
+        seen + lost >= connects,
+        "every connection handled or its events counted lost: {stats}"
     );
     let lost_total = stats["lost_total"].as_u64().unwrap();
     if lost_total == 0 {
