@@ -187,7 +187,7 @@ pub(crate) fn measure(bin: &Path, tmp: &Path) -> Result<Latency> {
         .collect();
     // Wait for the stragglers, then stop the tail.
     let drain = Instant::now() + DRAIN;
-    while Instant::now() < drain && !out.is_err() {
+    while Instant::now() < drain && out.is_ok() {
         let lines = fs::read_to_string(&feed).unwrap_or_default();
         if lines
             .lines()
