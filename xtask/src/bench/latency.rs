@@ -218,3 +218,29 @@ pub(crate) fn measure(bin: &Path, tmp: &Path) -> Result<Latency> {
         attempts: attempts.len(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_and_every_attempt_must_be_seen() {
+        let l = Latency {
+            ms: (1..=100).map(f64::from).collect(),
+            attempts: 100,
+        };
+        assert_eq!(l.percentile(50.0), Some(50.0));
+        assert_eq!(l.percentile(99.0), Some(99.0));
+        assert!(!l.met(), "p99 99 ms");
+        let quick = Latency {
+            ms: vec![1.0, 2.0],
+            attempts: 3,
+        };
+        assert!(!quick.met(), "an attempt never seen is a miss");
+        assert_eq!(
+            network_target_port(r#"{"kind":"network","target":{"port":8080}}"#),
+            Some(8080)
+        );
+        assert_eq!(network_target_port(r#"{"kind":"file"}"#), None);
+    }
+}

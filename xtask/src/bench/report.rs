@@ -241,6 +241,18 @@ impl Report {
              execs between four tenants, one in twenty crossing) straight to the user-space \
              stages: it is the agent's own cost per event, without the ring buffer.\n",
         );
+        s.push_str(
+            "\nThe kernel rows run real processes in tenant cgroups under `seam run`. Ring: \
+             connect+accept+close on two threads from tenant A, asked at 31,250 events/s and \
+             doubled per 2 s step under a fresh agent, events and losses from its stats file; \
+             it stops at the first loss or when the generator falls under 70% of the rate \
+             asked, so \"no loss: the generator saturated\" means loss was not reached on this \
+             machine (the generator shares the two cores with the agent), not that the ring \
+             was measured at the target. Latency: CLOCK_REALTIME before each connect() to \
+             when the feed line was read (`--aggregate-window 0`, 1 ms polling, so up to 1 ms \
+             is the poll). RSS: VmRSS 2 s after ready (or after the connections are open), \
+             judged with VmHWM, the peak.\n",
+        );
         s
     }
 }

@@ -139,3 +139,37 @@ pub(crate) fn measure(bin: &Path, tmp: &Path, cgroup: &str) -> Result<Ring> {
     }
     Ok(ring)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(offered: f64, lost: u64) -> Step {
+        Step {
+            asked: offered,
+            offered,
+            events: 10,
+            lost,
+        }
+    }
+
+    #[test]
+    fn best_lossless_and_where_loss_began() {
+        let ring = Ring {
+            steps: vec![step(1e5, 0), step(2e6, 0), step(4e6, 3)],
+        };
+        assert_eq!(ring.best_lossless(), Some(2e6));
+        assert_eq!(ring.first_loss().map(|s| s.offered), Some(4e6));
+        assert!(ring.met());
+        assert!(
+            ring.value().contains("loss began at 4000000"),
+            "{}",
+            ring.value()
+        );
+        let saturated = Ring {
+            steps: vec![step(7e4, 0)],
+        };
+        assert!(!saturated.met());
+        assert!(saturated.value().contains("saturated"));
+    }
+}
