@@ -20,8 +20,12 @@ use anyhow::{Context as _, Result, bail};
 
 mod cgroup;
 mod history;
+mod kernel;
+mod latency;
 mod procs;
 mod report;
+mod ring;
+mod rss;
 mod stages;
 
 use cgroup::{Scratch, cgroup2_mount};
@@ -105,6 +109,13 @@ pub struct Args {
     /// Skip the bpftrace comparison even if bpftrace is installed.
     #[arg(long)]
     no_peer: bool,
+    /// Measure only the kernel figures (ring rate, violation latency, agent RSS); prints them
+    /// and writes target/bench/kernel.json, leaving docs/BENCHMARKS.md alone.
+    #[arg(long, conflicts_with = "no_kernel")]
+    only_kernel: bool,
+    /// Skip the kernel figures (their rows say so).
+    #[arg(long)]
+    no_kernel: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +166,20 @@ pub fn run(args: &Args) -> Result<()> {
         mount.display()
     );
     run_loop(&bin, &WORKLOADS[0], &cgroup, args.iterations.min(500)).context("warm-up run")?;
+    if args.only_kernel {
+        let figures = kernel::Figures::measure(&bin, &tmp, &mount, &cgroup, &mut scratch);
+        for (figure, value, target, verdict) in figures.rows() {
+            println!("{figure}: {value} (target {target}: {verdict})");
+        }
+        let path = util::target_dir().join("bench/kernel.json");
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        fs::write(&path, figures.json() + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
 
     // The floor attaches empty programs where Seam attaches its own: ask a first run.
     let agent = start_agent(&bin, &tmp)?;
@@ -224,8 +249,14 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     let pipeline = stages::pipeline(&bin, args.rounds)?;
+    let kernel = if args.no_kernel {
+        kernel::Figures::skipped("skipped (--no-kernel)")
+    } else {
+        kernel::Figures::measure(&bin, &tmp, &mount, &cgroup, &mut scratch)
+    };
     let report = Report {
         pipeline,
+        kernel,
         iterations: args.iterations,
         rounds: args.rounds,
         samples,
@@ -312,6 +343,16 @@ fn json_number(obj: &str, key: &str) -> Option<f64> {
 }
 
 pub(crate) fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
+    start_agent_with(bin, tmp, &tmp.join("rules"), &[])
+}
+
+/// `seam run` on the rules in `rules`, with `extra` flags; waits for its ready file.
+pub(crate) fn start_agent_with(
+    bin: &Path,
+    tmp: &Path,
+    rules: &Path,
+    extra: &[&std::ffi::OsStr],
+) -> Result<Proc> {
     let ready = tmp.join("ready");
     let stats = tmp.join("stats.json");
     for stale in [&ready, &stats] {
@@ -320,11 +361,12 @@ pub(crate) fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
     let mut cmd = Command::new(bin);
     cmd.arg("run")
         .arg("--rules")
-        .arg(tmp.join("rules"))
+        .arg(rules)
         .arg("--ready-file")
         .arg(&ready)
         .arg("--stats-file")
-        .arg(&stats);
+        .arg(&stats)
+        .args(extra);
     let mut agent = Proc::spawn(cmd, "agent", tmp, false)?;
     let deadline = Instant::now() + READY_TIMEOUT;
     while !ready.exists() {
@@ -349,7 +391,7 @@ pub(crate) fn start_agent(bin: &Path, tmp: &Path) -> Result<Proc> {
 }
 
 /// SIGINTs the agent, waits for it, and returns its stats file (or `null` with a warning).
-fn stop_agent(agent: Proc, tmp: &Path) -> String {
+pub(crate) fn stop_agent(agent: Proc, tmp: &Path) -> String {
     let stderr_path = agent.stderr_path.clone();
     match agent.stop(STOP_TIMEOUT) {
         Some(status) if status.success() => {}

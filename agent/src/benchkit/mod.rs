@@ -2,9 +2,12 @@
 //! times, the empty programs that give the floor of the hooks Seam uses, and the measurements
 //! of the agent's own stages. Never used by the agent itself.
 pub(crate) mod floor;
+pub(crate) mod kernel;
 pub(crate) mod loops;
 pub(crate) mod pipeline;
 mod records;
+
+use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Subcommand;
@@ -31,6 +34,33 @@ pub(crate) enum BenchWorkload {
     },
     /// The agent's user-space stages on one thread: events/s.
     Pipeline(pipeline::PipelineArgs),
+    /// connect+accept+close paced at --rate connections/s (the kernel ring's rate).
+    Paced(kernel::PacedArgs),
+    /// --count listeners, their ports in --ports-file, accepting until killed.
+    Listeners {
+        #[arg(long, default_value_t = 200)]
+        count: u32,
+        #[arg(long)]
+        ports_file: PathBuf,
+    },
+    /// One connect per port of --ports-file, timed (CLOCK_REALTIME ns before connect).
+    TimedConnect {
+        #[arg(long)]
+        ports_file: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        gap_ms: u64,
+    },
+    /// Open --count connections (to --connect PORT, or accept them) and hold them until killed.
+    Hold {
+        #[arg(long, default_value_t = 10_000)]
+        count: u32,
+        #[arg(long)]
+        connect: Option<u16>,
+        #[arg(long)]
+        port_file: PathBuf,
+        #[arg(long)]
+        ready_file: PathBuf,
+    },
 }
 
 pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
@@ -40,5 +70,16 @@ pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
         BenchWorkload::UdpLoop { iterations } => loops::udp(*iterations),
         BenchWorkload::StreamLoop { iterations } => loops::stream(*iterations),
         BenchWorkload::Pipeline(args) => pipeline::run(args),
+        BenchWorkload::Paced(args) => kernel::paced(args),
+        BenchWorkload::Listeners { count, ports_file } => kernel::listeners(*count, ports_file),
+        BenchWorkload::TimedConnect { ports_file, gap_ms } => {
+            kernel::timed_connect(ports_file, *gap_ms)
+        }
+        BenchWorkload::Hold {
+            count,
+            connect,
+            port_file,
+            ready_file,
+        } => kernel::hold(*count, *connect, port_file, ready_file),
     }
 }

@@ -65,6 +65,10 @@ impl Proc {
         }
     }
 
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn stderr(&self) -> String {
         tail(&self.stderr_path)
     }
