@@ -14,9 +14,11 @@ use crate::{config::RuleSet, input::Input};
 pub(crate) const POLL: Duration = Duration::from_secs(2);
 
 /// What identifies the directories' content: every entry's path, size and modification time.
-type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
+pub(crate) type Fingerprint = Vec<(PathBuf, u64, Option<SystemTime>)>;
 
-fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
+/// The directories' content as of now. Taken before the rules are loaded, so a change made
+/// while the agent starts is seen as a change (not taken for the state the rules came from).
+pub(crate) fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
     let mut out = Vec::new();
     for dir in dirs {
         let Ok(entries) = std::fs::read_dir(dir) else {
@@ -54,15 +56,17 @@ async fn reload(dirs: &[PathBuf], tx: &mpsc::Sender<Input>, why: &str) -> bool {
 }
 
 /// Watches `dirs` (every `poll`) and `hangup` (SIGHUP, registered by the caller before the
-/// agent starts so that an early SIGHUP does not kill it) until the pipeline stops.
+/// agent starts so that an early SIGHUP does not kill it) until the pipeline stops; `loaded`
+/// is the [`fingerprint`] taken before the rules in force were loaded.
 pub(crate) fn spawn(
     dirs: Vec<PathBuf>,
+    loaded: Fingerprint,
     mut hangup: Signal,
     tx: mpsc::Sender<Input>,
     poll: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
-        let mut last = fingerprint(&dirs);
+        let mut last = loaded;
         let mut interval = tokio::time::interval(poll);
         loop {
             let why = tokio::select! {

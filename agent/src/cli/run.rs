@@ -333,6 +333,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %config.display(), "flags from the config file");
     }
     let rules_dirs = args.rules;
+    let loaded = crate::reload::fingerprint(&rules_dirs);
     let rules = match RuleSet::load_dirs(&rules_dirs) {
         Ok(rules) => rules,
         Err(errors) => {
@@ -383,13 +384,18 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         history,
     };
     let gate = args.fail_on_violation;
-    runtime()?.block_on(run_agent(options, args.stats_file, rules_dirs, gate))
+    runtime()?.block_on(run_agent(
+        options,
+        args.stats_file,
+        (rules_dirs, loaded),
+        gate,
+    ))
 }
 
 async fn run_agent(
     options: AgentOptions,
     stats_file: Option<PathBuf>,
-    rules_dirs: Vec<PathBuf>,
+    (rules_dirs, loaded): (Vec<PathBuf>, crate::reload::Fingerprint),
     fail_on_violation: bool,
 ) -> anyhow::Result<ExitCode> {
     // Registered before start-up, which writes the ready file: a SIGHUP never kills the agent,
@@ -413,7 +419,13 @@ async fn run_agent(
         ),
         Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
     }
-    crate::reload::spawn(rules_dirs, hangup, agent.inputs(), crate::reload::POLL);
+    crate::reload::spawn(
+        rules_dirs,
+        loaded,
+        hangup,
+        agent.inputs(),
+        crate::reload::POLL,
+    );
     tokio::select! {
         _ = interrupt.recv() => {},
         _ = term.recv() => {},
