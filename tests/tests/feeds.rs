@@ -4,12 +4,16 @@
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader, Read, Write},
-    net::{TcpListener, TcpStream},
+    net::TcpListener,
     sync::{Arc, Mutex, mpsc},
     time::{Duration, Instant},
 };
 
-use seam_integration_tests::{Agent, Cgroups, Workload, listen, two_tenants};
+use seam_integration_tests::{
+    Agent, Cgroups, Workload,
+    http::{get, listen_addr, parse_metrics},
+    listen, two_tenants,
+};
 use serde_json::Value;
 
 /// What the receiver does with its n-th request.
@@ -92,58 +96,7 @@ fn receiver(script: Vec<Answer>) -> (String, mpsc::Receiver<Delivered>, Arc<Mute
     (url, rx, seen)
 }
 
-/// GET `path` from the agent's listener: (status, body).
-fn get(addr: &str, path: &str) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read response");
-    let status = response
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad response {response:?}"));
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
-
-/// Samples of a Prometheus/OpenMetrics text exposition: `name{labels}` -> value.
-fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (series, value) = l
-                .rsplit_once(' ')
-                .unwrap_or_else(|| panic!("bad line {l:?}"));
-            let value = value
-                .parse()
-                .unwrap_or_else(|_| panic!("bad value in {l:?}"));
-            (series.to_owned(), value)
-        })
-        .collect()
-}
-
-/// The agent's `--listen` address, from its ready file.
-fn listen_addr(agent: &Agent) -> String {
-    let ready: Value =
-        serde_json::from_str(&std::fs::read_to_string(agent.dir.join("ready.json")).unwrap())
-            .unwrap();
-    ready["listen"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no listen address in {ready}"))
-        .to_owned()
-}
-
+/// The agent's metrics; the exposition ends as OpenMetrics requires.
 fn scrape(agent: &Agent) -> BTreeMap<String, f64> {
     let (status, body) = get(&listen_addr(agent), "/metrics");
     assert_eq!(status, 200, "{body}");
