@@ -76,6 +76,10 @@ struct End {
     /// Its cgroup stopped being watched (removed, or no longer a tenant's) while it was open:
     /// its close will not be seen.
     lost: bool,
+    /// A client end's server as the listener table had it when the client became established:
+    /// the listener may close before the pair window ends (a crossing's server end can be
+    /// missing, e.g. dropped over its tenant's event budget), and the address was its then.
+    listener: Option<ProcessRef>,
 }
 
 /// An open connection span and the boot times it needs.
@@ -236,8 +240,9 @@ impl Connections {
                 seen_ns: ns,
                 closed: Some(closed),
                 lost: false,
+                listener: None,
             };
-            let server = self.unwatched_end(t.netns, t.remote, ctx);
+            let server = self.unwatched_end(t.netns, t.remote, None, ctx);
             let open = self.span(
                 Transport::Tcp,
                 Some(t.netns),
@@ -311,6 +316,10 @@ impl Connections {
         ns: u64,
         ctx: &mut Ctx<'_>,
     ) -> Vec<SpanUpdate> {
+        let listener = (role == Role::Client && key.transport == Transport::Tcp)
+            .then(|| self.listener_of(key.netns, key.remote, ctx))
+            .flatten()
+            .cloned();
         let end = End {
             cookie,
             role,
@@ -318,6 +327,7 @@ impl Connections {
             seen_ns: ns,
             closed: None,
             lost: false,
+            listener,
         };
         if let Some((peer, peer_key)) = self.pending.remove(&key.mirrored()) {
             self.pending_by_cookie.remove(&peer.cookie);
@@ -352,6 +362,16 @@ impl Connections {
         Vec::new()
     }
 
+    /// The tenant process listening on `addr`, when it is an address of this node.
+    fn listener_of(&self, netns: u32, addr: SocketAddr, ctx: &Ctx<'_>) -> Option<&ProcessRef> {
+        ctx.attributor
+            .local
+            .contains(addr.ip())
+            .then(|| self.listeners.get(&(netns, addr.port())))
+            .flatten()
+            .map(|(_, owner)| owner)
+    }
+
     /// The server end of a span, from a watched server socket.
     fn watched_end(&self, server: &End, addr: SocketAddr) -> ConnectionEnd {
         ConnectionEnd {
@@ -366,12 +386,16 @@ impl Connections {
 
     /// An end Seam does not watch: its tenant is the owner of its address (a listener of a
     /// tenant on this node in the same network namespace, else the tenants' `endpoints`).
-    fn unwatched_end(&self, netns: u32, addr: SocketAddr, ctx: &Ctx<'_>) -> ConnectionEnd {
+    /// `listener`: the owner as looked up earlier (see [`End::listener`]), else looked up now.
+    fn unwatched_end(
+        &self,
+        netns: u32,
+        addr: SocketAddr,
+        listener: Option<&ProcessRef>,
+        ctx: &Ctx<'_>,
+    ) -> ConnectionEnd {
         let local = ctx.attributor.local.contains(addr.ip());
-        let listener = local
-            .then(|| self.listeners.get(&(netns, addr.port())))
-            .flatten()
-            .map(|(_, owner)| owner);
+        let listener = listener.or_else(|| self.listener_of(netns, addr, ctx));
         ConnectionEnd {
             addr,
             process: listener.cloned(),
@@ -557,7 +581,8 @@ impl Connections {
             let seen = end.seen_ns;
             let open = match end.role {
                 Role::Client => {
-                    let server = self.unwatched_end(key.netns, key.remote, ctx);
+                    let server =
+                        self.unwatched_end(key.netns, key.remote, end.listener.as_ref(), ctx);
                     self.span(
                         key.transport,
                         netns,

@@ -394,6 +394,50 @@ fn a_closed_listener_no_longer_owns_its_port() {
     assert!(c.server.process.is_none());
 }
 
+/// The server end of a crossing can be missing (dropped in the kernel over its tenant's event
+/// budget); when the listener then closes inside the pair window, the one-sided span still
+/// names the tenant that listened when the client connected.
+#[test]
+fn a_listener_closed_inside_the_pair_window_still_owns_the_connection_made_to_it() {
+    let mut w = World::new(100);
+    let (server, client) = ("127.0.0.1:5432", "127.0.0.1:40000");
+    w.feed(&[
+        tcp(
+            header(CG_B, 20, "db", MS),
+            transition(1, "127.0.0.1:5432", "0.0.0.0:0", CLOSE, LISTEN),
+        ),
+        tcp(
+            header(CG_A, 0, "", 2 * MS),
+            transition(2, client, server, SYN_SENT, ESTABLISHED),
+        ),
+        close(
+            header(CG_A, 0, "", 3 * MS),
+            transition(2, client, server, ESTABLISHED, CLOSE),
+            5,
+            0,
+        ),
+        tcp(
+            header(CG_B, 0, "", 4 * MS),
+            transition(1, "127.0.0.1:0", "0.0.0.0:0", LISTEN, CLOSE),
+        ),
+    ]);
+    let updates = w.tick(2 * MS + super::connections::PAIR_WINDOW_NS);
+    let opened = connections(started(&updates));
+    assert_eq!(opened.len(), 1, "{updates:#?}");
+    let c = connection(opened[0]);
+    assert_eq!(c.server.tenant, Some(tenant("b")), "{c:#?}");
+    assert_eq!(c.server.process.as_ref().and_then(|p| p.pid), Some(20));
+    // A connection made after the listener closed is nobody's.
+    w.feed(&[tcp(
+        header(CG_A, 0, "", 600 * MS),
+        transition(3, "127.0.0.1:40001", server, SYN_SENT, ESTABLISHED),
+    )]);
+    let updates = w.tick(600 * MS + super::connections::PAIR_WINDOW_NS);
+    let later = connections(started(&updates));
+    assert_eq!(later.len(), 1, "{updates:#?}");
+    assert_eq!(connection(later[0]).server.tenant, None);
+}
+
 #[test]
 fn udp_flow_pairs_egress_with_ingress_at_once() {
     let mut w = World::new(100);
