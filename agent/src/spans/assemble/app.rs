@@ -193,7 +193,7 @@ fn connection(
     let (start, end) = (span.start.0 - SKEW_NS, span.end.0 + SKEW_NS);
     let overlaps = |k: &Span| k.start.0 <= end && k.end.is_none_or(|e| e.0 >= start);
     let mut best: Option<(bool, i64, &Span, &Connection)> = None;
-    for k in connections.known() {
+    for k in connections.known(port, pid) {
         let SpanBody::Connection(c) = &k.body else {
             continue;
         };

@@ -7,13 +7,13 @@
 //! ends are paired (rules run then) and ends when every watched end has closed; the counters
 //! each socket had at close give the bytes and segments each way.
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeSet, HashMap},
     net::SocketAddr,
 };
 
 use seam_common::tcp_state;
 
-use super::{Ctx, SpanUpdate};
+use super::{Ctx, SpanUpdate, joins::JoinIndex};
 use crate::{
     events::{TcpCounters, TcpTransition},
     spans::{Connection, ConnectionEnd, ProcessRef, Span, SpanBody, SpanId, TraceId, Traffic},
@@ -26,10 +26,6 @@ pub(crate) const PAIR_WINDOW_NS: u64 = 500_000_000;
 const INTENT_TTL_NS: u64 = 60_000_000_000;
 /// How long a connection with one watched end closed waits for the other end's close.
 const HALF_CLOSED_NS: u64 = 60_000_000_000;
-/// How long ended connections are remembered for joining application spans to them.
-const RECENT_NS: u64 = 60_000_000_000;
-/// Most ended connections remembered.
-const MAX_RECENT: usize = 65_536;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Role {
@@ -143,8 +139,8 @@ pub(crate) struct Connections {
     /// (opened_ns, id): eviction order, oldest first.
     age: BTreeSet<(u64, u64)>,
     next_id: u64,
-    /// Ended TCP connection spans, with their boot time of end, for joins.
-    recent: VecDeque<(u64, Span)>,
+    /// Open and recently ended TCP connection spans, for joins.
+    joins: JoinIndex,
 }
 
 impl Connections {
@@ -486,7 +482,7 @@ impl Connections {
         }
         if open.all_closed() {
             let span = self.finish(&open, None, open.opened_ns);
-            self.remember(open.opened_ns, &span);
+            self.joins.remember(open.opened_ns, &span);
             return vec![SpanUpdate::Whole(span)];
         }
         let id = self.next_id;
@@ -495,6 +491,7 @@ impl Connections {
             self.by_cookie.insert(end.cookie, id);
         }
         self.age.insert((open.opened_ns, id));
+        self.joins.opened(id, &open.span);
         let update = SpanUpdate::Started(open.span.clone());
         self.open.insert(id, open);
         vec![update]
@@ -507,8 +504,9 @@ impl Connections {
         for end in open.ends() {
             self.by_cookie.remove(&end.cookie);
         }
+        self.joins.closed(id, &open.span);
         let span = self.finish(&open, reason, now_ns);
-        self.remember(now_ns, &span);
+        self.joins.remember(now_ns, &span);
         Some(SpanUpdate::Ended(span))
     }
 
@@ -558,13 +556,7 @@ impl Connections {
     pub(crate) fn expire(&mut self, now_ns: u64, ctx: &mut Ctx<'_>) -> Vec<SpanUpdate> {
         self.intents
             .retain(|_, (_, seen)| now_ns.saturating_sub(*seen) < INTENT_TTL_NS);
-        while self
-            .recent
-            .front()
-            .is_some_and(|(ended, _)| now_ns.saturating_sub(*ended) >= RECENT_NS)
-        {
-            self.recent.pop_front();
-        }
+        self.joins.expire(now_ns);
         let expired: Vec<FlowKey> = self
             .pending
             .iter()
@@ -625,20 +617,16 @@ impl Connections {
         updates
     }
 
-    /// Keeps an ended TCP span for joins.
-    fn remember(&mut self, ended_ns: u64, span: &Span) {
-        if self.recent.len() >= MAX_RECENT {
-            self.recent.pop_front();
-        }
-        self.recent.push_back((ended_ns, span.clone()));
-    }
-
-    /// TCP connection spans open now or ended in the last minute, for joins.
-    pub(crate) fn known(&self) -> impl Iterator<Item = &Span> {
-        self.open
-            .values()
-            .map(|o| &o.span)
-            .chain(self.recent.iter().map(|(_, s)| s))
+    /// TCP connection spans to `port`, open now or ended in the last minute, that a client
+    /// span of process `pid` may be joined to (its own process's, or of an unknown process).
+    pub(crate) fn known(&self, port: u16, pid: Option<u32>) -> impl Iterator<Item = &Span> {
+        self.joins.keys(port, pid).into_iter().flat_map(move |key| {
+            self.joins
+                .open_ids(key)
+                .filter_map(|id| self.open.get(&id))
+                .map(|o| &o.span)
+                .chain(self.joins.recent(key))
+        })
     }
 
     /// The process listening on `port` (any network namespace), if a tenant's.

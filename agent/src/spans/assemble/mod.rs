@@ -5,6 +5,7 @@
 mod app;
 mod connections;
 mod files;
+mod joins;
 #[cfg(test)]
 mod tests;
 
