@@ -107,6 +107,9 @@ pub(super) struct OtlpArgs {
     /// Spans or log records per export request at most.
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     otlp_batch: u64,
+    /// Export requests in flight at once at most.
+    #[arg(long, value_name = "N", default_value_t = crate::export::config::DEFAULT_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    otlp_max_in_flight: u64,
 }
 
 impl OtlpArgs {
@@ -126,6 +129,7 @@ impl OtlpArgs {
         settings.headers.extend(self.otlp_headers);
         settings.queue = usize::try_from(self.otlp_queue).unwrap_or(usize::MAX);
         settings.batch = usize::try_from(self.otlp_batch).unwrap_or(usize::MAX);
+        settings.in_flight = usize::try_from(self.otlp_max_in_flight).unwrap_or(1);
         settings.resolve()
     }
 }

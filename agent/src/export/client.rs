@@ -11,21 +11,21 @@ use hyper_util::{
     rt::TokioExecutor,
 };
 use opentelemetry_proto::tonic::collector::{
-    logs::v1::{
-        ExportLogsServiceRequest, ExportLogsServiceResponse, logs_service_client::LogsServiceClient,
-    },
-    trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_client::TraceServiceClient,
-    },
+    logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse},
+    trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse},
 };
 use prost::Message as _;
 use tonic::{
+    client::Grpc,
+    codec::{Codec, EncodeBuf, Encoder},
     metadata::{MetadataKey, MetadataValue},
     transport::{Channel, ClientTlsConfig, Endpoint},
 };
 
-use super::config::{OtlpConfig, Protocol};
+use super::{
+    Signal,
+    config::{OtlpConfig, Protocol},
+};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -56,11 +56,64 @@ pub(crate) enum Outcome {
     Rejected { reason: String },
 }
 
-/// A signal's request, encoded once.
-pub(crate) enum Payload {
-    Traces(ExportTraceServiceRequest),
-    Logs(ExportLogsServiceRequest),
+/// A signal's request, encoded once: every attempt sends the same bytes (over HTTP as the
+/// body, over gRPC as the message), so a retry costs no encoding and no copy.
+pub(crate) struct Payload {
+    signal: Signal,
+    body: Bytes,
 }
+
+impl Payload {
+    pub(crate) fn traces(request: &ExportTraceServiceRequest) -> Self {
+        Self {
+            signal: Signal::Traces,
+            body: Bytes::from(request.encode_to_vec()),
+        }
+    }
+
+    pub(crate) fn logs(request: &ExportLogsServiceRequest) -> Self {
+        Self {
+            signal: Signal::Logs,
+            body: Bytes::from(request.encode_to_vec()),
+        }
+    }
+}
+
+/// gRPC codec of a message encoded beforehand ([`Payload`]); the answer `R` is decoded with
+/// prost, as the generated clients do.
+struct PreEncoded<R>(std::marker::PhantomData<R>);
+
+impl<R: prost::Message + Default + Send + 'static> Codec for PreEncoded<R> {
+    type Encode = Bytes;
+    type Decode = R;
+    type Encoder = BytesEncoder;
+    type Decoder = tonic_prost::ProstDecoder<R>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        tonic_prost::ProstDecoder::default()
+    }
+}
+
+/// Writes encoded bytes as the gRPC message.
+struct BytesEncoder;
+
+impl Encoder for BytesEncoder {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Self::Error> {
+        bytes::BufMut::put_slice(dst, &item);
+        Ok(())
+    }
+}
+
+/// The OTLP/gRPC methods.
+const TRACES_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+const LOGS_EXPORT: &str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
 
 /// An OTLP client for one protocol.
 pub(crate) enum OtlpClient {
@@ -72,8 +125,8 @@ pub(crate) enum OtlpClient {
         timeout: Duration,
     },
     Grpc {
-        traces: TraceServiceClient<Channel>,
-        logs: LogsServiceClient<Channel>,
+        traces: Grpc<Channel>,
+        logs: Grpc<Channel>,
         metadata: Vec<(
             MetadataKey<tonic::metadata::Ascii>,
             MetadataValue<tonic::metadata::Ascii>,
@@ -133,8 +186,8 @@ impl OtlpClient {
                     })
                     .collect();
                 Ok(Self::Grpc {
-                    traces: TraceServiceClient::new(grpc_channel(&config.traces, config.timeout)?),
-                    logs: LogsServiceClient::new(grpc_channel(&config.logs, config.timeout)?),
+                    traces: Grpc::new(grpc_channel(&config.traces, config.timeout)?),
+                    logs: Grpc::new(grpc_channel(&config.logs, config.timeout)?),
                     metadata,
                     timeout: config.timeout,
                 })
@@ -142,8 +195,9 @@ impl OtlpClient {
         }
     }
 
-    /// Sends one request.
-    pub(crate) async fn send(&mut self, payload: &Payload) -> Outcome {
+    /// Sends one request (requests may be sent concurrently: each takes its own handle on
+    /// the shared connection).
+    pub(crate) async fn send(&self, payload: &Payload) -> Outcome {
         match self {
             Self::Http {
                 client,
@@ -152,17 +206,17 @@ impl OtlpClient {
                 headers,
                 timeout,
             } => {
-                let (url, body) = match payload {
-                    Payload::Traces(r) => (traces.as_str(), r.encode_to_vec()),
-                    Payload::Logs(r) => (logs.as_str(), r.encode_to_vec()),
+                let url = match payload.signal {
+                    Signal::Traces => traces.as_str(),
+                    Signal::Logs => logs.as_str(),
                 };
                 let mut request = Request::post(url)
                     .header("content-type", "application/x-protobuf")
                     .header("user-agent", concat!("seam/", env!("CARGO_PKG_VERSION")));
-                for (k, v) in headers.iter() {
+                for (k, v) in headers {
                     request = request.header(k.as_str(), v.as_str());
                 }
-                let request = match request.body(Full::new(Bytes::from(body))) {
+                let request = match request.body(Full::new(payload.body.clone())) {
                     Ok(r) => r,
                     Err(e) => {
                         return Outcome::Rejected {
@@ -184,30 +238,21 @@ impl OtlpClient {
                 metadata,
                 timeout,
             } => {
-                let result = match payload {
-                    Payload::Traces(r) => {
-                        let mut request = tonic::Request::new(r.clone());
-                        request.set_timeout(*timeout);
-                        for (k, v) in metadata.iter() {
-                            request.metadata_mut().insert(k.clone(), v.clone());
-                        }
-                        traces.export(request).await.map(|r| {
-                            r.into_inner()
-                                .partial_success
-                                .map_or(0, |p| p.rejected_spans)
-                        })
+                let mut request = tonic::Request::new(payload.body.clone());
+                request.set_timeout(*timeout);
+                for (k, v) in metadata {
+                    request.metadata_mut().insert(k.clone(), v.clone());
+                }
+                let result = match payload.signal {
+                    Signal::Traces => {
+                        grpc_unary::<ExportTraceServiceResponse>(traces, request, TRACES_EXPORT)
+                            .await
+                            .map(|r| r.partial_success.map_or(0, |p| p.rejected_spans))
                     }
-                    Payload::Logs(r) => {
-                        let mut request = tonic::Request::new(r.clone());
-                        request.set_timeout(*timeout);
-                        for (k, v) in metadata.iter() {
-                            request.metadata_mut().insert(k.clone(), v.clone());
-                        }
-                        logs.export(request).await.map(|r| {
-                            r.into_inner()
-                                .partial_success
-                                .map_or(0, |p| p.rejected_log_records)
-                        })
+                    Signal::Logs => {
+                        grpc_unary::<ExportLogsServiceResponse>(logs, request, LOGS_EXPORT)
+                            .await
+                            .map(|r| r.partial_success.map_or(0, |p| p.rejected_log_records))
                     }
                 };
                 match result {
@@ -219,6 +264,22 @@ impl OtlpClient {
             }
         }
     }
+}
+
+/// One unary call of `path` with an encoded message, as the generated clients make it.
+async fn grpc_unary<R: prost::Message + Default + Send + 'static>(
+    grpc: &Grpc<Channel>,
+    request: tonic::Request<Bytes>,
+    path: &'static str,
+) -> Result<R, tonic::Status> {
+    let mut grpc = grpc.clone();
+    grpc.ready()
+        .await
+        .map_err(|e| tonic::Status::unavailable(format!("the connection is not ready: {e}")))?;
+    let path = hyper::http::uri::PathAndQuery::from_static(path);
+    grpc.unary(request, path, PreEncoded::<R>(std::marker::PhantomData))
+        .await
+        .map(tonic::Response::into_inner)
 }
 
 async fn http_send(
@@ -260,12 +321,12 @@ fn http_outcome(
     payload: &Payload,
 ) -> Outcome {
     if status.is_success() {
-        let rejected = match payload {
-            Payload::Traces(_) => ExportTraceServiceResponse::decode(body)
+        let rejected = match payload.signal {
+            Signal::Traces => ExportTraceServiceResponse::decode(body)
                 .ok()
                 .and_then(|r| r.partial_success)
                 .map_or(0, |p| p.rejected_spans),
-            Payload::Logs(_) => ExportLogsServiceResponse::decode(body)
+            Signal::Logs => ExportLogsServiceResponse::decode(body)
                 .ok()
                 .and_then(|r| r.partial_success)
                 .map_or(0, |p| p.rejected_log_records),
@@ -308,7 +369,7 @@ mod tests {
     use super::*;
 
     fn traces() -> Payload {
-        Payload::Traces(ExportTraceServiceRequest::default())
+        Payload::traces(&ExportTraceServiceRequest::default())
     }
 
     #[test]

@@ -61,6 +61,9 @@ pub(crate) struct OtlpConfig {
     pub queue: usize,
     /// Items per request at most.
     pub batch: usize,
+    /// Requests being delivered at once at most (while one waits for its answer, the next
+    /// batch is already on its way).
+    pub in_flight: usize,
     /// Export attempts per batch (the first included) before it is dropped (counted).
     pub attempts: u32,
     /// `service.name` of the resource.
@@ -68,6 +71,9 @@ pub(crate) struct OtlpConfig {
     /// Extra resource attributes (`OTEL_RESOURCE_ATTRIBUTES`), applied over Seam's own.
     pub resource: BTreeMap<String, String>,
 }
+
+/// Export requests in flight at once by default.
+pub(crate) const DEFAULT_IN_FLIGHT: usize = 2;
 
 /// What the command line and the environment said.
 #[derive(Clone, Debug, Default)]
@@ -90,6 +96,7 @@ pub(crate) struct OtlpSettings {
     pub resource_attributes: Option<String>,
     pub queue: usize,
     pub batch: usize,
+    pub in_flight: usize,
     pub attempts: u32,
 }
 
@@ -111,6 +118,7 @@ impl OtlpSettings {
             resource_attributes: var("OTEL_RESOURCE_ATTRIBUTES"),
             queue: 8192,
             batch: 512,
+            in_flight: DEFAULT_IN_FLIGHT,
             attempts: 6,
         }
     }
@@ -175,6 +183,7 @@ impl OtlpSettings {
             timeout: Duration::from_millis(self.timeout_ms.unwrap_or(10_000).max(1)),
             queue: self.queue.max(1),
             batch: self.batch.max(1),
+            in_flight: self.in_flight.max(1),
             attempts: self.attempts.max(1),
             service_name,
             resource,

@@ -2,11 +2,12 @@
 //! OpenTelemetry Collector (or anything that speaks OTLP/HTTP protobuf or OTLP/gRPC).
 //!
 //! The pipeline hands items over without waiting ([`Exporter::send`]); a task batches them
-//! (up to `batch` items or 200 ms), maps them to protobuf ([`map`]) and sends them
-//! ([`client`]), retrying with exponential backoff and jitter what the receiver says to retry.
-//! The queue is bounded, so a stalled receiver costs bounded memory: what does not fit, what
-//! the receiver refuses and what is still unsent at shutdown is counted per signal and reason,
-//! in metrics and, through the pipeline, as loss records in the feed.
+//! (up to `batch` items or 200 ms), maps them to protobuf ([`map`]), encodes each batch once
+//! and sends it ([`client`]), up to `in_flight` requests at a time, retrying with exponential
+//! backoff and jitter what the receiver says to retry. The queue is bounded, so a stalled
+//! receiver costs bounded memory (the queue, plus `in_flight` encoded batches): what does not
+//! fit, what the receiver refuses and what is still unsent at shutdown is counted per signal
+//! and reason, in metrics and, through the pipeline, as loss records in the feed.
 pub(crate) mod client;
 pub(crate) mod config;
 pub(crate) mod map;
@@ -26,7 +27,10 @@ use opentelemetry_proto::tonic::{
     trace::v1::{ResourceSpans, ScopeSpans},
 };
 use prometheus_client::metrics::counter::Counter;
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, watch},
+    task::{JoinHandle, JoinSet},
+};
 
 pub(crate) use self::config::{OtlpConfig, OtlpSettings};
 use self::{
@@ -179,10 +183,12 @@ impl Exporter {
             "exporting spans and violations over OTLP"
         );
         let worker = Worker {
-            client,
+            client: Arc::new(client),
             resource,
             batch: config.batch,
             attempts: config.attempts,
+            in_flight: JoinSet::new(),
+            max_in_flight: config.in_flight.max(1),
             counts: counts.clone(),
             rx,
             stop: stop_rx,
@@ -205,6 +211,12 @@ impl Exporter {
         if self.tx.try_send(item).is_err() {
             self.counts.lose(signal, DropReason::QueueFull, 1, loss);
         }
+    }
+
+    /// Queues `item`, waiting for room (the benchmark of the export task's throughput; the
+    /// pipeline never waits, see [`Exporter::send`]).
+    pub(crate) async fn send_waiting(&self, item: Item) {
+        let _ = self.tx.send(item).await;
     }
 
     /// Records dropped so far, per signal.
@@ -256,13 +268,16 @@ fn redact(url: &str, protocol: Protocol) -> String {
 }
 
 struct Worker {
-    client: OtlpClient,
+    client: Arc<OtlpClient>,
     resource: Resource,
     batch: usize,
     attempts: u32,
+    /// Requests being delivered (each with its retries), at most `max_in_flight`.
+    in_flight: JoinSet<()>,
+    max_in_flight: usize,
     counts: Arc<Counts>,
     rx: mpsc::Receiver<Item>,
-    stop: tokio::sync::watch::Receiver<Option<tokio::time::Instant>>,
+    stop: watch::Receiver<Option<tokio::time::Instant>>,
 }
 
 /// A batch being filled.
@@ -275,7 +290,7 @@ struct Batch {
 }
 
 /// Resolves once shutdown has started and its deadline has passed.
-async fn past_deadline(stop: &mut tokio::sync::watch::Receiver<Option<tokio::time::Instant>>) {
+async fn past_deadline(stop: &mut watch::Receiver<Option<tokio::time::Instant>>) {
     loop {
         let deadline = *stop.borrow();
         if let Some(deadline) = deadline {
@@ -331,6 +346,7 @@ impl Worker {
         if left > 0 {
             self.flush(&mut batch).await;
         }
+        while self.in_flight.join_next().await.is_some() {}
     }
 
     fn add(&self, batch: &mut Batch, item: Item) {
@@ -349,7 +365,7 @@ impl Worker {
     async fn flush(&mut self, batch: &mut Batch) {
         if !batch.spans.is_empty() {
             let n = batch.spans.len() as u64;
-            let payload = Payload::Traces(ExportTraceServiceRequest {
+            let payload = Payload::traces(&ExportTraceServiceRequest {
                 resource_spans: vec![ResourceSpans {
                     resource: Some(self.resource.clone()),
                     scope_spans: vec![ScopeSpans {
@@ -360,12 +376,12 @@ impl Worker {
                     schema_url: String::new(),
                 }],
             });
-            self.deliver(Signal::Traces, &payload, n, 0).await;
+            self.dispatch(Signal::Traces, payload, n, 0).await;
         }
         if !batch.logs.is_empty() {
             let n = batch.logs.len() as u64;
             let loss = std::mem::take(&mut batch.loss_logs);
-            let payload = Payload::Logs(ExportLogsServiceRequest {
+            let payload = Payload::logs(&ExportLogsServiceRequest {
                 resource_logs: vec![ResourceLogs {
                     resource: Some(self.resource.clone()),
                     scope_logs: vec![ScopeLogs {
@@ -376,18 +392,44 @@ impl Worker {
                     schema_url: String::new(),
                 }],
             });
-            self.deliver(Signal::Logs, &payload, n, loss).await;
+            self.dispatch(Signal::Logs, payload, n, loss).await;
         }
     }
 
+    /// Starts delivering a batch once fewer than `max_in_flight` are in flight.
+    async fn dispatch(&mut self, signal: Signal, payload: Payload, n: u64, loss: u64) {
+        while self.in_flight.try_join_next().is_some() {}
+        while self.in_flight.len() >= self.max_in_flight {
+            self.in_flight.join_next().await;
+        }
+        let delivery = Delivery {
+            client: self.client.clone(),
+            counts: self.counts.clone(),
+            stop: self.stop.clone(),
+            attempts: self.attempts,
+        };
+        self.in_flight
+            .spawn(delivery.deliver(signal, payload, n, loss));
+    }
+}
+
+/// What one batch's delivery needs.
+struct Delivery {
+    client: Arc<OtlpClient>,
+    counts: Arc<Counts>,
+    stop: watch::Receiver<Option<tokio::time::Instant>>,
+    attempts: u32,
+}
+
+impl Delivery {
     /// Delivers `n` items (`loss` of them loss records), retrying what the receiver says to
     /// retry; an attempt or a pause in progress when the shutdown deadline passes ends there
     /// (a receiver that hangs cannot hold the agent's stop).
-    async fn deliver(&mut self, signal: Signal, payload: &Payload, n: u64, loss: u64) {
+    async fn deliver(mut self, signal: Signal, payload: Payload, n: u64, loss: u64) {
         let backoff = Backoff::default();
         for attempt in 0..self.attempts {
             let outcome = tokio::select! {
-                outcome = self.client.send(payload) => outcome,
+                outcome = self.client.send(&payload) => outcome,
                 () = past_deadline(&mut self.stop) => {
                     self.counts.lose(signal, DropReason::Shutdown, n, loss);
                     return;
