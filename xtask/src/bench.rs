@@ -22,6 +22,7 @@ mod cgroup;
 mod history;
 mod kernel;
 mod latency;
+mod otlp;
 mod procs;
 mod report;
 mod ring;
@@ -249,6 +250,7 @@ pub fn run(args: &Args) -> Result<()> {
     }
 
     let pipeline = stages::pipeline(&bin, args.rounds)?;
+    let otlp = otlp::Figures::measure(&bin, args.rounds.min(3));
     let kernel = if args.no_kernel {
         kernel::Figures::skipped("skipped (--no-kernel)")
     } else {
@@ -256,6 +258,7 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let report = Report {
         pipeline,
+        otlp,
         kernel,
         iterations: args.iterations,
         rounds: args.rounds,

@@ -4,7 +4,10 @@
 pub(crate) mod floor;
 pub(crate) mod kernel;
 pub(crate) mod loops;
+mod node;
+pub(crate) mod otlp;
 pub(crate) mod pipeline;
+pub(crate) mod receive;
 mod records;
 
 use std::path::PathBuf;
@@ -34,6 +37,10 @@ pub(crate) enum BenchWorkload {
     },
     /// The agent's user-space stages on one thread: events/s.
     Pipeline(pipeline::PipelineArgs),
+    /// OTLP export on one thread to a local receiver: spans/s (or, stalled, memory).
+    OtlpExport(otlp::ExportArgs),
+    /// OTLP application spans decoded and joined on one thread: spans/s.
+    OtlpReceive(receive::ReceiveArgs),
     /// connect+accept+close paced at --rate connections/s (the kernel ring's rate).
     Paced(kernel::PacedArgs),
     /// --count listeners, their ports in --ports-file, accepting until killed.
@@ -70,6 +77,8 @@ pub(crate) fn run(workload: &BenchWorkload) -> Result<()> {
         BenchWorkload::UdpLoop { iterations } => loops::udp(*iterations),
         BenchWorkload::StreamLoop { iterations } => loops::stream(*iterations),
         BenchWorkload::Pipeline(args) => pipeline::run(args),
+        BenchWorkload::OtlpExport(args) => otlp::export(args),
+        BenchWorkload::OtlpReceive(args) => receive::run(args),
         BenchWorkload::Paced(args) => kernel::paced(args),
         BenchWorkload::Listeners { count, ports_file } => kernel::listeners(*count, ports_file),
         BenchWorkload::TimedConnect { ports_file, gap_ms } => {

@@ -1,21 +1,12 @@
 //! `seam workload bench pipeline`: the agent's user-space stages on one thread, fed records as
 //! the probes write them: decode, attribute, spans, rules, feed. Records are generated up
 //! front, so only the agent's work is timed. Prints one JSON line.
-use std::{path::PathBuf, sync::Arc, time::Instant};
+use std::{path::PathBuf, time::Instant};
 
-use anyhow::{Context as _, Result};
-use seam_common::MAX_TENANT_CGROUPS;
+use anyhow::Result;
 
-use super::records::{Generator, Tenant};
-use crate::{
-    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable, TenantFilter},
-    config::RuleSet,
-    events::decode,
-    input::Input,
-    metrics::{Metrics, PipelineMetrics},
-    pipeline::{Pipeline, PipelineOptions},
-    sinks::{SinkOptions, Sinks},
-};
+use super::{node::Node, records::Generator};
+use crate::{events::decode, input::Input};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct PipelineArgs {
@@ -36,78 +27,14 @@ pub(crate) struct PipelineArgs {
     batch: usize,
 }
 
-/// The kernel filter, as nothing: the bench has no kernel.
-struct NoFilter;
-
-impl TenantFilter for NoFilter {
-    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
-        Ok(())
-    }
-    fn unwatch(&mut self, _cgroup_id: u64) {}
-}
-
 #[allow(clippy::print_stdout)]
 pub(crate) fn run(args: &PipelineArgs) -> Result<()> {
-    let tmp = std::env::temp_dir().join(format!("seam-pipeline-bench-{}", std::process::id()));
-    let _cleanup = Cleanup(tmp.clone());
-    let cgroups = tmp.join("cgroup");
-    let procfs = tmp.join("proc");
-    std::fs::create_dir_all(&procfs)?;
-    let mut tenants = Vec::new();
-    let mut toml = String::new();
-    for i in 0..args.tenants.min(MAX_TENANT_CGROUPS as usize) {
-        let dir = cgroups.join(format!("tenant-{i}"));
-        std::fs::create_dir_all(&dir)?;
-        let id = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&dir)?);
-        let path = format!("/bench/t{i}");
-        toml.push_str(&format!(
-            "[[tenant]]\nname = \"t{i}\"\ncgroups = [\"tenant-{i}\"]\npaths = [\"{path}\"]\n\n"
-        ));
-        tenants.push(Tenant {
-            cgroup_id: id,
-            dir: path,
-        });
-    }
-    let rules_dir = tmp.join("rules");
-    std::fs::create_dir_all(&rules_dir)?;
-    std::fs::write(rules_dir.join("zz-bench-tenants.toml"), toml)?;
-    let mut dirs = args.rules.clone();
-    dirs.push(rules_dir);
-    let rules = RuleSet::load_dirs(&dirs).map_err(|e| anyhow::anyhow!("{e}"))?;
-
-    let metrics = Arc::new(Metrics::new());
-    let feed = tmp.join("feed.jsonl");
-    let sink = Sinks::open(
-        &SinkOptions {
-            stdout: false,
-            feed_file: Some(feed.clone()),
-            ..SinkOptions::default()
-        },
-        &metrics,
-    )
-    .context("feed")?;
-    let attributor = Attributor {
-        cgroups: CgroupRegistry::new(cgroups),
-        processes: ProcessTable::new([0; 16], procfs),
-        local: LocalAddrs::current(),
-    };
-    let mut pipeline = Pipeline::new(
-        rules,
-        attributor,
-        sink,
-        Box::new(NoFilter),
-        PipelineOptions {
-            node: "bench".into(),
-            max_open_spans: 100_000,
-            own_ports: Vec::new(),
-            live_hooks: Vec::new(),
-        },
-        PipelineMetrics::new(metrics),
-    );
-    pipeline.handle(Input::CgroupsChanged);
+    let mut node = Node::new("pipeline", &args.rules, args.tenants, false)?;
+    let feed = node.feed.clone();
+    let pipeline = &mut node.pipeline;
 
     // Records first: generating them is not the agent's work.
-    let mut generator = Generator::new(tenants, args.cross);
+    let mut generator = Generator::new(node.tenants.clone(), args.cross);
     let mut records = generator.execs();
     while (records.len() as u64) < args.events {
         records.extend(generator.connection());
@@ -151,12 +78,4 @@ pub(crate) fn run(args: &PipelineArgs) -> Result<()> {
         })
     );
     Ok(())
-}
-
-struct Cleanup(PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }

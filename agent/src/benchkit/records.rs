@@ -7,6 +7,7 @@ use seam_common::{
 };
 
 /// One tenant of the synthetic node.
+#[derive(Clone, Debug)]
 pub(crate) struct Tenant {
     pub cgroup_id: u64,
     /// Its directory (owned by it in the rules).
@@ -40,6 +41,16 @@ fn v4(last: u8) -> [u8; 16] {
     a
 }
 
+/// What one generated TCP connection was, for the application spans that go with it.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ConnectionMeta {
+    pub client_pid: u32,
+    pub client_tenant: usize,
+    pub server_port: u16,
+    /// Boot time of the client's established event.
+    pub start_ns: u64,
+}
+
 /// Generates records; deterministic (a counter, not a random source).
 pub(crate) struct Generator {
     tenants: Vec<Tenant>,
@@ -47,6 +58,7 @@ pub(crate) struct Generator {
     time_ns: u64,
     /// One connection in `cross` crosses tenants (and one file open in `cross`).
     cross: u64,
+    last: Option<ConnectionMeta>,
 }
 
 /// Processes per tenant.
@@ -59,7 +71,19 @@ impl Generator {
             n: 0,
             time_ns: 1_000_000_000,
             cross: cross.max(1),
+            last: None,
         }
+    }
+
+    /// Records timed from boot time `ns` on (e.g. now, so the agent's windows apply as live).
+    pub(crate) fn starting_at(mut self, ns: u64) -> Self {
+        self.time_ns = ns;
+        self
+    }
+
+    /// The connection [`Generator::connection`] generated last.
+    pub(crate) fn last_connection(&self) -> Option<ConnectionMeta> {
+        self.last
     }
 
     fn pid(&self, tenant: usize, i: u64) -> u32 {
@@ -187,6 +211,12 @@ impl Generator {
             tcp_state::LAST_ACK,
             t(),
         );
+        self.last = Some(ConnectionMeta {
+            client_pid: pid,
+            client_tenant: client_t,
+            server_port: sport,
+            start_ns: client_est.info.time_ns,
+        });
         [
             bytes_of(&client_est),
             bytes_of(&server_est),

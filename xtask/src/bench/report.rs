@@ -6,7 +6,7 @@ use std::{
     time::{SystemTime, UNIX_EPOCH},
 };
 
-use super::{Mode, PEER_PROGRAM, WORKLOADS, kernel::Figures, stages::PipelineRun};
+use super::{Mode, PEER_PROGRAM, WORKLOADS, kernel::Figures, otlp, stages::PipelineRun};
 use crate::util;
 
 /// The pipeline's target: events/s on one core.
@@ -14,6 +14,7 @@ const PIPELINE_TARGET: f64 = 1_000_000.0;
 
 pub struct Report {
     pub pipeline: PipelineRun,
+    pub otlp: otlp::Figures,
     pub kernel: Figures,
     pub iterations: u32,
     pub rounds: usize,
@@ -157,7 +158,7 @@ impl Report {
             "{{\n  \"timestamp_unix\": {timestamp},\n  \"kernel\": {},\n  \"workload\": \
              \"tcp-loop, openat, getppid, stream\",\n  \"iterations\": {},\n  \"rounds\": {},\n  \"modes\": {{\n    {}\n  \
              }},\n  \"seam_ratio\": {},\n  \"pipeline_events_per_sec\": {},\n  \"pipeline_last\": \
-             {},\n  \"kernel_figures\": {},\n  \"peer\": {peer},\n  \"agent_stats\": [{}]\n}}\n",
+             {},\n  \"otlp_figures\": {},\n  \"kernel_figures\": {},\n  \"peer\": {peer},\n  \"agent_stats\": [{}]\n}}\n",
             util::json_str(kernel.trim()),
             self.iterations,
             self.rounds,
@@ -169,6 +170,7 @@ impl Report {
             } else {
                 &self.pipeline.last
             }),
+            self.otlp.json(),
             self.kernel.json(),
             stats.join(", ")
         )
@@ -231,6 +233,11 @@ impl Report {
                 None => "not measured",
             }
         ));
+        for (figure, value, target, verdict) in self.otlp.rows() {
+            s.push_str(&format!(
+                "| {figure} | {value} | - | - | - | - | - | - | {target} | {verdict} |\n"
+            ));
+        }
         for (figure, value, target, verdict) in self.kernel.rows() {
             s.push_str(&format!(
                 "| {figure} | {value} | - | - | - | - | - | - | {target} | {verdict} |\n"
@@ -240,6 +247,18 @@ impl Report {
             "\nThe pipeline row feeds generated probe records (TCP connections, file opens, \
              execs between four tenants, one in twenty crossing) straight to the user-space \
              stages: it is the agent's own cost per event, without the ring buffer.\n",
+        );
+        s.push_str(
+            "\nThe OTLP rows run the agent's exporter and receiver in one process with no \
+             kernel. Export: the spans the pipeline ends for generated records (connections, \
+             file accesses, processes), sent on one thread (a current-thread runtime: mapping \
+             to protobuf, encoding, the HTTP or gRPC client) to a receiver on another thread \
+             that decodes every request and counts its spans; the rate is spans received over \
+             wall time, and the CPU time is the exporter thread's. Stalled: the same exporter \
+             against a socket that accepts and never answers, offered spans without waiting as \
+             the pipeline offers them. Receive + join: OTLP requests of 512 client spans, \
+             encoded beforehand, decoded and joined to the kernel connections their process \
+             made (one in twenty declaring another tenant: a violation).\n",
         );
         s.push_str(
             "\nThe kernel rows run real processes in tenant cgroups under `seam run`. Ring: \
@@ -285,6 +304,7 @@ mod tests {
                 events_per_sec: vec![900_000.0],
                 last: String::new(),
             },
+            otlp: otlp::Figures::none(),
             kernel: Figures::skipped("not in this test"),
             iterations: 1,
             rounds: 1,
