@@ -12,11 +12,11 @@
 //! taken from the tenants' `endpoints` (or a tenant's listener on this node), and counted.
 use std::{collections::VecDeque, net::IpAddr};
 
-use super::{Ctx, SpanUpdate, connections::Connections};
+use super::{Ctx, SpanUpdate, connections::Connections, joins::Joinable};
 use crate::{
     receive::AppSpanIn,
-    spans::{AppPeer, AppSpan, Connection, ProcessRef, Span, SpanBody},
-    vocab::{AppSpanKind, Transport},
+    spans::{AppPeer, AppSpan, ProcessRef, Span, SpanBody},
+    vocab::AppSpanKind,
 };
 
 /// How far application and kernel times may disagree and still overlap.
@@ -191,18 +191,13 @@ fn connection(
     let wanted = address(span.server_address.as_deref().unwrap_or("localhost"));
     let pid = process.and_then(|p| p.pid);
     let (start, end) = (span.start.0 - SKEW_NS, span.end.0 + SKEW_NS);
-    let overlaps = |k: &Span| k.start.0 <= end && k.end.is_none_or(|e| e.0 >= start);
-    let mut best: Option<(bool, i64, &Span, &Connection)> = None;
+    let mut best: Option<(bool, i64, &Joinable)> = None;
     for k in connections.known(port, pid) {
-        let SpanBody::Connection(c) = &k.body else {
-            continue;
-        };
-        if c.transport != Transport::Tcp || c.server.addr.port() != port || !overlaps(k) {
+        if k.start.0 > end || k.end.is_some_and(|e| e.0 < start) {
             continue;
         }
-        let ip = c.server.addr.ip().to_canonical();
-        let client_pid = c.client.process.as_ref().and_then(|p| p.pid);
-        let same_process = pid.is_some() && client_pid == pid;
+        let ip = k.server_ip.to_canonical();
+        let same_process = pid.is_some() && k.client_pid == pid;
         let address_ok = match wanted {
             Address::Ip(want) => want.to_canonical() == ip,
             Address::Loopback => ip.is_loopback(),
@@ -210,28 +205,16 @@ fn connection(
             Address::Name => same_process,
         };
         // A connection another known process made is not this span's.
-        if !address_ok || (pid.is_some() && client_pid.is_some() && !same_process) {
+        if !address_ok || (pid.is_some() && k.client_pid.is_some() && !same_process) {
             continue;
         }
         let distance = (k.start.0 - span.start.0).abs();
-        let better = best.is_none_or(|(s, d, _, _)| (same_process, -distance) > (s, -d));
+        let better = best.is_none_or(|(s, d, _)| (same_process, -distance) > (s, -d));
         if better {
-            best = Some((same_process, distance, k, c));
+            best = Some((same_process, distance, k));
         }
     }
-    let (_, _, k, c) = best?;
-    Some(AppPeer {
-        addr: Some(c.server.addr.ip()),
-        port: Some(c.server.addr.port()),
-        tenant: c.server.tenant.clone(),
-        local: c.server.local,
-        process: c.server.process.clone(),
-        connection: Some(crate::spans::SpanRef {
-            trace_id: k.trace_id,
-            span_id: k.span_id,
-        }),
-        tier: None,
-    })
+    best.map(|(_, _, k)| k.peer.clone())
 }
 
 /// The peer of a client span no kernel connection matched: a tenant's listener on this node,

@@ -617,16 +617,14 @@ impl Connections {
         updates
     }
 
-    /// TCP connection spans to `port`, open now or ended in the last minute, that a client
-    /// span of process `pid` may be joined to (its own process's, or of an unknown process).
-    pub(crate) fn known(&self, port: u16, pid: Option<u32>) -> impl Iterator<Item = &Span> {
-        self.joins.keys(port, pid).into_iter().flat_map(move |key| {
-            self.joins
-                .open_ids(key)
-                .filter_map(|id| self.open.get(&id))
-                .map(|o| &o.span)
-                .chain(self.joins.recent(key))
-        })
+    /// TCP connections to `port`, open now or ended in the last minute, that a client span of
+    /// process `pid` may be joined to (its own process's, or of an unknown process).
+    pub(crate) fn known(
+        &self,
+        port: u16,
+        pid: Option<u32>,
+    ) -> impl Iterator<Item = &super::joins::Joinable> {
+        self.joins.known(port, pid)
     }
 
     /// The process listening on `port` (any network namespace), if a tenant's.

@@ -1,12 +1,60 @@
 //! TCP connection spans, open or recently ended, indexed for joining application spans: by
 //! server port and the client's pid, the two things a client span's join needs to match, so a
-//! join looks at its own process's connections to that port rather than every connection.
-use std::collections::{BTreeSet, HashMap, VecDeque};
+//! join looks at its own process's connections to that port rather than every connection. Each
+//! is kept as what a join reads of it ([`Joinable`]), not as the whole span.
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    net::IpAddr,
+};
 
 use crate::{
-    spans::{Span, SpanBody},
+    clock::UnixNanos,
+    spans::{AppPeer, Span, SpanBody, SpanRef},
     vocab::Transport,
 };
+
+/// What joining an application span reads of a kernel connection span.
+#[derive(Clone, Debug)]
+pub(crate) struct Joinable {
+    pub start: UnixNanos,
+    /// None while open.
+    pub end: Option<UnixNanos>,
+    pub server_ip: IpAddr,
+    pub client_pid: Option<u32>,
+    /// The application span's peer when joined to this connection.
+    pub peer: AppPeer,
+}
+
+impl Joinable {
+    fn of(span: &Span) -> Option<(JoinKey, Self)> {
+        let SpanBody::Connection(c) = &span.body else {
+            return None;
+        };
+        if c.transport != Transport::Tcp {
+            return None;
+        }
+        let client_pid = c.client.process.as_ref().and_then(|p| p.pid);
+        let joinable = Self {
+            start: span.start,
+            end: span.end,
+            server_ip: c.server.addr.ip(),
+            client_pid,
+            peer: AppPeer {
+                addr: Some(c.server.addr.ip()),
+                port: Some(c.server.addr.port()),
+                tenant: c.server.tenant.clone(),
+                local: c.server.local,
+                process: c.server.process.clone(),
+                connection: Some(SpanRef {
+                    trace_id: span.trace_id,
+                    span_id: span.span_id,
+                }),
+                tier: None,
+            },
+        };
+        Some(((c.server.addr.port(), client_pid), joinable))
+    }
+}
 
 /// How long ended connections are remembered for joins.
 const RECENT_NS: u64 = 60_000_000_000;
@@ -16,36 +64,26 @@ const MAX_RECENT: usize = 65_536;
 /// What a connection is found by: its server port and its client's pid (when known).
 type JoinKey = (u16, Option<u32>);
 
-fn join_key(span: &Span) -> Option<JoinKey> {
-    match &span.body {
-        SpanBody::Connection(c) if c.transport == Transport::Tcp => Some((
-            c.server.addr.port(),
-            c.client.process.as_ref().and_then(|p| p.pid),
-        )),
-        _ => None,
-    }
-}
-
 #[derive(Default)]
 pub(super) struct JoinIndex {
-    /// Ids of open connection spans.
-    open: HashMap<JoinKey, BTreeSet<u64>>,
+    /// Open connection spans by id.
+    open: HashMap<JoinKey, BTreeMap<u64, Joinable>>,
     /// Ended spans: their boot time of end and key, oldest first, and per key in that order.
     order: VecDeque<(u64, JoinKey)>,
-    recent: HashMap<JoinKey, VecDeque<Span>>,
+    recent: HashMap<JoinKey, VecDeque<Joinable>>,
 }
 
 impl JoinIndex {
     /// Open span `id` started.
     pub(super) fn opened(&mut self, id: u64, span: &Span) {
-        if let Some(key) = join_key(span) {
-            self.open.entry(key).or_default().insert(id);
+        if let Some((key, joinable)) = Joinable::of(span) {
+            self.open.entry(key).or_default().insert(id, joinable);
         }
     }
 
     /// Open span `id` ended (then [`JoinIndex::remember`] it).
     pub(super) fn closed(&mut self, id: u64, span: &Span) {
-        if let Some(key) = join_key(span)
+        if let Some((key, _)) = Joinable::of(span)
             && let Some(ids) = self.open.get_mut(&key)
         {
             ids.remove(&id);
@@ -57,14 +95,14 @@ impl JoinIndex {
 
     /// Keeps an ended TCP connection span for [`RECENT_NS`] (at most [`MAX_RECENT`]).
     pub(super) fn remember(&mut self, ended_ns: u64, span: &Span) {
-        let Some(key) = join_key(span) else {
+        let Some((key, joinable)) = Joinable::of(span) else {
             return;
         };
         if self.order.len() >= MAX_RECENT {
             self.pop();
         }
         self.order.push_back((ended_ns, key));
-        self.recent.entry(key).or_default().push_back(span.clone());
+        self.recent.entry(key).or_default().push_back(joinable);
     }
 
     fn pop(&mut self) {
@@ -91,7 +129,7 @@ impl JoinIndex {
 
     /// The keys a client span of process `pid` to `port` may join: the connections its own
     /// process made and those of unknown processes; with no pid, every process's.
-    pub(super) fn keys(&self, port: u16, pid: Option<u32>) -> Vec<JoinKey> {
+    fn keys(&self, port: u16, pid: Option<u32>) -> Vec<JoinKey> {
         if pid.is_some() {
             return vec![(port, pid), (port, None)];
         }
@@ -105,14 +143,17 @@ impl JoinIndex {
         keys.into_iter().collect()
     }
 
-    /// Ids of the open spans under `key`.
-    pub(super) fn open_ids(&self, key: JoinKey) -> impl Iterator<Item = u64> + '_ {
-        self.open.get(&key).into_iter().flatten().copied()
+    /// The connections, open or ended, under `key`.
+    fn under(&self, key: JoinKey) -> impl Iterator<Item = &Joinable> {
+        let open = self.open.get(&key).into_iter().flat_map(BTreeMap::values);
+        open.chain(self.recent.get(&key).into_iter().flatten())
     }
 
-    /// The ended spans under `key`.
-    pub(super) fn recent(&self, key: JoinKey) -> impl Iterator<Item = &Span> {
-        self.recent.get(&key).into_iter().flatten()
+    /// The connections to `port` that a client span of process `pid` may be joined to.
+    pub(super) fn known(&self, port: u16, pid: Option<u32>) -> impl Iterator<Item = &Joinable> {
+        self.keys(port, pid)
+            .into_iter()
+            .flat_map(move |key| self.under(key))
     }
 }
 
@@ -134,11 +175,24 @@ mod tests {
         )
     }
 
+    /// Ids of the open spans and the number of ended ones a span of `pid` to `port` may join.
     fn found(index: &JoinIndex, port: u16, pid: Option<u32>) -> (Vec<u64>, usize) {
         let keys = index.keys(port, pid);
-        let open = keys.iter().flat_map(|k| index.open_ids(*k)).collect();
-        let recent = keys.iter().map(|k| index.recent(*k).count()).sum();
-        (open, recent)
+        let open = keys
+            .iter()
+            .flat_map(|k| {
+                index
+                    .open
+                    .get(k)
+                    .into_iter()
+                    .flat_map(|m| m.keys().copied())
+            })
+            .collect();
+        let ended = keys
+            .iter()
+            .map(|k| index.recent.get(k).map_or(0, VecDeque::len))
+            .sum();
+        (open, ended)
     }
 
     #[test]
