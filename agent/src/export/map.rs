@@ -20,55 +20,62 @@ use crate::{
     vocab::{AppSpanKind, AppStatus, EndReason, Outcome, Severity},
 };
 
-/// Attributes being built.
-#[derive(Default)]
+/// Attributes being built. Keys are taken as `impl Into<String>`: a key built with `format!`
+/// moves in instead of being copied (export allocates per attribute; it is its main cost).
 struct Attrs(Vec<KeyValue>);
 
+impl Default for Attrs {
+    /// Room for a connection span's attributes (the most of any record).
+    fn default() -> Self {
+        Self(Vec::with_capacity(32))
+    }
+}
+
 impl Attrs {
-    fn value(&mut self, key: &str, value: Value) {
+    fn value(&mut self, key: impl Into<String>, value: Value) {
         self.0.push(KeyValue {
-            key: key.to_owned(),
+            key: key.into(),
             value: Some(AnyValue { value: Some(value) }),
             ..KeyValue::default()
         });
     }
 
-    fn str(&mut self, key: &str, value: impl Into<String>) {
+    fn str(&mut self, key: impl Into<String>, value: impl Into<String>) {
         self.value(key, Value::StringValue(value.into()));
     }
 
-    fn text(&mut self, key: &str, value: &str) {
+    fn text(&mut self, key: impl Into<String>, value: &str) {
         if !value.is_empty() {
             self.str(key, value);
         }
     }
 
-    fn int(&mut self, key: &str, value: impl Into<i64>) {
+    fn int(&mut self, key: impl Into<String>, value: impl Into<i64>) {
         self.value(key, Value::IntValue(value.into()));
     }
 
-    fn bool(&mut self, key: &str, value: bool) {
+    fn bool(&mut self, key: impl Into<String>, value: bool) {
         self.value(key, Value::BoolValue(value));
     }
 
     fn tenant(&mut self, prefix: &str, tenant: Option<&TenantRef>) {
         if let Some(t) = tenant {
             self.str(prefix, t.name.as_str());
-            self.bool(&format!("{prefix}.shared"), t.shared);
+            self.bool(format!("{prefix}.shared"), t.shared);
         }
     }
 
     /// A process under `prefix` (`process` for the actor, `seam.peer.process` for the peer).
     fn process(&mut self, prefix: &str, p: &ProcessRef) {
         if let Some(pid) = p.pid {
-            self.int(&format!("{prefix}.pid"), pid);
+            self.int(format!("{prefix}.pid"), pid);
         }
-        self.text(&format!("{prefix}.executable.name"), &p.comm);
+        self.text(format!("{prefix}.executable.name"), &p.comm);
         if let Some(exe) = &p.exe {
-            self.str(&format!("{prefix}.executable.path"), &**exe);
+            self.str(format!("{prefix}.executable.path"), &**exe);
         }
         if let Some(uid) = p.uid {
-            self.int(&format!("{prefix}.user.id"), uid);
+            self.int(format!("{prefix}.user.id"), uid);
         }
     }
 
@@ -78,19 +85,19 @@ impl Attrs {
         let Some(c) = container else {
             return;
         };
-        self.str(&format!("{prefix}container.id"), c.id.as_str());
+        self.str(format!("{prefix}container.id"), c.id.as_str());
         if let Some(pod) = &c.pod {
             self.str(
-                &format!("{prefix}k8s.namespace.name"),
+                format!("{prefix}k8s.namespace.name"),
                 pod.namespace.as_str(),
             );
-            self.str(&format!("{prefix}k8s.pod.name"), pod.name.as_str());
-            self.text(&format!("{prefix}k8s.pod.uid"), &pod.uid);
+            self.str(format!("{prefix}k8s.pod.name"), pod.name.as_str());
+            self.text(format!("{prefix}k8s.pod.uid"), &pod.uid);
             if let Some(name) = &c.name {
-                self.str(&format!("{prefix}k8s.container.name"), name.as_str());
+                self.str(format!("{prefix}k8s.container.name"), name.as_str());
             }
         } else if let Some(name) = &c.name {
-            self.str(&format!("{prefix}container.name"), name.as_str());
+            self.str(format!("{prefix}container.name"), name.as_str());
         }
     }
 
@@ -158,25 +165,25 @@ pub(crate) fn scope() -> InstrumentationScope {
 }
 
 fn end(a: &mut Attrs, prefix: &str, e: &ConnectionEnd) {
-    a.str(&format!("{prefix}.address"), e.addr.ip().to_string());
-    a.int(&format!("{prefix}.port"), i64::from(e.addr.port()));
+    a.str(format!("{prefix}.address"), e.addr.ip().to_string());
+    a.int(format!("{prefix}.port"), i64::from(e.addr.port()));
 }
 
 fn traffic(a: &mut Attrs, prefix: &str, e: &ConnectionEnd) {
     if let Some(t) = e.traffic {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        a.int(&format!("seam.{prefix}.bytes_sent"), n(t.bytes_sent));
+        a.int(format!("seam.{prefix}.bytes_sent"), n(t.bytes_sent));
         a.int(
-            &format!("seam.{prefix}.bytes_received"),
+            format!("seam.{prefix}.bytes_received"),
             n(t.bytes_received),
         );
         a.int(
-            &format!("seam.{prefix}.bytes_retransmitted"),
+            format!("seam.{prefix}.bytes_retransmitted"),
             n(t.bytes_retransmitted),
         );
-        a.int(&format!("seam.{prefix}.segments_sent"), t.segments_sent);
+        a.int(format!("seam.{prefix}.segments_sent"), t.segments_sent);
         a.int(
-            &format!("seam.{prefix}.segments_received"),
+            format!("seam.{prefix}.segments_received"),
             t.segments_received,
         );
     }
