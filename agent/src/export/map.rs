@@ -173,10 +173,7 @@ fn traffic(a: &mut Attrs, prefix: &str, e: &ConnectionEnd) {
     if let Some(t) = e.traffic {
         let n = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
         a.int(format!("seam.{prefix}.bytes_sent"), n(t.bytes_sent));
-        a.int(
-            format!("seam.{prefix}.bytes_received"),
-            n(t.bytes_received),
-        );
+        a.int(format!("seam.{prefix}.bytes_received"), n(t.bytes_received));
         a.int(
             format!("seam.{prefix}.bytes_retransmitted"),
             n(t.bytes_retransmitted),
