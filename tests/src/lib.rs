@@ -292,10 +292,12 @@ impl Agent {
         panic!("timed out waiting for {what}; agent log:\n{}", self.log());
     }
 
-    /// Feed records so far (violations and loss records).
+    /// Feed records so far (violations and loss records). A line the agent is writing now may
+    /// be visible in part (a write crossing a page boundary): only whole lines are read.
     pub fn feed(&self) -> Vec<Value> {
-        fs::read_to_string(self.dir.join("feed.jsonl"))
-            .unwrap_or_default()
+        let text = fs::read_to_string(self.dir.join("feed.jsonl")).unwrap_or_default();
+        let whole = text.rfind('\n').map_or("", |end| &text[..end]);
+        whole
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad feed line {l}: {e}")))
             .collect()
