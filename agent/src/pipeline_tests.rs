@@ -6,22 +6,12 @@ use serde_json::Value;
 
 use super::{Pipeline, PipelineOptions};
 use crate::{
-    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable, TenantFilter},
+    attribution::{Attributor, CgroupRegistry, LocalAddrs, NoFilter, ProcessTable},
     config::RuleSet,
     input::Input,
     metrics::{Metrics, PipelineMetrics},
     sinks::{SinkOptions, Sinks},
 };
-
-struct NoFilter;
-
-impl TenantFilter for NoFilter {
-    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn unwatch(&mut self, _cgroup_id: u64) {}
-}
 
 const TENANTS: &str = r#"
 [[tenant]]

@@ -26,6 +26,17 @@ pub(crate) trait TenantFilter: Send {
     fn unwatch(&mut self, cgroup_id: u64);
 }
 
+/// No kernel filter (the pipeline's tests and user-space benchmarks have no kernel).
+pub(crate) struct NoFilter;
+
+impl TenantFilter for NoFilter {
+    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn unwatch(&mut self, _cgroup_id: u64) {}
+}
+
 /// Builds [`ProcessRef`]s from the registry and the process table.
 pub(crate) struct Attributor {
     pub cgroups: CgroupRegistry,

@@ -8,23 +8,13 @@ use seam_common::MAX_TENANT_CGROUPS;
 
 use super::records::Tenant;
 use crate::{
-    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable, TenantFilter},
+    attribution::{Attributor, CgroupRegistry, LocalAddrs, NoFilter, ProcessTable},
     config::RuleSet,
     input::Input,
     metrics::{Metrics, PipelineMetrics},
     pipeline::{Pipeline, PipelineOptions},
     sinks::{SinkOptions, Sinks},
 };
-
-/// The kernel filter, as nothing: the bench has no kernel.
-struct NoFilter;
-
-impl TenantFilter for NoFilter {
-    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
-        Ok(())
-    }
-    fn unwatch(&mut self, _cgroup_id: u64) {}
-}
 
 /// A pipeline over `tenants` synthetic tenants, in a scratch directory removed on drop.
 pub(crate) struct Node {
