@@ -1,5 +1,5 @@
 //! Builds the eBPF probes (ebpf/) for bpfel-unknown-none and leaves the object in OUT_DIR, where
-//! `src/probes/loader.rs` embeds it with `include_bytes_aligned!`.
+//! `src/kernel/probes/mod.rs` embeds it with `include_bytes_aligned!`.
 //!
 //! Toolchain: `SEAM_BPF_TOOLCHAIN` names the rustup toolchain that builds the probes (set by
 //! `cargo xtask setup`: `nightly` where rustup offers rust-src, else `debian-bpf`, Debian's rustc

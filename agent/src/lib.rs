@@ -1,40 +1,35 @@
-//! Seam's agent. The modules follow the data flow:
-//! probes -> events -> attribution -> spans -> rules/detect -> sinks.
+//! Seam's agent. The folders follow the data flow, and imports only point down it:
+//!
+//! | stage | folder | holds |
+//! |---|---|---|
+//! | leaf | [`model`] | spans, ids, vocabularies, time, safe text |
+//! | leaf | [`metrics`] | the metric registry and health |
+//! | leaf | [`policy`] | tenants, rules and the rule language |
+//! | 1 | [`kernel`] | probes, events, fingerprint, the kernel filter |
+//! | 2 | [`attribution`] | cgroups, processes, pods from any runtime |
+//! | 3 | [`assemble`] | spans from events |
+//! | 4 | [`detect`] | rules on spans -> violations |
+//! | 5 | [`output`] | feed, webhooks, OTLP export |
+//! | 5 | [`evidence`] | sealed store, keys, history |
+//! | around | [`serve`], [`receive`] | Seam's own listeners; OTLP in |
+//! | around | [`pipeline`], [`daemon`] | one task owning every stage; wiring, reload, privileges |
+//! | edge | [`chaos`], [`cli`] | the commands |
+//!
 //! Only the command line is public; everything else is crate-private, so the compiler finds
 //! what nothing uses.
-pub(crate) mod agent;
+pub(crate) mod assemble;
 pub(crate) mod attribution;
-pub(crate) mod benchkit;
 pub(crate) mod chaos;
 pub mod cli;
-pub(crate) mod clock;
-pub(crate) mod config;
-pub(crate) mod demo;
+pub(crate) mod daemon;
 pub(crate) mod detect;
-pub(crate) mod events;
-pub(crate) mod export;
-pub(crate) mod fingerprint;
-pub(crate) mod fleet;
-pub(crate) mod history;
-pub(crate) mod host;
-pub(crate) mod input;
-pub(crate) mod k8s;
-pub(crate) mod keys;
-pub(crate) mod listen;
+pub(crate) mod evidence;
+pub(crate) mod kernel;
 pub(crate) mod metrics;
+pub(crate) mod model;
+pub(crate) mod output;
 pub(crate) mod pipeline;
-pub(crate) mod preflight;
-pub(crate) mod privileges;
-pub(crate) mod probes;
+pub(crate) mod policy;
 pub(crate) mod receive;
-pub(crate) mod reload;
-pub(crate) mod rules;
-pub(crate) mod sinks;
-pub(crate) mod spans;
-pub(crate) mod stats;
-pub(crate) mod store;
-pub(crate) mod text;
-pub(crate) mod vocab;
-pub(crate) mod workload;
-pub(crate) mod workload_file;
-pub(crate) mod workload_landlock;
+pub(crate) mod serve;
+pub(crate) mod testkit;

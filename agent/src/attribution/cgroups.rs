@@ -15,10 +15,10 @@ use tokio::sync::mpsc;
 
 use super::containers::Containers;
 use crate::{
-    config::RuleSet,
-    input::Input,
-    k8s::PodDirectory,
-    spans::{ContainerRef, TenantRef},
+    attribution::pods::PodDirectory,
+    model::spans::{ContainerRef, TenantRef},
+    pipeline::input::Input,
+    policy::RuleSet,
 };
 
 /// A cgroup Seam knows about.
@@ -118,7 +118,7 @@ impl CgroupRegistry {
 
     /// Rescans the tree and returns the tenant cgroups that appeared, changed or went away.
     pub(crate) fn scan(&mut self, rules: &RuleSet) -> CgroupChanges {
-        self.scan_at(rules, crate::clock::boot_ns())
+        self.scan_at(rules, crate::model::clock::boot_ns())
     }
 
     /// [`CgroupRegistry::scan`] at boot time `now_ns`.
@@ -209,7 +209,7 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
         };
         let rel = dir
             .strip_prefix(root)
-            .map(|p| crate::text::escape_os(p.as_os_str()))
+            .map(|p| crate::model::text::escape_os(p.as_os_str()))
             .unwrap_or_default();
         out.push((meta.ino(), rel));
         let Ok(entries) = fs::read_dir(&dir) else {

@@ -10,9 +10,9 @@ use std::{
 };
 
 use crate::{
-    config::RuleSet,
-    k8s::{PodDirectory, cgroup::container_id},
-    spans::{ContainerRef, TenantRef},
+    attribution::pods::{PodDirectory, cgroup::container_id},
+    model::spans::{ContainerRef, TenantRef},
+    policy::RuleSet,
 };
 
 /// Containers seen in cgroup paths and what became of their identity.
@@ -109,7 +109,7 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::{k8s::Identity, spans::PodRef};
+    use crate::{attribution::pods::Identity, model::spans::PodRef};
 
     const A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     const B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -6,6 +6,7 @@
 pub(crate) mod cgroups;
 pub(crate) mod containers;
 pub(crate) mod local;
+pub(crate) mod pods;
 pub(crate) mod processes;
 
 use std::{os::unix::ffi::OsStrExt as _, sync::Arc};
@@ -14,7 +15,7 @@ pub(crate) use cgroups::{CgroupChanges, CgroupRegistry};
 pub(crate) use local::LocalAddrs;
 pub(crate) use processes::{Observed, ProcessInfo, ProcessTable};
 
-use crate::{config::RuleSet, spans::ProcessRef};
+use crate::{model::spans::ProcessRef, policy::RuleSet};
 
 /// The kernel-side filter: only watched cgroups produce events. Implemented over the probes'
 /// map (`probes::maps`), and by fakes in tests, so the pipeline holds no kernel object.
@@ -106,7 +107,7 @@ impl Attributor {
             .find_map(|l| l.strip_prefix(b"0::"))?;
         let raw = raw.strip_prefix(b"/").unwrap_or(raw);
         let raw = std::ffi::OsStr::from_bytes(raw);
-        let path = crate::text::escape_os(raw);
+        let path = crate::model::text::escape_os(raw);
         let cgroup_id = std::fs::metadata(self.cgroups.root().join(raw))
             .map(|m| std::os::unix::fs::MetadataExt::ino(&m))
             .unwrap_or(0);
@@ -124,11 +125,13 @@ impl Attributor {
         Some(ProcessRef {
             pid: Some(pid),
             comm: std::fs::read(dir.join("comm"))
-                .map(|c| crate::text::escape_bytes(c.strip_suffix(b"\n").unwrap_or(&c)).into())
+                .map(|c| {
+                    crate::model::text::escape_bytes(c.strip_suffix(b"\n").unwrap_or(&c)).into()
+                })
                 .unwrap_or_default(),
             exe: std::fs::read_link(dir.join("exe"))
                 .ok()
-                .map(|p| crate::text::escape_os(p.as_os_str()).into()),
+                .map(|p| crate::model::text::escape_os(p.as_os_str()).into()),
             uid,
             cgroup_id,
             cgroup_path: path.into(),

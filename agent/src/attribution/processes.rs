@@ -7,7 +7,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use crate::spans::{SpanRef, ids::process_ids};
+use crate::model::{ids::process_ids, spans::SpanRef};
 
 /// How long (ns) an exited process is kept.
 const LINGER_NS: u64 = 30_000_000_000;

@@ -24,7 +24,7 @@ use std::{
 use check::{Outcome, Report};
 use plan::{Files, Target};
 
-use crate::{attribution::CgroupRegistry, config::RuleSet, metrics::Metrics, preflight};
+use crate::{attribution::CgroupRegistry, kernel::preflight, metrics::Metrics, policy::RuleSet};
 
 /// Why a chaos run could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +46,7 @@ pub(crate) enum ChaosError {
     Setup(String),
     /// The node is not usable (root, cgroup v2).
     #[error(transparent)]
-    Preflight(#[from] crate::preflight::PreflightError),
+    Preflight(#[from] crate::kernel::preflight::PreflightError),
     /// An I/O operation failed.
     #[error("{what}: {source}")]
     Io {
@@ -88,7 +88,7 @@ pub(crate) struct ChaosArgs {
     #[arg(long, value_name = "ADDR", requires = "schedule")]
     listen: Option<SocketAddr>,
     #[command(flatten)]
-    listen_security: crate::listen::ListenArgs,
+    listen_security: crate::serve::ListenArgs,
 }
 
 static STOP: AtomicBool = AtomicBool::new(false);
@@ -113,7 +113,7 @@ pub(crate) fn run(args: ChaosArgs) -> Result<ExitCode, ChaosError> {
     catch_signals();
     let rules = RuleSet::load_dirs(&args.rules).map_err(|e| ChaosError::Rules(e.to_string()))?;
     let metrics = Arc::new(Metrics::new());
-    let security = crate::listen::ListenSecurity::load(&args.listen_security)
+    let security = crate::serve::ListenSecurity::load(&args.listen_security)
         .map_err(|e| ChaosError::Setup(e.to_string()))?;
     if let (Some(addr), Some(_)) = (args.listen, args.schedule) {
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -126,7 +126,7 @@ pub(crate) fn run(args: ChaosArgs) -> Result<ExitCode, ChaosError> {
         let metrics = metrics.clone();
         std::thread::spawn(move || {
             runtime.block_on(async move {
-                match crate::metrics::server::spawn(addr, metrics.clone(), security).await {
+                match crate::serve::metrics::spawn(addr, metrics.clone(), security).await {
                     Ok(_) => {
                         metrics.health.set_ready();
                         std::future::pending::<()>().await;

@@ -11,7 +11,7 @@ use std::{
 use serde::Serialize;
 
 use super::ChaosError;
-use crate::vocab::{FileOp, Transport};
+use crate::model::vocab::{FileOp, Transport};
 
 /// What an attempt should make Seam report.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

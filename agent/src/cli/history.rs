@@ -14,17 +14,19 @@ use anyhow::{Context as _, bail};
 
 use super::USAGE_ERROR;
 use crate::{
-    config::RuleSet,
-    history::{
-        HistoryConfig,
-        breach::{Breach, BreachScope, Limits, Stream},
-        record::RunEntry,
-        replay::{self, ReplaySpec, Replayed, Visit},
+    cli::keys::parse_time,
+    evidence::{
+        history::{
+            HistoryConfig,
+            breach::{Breach, BreachScope, Limits, Stream},
+            record::RunEntry,
+            replay,
+            replay::{ReplaySpec, Replayed, Visit},
+        },
+        keys::{Actor, ActorKind, Keyring, MasterKey, MasterKeySource, Scope, keyring_dir},
+        store::{IssueKind, Retention, StoreOptions, SyncPolicy},
     },
-    keys::{
-        Actor, ActorKind, Keyring, MasterKey, MasterKeySource, Scope, cli::parse_time, keyring_dir,
-    },
-    store::{IssueKind, Retention, StoreOptions, SyncPolicy},
+    policy::RuleSet,
 };
 
 /// When history frames are made durable.

@@ -2,7 +2,7 @@
 //! containers' pods (the container runtime).
 use std::{path::PathBuf, time::Duration};
 
-use crate::k8s::{RuntimeConfig, RuntimeKind};
+use crate::attribution::pods::{RuntimeConfig, RuntimeKind};
 
 /// Where the host's file systems are when Seam runs in a container, and which container
 /// runtime names the pods of container cgroups.

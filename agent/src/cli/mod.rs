@@ -1,8 +1,10 @@
 //! The `seam` command line: the binary's edge (anyhow lives here only). One module per
 //! command family; this one dispatches.
 mod config_file;
+mod demo;
 mod history;
 mod host;
+mod keys;
 mod logging;
 mod nodes;
 mod report;
@@ -14,11 +16,10 @@ use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
 use crate::{
-    config::RuleSet,
-    demo,
-    keys::cli::KeysArgs,
-    preflight,
-    workload::{self, Workload},
+    cli::keys::KeysArgs,
+    kernel::preflight,
+    policy::RuleSet,
+    testkit::{workload, workload::Workload},
 };
 
 /// Seam watches the seams between tenants on a shared Linux node.
@@ -171,14 +172,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Fingerprint(args) => nodes::fingerprint(args),
         Command::FleetCheck(args) => Ok(nodes::fleet_check(args)),
         Command::Chaos(args) => Ok(crate::chaos::run(args)?),
-        Command::Keys(args) => Ok(crate::keys::cli::run(&args, &mut std::io::stdout().lock())?),
+        Command::Keys(args) => Ok(crate::cli::keys::run(&args, &mut std::io::stdout().lock())?),
         Command::Replay(args) => history::replay(&args),
         Command::Report(args) => report::report(&args),
         Command::Validate(args) => history::validate(&args),
         Command::Attributes => {
             #[allow(clippy::print_stdout)]
             {
-                print!("{}", crate::rules::doc::span_attributes_markdown());
+                print!("{}", crate::policy::lang::doc::span_attributes_markdown());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -221,14 +222,14 @@ fn demo_history(mut store: history::StoreRunArgs) -> anyhow::Result<Option<demo:
         return Ok(None);
     };
     let created = if store.master_key_file.is_none()
-        && std::env::var_os(crate::keys::MASTER_KEY_ENV).is_none()
+        && std::env::var_os(crate::evidence::keys::MASTER_KEY_ENV).is_none()
     {
         let path = demo::master_key_path(&dir);
         store.master_key_file = Some(path.clone());
         if path.exists() {
             None
         } else {
-            crate::keys::MasterKey::generate()?.write_new_file(&path)?;
+            crate::evidence::keys::MasterKey::generate()?.write_new_file(&path)?;
             Some(path)
         }
     } else {

@@ -5,7 +5,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 
 use super::{USAGE_ERROR, node_name};
-use crate::fleet;
+use crate::kernel::fleet;
 
 /// `seam fingerprint`.
 #[derive(Debug, clap::Args)]
@@ -39,7 +39,7 @@ pub(super) struct FleetArgs {
 
 #[allow(clippy::print_stdout)]
 pub(super) fn fingerprint(args: FingerprintArgs) -> anyhow::Result<ExitCode> {
-    let report = match crate::fingerprint::take(node_name(args.node), &args.rules) {
+    let report = match crate::kernel::fingerprint::take(node_name(args.node), &args.rules) {
         Ok(report) => report,
         Err(error) => {
             eprintln!("seam: error: {error}");

@@ -6,13 +6,14 @@ use anyhow::Context as _;
 
 use super::history::ReadArgs;
 use crate::{
-    clock::UnixNanos,
-    history::{
-        record::RunEntry,
-        report::{Gather, Period, Report, html, markdown},
+    evidence::{
+        history::{
+            record::RunEntry,
+            report::{Gather, Period, Report, html, markdown},
+        },
+        keys::keyring,
     },
-    keys::keyring,
-    vocab::RunPhase,
+    model::{clock::UnixNanos, vocab::RunPhase},
 };
 
 /// The report's format.

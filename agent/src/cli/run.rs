@@ -5,15 +5,15 @@ use anyhow::Context as _;
 
 use super::{RUNTIME_FAILURE, USAGE_ERROR, VIOLATIONS_FOUND, host::HostArgs, node_name, runtime};
 use crate::{
-    agent::{self, AgentError, AgentOptions},
-    config::RuleSet,
-    probes::ProbeError,
-    sinks::{SinkError, SinkOptions, rotate::Rotation, webhook::WebhookConfig},
-    vocab::WebhookFormat,
+    daemon,
+    daemon::{AgentError, AgentOptions},
+    kernel::probes::ProbeError,
+    model::vocab::WebhookFormat,
+    output::{SinkError, SinkOptions, feed_file::Rotation, webhook::WebhookConfig},
+    policy::RuleSet,
 };
 
 #[cfg(test)]
-#[path = "run_tests.rs"]
 mod tests;
 
 /// `seam run`.
@@ -55,11 +55,11 @@ pub(super) struct RunArgs {
     /// connect intent and for everything else; beyond it (and its burst) the tenant's own
     /// events are dropped in the kernel and reported as a `tenant_flood` loss naming it.
     /// 0 turns the budget off.
-    #[arg(long, value_name = "EVENTS_PER_SEC", default_value_t = crate::probes::budget::DEFAULT_RATE)]
+    #[arg(long, value_name = "EVENTS_PER_SEC", default_value_t = crate::kernel::probes::budget::DEFAULT_RATE)]
     tenant_event_rate: u32,
     /// Kernel event budget: how many events beyond the rate a tenant may send at once (per
     /// CPU and class).
-    #[arg(long, value_name = "EVENTS", default_value_t = crate::probes::budget::DEFAULT_BURST)]
+    #[arg(long, value_name = "EVENTS", default_value_t = crate::kernel::probes::budget::DEFAULT_BURST)]
     tenant_event_burst: u32,
     /// Do not load this probe (program name, e.g. seam_skb_ingress, or attach point, e.g.
     /// cgroup_skb/ingress); repeatable. Start-up still fails if a required capability is
@@ -83,7 +83,7 @@ pub(super) struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     listen: Option<SocketAddr>,
     #[command(flatten)]
-    listen_security: crate::listen::ListenArgs,
+    listen_security: crate::serve::ListenArgs,
 }
 
 /// OTLP export. The standard variables (`OTEL_EXPORTER_OTLP_ENDPOINT`, `..._PROTOCOL`,
@@ -97,7 +97,7 @@ pub(super) struct OtlpArgs {
     otlp_endpoint: Option<String>,
     /// OTLP protocol.
     #[arg(long, value_enum, value_name = "PROTOCOL")]
-    otlp_protocol: Option<crate::export::config::Protocol>,
+    otlp_protocol: Option<crate::output::otlp::config::Protocol>,
     /// Header sent with every export request, KEY=VALUE (value percent-encoded); repeatable.
     #[arg(long = "otlp-header", value_name = "KEY=VALUE")]
     otlp_headers: Vec<String>,
@@ -108,7 +108,7 @@ pub(super) struct OtlpArgs {
     #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     otlp_batch: u64,
     /// Export requests in flight at once at most.
-    #[arg(long, value_name = "N", default_value_t = crate::export::config::DEFAULT_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
+    #[arg(long, value_name = "N", default_value_t = crate::output::otlp::config::DEFAULT_IN_FLIGHT as u64, value_parser = clap::value_parser!(u64).range(1..=64))]
     otlp_max_in_flight: u64,
 }
 
@@ -116,8 +116,9 @@ impl OtlpArgs {
     /// The export settings from the environment with these flags over them.
     pub(super) fn resolve(
         self,
-    ) -> Result<Option<crate::export::OtlpConfig>, crate::export::config::OtlpConfigError> {
-        let mut settings = crate::export::OtlpSettings::from_env();
+    ) -> Result<Option<crate::output::otlp::OtlpConfig>, crate::output::otlp::config::OtlpConfigError>
+    {
+        let mut settings = crate::output::otlp::OtlpSettings::from_env();
         if self.otlp_endpoint.is_some() {
             settings.endpoint = self.otlp_endpoint;
             settings.traces_endpoint = None;
@@ -156,7 +157,7 @@ impl ReceiveArgs {
     fn into_config(
         self,
         procfs: PathBuf,
-        security: crate::listen::ListenSecurity,
+        security: crate::serve::ListenSecurity,
     ) -> Option<crate::receive::ReceiverConfig> {
         (self.otlp_receive_http.is_some() || self.otlp_receive_grpc.is_some()).then(|| {
             crate::receive::ReceiverConfig {
@@ -337,7 +338,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         tracing::info!(config = %config.display(), "flags from the config file");
     }
     let rules_dirs = args.rules;
-    let loaded = crate::reload::fingerprint(&rules_dirs);
+    let loaded = crate::daemon::reload::fingerprint(&rules_dirs);
     let rules = match RuleSet::load_dirs(&rules_dirs) {
         Ok(rules) => rules,
         Err(errors) => {
@@ -346,7 +347,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(USAGE_ERROR));
         }
     };
-    let security = match crate::listen::ListenSecurity::load(&args.listen_security) {
+    let security = match crate::serve::ListenSecurity::load(&args.listen_security) {
         Ok(security) => security,
         Err(error) => {
             eprintln!("seam: error: {error}");
@@ -399,7 +400,7 @@ pub(super) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 async fn run_agent(
     options: AgentOptions,
     stats_file: Option<PathBuf>,
-    (rules_dirs, loaded): (Vec<PathBuf>, crate::reload::Fingerprint),
+    (rules_dirs, loaded): (Vec<PathBuf>, crate::daemon::reload::Fingerprint),
     fail_on_violation: bool,
 ) -> anyhow::Result<ExitCode> {
     // Registered before start-up, which writes the ready file: a SIGHUP never kills the agent,
@@ -409,26 +410,26 @@ async fn run_agent(
     let hangup = signal(SignalKind::hangup())?;
     let mut interrupt = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
-    let mut agent = match agent::start(options).await {
+    let mut agent = match daemon::start(options).await {
         Ok(agent) => agent,
         Err(error) => {
             eprintln!("seam: error: {error}");
             return Ok(ExitCode::from(start_failure_code(&error)));
         }
     };
-    match crate::privileges::drop_unneeded() {
+    match crate::daemon::privileges::drop_unneeded() {
         Ok(kept) => tracing::info!(
             kept = format!("{kept:#x}"),
             "dropped the capabilities no longer needed"
         ),
         Err(error) => tracing::warn!(%error, "cannot drop capabilities"),
     }
-    crate::reload::spawn(
+    crate::daemon::reload::spawn(
         rules_dirs,
         loaded,
         hangup,
         agent.inputs(),
-        crate::reload::POLL,
+        crate::daemon::reload::POLL,
     );
     tokio::select! {
         _ = interrupt.recv() => {},

@@ -1,7 +1,8 @@
 //! Allow entries applied to spans: an access a rule matched but the tenants agreed to.
-use crate::{
-    config::{Allow, TenantMatch, path_under},
-    rules::{Attr, Attributes, Value},
+use crate::policy::{
+    Allow, TenantMatch,
+    lang::{Attr, Attributes, Value},
+    path_under,
 };
 
 /// Whether `side` covers a tenant attribute's value (`"*"` also covers `null`).

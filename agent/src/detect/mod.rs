@@ -4,6 +4,7 @@
 pub(crate) mod allow;
 #[cfg(test)]
 mod tests;
+pub(crate) mod view;
 pub(crate) mod violation;
 
 use std::collections::{HashMap, VecDeque};
@@ -11,9 +12,11 @@ use std::collections::{HashMap, VecDeque};
 pub(crate) use violation::{Aggregate, Party, Target, Violation};
 
 use crate::{
-    config::{CountRule, Rule, RuleSet},
-    rules::{Attributes, Value},
-    spans::Span,
+    model::spans::Span,
+    policy::{
+        CountRule, Rule, RuleSet,
+        lang::{Attributes, Value},
+    },
 };
 
 /// Most (rule, group) pairs `trace.count` rules track at once; beyond it new groups are not

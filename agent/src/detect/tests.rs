@@ -3,13 +3,12 @@ use std::path::Path;
 
 use super::{Detector, Target, allow::allowed};
 use crate::{
-    config::RuleSet,
-    rules::Family,
-    spans::{
-        SpanBody, TenantRef,
+    model::{
         fixtures::{connection, file, process, shared, tcp, tenant},
+        spans::{SpanBody, TenantRef},
+        vocab::{FileOp, Transport},
     },
-    vocab::{FileOp, Transport},
+    policy::{RuleSet, lang::Family},
 };
 
 const TENANTS: &str = r#"
@@ -62,7 +61,7 @@ fn shipped() -> RuleSet {
 }
 
 /// Ids of the shipped rules `span` violates.
-fn fired(span: &crate::spans::Span) -> Vec<String> {
+fn fired(span: &crate::model::spans::Span) -> Vec<String> {
     let set = shipped();
     Detector::new("n".into())
         .evaluate(span, &set)
@@ -328,7 +327,7 @@ expr = "trace.count(net.connect) > 2"
     let mut detector = Detector::new("n".into());
     let at = |from: &str, secs: i64| {
         let mut span = tcp(Some(tenant(from)), b(), 1);
-        span.start = crate::spans::UnixNanos(secs * 1_000_000_000);
+        span.start = crate::model::spans::UnixNanos(secs * 1_000_000_000);
         span
     };
     let mut fired = |from: &str, secs: i64| detector.evaluate(&at(from, secs), &set).len();

@@ -6,11 +6,17 @@ use rand::RngCore;
 use serde::Serialize;
 
 use crate::{
-    clock::UnixNanos,
-    config::Rule,
-    rules::{Attr, Attributes, Family, Value},
-    spans::{ProcessRef, Span, SpanBody, SpanId, TenantName, TraceId},
-    vocab::{AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Tier, Transport},
+    model::{
+        clock::UnixNanos,
+        spans::{ProcessRef, Span, SpanBody, SpanId, TenantName, TraceId},
+        vocab::{
+            AppSpanKind, FileOp, Outcome, PathConfidence, PathRole, Severity, Tier, Transport,
+        },
+    },
+    policy::{
+        Rule,
+        lang::{Attr, Attributes, Family, Value},
+    },
 };
 
 /// A process in a violation: who it is and whose.
@@ -238,7 +244,7 @@ fn who(p: Option<&ProcessRef>) -> String {
     format!("{owner} process {} ({pid})", p.comm)
 }
 
-fn whose(t: Option<&crate::spans::TenantRef>, none: &str) -> String {
+fn whose(t: Option<&crate::model::spans::TenantRef>, none: &str) -> String {
     t.map_or_else(|| none.to_owned(), |t| format!("{}'s", t.name))
 }
 
@@ -248,7 +254,7 @@ fn describe(span: &Span) -> String {
         SpanBody::Connection(c) => {
             let to = whose(c.server.tenant.as_ref(), "no tenant's");
             let verb = match span.end_reason {
-                Some(crate::vocab::EndReason::Failed) => "tried to open",
+                Some(crate::model::vocab::EndReason::Failed) => "tried to open",
                 _ => "opened",
             };
             match &c.client.process {

@@ -4,7 +4,6 @@
 pub(crate) mod health;
 pub(crate) mod node;
 pub(crate) mod recorder;
-pub(crate) mod server;
 #[cfg(test)]
 mod tests;
 
@@ -434,7 +433,7 @@ impl Metrics {
             })
             .inc();
         self.chaos_last_run
-            .set(crate::clock::UnixNanos::now().0 / 1_000_000_000);
+            .set(crate::model::clock::UnixNanos::now().0 / 1_000_000_000);
     }
 
     /// The counter of requests `listener` refused for a bad token (created at zero).

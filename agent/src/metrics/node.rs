@@ -9,7 +9,9 @@ use prometheus_client::{
 };
 
 use crate::{
-    fingerprint::Fingerprint, k8s::RuntimeMetrics, probes::ProbeStatus, vocab::ProbeState,
+    attribution::pods::RuntimeMetrics,
+    kernel::{fingerprint::Fingerprint, probes::ProbeStatus},
+    model::vocab::ProbeState,
 };
 
 /// Labels of `seam_build_info`.
@@ -144,9 +146,9 @@ mod tests {
         let metrics = Metrics::new();
         let status = |program, state| ProbeStatus {
             program,
-            program_type: crate::probes::ProgramType::CgroupSockAddr,
+            program_type: crate::kernel::probes::ProgramType::CgroupSockAddr,
             attach_point: format!("hook/{program}"),
-            capability: crate::probes::Capability::ConnectIntent,
+            capability: crate::kernel::probes::Capability::ConnectIntent,
             rank: 0,
             state,
             loaded: true,
@@ -158,7 +160,7 @@ mod tests {
             status("seam_connect4", ProbeState::Live),
             status("seam_kprobe_x", ProbeState::Failed),
         ]);
-        let fp = crate::fingerprint::from_statuses(
+        let fp = crate::kernel::fingerprint::from_statuses(
             "node-a".into(),
             &[status("seam_connect4", ProbeState::Live)],
             Some("abc".into()),

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use prometheus_client::metrics::counter::Counter;
 
 use super::{KindLabel, LossLabels, Metrics, ProbeLabel};
-use crate::vocab::LossSource;
+use crate::model::vocab::LossSource;
 
 /// What the pipeline records.
 #[derive(Debug)]
@@ -43,7 +43,7 @@ impl PipelineMetrics {
     /// Repeated opens the kernel counted, and the silences set since the last call.
     pub(crate) fn file_counts(
         &self,
-        counts: &[(crate::events::silence::CountLabel, u64)],
+        counts: &[(crate::kernel::events::silence::CountLabel, u64)],
         new_silences: u64,
     ) {
         for (label, count) in counts {
@@ -87,7 +87,7 @@ impl PipelineMetrics {
     }
 
     /// One application span joined with `outcome`.
-    pub(crate) fn app_span(&self, outcome: crate::spans::assemble::JoinOutcome) {
+    pub(crate) fn app_span(&self, outcome: crate::assemble::JoinOutcome) {
         self.shared
             .app_spans
             .get_or_create(&super::OutcomeLabel {

@@ -65,7 +65,7 @@ fn exposition_parses_and_carries_every_metric() {
     recorder.event("exec");
     recorder.decode_error();
     recorder.span();
-    recorder.lost(crate::vocab::LossSource::RingBuffer, "network", 4);
+    recorder.lost(crate::model::vocab::LossSource::RingBuffer, "network", 4);
     metrics
         .violations
         .get_or_create(&super::ViolationLabels {

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::{
     trace::v1::{span::SpanKind, status::StatusCode},
 };
 
-use crate::{
+use crate::model::{
     clock::UnixNanos,
     spans::{SpanId, TraceId},
     vocab::{AppSpanKind, AppStatus},

@@ -11,7 +11,7 @@ use tonic::{
 };
 
 use super::{ReceiveError, Receiver};
-use crate::listen::Auth;
+use crate::serve::Auth;
 
 struct Traces {
     receiver: Arc<Receiver>,

@@ -17,7 +17,7 @@ use prost::Message as _;
 use tokio::net::TcpListener;
 
 use super::{ReceiveError, Receiver, RequestError};
-use crate::listen::Auth;
+use crate::serve::Auth;
 
 pub(super) async fn spawn(
     addr: SocketAddr,

@@ -22,7 +22,7 @@ use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
 pub(crate) use self::decode::AppSpanIn;
-use crate::{input::Input, metrics::Metrics};
+use crate::{metrics::Metrics, pipeline::input::Input};
 
 /// Where and how to receive.
 #[derive(Clone, Debug)]
@@ -38,7 +38,7 @@ pub(crate) struct ReceiverConfig {
     /// The host's procfs (finding the sending process from its socket).
     pub procfs: PathBuf,
     /// TLS and bearer token of the listeners.
-    pub security: crate::listen::ListenSecurity,
+    pub security: crate::serve::ListenSecurity,
 }
 
 /// Why a listener could not start.

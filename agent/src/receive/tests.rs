@@ -21,9 +21,9 @@ use tokio::{
 
 use super::{Bound, ReceiverConfig, decode::decode, spawn};
 use crate::{
-    input::Input,
-    listen::{ListenArgs, ListenSecurity},
     metrics::Metrics,
+    pipeline::input::Input,
+    serve::{ListenArgs, ListenSecurity},
 };
 
 const LIMIT: usize = 4096;

@@ -1,0 +1,490 @@
+//! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
+//! and a report of which hooks are live (the node's fingerprint).
+pub(crate) mod btf;
+pub(crate) mod budget;
+pub(crate) mod guarantee;
+pub(crate) mod lsm_list;
+pub(crate) mod maps;
+pub(crate) mod table;
+pub(crate) mod tracefs;
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+    time::Instant,
+};
+
+use aya::{
+    Btf, Ebpf, EbpfLoader,
+    programs::{
+        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry,
+        FExit, KProbe, Lsm, TracePoint,
+    },
+};
+use seam_common::{
+    BudgetConfig, GLOBAL_BUDGET, GLOBAL_OFFSETS, GLOBAL_SYSCALLS, KernelOffsets, MAP_EVENTS,
+    SyscallNumbers,
+};
+pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
+
+pub(crate) use crate::model::vocab::ProbeState;
+
+/// The probes, compiled for bpfel-unknown-none by agent/build.rs.
+static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
+
+/// Why probes could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ProbeError {
+    /// The eBPF object could not be parsed or its maps created.
+    #[error("cannot load Seam's eBPF object: {0}; is the kernel built with BPF and BTF support?")]
+    Object(#[source] aya::EbpfError),
+    /// The kernel's BTF could not be read (tp_btf programs need it).
+    #[error("cannot read kernel BTF: {0}")]
+    KernelBtf(#[source] aya::BtfError),
+    /// A program named in the probe table is missing from the object (a build mismatch).
+    #[error("probe {program} is not in the eBPF object; rebuild with `cargo xtask build`")]
+    MissingProgram { program: &'static str },
+    /// The root cgroup could not be opened for attaching.
+    #[error("cannot open cgroup root {path}: {source}")]
+    CgroupRoot {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The requested ring buffer size is not usable.
+    #[error(
+        "ring buffer size {bytes} is not a power of two of at least the page size ({page}); \
+         pick e.g. 4194304"
+    )]
+    RingSize { bytes: u32, page: u32 },
+    /// A map the probes declare is missing (a build mismatch).
+    #[error("eBPF map {name} missing from the probe object; rebuild with `cargo xtask build`")]
+    MissingMap { name: &'static str },
+    /// A map has another type than the agent expects (a build mismatch).
+    #[error("eBPF map {name}: {source}; rebuild with `cargo xtask build`")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A required capability has no probe that loads and attaches on this kernel.
+    #[error(
+        "no probe for required capability {capability:?} could be loaded on this kernel; \
+         {failures}"
+    )]
+    Required {
+        capability: Capability,
+        /// Each attempted probe and the kernel's answer (the verifier log for load failures).
+        failures: String,
+    },
+}
+
+/// Outcome of one probe.
+#[derive(Clone, Debug, serde::Serialize)]
+pub(crate) struct ProbeStatus {
+    pub program: &'static str,
+    pub program_type: ProgramType,
+    pub attach_point: String,
+    pub capability: Capability,
+    pub rank: u8,
+    pub state: ProbeState,
+    /// The kernel accepted the program (the verifier passed).
+    pub loaded: bool,
+    /// The program was attached to its hook.
+    pub attached: bool,
+    /// Time spent loading and attaching, in microseconds (0 when not tried).
+    pub load_us: u64,
+    /// Why it failed (includes the verifier's output for load errors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Loaded, attached probes. Dropping it detaches everything.
+pub(crate) struct Probes {
+    pub ebpf: Ebpf,
+    pub statuses: Vec<ProbeStatus>,
+}
+
+impl Probes {
+    /// Hooks that are live, e.g. `["cgroup/connect4", "tp_btf/inet_sock_set_state", ...]`.
+    pub(crate) fn live_hooks(&self) -> Vec<String> {
+        self.statuses
+            .iter()
+            .filter(|s| s.state == ProbeState::Live)
+            .map(|s| s.attach_point.clone())
+            .collect()
+    }
+}
+
+/// How much of the table to try.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum LoadMode {
+    /// Start-up: per capability, tiers in rank order until one is complete; worse tiers are not
+    /// loaded, and an incomplete tier's programs are unloaded again.
+    Run,
+    /// Fingerprint: every row is loaded and attached, whatever serves its capability; the
+    /// selection is the one `Run` would make. Missing required capabilities are not an error.
+    TryEveryRow,
+}
+
+/// Checks a ring buffer size: a power of two and a multiple of the page size.
+pub(crate) fn check_ring_bytes(bytes: u32) -> Result<u32, ProbeError> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(4096) as u32;
+    if bytes.is_power_of_two() && bytes >= page {
+        Ok(bytes)
+    } else {
+        Err(ProbeError::RingSize { bytes, page })
+    }
+}
+
+/// The embedded probe object (the fingerprint hashes it: `probe_object_sha256`).
+pub(crate) fn probe_object() -> &'static [u8] {
+    PROBE_OBJECT
+}
+
+/// Loads the object with `offsets`, the per-tenant event `budget` (and a ring buffer of
+/// `ring_bytes`, default [`seam_common::EVENTS_RING_BYTES`]), then the table against `cgroup_root` ([`LoadMode::Run`]).
+/// Fails only when a [`Capability::REQUIRED`] capability ends up with no live probe.
+/// Probes named in `disabled` (by program name or attach point) are not loaded.
+pub(crate) fn load(
+    offsets: Option<KernelOffsets>,
+    cgroup_root: &Path,
+    ring_bytes: Option<u32>,
+    budget: BudgetConfig,
+    disabled: &[String],
+) -> Result<Probes, ProbeError> {
+    load_mode(
+        offsets,
+        cgroup_root,
+        ring_bytes,
+        budget,
+        disabled,
+        LoadMode::Run,
+    )
+}
+
+/// [`load`] with a choice of [`LoadMode`].
+pub(crate) fn load_mode(
+    offsets: Option<KernelOffsets>,
+    cgroup_root: &Path,
+    ring_bytes: Option<u32>,
+    budget: BudgetConfig,
+    disabled: &[String],
+    mode: LoadMode,
+) -> Result<Probes, ProbeError> {
+    let offsets = offsets.unwrap_or_default();
+    let mut loader = EbpfLoader::new();
+    loader.override_global(GLOBAL_OFFSETS, &offsets, true);
+    let syscalls = if offsets.regs_valid == 1 && cfg!(target_arch = "x86_64") {
+        SyscallNumbers::X86_64
+    } else {
+        SyscallNumbers::NONE
+    };
+    loader.override_global(GLOBAL_SYSCALLS, &syscalls, true);
+    loader.override_global(GLOBAL_BUDGET, &budget, true);
+    if let Some(bytes) = ring_bytes {
+        loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
+    }
+    let mut ebpf = loader.load(PROBE_OBJECT).map_err(ProbeError::Object)?;
+    let btf = Btf::from_sys_fs().map_err(ProbeError::KernelBtf)?;
+    let cgroup = File::open(cgroup_root).map_err(|source| ProbeError::CgroupRoot {
+        path: cgroup_root.to_owned(),
+        source,
+    })?;
+    let lsm_inactive = lsm_list::bpf_inactive_reason(&lsm_list::active());
+    let mut statuses: Vec<ProbeStatus> = PROBES
+        .iter()
+        .map(|spec| ProbeStatus {
+            program: spec.program,
+            program_type: spec.hook.program_type(),
+            attach_point: spec.attach_point(),
+            capability: spec.capability,
+            rank: spec.rank,
+            state: ProbeState::Standby,
+            loaded: false,
+            attached: false,
+            load_us: 0,
+            error: None,
+        })
+        .collect();
+    for capability in Capability::ALL {
+        let mut ranks: Vec<u8> = PROBES
+            .iter()
+            .filter(|p| p.capability == capability)
+            .map(|p| p.rank)
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let mut served = false;
+        for rank in ranks {
+            if served && mode == LoadMode::Run {
+                break;
+            }
+            let tier: Vec<usize> = (0..PROBES.len())
+                .filter(|&i| PROBES[i].capability == capability && PROBES[i].rank == rank)
+                .collect();
+            let mut complete = true;
+            let mut any = false;
+            for &i in &tier {
+                let spec = &PROBES[i];
+                let status = &mut statuses[i];
+                if disabled
+                    .iter()
+                    .any(|d| d == spec.program || *d == status.attach_point)
+                {
+                    tracing::info!(probe = spec.program, hook = %status.attach_point, "probe disabled by option");
+                    status.state = ProbeState::Disabled;
+                    continue;
+                }
+                if let (Hook::Lsm(_), Some(reason)) = (spec.hook, &lsm_inactive) {
+                    status.state = ProbeState::Failed;
+                    status.error = Some(reason.clone());
+                } else {
+                    try_row(&mut ebpf, spec, status, &offsets, &btf, &cgroup);
+                }
+                any |= status.attached;
+                complete &= status.attached || spec.optional;
+            }
+            let chosen = complete && any && !served;
+            for &i in &tier {
+                let status = &mut statuses[i];
+                if status.state == ProbeState::Disabled || !status.attached {
+                    continue;
+                }
+                if chosen {
+                    status.state = ProbeState::Live;
+                    tracing::info!(probe = status.program, hook = %status.attach_point, "probe live");
+                } else if mode == LoadMode::Run {
+                    // An incomplete tier would give a partial view next to a complete one.
+                    unload(&mut ebpf, &PROBES[i]);
+                    status.attached = false;
+                    status.error = Some("unloaded: its tier is incomplete on this kernel".into());
+                }
+            }
+            served |= chosen;
+        }
+    }
+    if mode == LoadMode::Run {
+        log_tiers(&statuses);
+        for capability in Capability::REQUIRED {
+            if !statuses
+                .iter()
+                .any(|s| s.capability == capability && s.state == ProbeState::Live)
+            {
+                return Err(ProbeError::Required {
+                    capability,
+                    failures: failures(&statuses, capability),
+                });
+            }
+        }
+    }
+    Ok(Probes { ebpf, statuses })
+}
+
+/// Logs the tier serving each capability and what it does not see, so an operator reading the
+/// start-up log learns the node's guarantees without running `seam fingerprint`.
+fn log_tiers(statuses: &[ProbeStatus]) {
+    for capability in Capability::ALL {
+        let live = statuses
+            .iter()
+            .find(|s| s.capability == capability && s.state == ProbeState::Live);
+        let tier = live.map(|s| (s.program_type, s.rank));
+        let reductions = guarantee::reductions(capability, tier);
+        let off = statuses
+            .iter()
+            .filter(|s| s.capability == capability)
+            .all(|s| s.state == ProbeState::Disabled);
+        match tier {
+            None if off => tracing::info!(?capability, "capability off by option"),
+            Some((program_type, rank)) if reductions.is_empty() => {
+                tracing::info!(?capability, ?program_type, rank, "capability live");
+            }
+            _ => tracing::warn!(
+                ?capability,
+                ?tier,
+                ?reductions,
+                "capability reduced on this kernel (see `seam fingerprint`)"
+            ),
+        }
+    }
+}
+
+/// Each probe of `capability` and why it is not live.
+fn failures(statuses: &[ProbeStatus], capability: Capability) -> String {
+    statuses
+        .iter()
+        .filter(|s| s.capability == capability)
+        .map(|s| {
+            format!(
+                "probe {} ({}): {}",
+                s.program,
+                s.attach_point,
+                s.error.as_deref().unwrap_or(match s.state {
+                    ProbeState::Disabled => "disabled by --disable-probe",
+                    _ => "not attempted",
+                })
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// Loads and attaches one row, recording the outcome in `status`.
+fn try_row(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    status: &mut ProbeStatus,
+    offsets: &KernelOffsets,
+    btf: &Btf,
+    cgroup: &File,
+) {
+    let missing_offsets = match spec.needs {
+        Needs::Nothing => false,
+        Needs::SocketOffsets => offsets.valid != 1,
+        Needs::FileOffsets => offsets.files_valid != 1,
+        Needs::SocketSk => offsets.valid != 1 || offsets.socket_sk == 0,
+        Needs::SyscallRecords => offsets.files_valid != 1 || offsets.syscall_ret == 0,
+        Needs::SyscallRegisters => offsets.files_valid != 1 || offsets.regs_valid != 1,
+    };
+    if missing_offsets {
+        status.state = ProbeState::Failed;
+        status.error = Some("kernel struct offsets could not be resolved from BTF".to_owned());
+        return;
+    }
+    let started = Instant::now();
+    let result = attach(ebpf, spec, btf, cgroup, &mut status.loaded);
+    status.load_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+    match result {
+        Ok(()) => status.attached = true,
+        Err(error) => {
+            let mut error = error_text(error.as_ref());
+            if let Some(running) = kernel_version()
+                && running < spec.min_kernel
+            {
+                let (major, minor) = spec.min_kernel;
+                error.push_str(&format!(
+                    " (the hook needs Linux {major}.{minor} or later; this kernel is {}.{})",
+                    running.0, running.1
+                ));
+            }
+            tracing::warn!(probe = spec.program, hook = %status.attach_point, %error, "probe not loaded");
+            status.state = ProbeState::Failed;
+            status.error = Some(error);
+        }
+    }
+}
+
+/// The running kernel's (major, minor), from uname.
+fn kernel_version() -> Option<(u32, u32)> {
+    let release = nix::sys::utsname::uname().ok()?;
+    let release = release.release().to_str()?;
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// Full text of an error chain; aya's load errors carry the verifier log.
+fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Loads and attaches one program; `loaded` is set once the verifier accepted it.
+fn attach(
+    ebpf: &mut Ebpf,
+    spec: &ProbeSpec,
+    btf: &Btf,
+    cgroup: &File,
+    loaded: &mut bool,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let program = ebpf
+        .program_mut(spec.program)
+        .ok_or(ProbeError::MissingProgram {
+            program: spec.program,
+        })?;
+    match spec.hook {
+        Hook::CgroupSockAddr => {
+            let program: &mut CgroupSockAddr = program.try_into()?;
+            program.load()?;
+            *loaded = true;
+            // Link-based cgroup attachment (kernel >= 5.7) must pass no flags; links always coexist
+            // with other programs on the same cgroup.
+            program.attach(cgroup, CgroupAttachMode::Single)?;
+        }
+        Hook::CgroupSkb { ingress } => {
+            let program: &mut CgroupSkb = program.try_into()?;
+            program.load()?;
+            *loaded = true;
+            let direction = if ingress {
+                CgroupSkbAttachType::Ingress
+            } else {
+                CgroupSkbAttachType::Egress
+            };
+            program.attach(cgroup, direction, CgroupAttachMode::Single)?;
+        }
+        Hook::TpBtf(name) => {
+            let program: &mut BtfTracePoint = program.try_into()?;
+            program.load(name, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::TracePoint(category, name) => {
+            crate::kernel::preflight::ensure_tracefs()?;
+            let program: &mut TracePoint = program.try_into()?;
+            program.load()?;
+            *loaded = true;
+            program.attach(category, name)?;
+        }
+        Hook::Lsm(name) => {
+            let program: &mut Lsm = program.try_into()?;
+            program.load(name, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::FEntry(function) => {
+            let program: &mut FEntry = program.try_into()?;
+            program.load(function, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::FExit(function) => {
+            let program: &mut FExit = program.try_into()?;
+            program.load(function, btf)?;
+            *loaded = true;
+            program.attach()?;
+        }
+        Hook::KProbe(function) => {
+            let program: &mut KProbe = program.try_into()?;
+            program.load()?;
+            *loaded = true;
+            program.attach(function, 0)?;
+        }
+    }
+    Ok(())
+}
+
+/// Detaches and unloads one program (a member of an incomplete tier).
+fn unload(ebpf: &mut Ebpf, spec: &ProbeSpec) {
+    let Some(program) = ebpf.program_mut(spec.program) else {
+        return;
+    };
+    let result = match spec.hook {
+        Hook::CgroupSockAddr => <&mut CgroupSockAddr>::try_from(program).map(|p| p.unload()),
+        Hook::CgroupSkb { .. } => <&mut CgroupSkb>::try_from(program).map(|p| p.unload()),
+        Hook::TpBtf(_) => <&mut BtfTracePoint>::try_from(program).map(|p| p.unload()),
+        Hook::TracePoint(..) => <&mut TracePoint>::try_from(program).map(|p| p.unload()),
+        Hook::Lsm(_) => <&mut Lsm>::try_from(program).map(|p| p.unload()),
+        Hook::FEntry(_) => <&mut FEntry>::try_from(program).map(|p| p.unload()),
+        Hook::FExit(_) => <&mut FExit>::try_from(program).map(|p| p.unload()),
+        Hook::KProbe(_) => <&mut KProbe>::try_from(program).map(|p| p.unload()),
+    };
+    if let Err(error) | Ok(Err(error)) = result {
+        tracing::warn!(probe = spec.program, %error, "cannot unload probe of an incomplete tier");
+    }
+}

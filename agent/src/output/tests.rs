@@ -1,0 +1,207 @@
+//! The fan-out: file + webhook + aggregation together, and the real HTTP transport against a
+//! loopback server.
+use std::{
+    io::{BufRead, BufReader, Read, Write},
+    net::TcpListener,
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+use super::{
+    Loss, LossTag, Record, SinkOptions, Sinks,
+    webhook::{Post, PostError, WebhookConfig, http::HttpPost},
+};
+use crate::{
+    detect::violation::fixture,
+    metrics::Metrics,
+    model::{clock::UnixNanos, vocab::LossSource},
+};
+
+const SEC: u64 = 1_000_000_000;
+
+/// What the test server does with one request.
+#[derive(Clone, Copy)]
+enum Answer {
+    Status(u16),
+    Stall(Duration),
+}
+
+/// A loopback HTTP/1.1 server answering requests in turn from `answers` (then 200); sends
+/// (content-type, body) of every request it read.
+fn server(answers: Vec<Answer>) -> (String, mpsc::Receiver<(String, String)>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut answers = answers.into_iter();
+        for stream in listener.incoming().take(64) {
+            let Ok(mut stream) = stream else { return };
+            let answer = answers.next().unwrap_or(Answer::Status(200));
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let (mut length, mut content_type) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        length = v.trim().parse().unwrap_or(0);
+                    }
+                    if let Some(v) = lower.strip_prefix("content-type:") {
+                        content_type = v.trim().to_owned();
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let _ = tx.send((content_type, String::from_utf8_lossy(&body).into_owned()));
+                let status = match answer {
+                    Answer::Status(status) => status,
+                    Answer::Stall(d) => {
+                        std::thread::sleep(d);
+                        200
+                    }
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status} X\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+            });
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn http_post_sends_json_and_maps_status_and_timeout() {
+    let (url, requests) = server(vec![
+        Answer::Status(500),
+        Answer::Stall(Duration::from_secs(2)),
+        Answer::Status(204),
+    ]);
+    let mut post = HttpPost::new(&url, Duration::from_millis(300));
+    assert!(matches!(
+        post.post("{\"n\":1}"),
+        Err(PostError::Status(500))
+    ));
+    let started = Instant::now();
+    assert!(matches!(post.post("{\"n\":2}"), Err(PostError::Timeout)));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "per-attempt timeout holds"
+    );
+    post.post("{\"n\":3}").unwrap();
+    let seen: Vec<(String, String)> = requests.try_iter().collect();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|(ct, _)| ct == "application/json"),
+        "{seen:?}"
+    );
+    assert_eq!(seen[2].1, "{\"n\":3}");
+}
+
+#[test]
+fn http_post_to_a_closed_port_is_a_transport_error() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut post = HttpPost::new(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(1));
+    assert!(matches!(post.post("{}"), Err(PostError::Transport(_))));
+}
+
+fn violation(n: u32) -> Record {
+    Record::Violation(Box::new(fixture(n, 80, "c", i64::from(n) + 1)))
+}
+
+fn loss() -> Record {
+    Record::Loss(Loss {
+        kind: LossTag,
+        time: UnixNanos(5),
+        node: "n".into(),
+        source: LossSource::RingBuffer,
+        probe: "network".into(),
+        lost: 1,
+        lost_total: 1,
+        message: "m".into(),
+    })
+}
+
+#[test]
+fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("feed.jsonl");
+    let (url, requests) = server(vec![Answer::Status(500)]);
+    let mut hook = WebhookConfig::new(url);
+    hook.backoff.base = Duration::from_millis(10);
+    let metrics = Metrics::new();
+    let options = SinkOptions {
+        stdout: false,
+        feed_file: Some(path.clone()),
+        webhooks: vec![hook],
+        aggregate_window: Duration::from_secs(10),
+        ..SinkOptions::default()
+    };
+    let mut sinks = Sinks::open(&options, &metrics).unwrap();
+    for n in 0..100 {
+        sinks.emit_at(violation(n), u64::from(n) * 1000);
+    }
+    sinks.emit_at(loss(), 2 * SEC);
+    sinks.tick_at(5 * SEC);
+    sinks.tick_at(11 * SEC);
+    sinks.finish();
+    let lines: Vec<Value> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert_eq!(lines[0]["time"], UnixNanos(1).rfc3339());
+    assert!(lines[0].get("aggregate").is_none());
+    assert_eq!(lines[1]["kind"], "loss");
+    assert_eq!(lines[2]["aggregate"]["count"], 99);
+    assert_eq!(sinks.folded(), 99);
+    // The webhook got the same three (the first after one 500 and a retry).
+    let bodies: Vec<Value> = requests
+        .try_iter()
+        .map(|(_, body)| serde_json::from_str(&body).unwrap())
+        .collect();
+    assert_eq!(
+        bodies.len(),
+        4,
+        "one failed attempt + three deliveries: {bodies:#?}"
+    );
+    assert_eq!(bodies[1..], lines[..]);
+    let text = metrics.encode();
+    assert!(
+        text.contains("seam_feed_delivered_total{sink=\"webhook-0\"} 3"),
+        "{text}"
+    );
+    assert!(
+        text.contains("seam_feed_delivery_failures_total{sink=\"webhook-0\"} 1"),
+        "{text}"
+    );
+    assert!(text.contains("seam_violations_folded_total 99"), "{text}");
+    assert!(sinks.dropped().is_empty(), "{:?}", sinks.dropped());
+}
+
+#[test]
+fn bad_webhook_urls_are_refused_with_the_url_redacted() {
+    let options = SinkOptions {
+        webhooks: vec![WebhookConfig::new(
+            "ftp://example.invalid/secret-token".into(),
+        )],
+        ..SinkOptions::default()
+    };
+    let error = Sinks::open(&options, &Metrics::new())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("http:// or https://"), "{error}");
+    assert!(!error.contains("secret-token"), "{error}");
+}
