@@ -13,12 +13,10 @@
 use std::{collections::VecDeque, net::IpAddr};
 
 use super::{Ctx, SpanUpdate, connections::Connections, joins::Joinable};
-use crate::{
-    model::{
-        spans::{AppPeer, AppSpan, ProcessRef, Span, SpanBody},
-        vocab::AppSpanKind,
-    },
-    receive::AppSpanIn,
+use crate::model::{
+    app::AppSpanIn,
+    spans::{AppPeer, AppSpan, ProcessRef, Span, SpanBody},
+    vocab::AppSpanKind,
 };
 
 /// How far application and kernel times may disagree and still overlap.

@@ -181,7 +181,7 @@ impl Assembler {
     /// Application spans received over OTLP: joined now, or once their connection shows up.
     pub(crate) fn app(
         &mut self,
-        spans: Vec<crate::receive::AppSpanIn>,
+        spans: Vec<crate::model::app::AppSpanIn>,
         now_ns: u64,
         ctx: &Ctx<'_>,
     ) -> Vec<(JoinOutcome, SpanUpdate)> {

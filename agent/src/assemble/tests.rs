@@ -593,9 +593,9 @@ fn too_many_open_spans_evict_the_oldest_and_shutdown_ends_the_rest() {
     assert_eq!(opened.len(), 4);
 }
 
-fn app_span(pid: u32, server: &str, start_ns: u64) -> crate::receive::AppSpanIn {
+fn app_span(pid: u32, server: &str, start_ns: u64) -> crate::model::app::AppSpanIn {
     let (host, port) = server.rsplit_once(':').unwrap();
-    crate::receive::AppSpanIn {
+    crate::model::app::AppSpanIn {
         trace_id: crate::model::spans::TraceId::random(),
         span_id: crate::model::spans::SpanId::random(),
         parent_span_id: None,

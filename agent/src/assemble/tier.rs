@@ -37,3 +37,53 @@ pub(crate) fn classify(span: &mut Span, rules: &RuleSet) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::classify;
+    use crate::{
+        model::{
+            fixtures,
+            vocab::{FileOp, Tier},
+        },
+        policy::RuleSet,
+    };
+
+    const TENANTS: &str = r#"
+[[tenant]]
+name = "acme"
+cgroups = ["t/acme"]
+paths = ["/srv/acme", { path = "/srv/acme/pii", tier = "regulated" }]
+
+[[tenant]]
+name = "globex"
+cgroups = ["t/globex"]
+
+[[rule]]
+id = "cross-tenant-network"
+severity = "high"
+description = "A tenant reached another tenant's endpoint"
+expr = "trace.has(net.*).where(peer.tenant != null and peer.tenant != tenant)"
+"#;
+
+    #[test]
+    fn a_span_carries_the_tier_of_what_it_touched() {
+        let set = RuleSet::from_sources(&[("t.toml", TENANTS)]).expect("valid tenants");
+        let mut span = fixtures::file(
+            Some(fixtures::tenant("globex")),
+            "/srv/acme/pii/cards.csv",
+            FileOp::Read,
+            Some(fixtures::tenant("acme")),
+        );
+        classify(&mut span, &set);
+        assert_eq!(span.tier(), Some(Tier::Regulated));
+        let mut plain = fixtures::file(
+            Some(fixtures::tenant("globex")),
+            "/srv/acme/readme",
+            FileOp::Read,
+            Some(fixtures::tenant("acme")),
+        );
+        classify(&mut plain, &set);
+        assert_eq!(plain.tier(), None);
+    }
+}

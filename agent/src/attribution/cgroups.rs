@@ -11,13 +11,14 @@ use std::{
 };
 
 use inotify::{Inotify, WatchMask};
-use tokio::sync::mpsc;
 
 use super::containers::Containers;
 use crate::{
     attribution::pods::PodDirectory,
-    model::spans::{ContainerRef, TenantRef},
-    pipeline::input::Input,
+    model::{
+        handoff::Notifier,
+        spans::{ContainerRef, TenantRef},
+    },
     policy::RuleSet,
 };
 
@@ -224,18 +225,18 @@ fn walk(root: &Path) -> Vec<(u64, String)> {
     out
 }
 
-/// Watches the cgroup tree and sends [`Input::CgroupsChanged`] when directories come or go.
+/// Watches the cgroup tree and gives notice when directories come or go.
 /// Runs on its own thread (inotify reads block). Also ticks every `rescan` as a safety net
 /// against missed notifications.
-pub(crate) fn spawn_watcher(root: PathBuf, tx: mpsc::Sender<Input>, rescan: Duration) {
+pub(crate) fn spawn_watcher(root: PathBuf, changed: Notifier, rescan: Duration) {
     std::thread::Builder::new()
         .name("seam-cgroup-watch".into())
         .spawn(move || {
-            if let Err(error) = watch(&root, &tx) {
+            if let Err(error) = watch(&root, &changed) {
                 tracing::warn!(%error, "inotify on cgroupfs failed; relying on periodic rescans");
             }
             // Fallback (or after inotify failed): periodic rescans only.
-            while tx.blocking_send(Input::CgroupsChanged).is_ok() {
+            while changed.notify() {
                 std::thread::sleep(rescan);
             }
         })
@@ -243,7 +244,7 @@ pub(crate) fn spawn_watcher(root: PathBuf, tx: mpsc::Sender<Input>, rescan: Dura
         .unwrap_or_else(|error| tracing::warn!(%error, "cannot start the cgroup watcher"));
 }
 
-fn watch(root: &Path, tx: &mpsc::Sender<Input>) -> std::io::Result<()> {
+fn watch(root: &Path, changed: &Notifier) -> std::io::Result<()> {
     let mut inotify = Inotify::init()?;
     let mask = WatchMask::CREATE | WatchMask::DELETE | WatchMask::MOVED_TO | WatchMask::ONLYDIR;
     let mut watched: HashSet<String> = HashSet::new();
@@ -262,7 +263,7 @@ fn watch(root: &Path, tx: &mpsc::Sender<Input>) -> std::io::Result<()> {
         if dirs_changed {
             // Forget removed directories so a re-created one is watched again.
             watched.retain(|rel| root.join(rel).is_dir());
-            if tx.blocking_send(Input::CgroupsChanged).is_err() {
+            if !changed.notify() {
                 return Ok(());
             }
         }

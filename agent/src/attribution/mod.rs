@@ -1,7 +1,7 @@
 //! Attribution: from a cgroup id and a task to a process and a tenant (second stage).
 //!
 //! The [`CgroupRegistry`] maps cgroup ids to paths and tenants and tells the kernel's filter
-//! ([`TenantFilter`]) which cgroups to watch; the [`ProcessTable`] knows tenant processes by
+//! ([`crate::kernel::filter::TenantFilter`]) which cgroups to watch; the [`ProcessTable`] knows tenant processes by
 //! pid. Tenants are resolved by name here, once, so every span carries them.
 pub(crate) mod cgroups;
 pub(crate) mod containers;
@@ -16,27 +16,6 @@ pub(crate) use local::LocalAddrs;
 pub(crate) use processes::{Observed, ProcessInfo, ProcessTable};
 
 use crate::{model::spans::ProcessRef, policy::RuleSet};
-
-/// The kernel-side filter: only watched cgroups produce events. Implemented over the probes'
-/// map (`probes::maps`), and by fakes in tests, so the pipeline holds no kernel object.
-pub(crate) trait TenantFilter: Send {
-    /// Starts watching a cgroup of `tenant` (whose event budget it shares); an error says why
-    /// it could not be added (e.g. the map is full): that cgroup's activity is not observed.
-    fn watch(&mut self, cgroup_id: u64, tenant: &str) -> Result<(), String>;
-    /// Stops watching a cgroup (already gone is fine).
-    fn unwatch(&mut self, cgroup_id: u64);
-}
-
-/// No kernel filter (the pipeline's tests and user-space benchmarks have no kernel).
-pub(crate) struct NoFilter;
-
-impl TenantFilter for NoFilter {
-    fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), String> {
-        Ok(())
-    }
-
-    fn unwatch(&mut self, _cgroup_id: u64) {}
-}
 
 /// Builds [`ProcessRef`]s from the registry and the process table.
 pub(crate) struct Attributor {

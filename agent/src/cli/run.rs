@@ -428,7 +428,7 @@ async fn run_agent(
         rules_dirs,
         loaded,
         hangup,
-        agent.inputs(),
+        agent.rules(),
         crate::daemon::reload::POLL,
     );
     tokio::select! {

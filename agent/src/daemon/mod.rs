@@ -10,7 +10,6 @@ use std::{
     time::Duration,
 };
 
-use seam_common::KernelOffsets;
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
@@ -25,14 +24,18 @@ use crate::{
         preflight,
         preflight::PreflightError,
         probes,
-        probes::{ProbeError, btf::BtfOffsets, maps},
+        probes::{ProbeError, maps},
     },
     metrics::{Metrics, PipelineMetrics},
     output::{
         Record, SinkError, SinkOptions, Sinks, Start,
         otlp::{ExportError, Exporter, OtlpConfig},
     },
-    pipeline::{Pipeline, PipelineOptions, input::Input, totals::StatsReport},
+    pipeline::{
+        Pipeline, PipelineOptions,
+        input::{Inlets, Input},
+        totals::StatsReport,
+    },
     policy::RuleSet,
     receive::{ReceiveError, ReceiverConfig},
     serve::metrics::ServeError,
@@ -120,50 +123,13 @@ pub(crate) struct AgentOptions {
 
 /// A started agent. Call [`RunningAgent::stop`] to flush and collect the stats.
 pub(crate) struct RunningAgent {
-    inputs: mpsc::Sender<Input>,
+    /// Rules reloads into the pipeline.
+    rules: mpsc::Sender<Box<RuleSet>>,
     stop: tokio::sync::oneshot::Sender<()>,
     /// `None` once it ended (see [`RunningAgent::failed`]).
     task: Option<JoinHandle<StatsReport>>,
     reader: JoinHandle<()>,
     reader_stop: tokio::sync::oneshot::Sender<()>,
-}
-
-/// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
-/// zero and the probes depending on it are reported as not loaded.
-pub(crate) fn kernel_offsets() -> Option<KernelOffsets> {
-    let btf = match BtfOffsets::open(Path::new(probes::btf::VMLINUX_BTF)) {
-        Ok(btf) => btf,
-        Err(error) => {
-            tracing::warn!(%error, "kernel BTF unavailable; probes that need offsets stay off");
-            return None;
-        }
-    };
-    let base = btf.kernel_offsets().unwrap_or_else(|error| {
-        tracing::warn!(%error, "socket offsets unavailable; TCP state probes stay off");
-        KernelOffsets::ZERO
-    });
-    let base = btf.tcp_counter_offsets(base).unwrap_or_else(|error| {
-        tracing::warn!(%error, "tcp_sock counters unavailable; connections end without byte counts");
-        base
-    });
-    let offsets = btf.file_offsets(base).unwrap_or_else(|error| {
-        tracing::warn!(%error, "file offsets unavailable; file probes stay off");
-        base
-    });
-    let mut offsets = btf.regs_offsets(offsets).unwrap_or_else(|error| {
-        tracing::warn!(%error, "syscall registers unavailable; per-syscall file probes serve");
-        offsets
-    });
-    if preflight::ensure_tracefs().is_ok()
-        && let Some((args, ret)) = probes::tracefs::syscall_layout(Path::new(preflight::TRACEFS))
-    {
-        offsets.syscall_args = args;
-        offsets.syscall_ret = ret;
-    } else {
-        // Only the syscall tracepoint rows need the record layout (Needs::SyscallRecords).
-        tracing::warn!("tracefs syscall formats unreadable; syscall file probes stay off");
-    }
-    Some(offsets)
 }
 
 /// Whether any rule matches file spans (`trace.has(file.*)` and the like).
@@ -207,7 +173,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         ),
         None => None,
     };
-    let offsets = kernel_offsets();
+    let offsets = probes::resolve_offsets();
     let mut disabled = options.disabled_probes.clone();
     if !uses_file_spans(&options.rules) {
         // Syscall tracepoints tax every syscall on the node: no file rule, no file probes.
@@ -268,7 +234,16 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
             fingerprint,
         })));
     }
-    let (tx, mut rx) = mpsc::channel::<Input>(1024);
+    let (kernel_tx, kernel_rx) = mpsc::channel(1024);
+    let (cgroups_tx, cgroups_rx) = crate::model::handoff::notifier();
+    let (rules_tx, rules_rx) = mpsc::channel(4);
+    let (app_tx, app_rx) = mpsc::channel(1024);
+    let inlets = Inlets {
+        kernel: kernel_rx,
+        cgroups: cgroups_rx,
+        rules: rules_rx,
+        app: app_rx,
+    };
     let api = match options.runtime.kubernetes_api {
         true => Some((
             crate::attribution::pods::api::in_cluster()?,
@@ -280,7 +255,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         &options.runtime,
         options.rules.has_pod_tenants(),
         api,
-        tx.clone(),
+        cgroups_tx.clone(),
         metrics.node.runtime.clone(),
     )
     .await?;
@@ -290,7 +265,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         local: LocalAddrs::current(),
     };
     let receiving = match options.receive {
-        Some(config) => crate::receive::spawn(config, tx.clone(), &metrics).await?,
+        Some(config) => crate::receive::spawn(config, app_tx, &metrics).await?,
         None => crate::receive::Bound::default(),
     };
     // Connections to Seam's own listeners (applications sending spans, scrapes) are not
@@ -335,42 +310,18 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
     let reader_task = tokio::spawn(reader::run(
         source,
-        tx.clone(),
+        kernel_tx,
         reader_stop_rx,
         metrics.clone(),
     ));
-    crate::attribution::cgroups::spawn_watcher(cgroup_root, tx.clone(), options.rescan);
-    let tick_tx = tx.clone();
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(Duration::from_millis(100));
-        loop {
-            interval.tick().await;
-            if tick_tx.send(Input::Tick).await.is_err() {
-                return;
-            }
-        }
-    });
-    let (stop_tx, mut stop_rx) = tokio::sync::oneshot::channel::<()>();
+    crate::attribution::cgroups::spawn_watcher(cgroup_root, cgroups_tx, options.rescan);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let ebpf = probes.ebpf;
     let task = tokio::spawn(async move {
         // Keeps the programs attached (and the filter map pinned) while the pipeline runs.
         let _ebpf = ebpf;
         let _pinned = pinned;
-        loop {
-            tokio::select! {
-                input = rx.recv() => match input {
-                    Some(input) => pipeline.handle(input),
-                    None => break,
-                },
-                _ = &mut stop_rx => {
-                    // Drain what is already queued, then flush.
-                    while let Ok(input) = rx.try_recv() {
-                        pipeline.handle(input);
-                    }
-                    break;
-                }
-            }
-        }
+        inlets.run(&mut pipeline, stop_rx).await;
         // The webhooks and the exporter get one grace period, together.
         let deadline = std::time::Instant::now() + pipeline.shutdown_grace();
         let exporter = pipeline.finish(deadline);
@@ -412,7 +363,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     metrics.health.set_ready();
     tracing::info!(hooks = live_hooks.len(), "seam is observing");
     Ok(RunningAgent {
-        inputs: tx,
+        rules: rules_tx,
         stop: stop_tx,
         task: Some(task),
         reader: reader_task,
@@ -421,9 +372,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
 }
 
 impl RunningAgent {
-    /// A sender into the pipeline (e.g. for rules reloads).
-    pub(crate) fn inputs(&self) -> mpsc::Sender<Input> {
-        self.inputs.clone()
+    /// Where rules reloads go.
+    pub(crate) fn rules(&self) -> mpsc::Sender<Box<RuleSet>> {
+        self.rules.clone()
     }
 
     /// Drains the ring buffer one last time, stops the pipeline (which ends every open span),
@@ -433,7 +384,6 @@ impl RunningAgent {
         if let Err(error) = self.reader.await {
             tracing::error!(%error, "ring buffer reader failed");
         }
-        let _ = self.inputs.send(Input::Tick).await;
         let _ = self.stop.send(());
         let Some(task) = self.task else {
             return crate::pipeline::totals::Stats::default().report();

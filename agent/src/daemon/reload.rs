@@ -8,7 +8,7 @@ use std::{
 
 use tokio::{signal::unix::Signal, sync::mpsc, task::JoinHandle};
 
-use crate::{pipeline::input::Input, policy::RuleSet};
+use crate::policy::RuleSet;
 
 /// How often the rules directories are checked for changes.
 pub(crate) const POLL: Duration = Duration::from_secs(2);
@@ -38,11 +38,11 @@ pub(crate) fn fingerprint(dirs: &[PathBuf]) -> Fingerprint {
 }
 
 /// Loads `dirs`; sends the rules to the pipeline, or logs why they were rejected.
-async fn reload(dirs: &[PathBuf], tx: &mpsc::Sender<Input>, why: &str) -> bool {
+async fn reload(dirs: &[PathBuf], tx: &mpsc::Sender<Box<RuleSet>>, why: &str) -> bool {
     match RuleSet::load_dirs(dirs) {
         Ok(rules) => {
             tracing::info!(trigger = why, "rules loaded; handing them to the pipeline");
-            tx.send(Input::Reload(Box::new(rules))).await.is_ok()
+            tx.send(Box::new(rules)).await.is_ok()
         }
         Err(errors) => {
             tracing::error!(
@@ -62,7 +62,7 @@ pub(crate) fn spawn(
     dirs: Vec<PathBuf>,
     loaded: Fingerprint,
     mut hangup: Signal,
-    tx: mpsc::Sender<Input>,
+    tx: mpsc::Sender<Box<RuleSet>>,
     poll: Duration,
 ) -> JoinHandle<()> {
     tokio::spawn(async move {

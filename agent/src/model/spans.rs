@@ -23,12 +23,12 @@ use serde::{Deserialize, Serialize};
 
 pub(crate) use super::ids::{SpanId, TraceId};
 pub(crate) use crate::model::clock::UnixNanos;
-use crate::{
-    model::vocab::{
+use crate::model::{
+    catalogue::SpanName,
+    vocab::{
         AppSpanKind, AppStatus, EndReason, FileOp, Outcome, PathConfidence, PathRole, Tier,
         Transport,
     },
-    policy::lang::SpanName,
 };
 
 /// A tenant's name (cheap to clone).

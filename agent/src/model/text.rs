@@ -29,11 +29,32 @@ pub(crate) fn escape_os(s: &OsStr) -> String {
     escape_bytes(s.as_bytes())
 }
 
+/// Resolves `.` and `..` lexically (`..` at the root stays at the root).
+pub(crate) fn normalize_path(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    format!("/{}", out.join("/"))
+}
+
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    #[test]
+    fn normalize_never_climbs_above_root() {
+        assert_eq!(normalize_path("/../../etc/./passwd"), "/etc/passwd");
+        assert_eq!(normalize_path("a//b/"), "/a/b");
+    }
 
     #[test]
     fn invalid_bytes_are_spelled_out_and_valid_text_is_kept() {

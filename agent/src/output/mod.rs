@@ -22,9 +22,10 @@ use std::{
 use aggregate::{Aggregator, Offer};
 use feed_file::{RotatingFile, Rotation};
 use prometheus_client::metrics::{counter::Counter, family::Family};
-pub(crate) use record::{Loss, LossTag, Record, Start};
+pub(crate) use record::{Record, Start};
 use webhook::{WebhookConfig, WebhookSink};
 
+pub(crate) use crate::model::loss::{Loss, LossTag};
 use crate::{
     detect::Violation,
     metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},

@@ -3,38 +3,12 @@
 //! a `serde_json::Value`.
 use serde::{Serialize, Serializer, ser::SerializeMap};
 
+pub(crate) use crate::model::loss::Loss;
 use crate::{
     detect::Violation,
     kernel::fingerprint::Fingerprint,
-    model::{clock::UnixNanos, spans::Span, vocab::LossSource},
+    model::{clock::UnixNanos, spans::Span},
 };
-
-/// Evidence Seam could not keep: what, how much, when. Never silent.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub(crate) struct Loss {
-    /// Always `"loss"` (tells loss records from violations in the feed).
-    pub kind: LossTag,
-    pub time: UnixNanos,
-    pub node: String,
-    pub source: LossSource,
-    /// The probe family (ring buffer losses), sink or other part that lost records.
-    pub probe: String,
-    /// Lost since the previous loss record of this source and probe.
-    pub lost: u64,
-    /// Lost since the agent started.
-    pub lost_total: u64,
-    pub message: String,
-}
-
-/// The constant `kind` of a [`Loss`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct LossTag;
-
-impl Serialize for LossTag {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str("loss")
-    }
-}
 
 /// The first record of a run: when it started and what this node's kernel lets it see (the
 /// `seam fingerprint` report for the probe rows this run loaded), so a feed says which

@@ -1,13 +1,19 @@
-//! What the pipeline task receives. Producers (the ring-buffer reader, the cgroup watcher, the
-//! rules reload, the ticker, the OTLP receiver) depend on this module, not on the pipeline.
+//! What the pipeline handles, and where it comes from. Producers never see this type: each
+//! hands its own output to a channel (or a [`crate::model::handoff::Notifier`]) the daemon
+//! wired, and [`Inlets::run`] turns what arrives into one [`Input`] at a time.
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::Pipeline;
 use crate::{
-    kernel::events::{DecodeError, KernelEvent},
+    kernel::events::{KernelBatch, reader::Drained},
+    model::{app::AppSpanIn, handoff::Notices},
     policy::RuleSet,
-    receive::AppSpanIn,
 };
 
-/// A batch of ring-buffer records, decoded (or why one could not be).
-pub(crate) type KernelBatch = Vec<Result<KernelEvent, DecodeError>>;
+/// How often the pipeline does its housekeeping ([`Input::Tick`]).
+pub(crate) const TICK: Duration = Duration::from_millis(100);
 
 /// One input to the pipeline.
 #[derive(Debug)]
@@ -27,4 +33,64 @@ pub(crate) enum Input {
     Reload(Box<RuleSet>),
     /// Spans applications sent over OTLP, to be joined to the kernel's view.
     App(Vec<AppSpanIn>),
+}
+
+impl From<Drained> for Input {
+    fn from(drained: Drained) -> Self {
+        match drained {
+            Drained::Events(batch) => Input::Kernel(batch),
+            Drained::Losses(totals) => Input::KernelLosses(totals),
+            Drained::Floods(totals) => Input::TenantFloods(totals),
+        }
+    }
+}
+
+/// The consumer ends of every producer's hand-off.
+#[derive(Debug)]
+pub(crate) struct Inlets {
+    /// The ring-buffer reader.
+    pub kernel: mpsc::Receiver<Drained>,
+    /// The cgroup watcher and the pod directory.
+    pub cgroups: Notices,
+    /// Rules reloads.
+    pub rules: mpsc::Receiver<Box<RuleSet>>,
+    /// The OTLP receiver.
+    pub app: mpsc::Receiver<Vec<AppSpanIn>>,
+}
+
+impl Inlets {
+    /// Feeds `pipeline` until `stop` fires, then hands it what is already queued and one last
+    /// tick (or if `stop` is dropped).
+    pub(crate) async fn run(mut self, pipeline: &mut Pipeline, mut stop: oneshot::Receiver<()>) {
+        let mut tick = tokio::time::interval(TICK);
+        loop {
+            let input = tokio::select! {
+                Some(drained) = self.kernel.recv() => Input::from(drained),
+                Some(()) = self.cgroups.next() => Input::CgroupsChanged,
+                Some(rules) = self.rules.recv() => Input::Reload(rules),
+                Some(spans) = self.app.recv() => Input::App(spans),
+                _ = tick.tick() => Input::Tick,
+                _ = &mut stop => break,
+            };
+            pipeline.handle(input);
+        }
+        while let Some(input) = self.try_next() {
+            pipeline.handle(input);
+        }
+        pipeline.handle(Input::Tick);
+    }
+
+    /// An input already queued, without waiting.
+    fn try_next(&mut self) -> Option<Input> {
+        if let Ok(drained) = self.kernel.try_recv() {
+            return Some(drained.into());
+        }
+        if self.cgroups.try_next() {
+            return Some(Input::CgroupsChanged);
+        }
+        if let Ok(rules) = self.rules.try_recv() {
+            return Some(Input::Reload(rules));
+        }
+        self.app.try_recv().ok().map(Input::App)
+    }
 }

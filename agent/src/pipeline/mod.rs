@@ -7,10 +7,13 @@ use std::{collections::BTreeMap, time::Instant};
 
 use crate::{
     assemble::{Assembler, Ctx, JoinOutcome, SpanUpdate},
-    attribution::{Attributor, CgroupChanges, TenantFilter},
+    attribution::{Attributor, CgroupChanges},
     detect::Detector,
     evidence::history::{History, record::RunTotals},
-    kernel::events::{KernelEvent, KernelEventKind, silence::Silences},
+    kernel::{
+        events::{KernelEvent, KernelEventKind, silence::Silences},
+        filter::TenantFilter,
+    },
     metrics::PipelineMetrics,
     model::{
         clock,

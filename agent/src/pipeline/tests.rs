@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::{Pipeline, PipelineOptions};
 use crate::{
-    attribution::{Attributor, CgroupRegistry, LocalAddrs, NoFilter, ProcessTable},
+    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable},
+    kernel::filter::NoFilter,
     metrics::{Metrics, PipelineMetrics},
     output::{SinkOptions, Sinks},
     pipeline::input::Input,

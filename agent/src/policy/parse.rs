@@ -219,7 +219,7 @@ impl Builder<'_> {
         let mut path_tiers = Vec::new();
         for text in &raw.paths {
             let value = &text.get_ref().value;
-            if value.starts_with('/') && crate::kernel::events::file::normalize(value) == *value {
+            if value.starts_with('/') && crate::model::text::normalize_path(value) == *value {
                 paths.push(value.clone());
                 if let Some(tier) = text.get_ref().tier {
                     path_tiers.push((value.clone(), tier));

@@ -9,6 +9,7 @@ use opentelemetry_proto::tonic::{
 };
 
 use crate::model::{
+    app::AppSpanIn,
     clock::UnixNanos,
     spans::{SpanId, TraceId},
     vocab::{AppSpanKind, AppStatus},
@@ -17,32 +18,6 @@ use crate::model::{
 /// Most attributes kept per span (beyond the ones Seam reads), and their longest value.
 const MAX_ATTRIBUTES: usize = 32;
 const MAX_VALUE: usize = 256;
-
-/// An application span as received.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct AppSpanIn {
-    pub trace_id: TraceId,
-    pub span_id: SpanId,
-    pub parent_span_id: Option<SpanId>,
-    pub name: String,
-    pub kind: AppSpanKind,
-    pub status: AppStatus,
-    pub start: UnixNanos,
-    pub end: UnixNanos,
-    /// `service.name` of the resource.
-    pub service: Option<String>,
-    /// `process.pid` of the resource (or the span).
-    pub pid: Option<u32>,
-    /// The process that sent the request, from the kernel's view of its socket.
-    pub sender_pid: Option<u32>,
-    /// The declared tenant (the configured attribute, on the span or else the resource).
-    pub declared_tenant: Option<String>,
-    /// `server.address` (or `network.peer.address`, `net.peer.name`).
-    pub server_address: Option<String>,
-    pub server_port: Option<u16>,
-    /// Other string-valued attributes, bounded.
-    pub attributes: Vec<(String, String)>,
-}
 
 fn text(value: &AnyValue) -> Option<String> {
     match value.value.as_ref()? {

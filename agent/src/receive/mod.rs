@@ -21,8 +21,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-pub(crate) use self::decode::AppSpanIn;
-use crate::{metrics::Metrics, pipeline::input::Input};
+use crate::{metrics::Metrics, model::app::AppSpanIn};
 
 /// Where and how to receive.
 #[derive(Clone, Debug)]
@@ -93,7 +92,8 @@ impl RequestError {
 
 /// The state both listeners share.
 pub(crate) struct Receiver {
-    tx: mpsc::Sender<Input>,
+    /// Where decoded spans go (the pipeline, wired by the daemon).
+    out: mpsc::Sender<Vec<AppSpanIn>>,
     config: ReceiverConfig,
     received: Counter,
     errors: [Counter; 5],
@@ -149,7 +149,7 @@ impl Receiver {
             return Ok(refused);
         }
         let n = spans.len() as u64;
-        match self.tx.try_send(Input::App(spans)) {
+        match self.out.try_send(spans) {
             Ok(()) => {
                 self.received.inc_by(n);
                 Ok(refused)
@@ -172,7 +172,7 @@ pub(crate) struct Bound {
 /// Starts the configured listeners.
 pub(crate) async fn spawn(
     config: ReceiverConfig,
-    tx: mpsc::Sender<Input>,
+    out: mpsc::Sender<Vec<AppSpanIn>>,
     metrics: &Metrics,
 ) -> Result<Bound, ReceiveError> {
     for addr in [config.http, config.grpc].into_iter().flatten() {
@@ -181,7 +181,7 @@ pub(crate) async fn spawn(
         }
     }
     let receiver = Arc::new(Receiver {
-        tx,
+        out,
         received: metrics.otlp_received.clone(),
         errors: RequestError::ALL.map(|e| metrics.otlp_receive_error(e.as_str())),
         unauthorized: ["otlp_http", "otlp_grpc"].map(|l| metrics.unauthorized(l)),

@@ -22,7 +22,7 @@ use tokio::{
 use super::{Bound, ReceiverConfig, decode::decode, spawn};
 use crate::{
     metrics::Metrics,
-    pipeline::input::Input,
+    model::app::AppSpanIn,
     serve::{ListenArgs, ListenSecurity},
 };
 
@@ -67,7 +67,7 @@ fn certificate(dir: &std::path::Path) -> (PathBuf, PathBuf, String) {
 struct Harness {
     bound: Bound,
     metrics: Arc<Metrics>,
-    rx: mpsc::Receiver<Input>,
+    rx: mpsc::Receiver<Vec<AppSpanIn>>,
     cert_pem: Option<String>,
     _dir: tempfile::TempDir,
 }

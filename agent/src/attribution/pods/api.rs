@@ -16,12 +16,12 @@ use kube::{
     runtime::{WatchStreamExt as _, watcher},
 };
 use prometheus_client::metrics::counter::Counter;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{Identity, PodDirectory, PodError};
-use crate::{
-    model::spans::{ContainerRef, PodRef},
-    pipeline::input::Input,
+use crate::model::{
+    handoff::Notifier,
+    spans::{ContainerRef, PodRef},
 };
 
 /// How long start-up waits for the first complete list of this node's pods.
@@ -139,7 +139,7 @@ pub(crate) async fn start(
     client: Client,
     node: &str,
     directory: PodDirectory,
-    tx: mpsc::Sender<Input>,
+    changed: Notifier,
     errors: Counter,
 ) -> Result<(), PodError> {
     let pods: Api<Pod> = Api::all(client);
@@ -162,9 +162,7 @@ pub(crate) async fn start(
                         if let Some(done) = synced_tx.take() {
                             let _ = done.send(());
                         }
-                        if directory.set_api(state.by_container())
-                            && tx.send(Input::CgroupsChanged).await.is_err()
-                        {
+                        if directory.set_api(state.by_container()) && !changed.notify() {
                             return;
                         }
                     }

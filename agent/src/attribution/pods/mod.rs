@@ -18,10 +18,10 @@ use std::{
 };
 
 use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::Notify;
 
 pub(crate) use self::labels::Identity;
-use crate::pipeline::input::Input;
+use crate::model::handoff::Notifier;
 
 /// CRI sockets tried, in order, when no `--container-runtime-endpoint` is given (the
 /// kubelet's runtime: containerd, CRI-O).
@@ -341,14 +341,14 @@ fn choose(config: &RuntimeConfig) -> Option<Runtime> {
 
 /// Starts the directory: lists the runtime's containers once and, with `api` (a client and
 /// this node's name), waits for the first list of this node's pods, so the first cgroup scan
-/// knows them; then keeps both current on tasks, sending [`Input::CgroupsChanged`] on change.
+/// knows them; then keeps both current on tasks, giving `changed` notice on change.
 /// `None` when nothing is configured or found and nothing is needed; an error when the rules
 /// need pod identity and there is no source, or a configured source does not answer.
 pub(crate) async fn start(
     config: &RuntimeConfig,
     needed: bool,
     api: Option<(kube::Client, String)>,
-    tx: mpsc::Sender<Input>,
+    changed: Notifier,
     metrics: RuntimeMetrics,
 ) -> Result<Option<PodDirectory>, PodError> {
     let runtime = choose(config);
@@ -380,7 +380,7 @@ pub(crate) async fn start(
         );
         let task = directory.clone();
         let every = config.refresh;
-        let tx = tx.clone();
+        let changed_tx = changed.clone();
         let metrics = metrics.clone();
         tokio::spawn(async move {
             loop {
@@ -389,7 +389,7 @@ pub(crate) async fn start(
                     () = task.shared.wake.notified() => {}
                 }
                 let changed = task.apply(runtime.list().await, &metrics);
-                if changed && tx.send(Input::CgroupsChanged).await.is_err() {
+                if changed && !changed_tx.notify() {
                     return;
                 }
                 tokio::time::sleep(MIN_GAP).await;
@@ -397,7 +397,14 @@ pub(crate) async fn start(
         });
     }
     if let Some((client, node)) = api {
-        api::start(client, &node, directory.clone(), tx, metrics.api_errors).await?;
+        api::start(
+            client,
+            &node,
+            directory.clone(),
+            changed,
+            metrics.api_errors,
+        )
+        .await?;
         tracing::info!(
             node,
             "pod identity from the Kubernetes API (this node's pods)"

@@ -44,10 +44,10 @@ use crate::{
     },
     model::{
         clock::UnixNanos,
+        loss::Loss,
         spans::Span,
         vocab::{LossSource, RunPhase},
     },
-    output::Loss,
     policy::RuleSet,
 };
 

@@ -11,10 +11,10 @@ use crate::{
     },
     model::{
         clock::UnixNanos,
+        loss::Loss,
         spans::Span,
         vocab::{LossSource, RunPhase},
     },
-    output::Loss,
 };
 
 /// The first byte of every record. A reader refuses other versions (with this error) rather

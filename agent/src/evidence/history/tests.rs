@@ -16,10 +16,10 @@ use crate::{
     model::{
         clock::UnixNanos,
         fixtures,
+        loss::{Loss, LossTag},
         spans::Span,
         vocab::{FileOp, LossSource, RunPhase, Tier},
     },
-    output::{Loss, LossTag},
     policy::RuleSet,
 };
 

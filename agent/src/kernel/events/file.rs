@@ -2,7 +2,7 @@
 use seam_common::{FILE_BUF, FileHead, FileSyscall, PathMeta};
 
 use super::DecodeError;
-use crate::model::vocab::PathConfidence;
+use crate::model::{text::normalize_path, vocab::PathConfidence};
 
 /// One path of a file event.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,21 +55,6 @@ fn base_path(prefix: &str, bytes: &[u8]) -> String {
     out
 }
 
-/// Resolves `.` and `..` lexically (`..` at the root stays at the root).
-pub(crate) fn normalize(path: &str) -> String {
-    let mut out: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                out.pop();
-            }
-            other => out.push(other),
-        }
-    }
-    format!("/{}", out.join("/"))
-}
-
 /// Builds the path from its parts (see seam_common::file).
 pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FilePath {
     let truncated = meta.truncated != 0;
@@ -92,7 +77,7 @@ pub(crate) fn compose(meta: &PathMeta, base: &[u8], user: Option<&str>) -> FileP
     // either way `base` holds that directory, so the two join the same way (`normalize` folds
     // the doubled `/`).
     let joined = format!("{}/{user}", &base_path[prefix.len()..]);
-    let path = format!("{prefix}{}", normalize(&joined));
+    let path = format!("{prefix}{}", normalize_path(&joined));
     FilePath {
         path,
         confidence: if plain_name && !truncated && meta.rooted != 0 {
@@ -201,11 +186,5 @@ mod tests {
         assert_eq!(p.path, ".../d63/leaf");
         assert!(p.truncated);
         assert_eq!(p.confidence, PathConfidence::Partial);
-    }
-
-    #[test]
-    fn normalize_never_climbs_above_root() {
-        assert_eq!(normalize("/../../etc/./passwd"), "/etc/passwd");
-        assert_eq!(normalize("a//b/"), "/a/b");
     }
 }

@@ -12,6 +12,9 @@ use seam_common::{
 
 use crate::model::vocab::Transport;
 
+/// A batch of ring-buffer records, decoded (or why one could not be).
+pub(crate) type KernelBatch = Vec<Result<KernelEvent, DecodeError>>;
+
 fn transport(raw: u8) -> Option<Transport> {
     match raw {
         IPPROTO_TCP => Some(Transport::Tcp),

@@ -7,11 +7,8 @@ use aya::maps::{MapData, PerCpuArray, RingBuf};
 use seam_common::LossSlot;
 use tokio::sync::mpsc;
 
-use super::decode;
-use crate::{
-    metrics::Metrics,
-    pipeline::input::{Input, KernelBatch},
-};
+use super::{KernelBatch, decode};
+use crate::{kernel::probes::budget::FloodTotals, metrics::Metrics};
 
 /// How often the ring buffer is drained. The probes submit without waking the reader, so
 /// events are handled in batches: one wakeup per interval instead of one per event.
@@ -30,12 +27,24 @@ pub(crate) struct KernelSource {
     pub tcp_counters: bool,
 }
 
+/// What one drain hands over.
+#[derive(Debug)]
+pub(crate) enum Drained {
+    /// Decoded ring-buffer records.
+    Events(KernelBatch),
+    /// The kernel's loss counters changed: running totals per probe family (label, total).
+    Losses(Vec<(&'static str, u64)>),
+    /// The kernel dropped events of flooding tenants over their budget: running totals per
+    /// tenant name.
+    Floods(FloodTotals),
+}
+
 /// Drains the ring buffer every [`DRAIN_INTERVAL`] until `stop` fires (then drains once more,
 /// so nothing the kernel handed over is left behind) or the pipeline hangs up. Each drain beats
 /// the reader's heartbeat (`/healthz`).
 pub(crate) async fn run(
     mut source: KernelSource,
-    tx: mpsc::Sender<Input>,
+    out: mpsc::Sender<Drained>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     metrics: Arc<Metrics>,
 ) {
@@ -57,7 +66,7 @@ pub(crate) async fn run(
                 }
             }
             let full = batch.len() >= BATCH;
-            if !batch.is_empty() && tx.send(Input::Kernel(batch)).await.is_err() {
+            if !batch.is_empty() && out.send(Drained::Events(batch)).await.is_err() {
                 return;
             }
             if !full {
@@ -72,12 +81,12 @@ pub(crate) async fn run(
                 .zip(totals)
                 .map(|((_, label), total)| (*label, total))
                 .collect();
-            if tx.send(Input::KernelLosses(report)).await.is_err() {
+            if out.send(Drained::Losses(report)).await.is_err() {
                 return;
             }
         }
         if let Some(floods) = source.floods.poll()
-            && tx.send(Input::TenantFloods(floods)).await.is_err()
+            && out.send(Drained::Floods(floods)).await.is_err()
         {
             return;
         }

@@ -181,7 +181,7 @@ pub(crate) fn take(node: String, rules: &[PathBuf]) -> Result<Fingerprint, Finge
     };
     let cgroup_root = preflight::cgroup2_mount()?;
     let started = std::time::Instant::now();
-    let offsets = crate::daemon::kernel_offsets();
+    let offsets = crate::kernel::probes::resolve_offsets();
     let mut probes = probes::load_mode(
         offsets,
         &cgroup_root,

@@ -12,9 +12,9 @@ use super::{
     ProbeError,
     budget::{FloodReader, TenantIndexes},
 };
-use crate::{
-    attribution::TenantFilter,
-    kernel::events::{reader::KernelSource, silence::SilenceMap},
+use crate::kernel::{
+    events::{reader::KernelSource, silence::SilenceMap},
+    filter::{TenantFilter, WatchError},
 };
 
 /// `TENANT_CGROUPS`: the cgroups whose tasks and sockets produce events, each with its tenant's
@@ -22,14 +22,17 @@ use crate::{
 pub(crate) struct KernelTenantFilter(BpfHashMap<MapData, u64, TenantSlot>, TenantIndexes);
 
 impl TenantFilter for KernelTenantFilter {
-    fn watch(&mut self, cgroup_id: u64, tenant: &str) -> Result<(), String> {
+    fn watch(&mut self, cgroup_id: u64, tenant: &str) -> Result<(), WatchError> {
         let slot = TenantSlot {
             tenant_index: self.1.index(tenant),
             _pad: 0,
         };
         self.0
             .insert(cgroup_id, slot, 0)
-            .map_err(|error| error.to_string())
+            .map_err(|source| WatchError {
+                cgroup_id,
+                source: Box::new(source),
+            })
     }
 
     fn unwatch(&mut self, cgroup_id: u64) {

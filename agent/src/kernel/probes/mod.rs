@@ -488,3 +488,42 @@ fn unload(ebpf: &mut Ebpf, spec: &ProbeSpec) {
         tracing::warn!(probe = spec.program, %error, "cannot unload probe of an incomplete tier");
     }
 }
+
+/// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays
+/// zero and the probes depending on it are reported as not loaded.
+pub(crate) fn resolve_offsets() -> Option<KernelOffsets> {
+    let btf = match btf::BtfOffsets::open(std::path::Path::new(btf::VMLINUX_BTF)) {
+        Ok(btf) => btf,
+        Err(error) => {
+            tracing::warn!(%error, "kernel BTF unavailable; probes that need offsets stay off");
+            return None;
+        }
+    };
+    let base = btf.kernel_offsets().unwrap_or_else(|error| {
+        tracing::warn!(%error, "socket offsets unavailable; TCP state probes stay off");
+        KernelOffsets::ZERO
+    });
+    let base = btf.tcp_counter_offsets(base).unwrap_or_else(|error| {
+        tracing::warn!(%error, "tcp_sock counters unavailable; connections end without byte counts");
+        base
+    });
+    let offsets = btf.file_offsets(base).unwrap_or_else(|error| {
+        tracing::warn!(%error, "file offsets unavailable; file probes stay off");
+        base
+    });
+    let mut offsets = btf.regs_offsets(offsets).unwrap_or_else(|error| {
+        tracing::warn!(%error, "syscall registers unavailable; per-syscall file probes serve");
+        offsets
+    });
+    if crate::kernel::preflight::ensure_tracefs().is_ok()
+        && let Some((args, ret)) =
+            tracefs::syscall_layout(std::path::Path::new(crate::kernel::preflight::TRACEFS))
+    {
+        offsets.syscall_args = args;
+        offsets.syscall_ret = ret;
+    } else {
+        // Only the syscall tracepoint rows need the record layout (Needs::SyscallRecords).
+        tracing::warn!("tracefs syscall formats unreadable; syscall file probes stay off");
+    }
+    Some(offsets)
+}

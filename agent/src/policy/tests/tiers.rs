@@ -1,14 +1,7 @@
 //! Tiered `paths` and `endpoints`: both syntaxes load, the longest entry decides, errors point
 //! at the entry.
 use super::{RULES, error, ip, load};
-use crate::{
-    assemble::tier::classify,
-    model::{
-        fixtures,
-        spans::TenantName,
-        vocab::{FileOp, Tier},
-    },
-};
+use crate::model::{spans::TenantName, vocab::Tier};
 
 const TIERED: &str = r#"
 [[tenant]]
@@ -54,17 +47,6 @@ fn tiers_come_from_the_longest_entry_of_the_owner() {
     assert_eq!(set.endpoint_tier(&acme, ip("10.1.2.3"), 80), None);
     assert_eq!(set.endpoint_tier(&acme, ip("10.1.9.9"), 5432), None);
     assert_eq!(set.endpoint_tier(&globex, ip("10.1.2.3"), 5432), None);
-
-    // Spans carry the tier of what they touched.
-    let owner = fixtures::tenant("acme");
-    let mut span = fixtures::file(
-        Some(fixtures::tenant("globex")),
-        "/srv/acme/pii/cards.csv",
-        FileOp::Read,
-        Some(owner),
-    );
-    classify(&mut span, &set);
-    assert_eq!(span.tier(), Some(Tier::Regulated));
 }
 
 #[test]

@@ -8,7 +8,8 @@ use seam_common::MAX_TENANT_CGROUPS;
 
 use super::records::Tenant;
 use crate::{
-    attribution::{Attributor, CgroupRegistry, LocalAddrs, NoFilter, ProcessTable},
+    attribution::{Attributor, CgroupRegistry, LocalAddrs, ProcessTable},
+    kernel::filter::NoFilter,
     metrics::{Metrics, PipelineMetrics},
     output::{SinkOptions, Sinks},
     pipeline::{Pipeline, PipelineOptions, input::Input},

@@ -75,7 +75,7 @@ async fn this_nodes_pods_name_their_containers() {
     let (url, requests) = api_server();
     let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let directory = PodDirectory::fixed(HashMap::new(), 0);
-    let (tx, _rx) = mpsc::channel(16);
+    let (tx, _rx) = crate::model::handoff::notifier();
     start(client, "node-1", directory.clone(), tx, Counter::default())
         .await
         .unwrap();
@@ -107,7 +107,7 @@ async fn an_unreachable_api_fails_the_first_sync() {
     let url = format!("http://127.0.0.1:{port}");
     let client = Client::try_from(kube::Config::new(url.parse().unwrap())).unwrap();
     let errors = Counter::default();
-    let (tx, _rx) = mpsc::channel(16);
+    let (tx, _rx) = crate::model::handoff::notifier();
     let directory = PodDirectory::fixed(HashMap::new(), 0);
     let error = start(client, "node-1", directory, tx, errors.clone())
         .await
