@@ -3,7 +3,7 @@
 //! ([`rotate`], optionally size-rotated) and any number of HTTP webhooks ([`webhook`], queued
 //! and delivered off the event path).
 pub(crate) mod aggregate;
-pub(crate) mod backoff;
+pub(crate) mod delivery;
 pub(crate) mod feed_file;
 pub(crate) mod otlp;
 pub(crate) mod record;

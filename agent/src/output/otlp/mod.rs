@@ -41,7 +41,7 @@ use crate::{
     detect::Violation,
     metrics::Metrics,
     model::{clock::UnixNanos, spans::Span},
-    output::{Loss, backoff::Backoff},
+    output::{Loss, delivery::backoff::Backoff},
 };
 
 /// What the exporter takes.

@@ -23,7 +23,7 @@ use worker::{Clock, Queued, RetryPolicy, Shutdown, SystemClock, Worker};
 use crate::{
     metrics::{DropReason, SinkMetrics},
     model::vocab::WebhookFormat,
-    output::backoff::Backoff,
+    output::delivery::backoff::Backoff,
 };
 
 /// Why one delivery attempt failed.

@@ -11,7 +11,7 @@ use super::{
 };
 use crate::{
     metrics::{DropReason, SinkMetrics},
-    output::backoff::Backoff,
+    output::delivery::backoff::Backoff,
 };
 
 /// Virtual time: pauses are recorded and advance `now` instantly.

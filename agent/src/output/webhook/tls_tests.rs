@@ -19,7 +19,7 @@ use super::{
 };
 use crate::{
     metrics::{DropReason, SinkMetrics},
-    output::backoff::Backoff,
+    output::delivery::backoff::Backoff,
 };
 
 /// One request as the server read it.

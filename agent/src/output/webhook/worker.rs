@@ -9,7 +9,7 @@ use std::{
 use super::{Post, PostError};
 use crate::{
     metrics::{DropReason, SinkMetrics},
-    output::backoff::Backoff,
+    output::delivery::backoff::Backoff,
 };
 
 /// The longest `Retry-After` honoured (a longer one waits this long).
