@@ -309,9 +309,11 @@ impl FeedArgs {
 fn start_failure_code(error: &AgentError) -> u8 {
     match error {
         AgentError::Probes(ProbeError::RingSize { .. })
-        | AgentError::Sink(SinkError::WebhookUrl { .. } | SinkError::WebhookCa { .. }) => {
-            USAGE_ERROR
-        }
+        | AgentError::Sink(
+            SinkError::WebhookUrl { .. }
+            | SinkError::WebhookCa { .. }
+            | SinkError::WebhookHeader { .. },
+        ) => USAGE_ERROR,
         // A required capability left without a probe because --disable-probe switched off
         // rows that would have served it: dropping the flag fixes it.
         AgentError::Probes(ProbeError::Required { failures, .. })

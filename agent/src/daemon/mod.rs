@@ -324,28 +324,9 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         inlets.run(&mut pipeline, stop_rx).await;
         // The webhooks and the exporter get one grace period, together.
         let deadline = std::time::Instant::now() + pipeline.shutdown_grace();
-        let exporter = pipeline.finish(deadline);
-        if let Some(exporter) = &exporter {
-            exporter.stop(deadline);
-        }
-        let waiting = tokio::task::spawn_blocking(move || {
-            pipeline.wait_sinks(deadline);
-            pipeline
-        });
-        let otlp = match exporter {
-            Some(exporter) => Some(exporter.join().await),
-            None => None,
-        };
-        match waiting.await {
-            Ok(mut pipeline) => {
-                pipeline.report_final(otlp);
-                pipeline.stats.report()
-            }
-            Err(error) => {
-                tracing::error!(%error, "waiting for the feed sinks failed");
-                crate::pipeline::totals::Stats::default().report()
-            }
-        }
+        let otlp = pipeline.finish(deadline).join().await;
+        pipeline.report_final(otlp);
+        pipeline.stats.report()
     });
     if let Some(path) = &options.ready_file {
         let body = serde_json::json!({

@@ -1,9 +1,10 @@
 //! Sinks: where feed records go (last stage). [`Sinks`] folds repeated violations
 //! ([`aggregate`]) and fans every record out to stdout (JSON lines), the feed file
-//! ([`rotate`], optionally size-rotated) and any number of HTTP webhooks ([`webhook`], queued
-//! and delivered off the event path).
+//! ([`feed_file`], optionally size-rotated), any number of HTTP webhooks ([`webhook`]) and OTLP
+//! export ([`otlp`]); the last two are queued and sent off the event path by the one
+//! [`delivery`] worker.
 pub(crate) mod aggregate;
-pub(crate) mod backoff;
+pub(crate) mod delivery;
 pub(crate) mod feed_file;
 pub(crate) mod otlp;
 pub(crate) mod record;
@@ -23,14 +24,17 @@ use aggregate::{Aggregator, Offer};
 use feed_file::{RotatingFile, Rotation};
 use prometheus_client::metrics::{counter::Counter, family::Family};
 pub(crate) use record::{Record, Start};
-use webhook::{WebhookConfig, WebhookSink};
+use webhook::{WebhookConfig, WebhookDelivery, WebhookSink};
 
 pub(crate) use crate::model::loss::{Loss, LossTag};
 use crate::{
     detect::Violation,
     metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
     model::{clock, spans::Span, vocab::WebhookFormat},
-    output::otlp::{Exporter, Item, Signal},
+    output::{
+        delivery::DeliveryError,
+        otlp::{Exporter, Item, Signal},
+    },
 };
 
 /// Why the sinks could not be set up.
@@ -49,9 +53,39 @@ pub(crate) enum SinkError {
     /// The webhook's TLS trust (`--webhook-ca`) could not be set up.
     #[error("--webhook-ca {path}: {reason}; give a readable PEM file of CA certificates")]
     WebhookCa { path: PathBuf, reason: String },
-    /// The webhook delivery thread could not be started.
-    #[error("cannot start the webhook thread: {0}; check the process and thread limits")]
-    Thread(#[source] io::Error),
+    /// A `--webhook-header` is not a valid HTTP header (its value is not shown: it may be a
+    /// secret).
+    #[error(
+        "--webhook-header {name}: not a valid HTTP header name and value; use visible ASCII \
+         characters"
+    )]
+    WebhookHeader { name: String },
+    /// TLS could not be set up for the webhooks.
+    #[error("cannot set up TLS for the webhooks: {0}")]
+    WebhookTls(String),
+    /// A webhook's delivery worker could not start.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+}
+
+/// The delivery workers stopping at shutdown ([`Sinks::begin_finish`]).
+pub(crate) struct Draining {
+    webhooks: Vec<WebhookDelivery>,
+    otlp: Option<Exporter>,
+}
+
+impl Draining {
+    /// Waits for every worker to end (each ends by the deadline it was given); returns the
+    /// exporter's drop totals per signal, if it exports.
+    pub(crate) async fn join(self) -> Option<[(Signal, u64); 2]> {
+        for hook in self.webhooks {
+            hook.join().await;
+        }
+        match self.otlp {
+            Some(exporter) => Some(exporter.join().await),
+            None => None,
+        }
+    }
 }
 
 /// Where the feed goes and how.
@@ -106,7 +140,7 @@ impl Sinks {
     pub(crate) fn open(options: &SinkOptions, metrics: &Metrics) -> Result<Self, SinkError> {
         for hook in &options.webhooks {
             webhook::http::validate_url(&hook.url).map_err(|reason| SinkError::WebhookUrl {
-                url: webhook::http::redact(&hook.url),
+                url: delivery::redact::url(&hook.url),
                 reason,
             })?;
         }
@@ -140,11 +174,6 @@ impl Sinks {
     pub(crate) fn with_exporter(mut self, exporter: Exporter) -> Self {
         self.otlp = Some(exporter);
         self
-    }
-
-    /// The OTLP exporter, to shut it down (at the very end).
-    pub(crate) fn take_exporter(&mut self) -> Option<Exporter> {
-        self.otlp.take()
     }
 
     /// Records OTLP export dropped so far, per signal.
@@ -209,30 +238,30 @@ impl Sinks {
         self.shutdown_grace
     }
 
-    /// At shutdown: emits every open aggregate, then tells the webhooks to stop taking records
-    /// and deliver what they hold until `deadline` (see [`Sinks::wait_webhooks`]).
-    pub(crate) fn begin_finish(&mut self, deadline: Instant) {
+    /// At shutdown: emits every open aggregate, then tells the webhooks and the exporter to
+    /// stop taking records and deliver what they hold until `deadline`. Returns them, to wait
+    /// for; records sent to a webhook afterwards are dropped (counted as `shutdown`).
+    pub(crate) fn begin_finish(&mut self, deadline: Instant) -> Draining {
         for aggregate in self.aggregator.flush() {
             self.write(&Record::Violation(Box::new(aggregate)));
         }
-        for hook in &mut self.webhooks {
-            hook.begin_finish(deadline);
+        let webhooks = self
+            .webhooks
+            .iter_mut()
+            .filter_map(|hook| hook.begin_finish(deadline))
+            .collect();
+        let otlp = self.otlp.take();
+        if let Some(exporter) = &otlp {
+            exporter.stop(deadline);
         }
+        Draining { webhooks, otlp }
     }
 
-    /// Waits for the webhooks to deliver what they hold, until `deadline` at most.
-    pub(crate) fn wait_webhooks(&mut self, deadline: Instant) {
-        for hook in &mut self.webhooks {
-            hook.wait(deadline);
-        }
-    }
-
-    /// [`Sinks::begin_finish`] and [`Sinks::wait_webhooks`] with the configured grace.
+    /// [`Sinks::begin_finish`] with the configured grace, and the wait.
     #[cfg(test)]
-    pub(crate) fn finish(&mut self) {
+    pub(crate) async fn finish(&mut self) {
         let deadline = Instant::now() + self.shutdown_grace;
-        self.begin_finish(deadline);
-        self.wait_webhooks(deadline);
+        self.begin_finish(deadline).join().await;
     }
 
     /// Feed records (other than loss records) each sink dropped so far, by `sink/reason`,

@@ -11,11 +11,11 @@ use serde_json::Value;
 
 use super::{
     Loss, LossTag, Record, SinkOptions, Sinks,
-    webhook::{Post, PostError, WebhookConfig, http::HttpPost},
+    webhook::{Post, PostError, WebhookConfig, WebhookSink, http::HttpPost},
 };
 use crate::{
     detect::violation::fixture,
-    metrics::Metrics,
+    metrics::{Metrics, SinkMetrics},
     model::{clock::UnixNanos, vocab::LossSource},
 };
 
@@ -76,32 +76,61 @@ fn server(answers: Vec<Answer>) -> (String, mpsc::Receiver<(String, String)>) {
     (url, rx)
 }
 
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 #[test]
-fn http_post_sends_json_and_maps_status_and_timeout() {
-    let (url, requests) = server(vec![
-        Answer::Status(500),
-        Answer::Stall(Duration::from_secs(2)),
-        Answer::Status(204),
-    ]);
-    let mut post = HttpPost::new(&url, Duration::from_millis(300));
-    assert!(matches!(
-        post.post("{\"n\":1}"),
-        Err(PostError::Status(500))
-    ));
-    let started = Instant::now();
-    assert!(matches!(post.post("{\"n\":2}"), Err(PostError::Timeout)));
-    assert!(
-        started.elapsed() < Duration::from_secs(2),
-        "per-attempt timeout holds"
-    );
-    post.post("{\"n\":3}").unwrap();
+fn http_post_sends_json_and_reads_the_status() {
+    let (url, requests) = server(vec![Answer::Status(500), Answer::Status(204)]);
+    let post = HttpPost::from_config(&WebhookConfig::new(url)).unwrap();
+    let statuses = block_on(async {
+        let first = post.post("{\"n\":1}").await.unwrap();
+        let second = post.post("{\"n\":2}").await.unwrap();
+        [first.status, second.status]
+    });
+    assert_eq!(statuses, [500, 204]);
     let seen: Vec<(String, String)> = requests.try_iter().collect();
-    assert_eq!(seen.len(), 3);
+    assert_eq!(seen.len(), 2);
     assert!(
         seen.iter().all(|(ct, _)| ct == "application/json"),
         "{seen:?}"
     );
-    assert_eq!(seen[2].1, "{\"n\":3}");
+    assert_eq!(seen[1].1, "{\"n\":2}");
+}
+
+#[test]
+fn an_attempt_the_endpoint_stalls_times_out_and_is_retried() {
+    let (url, requests) = server(vec![Answer::Stall(Duration::from_secs(2))]);
+    let mut config = WebhookConfig::new(url);
+    config.timeout = Duration::from_millis(300);
+    config.backoff.base = Duration::from_millis(10);
+    let metrics = SinkMetrics::default();
+    let post = HttpPost::from_config(&config).unwrap();
+    let took = block_on(async {
+        let mut sink = WebhookSink::start_with(&config, metrics.clone(), Box::new(post)).unwrap();
+        let started = Instant::now();
+        sink.send("{}".into(), false);
+        let deadline = started + Duration::from_secs(10);
+        while metrics.delivered.get() == 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let took = started.elapsed();
+        sink.begin_finish(Instant::now()).unwrap().join().await;
+        took
+    });
+    assert_eq!(metrics.delivered.get(), 1);
+    assert_eq!(metrics.failures.get(), 1);
+    assert!(
+        took < Duration::from_secs(2),
+        "per-attempt timeout holds: {took:?}"
+    );
+    assert_eq!(requests.try_iter().count(), 2);
 }
 
 #[test]
@@ -111,8 +140,12 @@ fn http_post_to_a_closed_port_is_a_transport_error() {
         .local_addr()
         .unwrap()
         .port();
-    let mut post = HttpPost::new(&format!("http://127.0.0.1:{port}/"), Duration::from_secs(1));
-    assert!(matches!(post.post("{}"), Err(PostError::Transport(_))));
+    let url = format!("http://127.0.0.1:{port}/");
+    let post = HttpPost::from_config(&WebhookConfig::new(url)).unwrap();
+    assert!(matches!(
+        block_on(post.post("{}")),
+        Err(PostError::Transport(_))
+    ));
 }
 
 fn violation(n: u32) -> Record {
@@ -147,14 +180,18 @@ fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
         aggregate_window: Duration::from_secs(10),
         ..SinkOptions::default()
     };
-    let mut sinks = Sinks::open(&options, &metrics).unwrap();
-    for n in 0..100 {
-        sinks.emit_at(violation(n), u64::from(n) * 1000);
-    }
-    sinks.emit_at(loss(), 2 * SEC);
-    sinks.tick_at(5 * SEC);
-    sinks.tick_at(11 * SEC);
-    sinks.finish();
+    block_on(async {
+        let mut sinks = Sinks::open(&options, &metrics).unwrap();
+        for n in 0..100 {
+            sinks.emit_at(violation(n), u64::from(n) * 1000);
+        }
+        sinks.emit_at(loss(), 2 * SEC);
+        sinks.tick_at(5 * SEC);
+        sinks.tick_at(11 * SEC);
+        sinks.finish().await;
+        assert_eq!(sinks.folded(), 99);
+        assert!(sinks.dropped().is_empty(), "{:?}", sinks.dropped());
+    });
     let lines: Vec<Value> = std::fs::read_to_string(&path)
         .unwrap()
         .lines()
@@ -165,7 +202,6 @@ fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
     assert!(lines[0].get("aggregate").is_none());
     assert_eq!(lines[1]["kind"], "loss");
     assert_eq!(lines[2]["aggregate"]["count"], 99);
-    assert_eq!(sinks.folded(), 99);
     // The webhook got the same three (the first after one 500 and a retry).
     let bodies: Vec<Value> = requests
         .try_iter()
@@ -187,7 +223,6 @@ fn burst_reaches_file_and_webhook_as_one_record_plus_one_aggregate() {
         "{text}"
     );
     assert!(text.contains("seam_violations_folded_total 99"), "{text}");
-    assert!(sinks.dropped().is_empty(), "{:?}", sinks.dropped());
 }
 
 #[test]

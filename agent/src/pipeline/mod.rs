@@ -430,12 +430,9 @@ impl Pipeline {
     }
 
     /// At shutdown, first: every open span ends and goes to the sinks, open aggregates are
-    /// emitted, and the webhooks stop taking records (they deliver what they hold until
-    /// `deadline`). Returns the OTLP exporter, to be stopped alongside.
-    pub(crate) fn finish(
-        &mut self,
-        deadline: std::time::Instant,
-    ) -> Option<crate::output::otlp::Exporter> {
+    /// emitted, and the webhooks and the exporter stop taking records (they deliver what they
+    /// hold until `deadline`). Returns their workers, to wait for.
+    pub(crate) fn finish(&mut self, deadline: std::time::Instant) -> crate::output::Draining {
         self.count_silenced();
         let ctx = ctx!(self);
         let joined = self.assembler.app_flush(&ctx);
@@ -447,13 +444,7 @@ impl Pipeline {
             self.report_otlp_losses(dropped);
         }
         self.report_feed_losses();
-        self.sink.begin_finish(deadline);
-        self.sink.take_exporter()
-    }
-
-    /// At shutdown, then (blocking): waits for the webhooks until `deadline`.
-    pub(crate) fn wait_sinks(&mut self, deadline: std::time::Instant) {
-        self.sink.wait_webhooks(deadline);
+        self.sink.begin_finish(deadline)
     }
 
     /// At shutdown, last: what the sinks and the exporter (`otlp`: its final drop totals)

@@ -1,6 +1,7 @@
-//! Sending one OTLP request over HTTP (protobuf bodies) or gRPC, and what became of it. The
-//! retry rules follow the OTLP specification: HTTP 429, 502, 503 and 504 and the gRPC codes it
-//! lists are retried (honouring `Retry-After`), every other failure drops the batch.
+//! Sending one OTLP request over HTTP (protobuf bodies) or gRPC, and what the answer means. The
+//! retry rules follow the OTLP specification: HTTP 429, 502, 503 and 504, connection failures
+//! and the gRPC codes it lists are retried (honouring `Retry-After`), every other failure drops
+//! the batch.
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +27,7 @@ use super::{
     Signal,
     config::{OtlpConfig, Protocol},
 };
+use crate::output::delivery::{RetryAction, error_chain};
 
 /// Why the exporter could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -42,18 +44,34 @@ pub(crate) enum ClientError {
     Roots(#[source] std::io::Error),
 }
 
-/// What one request came to.
+/// What the receiver answered.
 #[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    /// Accepted; `rejected` items were refused by the receiver (partial success).
-    Accepted { rejected: u64 },
-    /// Worth trying again, after at least `after` when the receiver said so.
-    Retry {
-        reason: String,
-        after: Option<Duration>,
+pub(crate) enum Answer {
+    /// An HTTP status; `rejected` items refused in a partial success (2xx only), and how long
+    /// the receiver asked to wait (`Retry-After`).
+    Http {
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        rejected: u64,
     },
-    /// Refused for good (a client error other than throttling): drop the batch.
-    Rejected { reason: String },
+    /// A gRPC success; `rejected` items refused in a partial success.
+    Grpc { rejected: u64 },
+}
+
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SendError {
+    /// The HTTP request could not be built (a header the HTTP stack refuses).
+    #[error(
+        "cannot build the OTLP request: {0}; check --otlp-header and OTEL_EXPORTER_OTLP_HEADERS"
+    )]
+    Request(#[source] hyper::http::Error),
+    /// Connecting or sending failed.
+    #[error("OTLP connection failed: {}; check that the receiver is up and reachable", error_chain(.0))]
+    Connection(#[source] hyper_util::client::legacy::Error),
+    /// The gRPC call failed.
+    #[error("gRPC {:?}: {}", .0.code(), .0.message())]
+    Grpc(#[source] tonic::Status),
 }
 
 /// A signal's request, encoded once: every attempt sends the same bytes (over HTTP as the
@@ -122,7 +140,6 @@ pub(crate) enum OtlpClient {
         traces: String,
         logs: String,
         headers: Vec<(String, String)>,
-        timeout: Duration,
     },
     Grpc {
         traces: Grpc<Channel>,
@@ -169,7 +186,6 @@ impl OtlpClient {
                     traces: config.traces.clone(),
                     logs: config.logs.clone(),
                     headers: config.headers.clone(),
-                    timeout: config.timeout,
                 })
             }
             Protocol::Grpc => {
@@ -196,15 +212,14 @@ impl OtlpClient {
     }
 
     /// Sends one request (requests may be sent concurrently: each takes its own handle on
-    /// the shared connection).
-    pub(crate) async fn send(&self, payload: &Payload) -> Outcome {
+    /// the shared connection). The delivery worker times the attempt out.
+    pub(crate) async fn send(&self, payload: &Payload) -> Result<Answer, SendError> {
         match self {
             Self::Http {
                 client,
                 traces,
                 logs,
                 headers,
-                timeout,
             } => {
                 let url = match payload.signal {
                     Signal::Traces => traces.as_str(),
@@ -216,21 +231,10 @@ impl OtlpClient {
                 for (k, v) in headers {
                     request = request.header(k.as_str(), v.as_str());
                 }
-                let request = match request.body(Full::new(payload.body.clone())) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        return Outcome::Rejected {
-                            reason: format!("cannot build the request: {e}"),
-                        };
-                    }
-                };
-                match tokio::time::timeout(*timeout, http_send(client, request, payload)).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Outcome::Retry {
-                        reason: format!("no answer within {timeout:?}"),
-                        after: None,
-                    },
-                }
+                let request = request
+                    .body(Full::new(payload.body.clone()))
+                    .map_err(SendError::Request)?;
+                http_send(client, request, payload.signal).await
             }
             Self::Grpc {
                 traces,
@@ -243,7 +247,7 @@ impl OtlpClient {
                 for (k, v) in metadata {
                     request.metadata_mut().insert(k.clone(), v.clone());
                 }
-                let result = match payload.signal {
+                let rejected = match payload.signal {
                     Signal::Traces => {
                         grpc_unary::<ExportTraceServiceResponse>(traces, request, TRACES_EXPORT)
                             .await
@@ -254,13 +258,11 @@ impl OtlpClient {
                             .await
                             .map(|r| r.partial_success.map_or(0, |p| p.rejected_log_records))
                     }
-                };
-                match result {
-                    Ok(rejected) => Outcome::Accepted {
-                        rejected: u64::try_from(rejected).unwrap_or(0),
-                    },
-                    Err(status) => grpc_outcome(&status),
                 }
+                .map_err(SendError::Grpc)?;
+                Ok(Answer::Grpc {
+                    rejected: u64::try_from(rejected).unwrap_or(0),
+                })
             }
         }
     }
@@ -285,17 +287,12 @@ async fn grpc_unary<R: prost::Message + Default + Send + 'static>(
 async fn http_send(
     client: &Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>,
     request: Request<Full<Bytes>>,
-    payload: &Payload,
-) -> Outcome {
-    let response = match client.request(request).await {
-        Ok(r) => r,
-        Err(e) => {
-            return Outcome::Retry {
-                reason: format!("connection failed: {e}"),
-                after: None,
-            };
-        }
-    };
+    signal: Signal,
+) -> Result<Answer, SendError> {
+    let response = client
+        .request(request)
+        .await
+        .map_err(SendError::Connection)?;
     let status = response.status();
     let retry_after = response
         .headers()
@@ -309,19 +306,18 @@ async fn http_send(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    http_outcome(status, retry_after, &body, payload)
+    Ok(http_answer(status, retry_after, &body, signal))
 }
 
-/// What an HTTP answer means (OTLP/HTTP: 2xx ok with an optional partial success in the body;
-/// 429, 502, 503, 504 retryable; everything else final).
-fn http_outcome(
+/// An HTTP answer, with the partial success of a 2xx body.
+fn http_answer(
     status: StatusCode,
     retry_after: Option<Duration>,
     body: &[u8],
-    payload: &Payload,
-) -> Outcome {
-    if status.is_success() {
-        let rejected = match payload.signal {
+    signal: Signal,
+) -> Answer {
+    let rejected = if status.is_success() {
+        match signal {
             Signal::Traces => ExportTraceServiceResponse::decode(body)
                 .ok()
                 .and_then(|r| r.partial_success)
@@ -330,37 +326,58 @@ fn http_outcome(
                 .ok()
                 .and_then(|r| r.partial_success)
                 .map_or(0, |p| p.rejected_log_records),
-        };
-        return Outcome::Accepted {
-            rejected: u64::try_from(rejected).unwrap_or(0),
-        };
-    }
-    let reason = format!("HTTP {status}");
-    match status.as_u16() {
-        429 | 502 | 503 | 504 => Outcome::Retry {
-            reason,
-            after: retry_after,
-        },
-        _ => Outcome::Rejected { reason },
+        }
+    } else {
+        0
+    };
+    Answer::Http {
+        status,
+        retry_after,
+        rejected: u64::try_from(rejected).unwrap_or(0),
     }
 }
 
-/// What a gRPC status means (the OTLP specification's list of retryable codes).
-fn grpc_outcome(status: &tonic::Status) -> Outcome {
-    use tonic::Code;
-    let reason = format!("gRPC {:?}: {}", status.code(), status.message());
-    match status.code() {
-        Code::Cancelled
-        | Code::DeadlineExceeded
-        | Code::ResourceExhausted
-        | Code::Aborted
-        | Code::OutOfRange
-        | Code::Unavailable
-        | Code::DataLoss => Outcome::Retry {
+/// What an answer means (OTLP/HTTP: 2xx ok with an optional partial success; 429, 502, 503 and
+/// 504 retryable; everything else final).
+pub(crate) fn answer_action(answer: &Answer) -> RetryAction {
+    let (status, retry_after, rejected) = match *answer {
+        Answer::Grpc { rejected } => return RetryAction::Successful { refused: rejected },
+        Answer::Http {
+            status,
+            retry_after,
+            rejected,
+        } => (status, retry_after, rejected),
+    };
+    if status.is_success() {
+        return RetryAction::Successful { refused: rejected };
+    }
+    let reason = format!("HTTP {status}").into();
+    match status.as_u16() {
+        429 | 502 | 503 | 504 => RetryAction::Retry {
             reason,
-            after: None,
+            after: retry_after,
         },
-        _ => Outcome::Rejected { reason },
+        _ => RetryAction::DontRetry { reason },
+    }
+}
+
+/// Whether another attempt may succeed after `error` (a connection failure, or one of the gRPC
+/// codes the OTLP specification lists as retryable).
+pub(crate) fn retriable(error: &SendError) -> bool {
+    use tonic::Code;
+    match error {
+        SendError::Request(_) => false,
+        SendError::Connection(_) => true,
+        SendError::Grpc(status) => matches!(
+            status.code(),
+            Code::Cancelled
+                | Code::DeadlineExceeded
+                | Code::ResourceExhausted
+                | Code::Aborted
+                | Code::OutOfRange
+                | Code::Unavailable
+                | Code::DataLoss
+        ),
     }
 }
 
@@ -368,14 +385,14 @@ fn grpc_outcome(status: &tonic::Status) -> Outcome {
 mod tests {
     use super::*;
 
-    fn traces() -> Payload {
-        Payload::traces(&ExportTraceServiceRequest::default())
+    fn http(status: StatusCode, after: Option<Duration>, body: &[u8]) -> RetryAction {
+        answer_action(&http_answer(status, after, body, Signal::Traces))
     }
 
     #[test]
     fn http_status_rules() {
-        let ok = http_outcome(StatusCode::OK, None, &[], &traces());
-        assert_eq!(ok, Outcome::Accepted { rejected: 0 });
+        let ok = http(StatusCode::OK, None, &[]);
+        assert_eq!(ok, RetryAction::Successful { refused: 0 });
         let partial = ExportTraceServiceResponse {
             partial_success: Some(
                 opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess {
@@ -386,17 +403,17 @@ mod tests {
         }
         .encode_to_vec();
         assert_eq!(
-            http_outcome(StatusCode::OK, None, &partial, &traces()),
-            Outcome::Accepted { rejected: 3 }
+            http(StatusCode::OK, None, &partial),
+            RetryAction::Successful { refused: 3 }
         );
         let after = Some(Duration::from_secs(2));
         assert!(matches!(
-            http_outcome(StatusCode::SERVICE_UNAVAILABLE, after, &[], &traces()),
-            Outcome::Retry { after: Some(a), .. } if a == Duration::from_secs(2)
+            http(StatusCode::SERVICE_UNAVAILABLE, after, &[]),
+            RetryAction::Retry { after: Some(a), .. } if a == Duration::from_secs(2)
         ));
         assert!(matches!(
-            http_outcome(StatusCode::TOO_MANY_REQUESTS, None, &[], &traces()),
-            Outcome::Retry { .. }
+            http(StatusCode::TOO_MANY_REQUESTS, None, &[]),
+            RetryAction::Retry { .. }
         ));
         for status in [
             StatusCode::BAD_REQUEST,
@@ -404,10 +421,7 @@ mod tests {
             StatusCode::INTERNAL_SERVER_ERROR,
         ] {
             assert!(
-                matches!(
-                    http_outcome(status, None, &[], &traces()),
-                    Outcome::Rejected { .. }
-                ),
+                matches!(http(status, None, &[]), RetryAction::DontRetry { .. }),
                 "{status}"
             );
         }
@@ -415,13 +429,15 @@ mod tests {
 
     #[test]
     fn grpc_status_rules() {
-        assert!(matches!(
-            grpc_outcome(&tonic::Status::unavailable("down")),
-            Outcome::Retry { .. }
-        ));
-        assert!(matches!(
-            grpc_outcome(&tonic::Status::invalid_argument("bad")),
-            Outcome::Rejected { .. }
-        ));
+        let unavailable = SendError::Grpc(tonic::Status::unavailable("down"));
+        assert!(retriable(&unavailable));
+        assert_eq!(unavailable.to_string(), "gRPC Unavailable: down");
+        assert!(!retriable(&SendError::Grpc(
+            tonic::Status::invalid_argument("bad")
+        )));
+        assert_eq!(
+            answer_action(&Answer::Grpc { rejected: 4 }),
+            RetryAction::Successful { refused: 4 }
+        );
     }
 }

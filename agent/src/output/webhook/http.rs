@@ -1,21 +1,42 @@
-//! The real transport: one HTTP/1.1 POST per record with `ureq` (blocking, on the webhook's own
-//! thread), a per-attempt timeout, no redirects; `https://` over rustls (ring) trusting the
-//! system's CAs and `--webhook-ca`; extra headers (bearer tokens); an optional HMAC-SHA256
-//! signature of the body.
+//! The real transport: one HTTP/1.1 POST per record with hyper (the client OTLP export uses
+//! too), no redirects; `https://` over rustls (ring) trusting the system's CAs and
+//! `--webhook-ca`; extra headers (bearer tokens); an optional HMAC-SHA256 signature of the body.
+//! The delivery worker times each attempt out.
 use std::{sync::Arc, time::Duration};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::{
+    Method, Request, Uri,
+    header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT},
+};
+use hyper_rustls::HttpsConnector;
+use hyper_util::{
+    client::legacy::{Client, connect::HttpConnector},
+    rt::TokioExecutor,
+};
 use ring::hmac;
-use ureq::tls::{Certificate, RootCerts, TlsConfig};
+use rustls::{
+    RootCertStore,
+    pki_types::{CertificateDer, pem::PemObject as _},
+};
 
-use super::{Post, PostError, WebhookConfig};
-use crate::output::SinkError;
+use super::{Answer, Post, PostError, Posting, WebhookConfig};
+use crate::output::{
+    SinkError,
+    delivery::{self, redact},
+};
 
-/// The signature header: `sha256=<hex of HMAC-SHA256(key, body)>`.
-pub(crate) const SIGNATURE_HEADER: &str = "X-Seam-Signature";
+/// The signature header: `X-Seam-Signature: sha256=<hex of HMAC-SHA256(key, body)>`.
+pub(crate) const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-seam-signature");
+
+/// The most of an answer's body read (it is not used; reading it lets the connection be
+/// reused).
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Checks a `--webhook` URL: `http://` or `https://`, with a host.
 pub(crate) fn validate_url(url: &str) -> Result<(), String> {
-    let uri: ureq::http::Uri = url
+    let uri: Uri = url
         .parse()
         .map_err(|error| format!("not a URL ({error})"))?;
     match uri.scheme_str() {
@@ -28,139 +49,147 @@ pub(crate) fn validate_url(url: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// The webhook URL with its path and query cut off, for logs (paths often carry tokens).
-pub(crate) fn redact(url: &str) -> String {
-    url.parse::<ureq::http::Uri>()
-        .ok()
-        .and_then(|uri| {
-            Some(format!(
-                "{}://{}/...",
-                uri.scheme_str()?,
-                uri.authority()?.as_str()
-            ))
-        })
-        .unwrap_or_else(|| "<invalid url>".into())
-}
-
 /// `sha256=<hex>` of `body` under `key`.
-pub(crate) fn signature(key: &[u8], body: &str) -> String {
-    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key), body.as_bytes());
+pub(crate) fn signature(key: &hmac::Key, body: &str) -> String {
+    let tag = hmac::sign(key, body.as_bytes());
     let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
 }
 
 /// Seconds of a `Retry-After` header (delay-seconds form; an HTTP date counts as unknown).
-fn retry_after(response: &ureq::http::Response<ureq::Body>) -> Option<Duration> {
-    let value = response.headers().get("retry-after")?.to_str().ok()?;
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("retry-after")?.to_str().ok()?;
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// The system's CA certificates and those of `config.ca_file`.
-fn roots(config: &WebhookConfig) -> Result<Vec<Certificate<'static>>, SinkError> {
+fn roots(config: &WebhookConfig) -> Result<RootCertStore, SinkError> {
     let native = rustls_native_certs::load_native_certs();
     for error in &native.errors {
         tracing::debug!(%error, "a system CA certificate could not be read");
     }
-    let mut certs: Vec<Certificate<'static>> = native
-        .certs
-        .iter()
-        .map(|der| Certificate::from_der(der.as_ref()).to_owned())
-        .collect();
+    let mut roots = RootCertStore::empty();
+    let (_, unusable) = roots.add_parsable_certificates(native.certs);
+    if unusable > 0 {
+        tracing::debug!(unusable, "system CA certificates rustls cannot use");
+    }
     if let Some(path) = &config.ca_file {
         let ca_error = |reason: String| SinkError::WebhookCa {
             path: path.clone(),
             reason,
         };
         let pem = std::fs::read(path).map_err(|e| ca_error(e.to_string()))?;
-        let before = certs.len();
-        for item in ureq::tls::parse_pem(&pem) {
-            if let ureq::tls::PemItem::Certificate(cert) =
-                item.map_err(|e| ca_error(e.to_string()))?
-            {
-                certs.push(cert);
-            }
+        let mut added = 0;
+        for cert in CertificateDer::pem_slice_iter(&pem) {
+            let cert = cert.map_err(|e| ca_error(e.to_string()))?;
+            roots.add(cert).map_err(|e| ca_error(e.to_string()))?;
+            added += 1;
         }
-        if certs.len() == before {
+        if added == 0 {
             return Err(ca_error("no certificate in the file".into()));
         }
     }
-    Ok(certs)
+    Ok(roots)
+}
+
+/// The request headers: JSON, Seam's user agent, then `config.headers`.
+fn headers(config: &WebhookConfig) -> Result<HeaderMap, SinkError> {
+    let mut map = HeaderMap::new();
+    map.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    map.insert(
+        USER_AGENT,
+        HeaderValue::from_static(concat!("seam/", env!("CARGO_PKG_VERSION"))),
+    );
+    for (name, value) in &config.headers {
+        let invalid = || SinkError::WebhookHeader { name: name.clone() };
+        let key = HeaderName::from_bytes(name.as_bytes()).map_err(|_| invalid())?;
+        let value = HeaderValue::from_str(value).map_err(|_| invalid())?;
+        map.append(key, value);
+    }
+    Ok(map)
 }
 
 /// POSTs JSON to one URL.
 pub(crate) struct HttpPost {
-    agent: ureq::Agent,
-    url: String,
-    headers: Vec<(String, String)>,
-    hmac_key: Option<Arc<[u8]>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    uri: Uri,
+    headers: HeaderMap,
+    hmac_key: Option<hmac::Key>,
 }
 
 impl HttpPost {
-    /// Plain settings: `timeout` bounds each attempt as a whole (connect, send, response).
-    #[cfg(test)]
-    pub(crate) fn new(url: &str, timeout: Duration) -> Self {
-        let mut config = WebhookConfig::new(url.to_owned());
-        config.timeout = timeout;
-        Self::build(&config, Vec::new())
-    }
-
     /// The transport `config` asks for (TLS trust, headers, signing).
     pub(crate) fn from_config(config: &WebhookConfig) -> Result<Self, SinkError> {
-        let roots = if config.url.starts_with("https://") {
+        let url_error = |reason: String| SinkError::WebhookUrl {
+            url: redact::url(&config.url),
+            reason,
+        };
+        validate_url(&config.url).map_err(url_error)?;
+        let uri: Uri = config
+            .url
+            .parse()
+            .map_err(|e| url_error(format!("not a URL ({e})")))?;
+        let https = uri.scheme_str() == Some("https");
+        let roots = if https {
             roots(config)?
         } else {
-            Vec::new()
+            RootCertStore::empty()
         };
-        Ok(Self::build(config, roots))
+        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SinkError::WebhookTls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+        let builder = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(tls);
+        let connector = match https {
+            true => builder.https_only(),
+            false => builder.https_or_http(),
+        }
+        .enable_http1()
+        .build();
+        Ok(Self {
+            client: Client::builder(TokioExecutor::new()).build(connector),
+            uri,
+            headers: headers(config)?,
+            hmac_key: config
+                .hmac_key
+                .as_ref()
+                .map(|key| hmac::Key::new(hmac::HMAC_SHA256, key)),
+        })
     }
 
-    fn build(config: &WebhookConfig, roots: Vec<Certificate<'static>>) -> Self {
-        let tls = TlsConfig::builder()
-            .root_certs(RootCerts::Specific(Arc::new(roots)))
-            .unversioned_rustls_crypto_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .build();
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(config.timeout))
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .https_only(config.url.starts_with("https://"))
-            .tls_config(tls)
-            .user_agent(concat!("seam/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .new_agent();
-        Self {
-            agent,
-            url: config.url.clone(),
-            headers: config.headers.clone(),
-            hmac_key: config.hmac_key.clone(),
+    async fn send(&self, body: &str) -> Result<Answer, PostError> {
+        let mut request = Request::new(Full::new(Bytes::copy_from_slice(body.as_bytes())));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = self.uri.clone();
+        *request.headers_mut() = self.headers.clone();
+        if let Some(key) = &self.hmac_key
+            && let Ok(value) = HeaderValue::from_str(&signature(key, body))
+        {
+            request.headers_mut().insert(SIGNATURE_HEADER, value);
         }
+        let response = self
+            .client
+            .request(request)
+            .await
+            .map_err(|e| PostError::Transport(delivery::error_chain(&e)))?;
+        let answer = Answer {
+            status: response.status().as_u16(),
+            retry_after: retry_after(response.headers()),
+        };
+        // Read (a bounded part of) the body so that the connection can be reused.
+        let _ = Limited::new(response.into_body(), MAX_ANSWER_BYTES)
+            .collect()
+            .await;
+        Ok(answer)
     }
 }
 
 impl Post for HttpPost {
-    fn post(&mut self, body: &str) -> Result<(), PostError> {
-        let mut request = self
-            .agent
-            .post(&self.url)
-            .header("Content-Type", "application/json");
-        for (name, value) in &self.headers {
-            request = request.header(name.as_str(), value.as_str());
-        }
-        if let Some(key) = &self.hmac_key {
-            request = request.header(SIGNATURE_HEADER, signature(key, body));
-        }
-        let response = request.send(body).map_err(|error| match error {
-            ureq::Error::Timeout(_) => PostError::Timeout,
-            other => PostError::Transport(other.to_string()),
-        })?;
-        let status = response.status().as_u16();
-        if (200..300).contains(&status) {
-            return Ok(());
-        }
-        Err(match retry_after(&response) {
-            Some(after) => PostError::RetryAfter { status, after },
-            None => PostError::Status(status),
-        })
+    fn post<'a>(&'a self, body: &'a str) -> Posting<'a> {
+        Box::pin(self.send(body))
     }
 }
 
@@ -179,43 +208,22 @@ mod tests {
     }
 
     #[test]
-    fn redaction_keeps_only_scheme_and_authority() {
-        assert_eq!(
-            redact("http://127.0.0.1:9000/hooks/T0KEN?x=1"),
-            "http://127.0.0.1:9000/..."
-        );
-        assert_eq!(redact("::"), "<invalid url>");
-    }
-
-    #[test]
     fn signature_is_hmac_sha256_hex() {
         // RFC 4231 test case 2.
+        let key = hmac::Key::new(hmac::HMAC_SHA256, b"Jefe");
         assert_eq!(
-            signature(b"Jefe", "what do ya want for nothing?"),
+            signature(&key, "what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
     }
 
     #[test]
-    fn only_client_errors_other_than_408_and_429_are_final() {
-        for (status, retry) in [
-            (500, true),
-            (503, true),
-            (408, true),
-            (429, true),
-            (400, false),
-            (401, false),
-            (404, false),
-            (413, false),
-        ] {
-            assert_eq!(PostError::Status(status).retryable(), retry, "{status}");
-        }
-        assert!(PostError::Timeout.retryable());
-        let throttled = PostError::RetryAfter {
-            status: 429,
-            after: Duration::from_secs(3),
-        };
-        assert!(throttled.retryable());
-        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(3)));
+    fn headers_that_http_refuses_are_refused_at_start_without_their_value() {
+        let mut config = WebhookConfig::new("http://127.0.0.1:9/".into());
+        config.headers = vec![("Authorization".into(), "Bearer s3cr3t\n".into())];
+        let error = HttpPost::from_config(&config).err().expect("refused");
+        let text = error.to_string();
+        assert!(text.contains("Authorization"), "{text}");
+        assert!(!text.contains("s3cr3t"), "{text}");
     }
 }

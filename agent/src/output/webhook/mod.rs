@@ -1,76 +1,51 @@
-//! HTTP webhook sink: one JSON record per POST. The pipeline only ever `try_send`s onto a
-//! bounded queue; a dedicated thread delivers, with retries, backoff and a per-attempt timeout.
-//! What is dropped (queue full, retries exhausted, shutdown) is counted, logged and exported.
+//! HTTP webhook sink: one JSON record per POST. The pipeline only ever queues without waiting;
+//! the one delivery worker ([`delivery`](crate::output::delivery)) sends each record (a batch of
+//! one, one at a time, so in order) with retries, backoff and a per-attempt timeout. What is
+//! dropped (queue full, retries exhausted, refused, shutdown) is counted, logged and exported.
 pub(crate) mod falco;
 pub(crate) mod http;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tls_tests;
-pub(crate) mod worker;
 
-use std::{
-    sync::{
-        Arc,
-        mpsc::{self, SyncSender, TrySendError},
-    },
-    thread::JoinHandle,
-    time::{Duration, Instant},
-};
-
-use worker::{Clock, Queued, RetryPolicy, Shutdown, SystemClock, Worker};
+use std::{fmt, pin::Pin, sync::Arc, time::Duration};
 
 use crate::{
-    metrics::{DropReason, SinkMetrics},
+    metrics::SinkMetrics,
     model::vocab::WebhookFormat,
-    output::backoff::Backoff,
+    output::delivery::{
+        self, Delivery, DeliveryError, DropReason, RetryAction, RetryLogic, RetryPolicy, Settings,
+        Tally, backoff::Backoff,
+    },
 };
 
-/// Why one delivery attempt failed.
+/// What an endpoint answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Answer {
+    pub status: u16,
+    /// How long the endpoint asked to wait (`Retry-After`, seconds).
+    pub retry_after: Option<Duration>,
+}
+
+/// Why a POST got no answer.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum PostError {
-    /// The endpoint answered with a non-2xx status.
-    #[error("endpoint answered HTTP {0}; check the receiver's logs")]
-    Status(u16),
-    /// The endpoint answered with a non-2xx status and `Retry-After`.
-    #[error("endpoint answered HTTP {status} and asked to retry after {after:?}")]
-    RetryAfter { status: u16, after: Duration },
-    /// No answer within the per-attempt timeout.
-    #[error("no answer within the timeout; check the receiver is up or raise --webhook-timeout-ms")]
-    Timeout,
-    /// Connecting, sending or reading failed.
+    /// Connecting, TLS, sending or reading failed.
     #[error("{0}; check the URL and that the receiver is listening")]
     Transport(String),
 }
 
-impl PostError {
-    /// Whether another attempt may succeed: not after a 4xx other than 408 (timeout) and 429
-    /// (too many requests): the receiver refuses this record as it is.
-    pub(crate) fn retryable(&self) -> bool {
-        match self {
-            PostError::Status(status) | PostError::RetryAfter { status, .. } => {
-                !(400..500).contains(status) || *status == 408 || *status == 429
-            }
-            PostError::Timeout | PostError::Transport(_) => true,
-        }
-    }
+/// A POST in progress.
+pub(crate) type Posting<'a> = Pin<Box<dyn Future<Output = Result<Answer, PostError>> + Send + 'a>>;
 
-    /// How long the receiver asked to wait (`Retry-After`).
-    pub(crate) fn retry_after(&self) -> Option<Duration> {
-        match self {
-            PostError::RetryAfter { after, .. } => Some(*after),
-            _ => None,
-        }
-    }
-}
-
-/// One delivery attempt.
-pub(crate) trait Post: Send {
-    fn post(&mut self, body: &str) -> Result<(), PostError>;
+/// One delivery attempt: POSTs `body` once.
+pub(crate) trait Post: Send + Sync + 'static {
+    fn post<'a>(&'a self, body: &'a str) -> Posting<'a>;
 }
 
 /// A `--webhook` and how to deliver to it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct WebhookConfig {
     pub url: String,
     /// Extra request headers (`--webhook-header`, e.g. `Authorization: Bearer ...`).
@@ -90,6 +65,23 @@ pub(crate) struct WebhookConfig {
     pub backoff: Backoff,
 }
 
+impl fmt::Debug for WebhookConfig {
+    /// Without secrets: the URL redacted, header names only, whether bodies are signed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("url", &delivery::redact::url(&self.url))
+            .field("headers", &delivery::redact::Headers(&self.headers))
+            .field("signed", &self.hmac_key.is_some())
+            .field("ca_file", &self.ca_file)
+            .field("format", &self.format)
+            .field("timeout", &self.timeout)
+            .field("attempts", &self.attempts)
+            .field("queue", &self.queue)
+            .field("backoff", &self.backoff)
+            .finish()
+    }
+}
+
 impl WebhookConfig {
     pub(crate) fn new(url: String) -> Self {
         Self {
@@ -106,18 +98,113 @@ impl WebhookConfig {
     }
 }
 
-/// The pipeline's side of a webhook: a bounded queue and the delivery thread.
+/// A record waiting for delivery.
+pub(crate) struct Queued {
+    pub body: Arc<str>,
+    /// A loss record (its own drop is counted, not reported again).
+    pub loss: bool,
+}
+
+/// A webhook as the delivery worker sees it: one record per request.
+pub(crate) struct Webhook {
+    post: Box<dyn Post>,
+}
+
+impl RetryLogic for Webhook {
+    type Response = Answer;
+    type Error = PostError;
+
+    fn is_retriable_error(&self, _error: &PostError) -> bool {
+        true
+    }
+
+    /// 2xx is delivered; a 4xx other than 408 (timeout) and 429 (too many requests) is final:
+    /// the endpoint refuses this record as it is; anything else is retried.
+    fn should_retry_response(&self, answer: &Answer) -> RetryAction {
+        let status = answer.status;
+        if (200..300).contains(&status) {
+            return RetryAction::Successful { refused: 0 };
+        }
+        if (400..500).contains(&status) && status != 408 && status != 429 {
+            return RetryAction::DontRetry {
+                reason: format!(
+                    "endpoint answered HTTP {status} (a 4xx other than 408 and 429); check the \
+                     receiver's logs and the headers sent"
+                )
+                .into(),
+            };
+        }
+        RetryAction::Retry {
+            reason: format!("endpoint answered HTTP {status}; check the receiver's logs").into(),
+            after: answer.retry_after,
+        }
+    }
+}
+
+impl delivery::Sink for Webhook {
+    type Item = Queued;
+    type Lane = ();
+    type Payload = Arc<str>;
+
+    const LANES: &'static [()] = &[()];
+
+    fn lane(_: &Queued) {}
+
+    fn lane_name((): ()) -> &'static str {
+        "records"
+    }
+
+    fn is_loss(item: &Queued) -> bool {
+        item.loss
+    }
+
+    /// The record itself: batches are of one (see [`WebhookSink::start_with`]).
+    fn encode(&self, (): (), items: Vec<Queued>) -> Arc<str> {
+        debug_assert_eq!(items.len(), 1, "webhook batches are of one record");
+        items
+            .into_iter()
+            .next()
+            .map_or_else(|| "".into(), |q| q.body)
+    }
+
+    async fn send(&self, body: &Arc<str>) -> Result<Answer, PostError> {
+        self.post.post(body).await
+    }
+}
+
+impl Tally for SinkMetrics {
+    type Lane = ();
+
+    fn queue_depth(&self, (): (), delta: i64) {
+        self.queue_depth.inc_by(delta);
+    }
+
+    fn delivered(&self, (): (), n: u64) {
+        self.delivered.inc_by(n);
+    }
+
+    fn attempt_failed(&self, (): ()) {
+        self.failures.inc();
+    }
+
+    fn dropped(&self, (): (), reason: DropReason, n: u64, loss: u64) {
+        self.drop_records(reason, n, loss);
+    }
+}
+
+/// A webhook's delivery worker.
+pub(crate) type WebhookDelivery = Delivery<Webhook, SinkMetrics>;
+
+/// The pipeline's side of a webhook: the handle on its delivery worker.
 pub(crate) struct WebhookSink {
-    queue: Option<SyncSender<Queued>>,
-    thread: Option<JoinHandle<()>>,
-    shutdown: Arc<Shutdown>,
-    metrics: SinkMetrics,
-    last_full_warning: Option<Instant>,
+    /// `None` once stopping: records are then dropped (counted as `shutdown`).
+    delivery: Option<WebhookDelivery>,
+    metrics: Arc<SinkMetrics>,
     format: WebhookFormat,
 }
 
 impl WebhookSink {
-    /// Starts the delivery thread for `config` with the real HTTP transport and clock.
+    /// Starts the delivery worker for `config` with the real HTTP transport.
     pub(crate) fn start(
         config: &WebhookConfig,
         metrics: SinkMetrics,
@@ -125,46 +212,42 @@ impl WebhookSink {
         let post = http::HttpPost::from_config(config)?;
         tracing::info!(
             sink = %metrics.name,
-            url = %http::redact(&config.url),
+            url = %delivery::redact::url(&config.url),
+            headers = %delivery::redact::Headers(&config.headers),
             queue = config.queue,
             attempts = config.attempts,
             format = %config.format,
             signed = config.hmac_key.is_some(),
             "webhook feed"
         );
-        Self::start_with(config, metrics, Box::new(post), Arc::new(SystemClock))
-            .map_err(crate::output::SinkError::Thread)
+        Ok(Self::start_with(config, metrics, Box::new(post))?)
     }
 
-    /// [`WebhookSink::start`] with an injected transport and clock.
+    /// [`WebhookSink::start`] with an injected transport.
     pub(crate) fn start_with(
         config: &WebhookConfig,
         metrics: SinkMetrics,
         post: Box<dyn Post>,
-        clock: Arc<dyn Clock>,
-    ) -> std::io::Result<Self> {
-        let (tx, rx) = mpsc::sync_channel::<Queued>(config.queue.max(1));
-        let shutdown = Arc::new(Shutdown::default());
-        let worker = Worker {
-            post,
-            clock,
-            shutdown: shutdown.clone(),
-            policy: RetryPolicy {
+    ) -> Result<Self, DeliveryError> {
+        let metrics = Arc::new(metrics);
+        let settings = Settings {
+            name: metrics.name.as_str().into(),
+            queue: config.queue,
+            // One record per request, one request at a time: records arrive in order.
+            batch: 1,
+            linger: Duration::ZERO,
+            in_flight: 1,
+            timeout: config.timeout,
+            retry: RetryPolicy {
                 attempts: config.attempts,
                 backoff: config.backoff,
+                ..RetryPolicy::default()
             },
-            metrics: metrics.clone(),
-            jitter: Box::new(rand::random::<f64>),
         };
-        let thread = std::thread::Builder::new()
-            .name(format!("seam-{}", metrics.name))
-            .spawn(move || worker.run(rx))?;
+        let delivery = Delivery::start(Webhook { post }, metrics.clone(), settings)?;
         Ok(Self {
-            queue: Some(tx),
-            thread: Some(thread),
-            shutdown,
+            delivery: Some(delivery),
             metrics,
-            last_full_warning: None,
             format: config.format,
         })
     }
@@ -181,96 +264,28 @@ impl WebhookSink {
     /// Queues `record` (`loss`: a loss record) for delivery; never blocks. A full queue drops
     /// it (counted, and logged at most once a second).
     pub(crate) fn send(&mut self, record: Arc<str>, loss: bool) {
-        let Some(queue) = &self.queue else {
-            self.metrics
-                .drop_records(DropReason::Shutdown, 1, u64::from(loss));
-            return;
-        };
-        let reason = {
-            let mut books = self.shutdown.books();
-            match queue.try_send(Queued { body: record, loss }) {
-                Ok(()) => {
-                    books.queued += 1;
-                    books.queued_loss += u64::from(loss);
-                    self.metrics.queue_depth.inc();
-                    return;
-                }
-                Err(TrySendError::Full(_)) => DropReason::QueueFull,
-                Err(TrySendError::Disconnected(_)) => DropReason::Shutdown,
+        match &self.delivery {
+            Some(delivery) => delivery.send(Queued { body: record, loss }),
+            None => {
+                self.metrics
+                    .drop_records(DropReason::Shutdown, 1, u64::from(loss));
             }
-        };
-        let dropped = self.metrics.drop_records(reason, 1, u64::from(loss));
-        let now = Instant::now();
-        if self
-            .last_full_warning
-            .is_none_or(|at| now.duration_since(at) >= Duration::from_secs(1))
-        {
-            self.last_full_warning = Some(now);
-            tracing::warn!(
-                sink = %self.metrics.name,
-                reason = reason.label(),
-                dropped,
-                "webhook queue full: record dropped (the endpoint is slower than the feed or \
-                 down; see seam_feed_dropped_total)"
-            );
         }
     }
 
-    /// Stops taking records; the worker delivers what is queued until `deadline`.
-    pub(crate) fn begin_finish(&mut self, deadline: Instant) {
-        self.shutdown.start(deadline);
-        self.queue = None;
-    }
-
-    /// Waits for the worker until `deadline`. A worker still busy then (an endpoint that
-    /// accepts and never answers, or never accepts, holds an attempt for its whole timeout) is
-    /// left behind: what it holds is counted as dropped (`shutdown`) here, and it counts
-    /// nothing more, so stopping never waits on a hung endpoint past the grace period.
-    pub(crate) fn wait(&mut self, deadline: Instant) {
-        let Some(thread) = self.thread.take() else {
-            return;
-        };
-        while !thread.is_finished() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if thread.is_finished() {
-            if thread.join().is_err() {
-                tracing::error!(sink = %self.metrics.name, "webhook thread panicked");
-            }
-            return;
-        }
-        let (held, held_loss) = {
-            let mut books = self.shutdown.books();
-            books.abandoned = true;
-            let held = books.queued + u64::from(books.in_flight.is_some());
-            let held_loss = books.queued_loss + u64::from(books.in_flight == Some(true));
-            (books.queued, books.queued_loss) = (0, 0);
-            (held, held_loss)
-        };
-        self.metrics.queue_depth.set(0);
-        self.metrics
-            .drop_records(DropReason::Shutdown, held, held_loss);
-        tracing::warn!(
-            sink = %self.metrics.name,
-            dropped = held,
-            "webhook endpoint still not answering at the end of the shutdown grace period; \
-             stopping without it (its records are counted as dropped)"
-        );
-    }
-
-    /// Stops taking records and waits up to `grace` for the queue to be delivered; what is
-    /// still queued or in flight after that is dropped (counted as `shutdown`).
-    pub(crate) fn finish(&mut self, grace: Duration) {
-        let deadline = Instant::now() + grace;
-        self.begin_finish(deadline);
-        self.wait(deadline);
+    /// Stops taking records; the worker delivers what it holds until `deadline`, then drops
+    /// the rest (counted as `shutdown`). Returns the worker, to wait for
+    /// ([`Delivery::join`] ends by the deadline).
+    pub(crate) fn begin_finish(&mut self, deadline: std::time::Instant) -> Option<WebhookDelivery> {
+        let delivery = self.delivery.take()?;
+        delivery.stop(deadline);
+        Some(delivery)
     }
 }
 
 impl Drop for WebhookSink {
+    /// Never finished: what the worker holds is dropped now (counted).
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            self.finish(Duration::ZERO);
-        }
+        self.begin_finish(std::time::Instant::now());
     }
 }

@@ -1,268 +1,348 @@
-//! Retry schedule, outcomes and queue accounting, with a scripted transport and a fake clock.
+//! A webhook on the delivery worker, with a scripted transport: what its answers mean, what is
+//! counted in its metrics, and its queue. (The retry schedule is tested in delivery/retry.rs.)
 use std::{
     collections::VecDeque,
-    sync::{Arc, Mutex, mpsc},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use super::{
-    Post, PostError, WebhookConfig, WebhookSink,
-    worker::{Clock, Outcome, RetryPolicy, Shutdown, Worker},
-};
+use tokio::sync::{Semaphore, mpsc};
+
+use super::{Answer, Post, PostError, Posting, Webhook, WebhookConfig, WebhookSink};
 use crate::{
     metrics::{DropReason, SinkMetrics},
-    output::backoff::Backoff,
+    output::delivery::{RetryAction, RetryLogic, backoff::Backoff},
 };
 
-/// Virtual time: pauses are recorded and advance `now` instantly.
-#[derive(Default)]
-struct FakeClock {
-    elapsed: Mutex<Duration>,
-    pauses: Mutex<Vec<Duration>>,
-    origin: Option<Instant>,
+fn status(status: u16) -> Result<Answer, PostError> {
+    Ok(Answer {
+        status,
+        retry_after: None,
+    })
 }
 
-impl FakeClock {
-    fn new() -> Arc<Self> {
-        Arc::new(Self {
-            origin: Some(Instant::now()),
-            ..Self::default()
-        })
-    }
-    fn pauses(&self) -> Vec<u128> {
-        self.pauses
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|d| d.as_millis())
-            .collect()
-    }
-}
-
-impl Clock for FakeClock {
-    fn now(&self) -> Instant {
-        self.origin.unwrap() + *self.elapsed.lock().unwrap()
-    }
-    fn pause(&self, d: Duration, _: &Shutdown) {
-        self.pauses.lock().unwrap().push(d);
-        *self.elapsed.lock().unwrap() += d;
-    }
-}
-
-/// Answers from a script (then success), recording bodies.
+/// Answers from a script (then 200), recording bodies.
 struct Scripted {
-    script: VecDeque<Result<(), PostError>>,
+    script: Mutex<VecDeque<Result<Answer, PostError>>>,
     bodies: Arc<Mutex<Vec<String>>>,
 }
 
 impl Post for Scripted {
-    fn post(&mut self, body: &str) -> Result<(), PostError> {
+    fn post<'a>(&'a self, body: &'a str) -> Posting<'a> {
         self.bodies.lock().unwrap().push(body.to_owned());
-        self.script.pop_front().unwrap_or(Ok(()))
+        let answer = self.script.lock().unwrap().pop_front();
+        Box::pin(async move { answer.unwrap_or_else(|| status(200)) })
     }
 }
 
-fn worker(
-    script: Vec<Result<(), PostError>>,
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+fn config(queue: usize, attempts: u32) -> WebhookConfig {
+    let mut config = WebhookConfig::new("http://127.0.0.1:9/".into());
+    config.queue = queue;
+    config.attempts = attempts;
+    config.backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(2),
+    };
+    config
+}
+
+/// Sends one record through a webhook answering `script`; returns its metrics and the bodies
+/// the endpoint saw.
+fn deliver_one(
+    script: Vec<Result<Answer, PostError>>,
     attempts: u32,
-    jitter: f64,
-) -> (Worker, Arc<FakeClock>) {
-    let clock = FakeClock::new();
-    let worker = Worker {
+) -> (SinkMetrics, Vec<String>) {
+    let bodies = Arc::<Mutex<Vec<String>>>::default();
+    let post = Scripted {
+        script: Mutex::new(script.into()),
+        bodies: bodies.clone(),
+    };
+    let metrics = SinkMetrics::default();
+    block_on(async {
+        let mut sink =
+            WebhookSink::start_with(&config(8, attempts), metrics.clone(), Box::new(post)).unwrap();
+        sink.send("{}".into(), false);
+        let delivery = sink.begin_finish(Instant::now() + Duration::from_secs(5));
+        delivery.unwrap().join().await;
+    });
+    let bodies = bodies.lock().unwrap().clone();
+    (metrics, bodies)
+}
+
+#[test]
+fn only_client_errors_other_than_408_and_429_are_final() {
+    let hook = Webhook {
         post: Box::new(Scripted {
-            script: script.into(),
+            script: Mutex::default(),
             bodies: Arc::default(),
         }),
-        clock: clock.clone(),
-        shutdown: Arc::default(),
-        policy: RetryPolicy {
-            attempts,
-            backoff: Backoff {
-                base: Duration::from_millis(100),
-                cap: Duration::from_millis(500),
-            },
-        },
-        metrics: SinkMetrics::default(),
-        jitter: Box::new(move || jitter),
     };
-    (worker, clock)
-}
-
-#[test]
-fn retries_with_exponential_backoff_until_delivered() {
-    let (mut w, clock) = worker(
-        vec![
-            Err(PostError::Status(500)),
-            Err(PostError::Timeout),
-            Err(PostError::Transport("refused".into())),
-        ],
-        6,
-        1.0,
-    );
-    assert_eq!(w.deliver("{}"), Outcome::Delivered);
-    assert_eq!(clock.pauses(), [100, 200, 400]);
-    assert_eq!(w.metrics.failures.get(), 3);
-    assert_eq!(w.metrics.delivered.get(), 1);
-    assert!(w.metrics.dropped_by_reason().is_empty());
-}
-
-#[test]
-fn jittered_schedule_is_capped_and_exhaustion_is_counted() {
-    let (mut w, clock) = worker(
-        (0..10).map(|_| Err(PostError::Status(503))).collect(),
-        6,
-        0.0,
-    );
-    assert_eq!(
-        w.deliver("{}"),
-        Outcome::Dropped(DropReason::RetriesExhausted)
-    );
-    // Jitter 0: half of 100, 200, 400, 500 (cap), 500.
-    assert_eq!(clock.pauses(), [50, 100, 200, 250, 250]);
-    assert_eq!(w.metrics.failures.get(), 6);
-    assert_eq!(w.metrics.delivered.get(), 0);
-    assert_eq!(w.metrics.dropped_by_reason(), [("retries_exhausted", 1)]);
-}
-
-#[test]
-fn retry_after_stretches_the_pause_and_client_errors_are_final() {
-    let throttled = PostError::RetryAfter {
+    let action = |status| {
+        hook.should_retry_response(&Answer {
+            status,
+            retry_after: None,
+        })
+    };
+    for (status, retry) in [
+        (500, true),
+        (503, true),
+        (408, true),
+        (429, true),
+        (400, false),
+        (401, false),
+        (404, false),
+        (413, false),
+    ] {
+        assert_eq!(
+            matches!(action(status), RetryAction::Retry { .. }),
+            retry,
+            "{status}"
+        );
+        assert_eq!(
+            matches!(action(status), RetryAction::DontRetry { .. }),
+            !retry,
+            "{status}"
+        );
+    }
+    assert_eq!(action(204), RetryAction::Successful { refused: 0 });
+    let throttled = hook.should_retry_response(&Answer {
         status: 429,
-        after: Duration::from_secs(30),
-    };
-    let (mut w, clock) = worker(vec![Err(throttled)], 6, 0.0);
-    assert_eq!(w.deliver("{}"), Outcome::Delivered);
-    assert_eq!(clock.pauses(), [30_000], "at least what the receiver asked");
-    let (mut w, clock) = worker(vec![Err(PostError::Status(403))], 6, 0.0);
-    assert_eq!(w.deliver("{}"), Outcome::Dropped(DropReason::Rejected));
-    assert!(clock.pauses().is_empty(), "no retry after a 403");
-    assert_eq!(w.metrics.dropped_by_reason(), [("rejected", 1)]);
+        retry_after: Some(Duration::from_secs(3)),
+    });
+    assert!(matches!(
+        throttled,
+        RetryAction::Retry { after: Some(a), .. } if a == Duration::from_secs(3)
+    ));
+    assert!(hook.is_retriable_error(&PostError::Transport("refused".into())));
 }
 
 #[test]
-fn shutdown_deadline_cuts_retries_short() {
-    let (mut w, clock) = worker((0..10).map(|_| Err(PostError::Timeout)).collect(), 10, 1.0);
-    w.shutdown.start(clock.now() + Duration::from_millis(250));
-    assert_eq!(w.deliver("{}"), Outcome::Dropped(DropReason::Shutdown));
-    // 100, then clamped to the 150 ms left.
-    assert_eq!(clock.pauses(), [100, 150]);
-    assert_eq!(w.metrics.dropped_by_reason(), [("shutdown", 1)]);
+fn retries_until_delivered_counting_failed_attempts() {
+    let script = vec![
+        status(500),
+        Err(PostError::Transport("refused".into())),
+        status(503),
+    ];
+    let (metrics, bodies) = deliver_one(script, 6);
+    assert_eq!(bodies, ["{}"; 4]);
+    assert_eq!(metrics.failures.get(), 3);
+    assert_eq!(metrics.delivered.get(), 1);
+    assert!(metrics.dropped_by_reason().is_empty());
 }
 
-/// Blocks in `post` until released; tells when it is entered.
+#[test]
+fn exhaustion_is_counted() {
+    let (metrics, bodies) = deliver_one((0..10).map(|_| status(503)).collect(), 6);
+    assert_eq!(bodies.len(), 6);
+    assert_eq!(metrics.failures.get(), 6);
+    assert_eq!(metrics.delivered.get(), 0);
+    assert_eq!(metrics.dropped_by_reason(), [("retries_exhausted", 1)]);
+}
+
+#[test]
+fn a_client_error_is_final() {
+    let (metrics, bodies) = deliver_one(vec![status(403)], 6);
+    assert_eq!(bodies.len(), 1, "no retry after a 403");
+    assert_eq!(metrics.failures.get(), 1);
+    assert_eq!(metrics.dropped_by_reason(), [("rejected", 1)]);
+}
+
+/// Waits in `post` until released; tells when it is entered.
 struct Gate {
-    entered: mpsc::Sender<String>,
-    release: Arc<Mutex<mpsc::Receiver<()>>>,
+    entered: mpsc::UnboundedSender<String>,
+    release: Arc<Semaphore>,
 }
 
 impl Post for Gate {
-    fn post(&mut self, body: &str) -> Result<(), PostError> {
+    fn post<'a>(&'a self, body: &'a str) -> Posting<'a> {
         let _ = self.entered.send(body.to_owned());
-        let _ = self.release.lock().unwrap().recv();
-        Ok(())
+        Box::pin(async move {
+            if let Ok(permit) = self.release.acquire().await {
+                permit.forget();
+            }
+            status(200)
+        })
     }
 }
 
-fn gated(queue: usize) -> (WebhookSink, mpsc::Receiver<String>, mpsc::Sender<()>) {
-    let (entered_tx, entered) = mpsc::channel();
-    let (release, release_rx) = mpsc::channel();
-    let mut config = WebhookConfig::new("http://127.0.0.1:9/".into());
-    config.queue = queue;
-    let sink = WebhookSink::start_with(
-        &config,
-        SinkMetrics::default(),
-        Box::new(Gate {
+struct Gated {
+    sink: WebhookSink,
+    entered: mpsc::UnboundedReceiver<String>,
+    release: Arc<Semaphore>,
+}
+
+impl Gated {
+    fn new(queue: usize) -> Self {
+        let (entered_tx, entered) = mpsc::unbounded_channel();
+        let release = Arc::new(Semaphore::new(0));
+        let gate = Gate {
             entered: entered_tx,
-            release: Arc::new(Mutex::new(release_rx)),
-        }),
-        Arc::new(super::worker::SystemClock),
-    )
-    .unwrap();
-    (sink, entered, release)
+            release: release.clone(),
+        };
+        let sink =
+            WebhookSink::start_with(&config(queue, 6), SinkMetrics::default(), Box::new(gate))
+                .unwrap();
+        Self {
+            sink,
+            entered,
+            release,
+        }
+    }
+
+    async fn entered(&mut self) -> String {
+        tokio::time::timeout(Duration::from_secs(5), self.entered.recv())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Sends `record` and waits until the worker has taken it off the queue (it is then held,
+    /// ready, while the record before it is being delivered).
+    async fn send_held(&mut self, record: &str) {
+        self.sink.send(record.into(), false);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.sink.metrics().queue_depth.get() != 0 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(self.sink.metrics().queue_depth.get(), 0);
+    }
+
+    async fn finish(&mut self, grace: Duration) {
+        let deadline = Instant::now() + grace;
+        if let Some(delivery) = self.sink.begin_finish(deadline) {
+            delivery.join().await;
+        }
+    }
 }
 
 #[test]
 fn full_queue_drops_without_blocking_and_counts() {
-    let (mut sink, entered, release) = gated(2);
-    sink.send("0".into(), false);
-    assert_eq!(entered.recv_timeout(Duration::from_secs(5)).unwrap(), "0");
-    // The worker is stuck in post("0"): 2 fit in the queue, 7 are dropped, none blocks.
-    let started = Instant::now();
-    for n in 1..10 {
-        sink.send(n.to_string().into(), false);
-    }
-    assert!(
-        started.elapsed() < Duration::from_secs(1),
-        "send never blocks"
-    );
-    assert_eq!(sink.metrics().queue_depth.get(), 2);
-    assert_eq!(sink.metrics().dropped_by_reason(), [("queue_full", 7)]);
-    for _ in 0..3 {
-        release.send(()).unwrap();
-    }
-    sink.finish(Duration::from_secs(5));
-    let delivered: Vec<String> = entered.try_iter().collect();
-    assert_eq!(delivered, ["1", "2"], "the queued ones, in order");
-    assert_eq!(sink.metrics().delivered.get(), 3);
-    assert_eq!(sink.metrics().queue_depth.get(), 0);
+    block_on(async {
+        let mut gated = Gated::new(2);
+        gated.sink.send("0".into(), false);
+        assert_eq!(gated.entered().await, "0");
+        gated.send_held("1").await;
+        // The worker is stuck in post("0") with "1" ready: 2 fit in the queue, 6 are dropped,
+        // none blocks.
+        let started = Instant::now();
+        for n in 2..10 {
+            gated.sink.send(n.to_string().into(), false);
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "send never blocks"
+        );
+        let metrics = gated.sink.metrics().clone();
+        assert_eq!(metrics.queue_depth.get(), 2);
+        assert_eq!(metrics.dropped_by_reason(), [("queue_full", 6)]);
+        gated.release.add_permits(4);
+        gated.finish(Duration::from_secs(5)).await;
+        let mut delivered = Vec::new();
+        while let Ok(body) = gated.entered.try_recv() {
+            delivered.push(body);
+        }
+        assert_eq!(
+            delivered,
+            ["1", "2", "3"],
+            "the held and queued ones, in order"
+        );
+        assert_eq!(metrics.delivered.get(), 4);
+        assert_eq!(metrics.queue_depth.get(), 0);
+    });
 }
 
 #[test]
 fn records_still_queued_past_the_grace_period_are_dropped_as_shutdown() {
-    let (mut sink, entered, release) = gated(8);
-    sink.send("0".into(), false);
-    entered.recv_timeout(Duration::from_secs(5)).unwrap();
-    for n in 1..4 {
-        sink.send(n.to_string().into(), false);
-    }
-    let releaser = std::thread::spawn(move || {
-        std::thread::sleep(Duration::from_millis(100));
-        let _ = release.send(());
+    block_on(async {
+        let mut gated = Gated::new(8);
+        gated.sink.send("0".into(), false);
+        gated.entered().await;
+        for n in 1..4 {
+            gated.sink.send(n.to_string().into(), false);
+        }
+        let release = gated.release.clone();
+        let releaser = tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            release.add_permits(1);
+        });
+        gated.finish(Duration::ZERO).await;
+        releaser.await.unwrap();
+        // The attempt in flight at the deadline counts as dropped too, even if it would end
+        // well later.
+        let metrics = gated.sink.metrics().clone();
+        assert_eq!(metrics.delivered.get(), 0);
+        assert_eq!(metrics.dropped_by_reason(), [("shutdown", 4)]);
+        assert_eq!(metrics.queue_depth.get(), 0);
+        gated.sink.send("late".into(), true);
+        assert_eq!(metrics.dropped_by_reason(), [("shutdown", 5)]);
+        assert_eq!(
+            metrics.evidence_dropped(DropReason::Shutdown),
+            4,
+            "the late loss record is counted but not reported again"
+        );
     });
-    sink.finish(Duration::ZERO);
-    releaser.join().unwrap();
-    // The attempt in flight at the deadline counts as dropped too, even if it ends well later.
-    assert_eq!(sink.metrics().delivered.get(), 0);
-    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 4)]);
-    assert_eq!(sink.metrics().queue_depth.get(), 0);
-    sink.send("late".into(), true);
-    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 5)]);
-    assert_eq!(
-        sink.metrics().evidence_dropped(DropReason::Shutdown),
-        4,
-        "the late loss record is counted but not reported again"
-    );
 }
 
 #[test]
 fn an_endpoint_that_never_answers_does_not_hold_up_the_stop() {
-    let (mut sink, entered, _release) = gated(8);
-    sink.send("0".into(), false);
-    entered.recv_timeout(Duration::from_secs(5)).unwrap();
-    sink.send("1".into(), true);
-    let started = Instant::now();
-    sink.finish(Duration::from_millis(200));
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "finish returns at the deadline"
-    );
-    assert_eq!(sink.metrics().dropped_by_reason(), [("shutdown", 2)]);
-    assert_eq!(sink.metrics().evidence_dropped(DropReason::Shutdown), 1);
+    block_on(async {
+        let mut gated = Gated::new(8);
+        gated.sink.send("0".into(), false);
+        gated.entered().await;
+        gated.sink.send("1".into(), true);
+        let started = Instant::now();
+        gated.finish(Duration::from_millis(200)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "finish returns at the deadline"
+        );
+        let metrics = gated.sink.metrics();
+        assert_eq!(metrics.dropped_by_reason(), [("shutdown", 2)]);
+        assert_eq!(metrics.evidence_dropped(DropReason::Shutdown), 1);
+    });
 }
 
 #[test]
 fn dropped_loss_records_are_counted_but_not_reported_again() {
-    let (mut sink, entered, release) = gated(1);
-    sink.send("0".into(), false);
-    entered.recv_timeout(Duration::from_secs(5)).unwrap();
-    sink.send("queued".into(), false);
-    sink.send("full".into(), false);
-    sink.send("full-loss".into(), true);
-    assert_eq!(sink.metrics().dropped_by_reason(), [("queue_full", 2)]);
-    assert_eq!(sink.metrics().evidence_dropped(DropReason::QueueFull), 1);
-    for _ in 0..2 {
-        release.send(()).unwrap();
-    }
-    sink.finish(Duration::from_secs(5));
-    assert_eq!(sink.metrics().delivered.get(), 2);
+    block_on(async {
+        let mut gated = Gated::new(1);
+        gated.sink.send("0".into(), false);
+        gated.entered().await;
+        gated.send_held("held").await;
+        gated.sink.send("queued".into(), false);
+        gated.sink.send("full".into(), false);
+        gated.sink.send("full-loss".into(), true);
+        let metrics = gated.sink.metrics().clone();
+        assert_eq!(metrics.dropped_by_reason(), [("queue_full", 2)]);
+        assert_eq!(metrics.evidence_dropped(DropReason::QueueFull), 1);
+        gated.release.add_permits(3);
+        gated.finish(Duration::from_secs(5)).await;
+        assert_eq!(metrics.delivered.get(), 3);
+    });
+}
+
+#[test]
+fn a_sink_dropped_unfinished_drops_what_it_holds() {
+    block_on(async {
+        let mut gated = Gated::new(8);
+        gated.sink.send("0".into(), false);
+        gated.entered().await;
+        gated.sink.send("1".into(), false);
+        let metrics = gated.sink.metrics().clone();
+        drop(gated);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while metrics.dropped(DropReason::Shutdown).get() < 2 && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert_eq!(metrics.dropped_by_reason(), [("shutdown", 2)]);
+    });
 }

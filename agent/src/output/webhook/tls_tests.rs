@@ -13,14 +13,18 @@ use ring::hmac;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use super::{
-    Post, PostError, WebhookConfig,
+    Answer, Post, PostError, WebhookConfig, WebhookSink,
     http::{HttpPost, SIGNATURE_HEADER},
-    worker::{Outcome, RetryPolicy, Shutdown, SystemClock, Worker},
 };
-use crate::{
-    metrics::{DropReason, SinkMetrics},
-    output::backoff::Backoff,
-};
+use crate::{metrics::SinkMetrics, output::delivery::backoff::Backoff};
+
+fn block_on<F: Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
 
 /// One request as the server read it.
 struct Seen {
@@ -115,16 +119,27 @@ fn config(url: &str, ca_pem: &str, dir: &tempfile::TempDir) -> WebhookConfig {
 fn https_with_a_trusted_ca_a_bearer_token_and_a_verifiable_signature() {
     let (url, ca_pem, requests) = tls_server(vec![(429, "Retry-After: 7\r\n"), (503, "")]);
     let dir = tempfile::tempdir().unwrap();
-    let mut post = HttpPost::from_config(&config(&url, &ca_pem, &dir)).unwrap();
+    let post = HttpPost::from_config(&config(&url, &ca_pem, &dir)).unwrap();
     let body = r#"{"rule_id":"cross-tenant-network"}"#;
-    match post.post(body) {
-        Err(PostError::RetryAfter { status: 429, after }) => {
-            assert_eq!(after, Duration::from_secs(7));
+    let answers: Vec<Answer> = block_on(async {
+        let mut answers = Vec::new();
+        for _ in 0..3 {
+            answers.push(post.post(body).await.unwrap());
         }
-        other => panic!("expected 429 with Retry-After, got {other:?}"),
-    }
-    assert!(matches!(post.post(body), Err(PostError::Status(503))));
-    post.post(body).unwrap();
+        answers
+    });
+    let answer = |status, retry_after| Answer {
+        status,
+        retry_after,
+    };
+    assert_eq!(
+        answers,
+        [
+            answer(429, Some(Duration::from_secs(7))),
+            answer(503, None),
+            answer(200, None)
+        ]
+    );
     let seen: Vec<Seen> = requests.try_iter().collect();
     assert_eq!(seen.len(), 3);
     for request in &seen {
@@ -132,7 +147,7 @@ fn https_with_a_trusted_ca_a_bearer_token_and_a_verifiable_signature() {
         assert_eq!(request.header("authorization"), Some("Bearer s3cr3t"));
         assert_eq!(request.header("content-type"), Some("application/json"));
         // The receiver's check: HMAC-SHA256 over the body with the shared key.
-        let signature = request.header(SIGNATURE_HEADER).expect("signed");
+        let signature = request.header(SIGNATURE_HEADER.as_str()).expect("signed");
         let hex = signature.strip_prefix("sha256=").expect("sha256= prefix");
         let tag: Vec<u8> = (0..hex.len())
             .step_by(2)
@@ -148,10 +163,8 @@ fn https_with_a_trusted_ca_a_bearer_token_and_a_verifiable_signature() {
 #[test]
 fn an_untrusted_certificate_is_a_transport_error() {
     let (url, _, _requests) = tls_server(Vec::new());
-    let mut config = WebhookConfig::new(url);
-    config.timeout = Duration::from_secs(5);
-    let mut post = HttpPost::from_config(&config).unwrap();
-    match post.post("{}") {
+    let post = HttpPost::from_config(&WebhookConfig::new(url)).unwrap();
+    match block_on(post.post("{}")) {
         Err(PostError::Transport(message)) => {
             assert!(message.to_lowercase().contains("certificate"), "{message}");
         }
@@ -163,24 +176,25 @@ fn an_untrusted_certificate_is_a_transport_error() {
 fn a_client_error_is_not_retried_and_counts_as_rejected() {
     let (url, ca_pem, requests) = tls_server(vec![(401, ""), (401, "")]);
     let dir = tempfile::tempdir().unwrap();
-    let post = HttpPost::from_config(&config(&url, &ca_pem, &dir)).unwrap();
-    let mut worker = Worker {
-        post: Box::new(post) as Box<dyn Post>,
-        clock: Arc::new(SystemClock),
-        shutdown: Arc::new(Shutdown::default()),
-        policy: RetryPolicy {
-            attempts: 5,
-            backoff: Backoff {
-                base: Duration::from_millis(1),
-                cap: Duration::from_millis(1),
-            },
-        },
-        metrics: SinkMetrics::default(),
-        jitter: Box::new(|| 0.0),
+    let mut config = config(&url, &ca_pem, &dir);
+    config.attempts = 5;
+    config.backoff = Backoff {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(1),
     };
-    assert_eq!(worker.deliver("{}"), Outcome::Dropped(DropReason::Rejected));
+    let post = HttpPost::from_config(&config).unwrap();
+    let metrics = SinkMetrics::default();
+    block_on(async {
+        let mut sink =
+            WebhookSink::start_with(&config, metrics.clone(), Box::new(post) as Box<dyn Post>)
+                .unwrap();
+        sink.send("{}".into(), false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        sink.begin_finish(deadline).unwrap().join().await;
+    });
     assert_eq!(requests.try_iter().count(), 1, "one attempt only");
-    assert_eq!(worker.metrics.dropped_by_reason(), [("rejected", 1)]);
+    assert_eq!(metrics.failures.get(), 1);
+    assert_eq!(metrics.dropped_by_reason(), [("rejected", 1)]);
 }
 
 #[test]

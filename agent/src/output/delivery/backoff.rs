@@ -1,6 +1,6 @@
-//! Retry schedule for webhook deliveries: exponential backoff with "equal jitter" (half of the
-//! exponential delay is fixed, half random), capped, so many agents failing at once do not
-//! retry in lockstep.
+//! Retry schedule of the delivery worker (OTLP export and webhooks): exponential backoff with
+//! "equal jitter" (half of the exponential delay is fixed, half random), capped, so many agents
+//! failing at once do not retry in lockstep.
 use std::time::Duration;
 
 /// How long to wait between attempts.
