@@ -24,8 +24,8 @@ use crate::kernel::preflight;
 /// The hidden subcommand that runs an actor (see [`command`]).
 pub(crate) const SUBCOMMAND: &str = "chaos-actor";
 
-/// Why an actor failed: the parent reports the child's exit status, the message goes to its
-/// stderr.
+/// Why an actor failed: the parent reports the child's exit status; the message, with its
+/// source chain, goes to the child's stderr.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ActorError {
     /// The cgroup2 mount could not be found (the cgroup to join is relative to it).
@@ -33,8 +33,8 @@ pub(crate) enum ActorError {
     Preflight(#[from] preflight::PreflightError),
     /// The process could not move itself into the cgroup.
     #[error(
-        "cannot join cgroup {cgroup}: write {}: {source}; check that the cgroup exists and that \
-         this runs as root",
+        "cannot join cgroup {cgroup} (write {}); check that the cgroup exists and that this \
+         runs as root",
         procs.display()
     )]
     JoinCgroup {
@@ -49,8 +49,8 @@ pub(crate) enum ActorError {
     /// An argument is missing or malformed.
     #[error("{0}")]
     Usage(String),
-    /// A socket, file or process operation failed.
-    #[error("{what}: {source}")]
+    /// A socket, file or process operation failed (the OS error is the source).
+    #[error("{what}")]
     Io {
         what: String,
         #[source]
