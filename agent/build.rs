@@ -1,5 +1,7 @@
-//! Builds the eBPF probes (ebpf/) for bpfel-unknown-none and leaves the object in OUT_DIR, where
-//! `src/kernel/probes/mod.rs` embeds it with `include_bytes_aligned!`.
+//! Builds the eBPF probes (ebpf/) for bpfel-unknown-none and leaves one object per `[[bin]]` of
+//! ebpf/Cargo.toml in OUT_DIR: `seam`, the production probes `src/kernel/probes/mod.rs` embeds
+//! with `include_bytes_aligned!`, and `seam-floor`, the benchmark floor's empty programs that
+//! only testkit builds embed (`src/testkit/bench/floor.rs`).
 //!
 //! Toolchain: `SEAM_BPF_TOOLCHAIN` names the rustup toolchain that builds the probes (set by
 //! `cargo xtask setup`: `nightly` where rustup offers rust-src, else `debian-bpf`, Debian's rustc

@@ -14,6 +14,7 @@
 //! | around | [`serve`], [`receive`] | Seam's own listeners; OTLP in |
 //! | around | [`pipeline`], [`daemon`] | one task owning every stage; wiring, reload, privileges |
 //! | edge | [`chaos`], [`cli`] | the commands |
+//! | top | `testkit` | `seam workload` for tests and benchmarks (`--features testkit` only) |
 //!
 //! Only the command line is public; everything else is crate-private, so the compiler finds
 //! what nothing uses.
@@ -32,4 +33,6 @@ pub(crate) mod pipeline;
 pub(crate) mod policy;
 pub(crate) mod receive;
 pub(crate) mod serve;
-pub(crate) mod testkit;
+/// The test and benchmark harness (`seam workload`): `--features testkit` builds only.
+#[cfg(feature = "testkit")]
+pub mod testkit;

@@ -1,6 +1,10 @@
 //! Empty programs, one per program type Seam attaches: the benchmark's floor (`cargo xtask
 //! bench` attaches them on the hooks Seam has live, so what any design on those hooks costs is
-//! measured in the same run). Never part of the probe table.
+//! measured in the same run). An object of its own (`seam-floor`, no maps), embedded only by
+//! the agent's testkit builds: the production object (`seam`, src/main.rs) carries none of it.
+#![no_std]
+#![no_main]
+
 use aya_ebpf::{
     macros::{btf_tracepoint, cgroup_skb, cgroup_sock, cgroup_sock_addr, tracepoint},
     programs::{
@@ -69,3 +73,14 @@ pub fn seam_floor_tp_btf(_ctx: BtfTracePointContext) -> i32 {
 pub fn seam_floor_tracepoint(_ctx: TracePointContext) -> u32 {
     0
 }
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+/// The production object's licence (these programs call no GPL-only helper).
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

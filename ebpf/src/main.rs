@@ -14,7 +14,6 @@ mod emit;
 mod fexit;
 mod file_hooks;
 mod files;
-mod floor;
 mod kernel;
 mod kprobe;
 mod lsm;

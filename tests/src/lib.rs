@@ -1,9 +1,11 @@
 //! Harness for Seam's integration tests on the real kernel: tenant cgroups created per test,
-//! the real `seam` binary as the agent, and real workloads (`seam workload ...`) moved into the
-//! cgroups. Everything panics with context instead of returning errors, and every guard cleans
-//! up on drop, so a failing test leaves no cgroups or processes behind.
+//! the real `seam` binary as the agent, and real workloads (`seam workload ...`, in the testkit
+//! build only) moved into the cgroups. Everything panics with context instead of returning
+//! errors, and every guard cleans up on drop, so a failing test leaves no cgroups or processes
+//! behind.
 //!
-//! Needs root. `cargo xtask test` sets `SEAM_BIN` (the release binary) and `SEAM_RULES_DIR`.
+//! Needs root. `cargo xtask test` sets `SEAM_BIN` (the testkit build, with `seam workload`),
+//! `SEAM_RELEASE_BIN` (the shipped build) and `SEAM_RULES_DIR`.
 use std::{
     fs,
     path::{Path, PathBuf},
@@ -24,15 +26,31 @@ pub mod store;
 /// How long to wait for anything the agent should do.
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// The seam binary under test.
+/// The seam binary under test: the testkit build (`SEAM_BIN`; `cargo xtask test` passes
+/// target/release/seam-testkit), the agent plus `seam workload`, which most tests need for the
+/// processes they move into tenant cgroups.
 pub fn seam_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("SEAM_BIN") {
+    built_bin("SEAM_BIN", "seam-testkit")
+}
+
+/// The shipped build, without the testkit feature (`SEAM_RELEASE_BIN`; `cargo xtask test`
+/// passes target/release/seam): what the demo, chaos and CLI tests run, to prove the shipped
+/// commands need nothing from the harness.
+pub fn release_bin() -> PathBuf {
+    built_bin("SEAM_RELEASE_BIN", "seam")
+}
+
+fn built_bin(var: &str, name: &str) -> PathBuf {
+    if let Some(bin) = std::env::var_os(var) {
         return PathBuf::from(bin);
     }
-    let default = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/seam");
+    let default = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/release")
+        .join(name);
     assert!(
         default.exists(),
-        "seam binary not found at {}; run the tests with `cargo xtask test` (as root)",
+        "{var} is not set and no seam binary is at {}; run the tests with `cargo xtask test` \
+         (as root)",
         default.display()
     );
     default
@@ -347,7 +365,8 @@ impl Drop for Agent {
     }
 }
 
-/// A workload process (`seam workload`) in a cgroup, killed on drop.
+/// A workload process (`seam workload`, of the testkit build [`seam_bin`]) in a cgroup, killed
+/// on drop.
 pub struct Workload {
     child: Child,
 }

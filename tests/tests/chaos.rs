@@ -1,9 +1,11 @@
 //! `seam chaos` against a real running agent: every crossing it attempts from tenant a's cgroup
-//! must be reported, and an agent blind to a class of crossing must make it fail.
+//! must be reported, and an agent blind to a class of crossing must make it fail. `seam chaos`
+//! is the shipped build's (its processes are its own `seam chaos-actor`); the agent and the
+//! target's extra service come from the testkit build, which runs the same agent.
 use std::{fs, path::PathBuf, process::Command};
 
 use seam_integration_tests::{
-    Agent, Cgroups, cgroup2_root, listen, repo_rules_dir, require_root, seam_bin, shipped_rules,
+    Agent, Cgroups, cgroup2_root, listen, release_bin, repo_rules_dir, require_root, shipped_rules,
 };
 use serde_json::Value;
 
@@ -36,7 +38,7 @@ impl Setup {
 
     /// Runs `seam chaos --from a --to b --json` against `agent`; returns its exit code and report.
     fn chaos(&self, agent: &Agent, timeout: &str, extra: &[&str]) -> (i32, Value) {
-        let out = Command::new(seam_bin())
+        let out = Command::new(release_bin())
             .args([
                 "chaos",
                 "--from",
@@ -172,7 +174,7 @@ fn an_unknown_tenant_is_a_clear_error() {
         format!("{}\n{}", s.tenants(), shipped_rules()),
     )
     .unwrap();
-    let out = Command::new(seam_bin())
+    let out = Command::new(release_bin())
         .args(["chaos", "--from", "a", "--to", "nobody", "--rules"])
         .arg(&rules)
         .arg("--feed")
@@ -210,7 +212,7 @@ fn chaos_against_the_demo_tenants_is_seen_in_full() {
         .map(|e| fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
     let agent = Agent::start_with(&text.join("\n"), &["--aggregate-window", "0"]);
-    let out = Command::new(seam_bin())
+    let out = Command::new(release_bin())
         .args([
             "chaos", "--from", "tenant-a", "--to", "tenant-b", "--json", "--rules",
         ])

@@ -1,8 +1,8 @@
 //! The CLI's contract: clear errors with file:line:col and exit code 2 for bad input, 3 when
-//! the node cannot run the agent.
+//! the node cannot run the agent; the shipped build carries no test harness.
 use std::{fs, process::Command};
 
-use seam_integration_tests::{repo_rules_dir, seam_bin};
+use seam_integration_tests::{release_bin, repo_rules_dir, seam_bin};
 
 fn temp_rules(files: &[(&str, &str)]) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("seam-cli-{}-{}", std::process::id(), files.len()));
@@ -165,4 +165,48 @@ fn missing_required_probe_names_the_capability_and_probes() {
 fn bad_ring_buffer_size_is_refused() {
     let stderr = run_demo_rules_expecting_exit_2(&["--ring-buffer-bytes", "5000"]);
     assert!(stderr.contains("power of two"), "{stderr}");
+}
+
+/// `seam workload` is the test harness's (testkit builds): the shipped build answers it as an
+/// unknown subcommand, exit 2, and still has the commands whose processes it replaced.
+#[test]
+fn the_shipped_build_has_no_workload_but_keeps_demo_chaos_and_their_actor() {
+    let run = |bin: &std::path::Path, args: &[&str]| {
+        let out = Command::new(bin).args(args).output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let workload = [
+        "workload",
+        "--comm",
+        "x",
+        "tcp-connect",
+        "--addr",
+        "127.0.0.1:9",
+    ];
+    let (code, stderr) = run(&release_bin(), &workload);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("unrecognized subcommand 'workload'"),
+        "{stderr}"
+    );
+    for args in [
+        &["demo", "--help"][..],
+        &["chaos", "--help"],
+        &["chaos-actor", "--help"],
+        &["chaos-actor", "tcp-listen", "--help"],
+        &["chaos-actor", "file-op", "--help"],
+    ] {
+        let (code, stderr) = run(&release_bin(), args);
+        assert_eq!(code, Some(0), "{args:?}: {stderr}");
+    }
+    // The testkit build the other tests run has it.
+    let (code, stderr) = run(&seam_bin(), &["workload", "--help"]);
+    assert_eq!(
+        code,
+        Some(0),
+        "SEAM_BIN must be the testkit build: {stderr}"
+    );
 }

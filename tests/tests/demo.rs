@@ -1,13 +1,14 @@
 //! `seam demo` (the README's main command) flags the cross-tenant connection and file read,
-//! not the same-tenant ones, and leaves nothing behind.
+//! not the same-tenant ones, and leaves nothing behind. Runs the shipped build: the demo's
+//! tenant processes are its own `seam chaos-actor`, not the testkit's `seam workload`.
 use std::process::Command;
 
-use seam_integration_tests::{cgroup2_root, require_root, seam_bin};
+use seam_integration_tests::{cgroup2_root, release_bin, require_root};
 
 #[test]
 fn demo_flags_the_cross_tenant_connection_and_file_read_and_cleans_up() {
     require_root();
-    let out = Command::new(seam_bin()).arg("demo").output().unwrap();
+    let out = Command::new(release_bin()).arg("demo").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

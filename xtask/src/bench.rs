@@ -6,7 +6,8 @@
 //! bpftrace one-liner as a peer; then the user-space pipeline's events/s on one thread. Prints
 //! the medians and ratios, writes `target/bench/latest.json` and the table in
 //! `docs/BENCHMARKS.md`. Cgroups, temp files and child processes are cleaned up on every exit
-//! path (guards with `Drop`).
+//! path (guards with `Drop`). Runs the testkit build (`target/release/seam-testkit`): the agent
+//! it measures is the shipped code, plus `seam workload` and the floor's object.
 
 use std::{
     env, fs,
@@ -145,7 +146,7 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--iterations and --rounds must be at least 1");
     }
     let peer = find_peer(args)?;
-    let (_, bin) = build::setup_and_build(false)?;
+    let (_, bin) = build::setup_and_build_testkit()?;
     util::ensure_tracefs()?;
     util::catch_sigint();
 
@@ -315,7 +316,8 @@ fn run_loop(bin: &Path, w: &WorkloadSpec, cgroup: &str, iterations: u32) -> Resu
         .arg(iterations.saturating_mul(w.scale).to_string());
     let stdout = util::output(
         &mut cmd,
-        "the benchmark workload failed (does this agent build have `seam workload`?)",
+        "the benchmark workload failed (it needs the testkit build, target/release/seam-testkit, \
+         for `seam workload`)",
     )?;
     parse_ns_per_iter(&stdout).with_context(|| {
         format!(

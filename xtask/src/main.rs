@@ -30,18 +30,20 @@ struct Cli {
 enum Cmd {
     /// Install/check the probe toolchain (nightly+rust-src or Debian rustc) and bpf-linker.
     Setup(setup::Args),
-    /// Setup if needed, then build the agent (target/release/seam).
+    /// Setup if needed, then build the shipped agent (target/release/seam, no testkit).
     Build(build::Args),
     /// Setup, build, then install the agent as /usr/local/bin/seam (`--prefix` to change).
     Install(install::Args),
     /// Setup, build, mount tracefs, then run `seam demo` (extra args after `--`).
     Demo(demo::Args),
-    /// Setup, build, then run the unit and the integration tests; prints `N passed, N failed`.
+    /// Setup, build the testkit (target/release/seam-testkit) and the shipped agent, then run
+    /// the unit and the integration tests; prints `N passed, N failed`.
     Test(test::Args),
-    /// Measure the agent's overhead on a TCP connect/accept/close loop in a tenant cgroup.
+    /// Measure the agent's overhead on a TCP connect/accept/close loop in a tenant cgroup
+    /// (testkit build).
     Bench(bench::Args),
     /// Boot each kernel of the matrix under QEMU (and run natively on the host): fingerprint,
-    /// crossings flagged; writes docs/KERNELS.md.
+    /// crossings flagged; writes docs/KERNELS.md (testkit build).
     Kernels(kernels::Args),
 }
 

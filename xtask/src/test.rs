@@ -1,6 +1,8 @@
-//! `cargo xtask test`: setup + release build, mounts tracefs, then runs the host unit tests and
-//! the integration tests (on the real kernel, against the built agent), teeing cargo's output
-//! and printing `N passed, N failed` summed over every `test result:` line.
+//! `cargo xtask test`: setup + the testkit and the shipped release builds, mounts tracefs, then
+//! runs the host unit tests and the integration tests (on the real kernel: the testkit agent as
+//! `SEAM_BIN`, for its `seam workload`, and the shipped one as `SEAM_RELEASE_BIN`, which the
+//! demo, chaos and CLI tests run), teeing cargo's output and printing `N passed, N failed`
+//! summed over every `test result:` line.
 
 use std::{
     io::{BufRead as _, BufReader, Write as _},
@@ -26,7 +28,9 @@ struct Tally {
 
 #[allow(clippy::print_stdout)]
 pub fn run(args: &Args) -> Result<ExitCode> {
-    let (env, bin) = build::setup_and_build(false)?;
+    // The testkit build first: the shipped build after it leaves `target/release/seam` shipped.
+    let (env, bin) = build::setup_and_build_testkit()?;
+    let shipped = build::build(&env, false)?;
     util::ensure_tracefs()?;
     let python = crate::python::ensure()?;
     let chromium = chromium()?;
@@ -55,6 +59,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             "--test-threads=2",
         ])
         .env("SEAM_BIN", &bin)
+        .env("SEAM_RELEASE_BIN", &shipped)
         .env("SEAM_RULES_DIR", &rules)
         .env("SEAM_PYTHON", &python)
         .env("SEAM_CHROMIUM", &chromium);

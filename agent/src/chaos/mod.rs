@@ -7,6 +7,7 @@
 //! (or JSON) and exits 1 when any attempt went unseen. Harmless by design: its own listeners and
 //! marker files, made and removed from inside each tenant's own cgroup on every exit path.
 //! `--schedule` repeats it and publishes the results as metrics (`seam_chaos_*`).
+pub(crate) mod actor;
 mod check;
 mod plan;
 
@@ -271,23 +272,22 @@ fn attempt(
             break;
         }
         let comm = format!("chaos-{n:02}");
-        let (pid, error) =
-            match plan::workload(cgroup, &comm, &attempt.workload).and_then(|mut cmd| {
-                cmd.spawn().map_err(|source| ChaosError::Io {
-                    what: format!("cannot run attempt {}", attempt.id),
-                    source,
-                })
-            }) {
-                Ok(mut child) => {
-                    let pid = child.id();
-                    match child.wait() {
-                        Ok(status) if status.success() => (pid, None),
-                        Ok(status) => (pid, Some(format!("exited with {status}"))),
-                        Err(e) => (pid, Some(e.to_string())),
-                    }
+        let (pid, error) = match plan::actor(cgroup, &comm, &attempt.action).and_then(|mut cmd| {
+            cmd.spawn().map_err(|source| ChaosError::Io {
+                what: format!("cannot run attempt {}", attempt.id),
+                source,
+            })
+        }) {
+            Ok(mut child) => {
+                let pid = child.id();
+                match child.wait() {
+                    Ok(status) if status.success() => (pid, None),
+                    Ok(status) => (pid, Some(format!("exited with {status}"))),
+                    Err(e) => (pid, Some(e.to_string())),
                 }
-                Err(e) => (0, Some(e.to_string())),
-            };
+            }
+            Err(e) => (0, Some(e.to_string())),
+        };
         outcomes.push(Outcome {
             attempt,
             pid,

@@ -30,8 +30,9 @@ pub(crate) struct Attempt {
     pub id: String,
     /// What it does, in words.
     pub how: String,
+    /// The `seam chaos-actor` action and its arguments that make it.
     #[serde(skip)]
-    pub workload: Vec<String>,
+    pub action: Vec<String>,
     pub expect: Expect,
 }
 
@@ -44,27 +45,22 @@ pub(crate) struct Target {
     pub udp6: Option<u16>,
 }
 
-/// Runs `seam workload --cgroup CGROUP --comm COMM ARGS...`.
-pub(crate) fn workload(cgroup: &str, comm: &str, args: &[String]) -> Result<Command, ChaosError> {
-    let exe = std::env::current_exe().map_err(|source| ChaosError::Io {
+/// A `seam chaos-actor --cgroup CGROUP --comm COMM ARGS...` child, its output discarded.
+pub(crate) fn actor(cgroup: &str, comm: &str, args: &[String]) -> Result<Command, ChaosError> {
+    let mut cmd = super::actor::command(cgroup, comm).map_err(|source| ChaosError::Io {
         what: "cannot find the seam binary".to_owned(),
         source,
     })?;
-    let mut cmd = Command::new(exe);
-    cmd.args(["workload", "--cgroup", cgroup, "--comm", comm])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    cmd.args(args).stdout(Stdio::null()).stderr(Stdio::null());
     Ok(cmd)
 }
 
-/// Runs a workload to completion; an error names it.
-pub(crate) fn run_workload(cgroup: &str, comm: &str, args: &[String]) -> Result<(), ChaosError> {
-    let status = workload(cgroup, comm, args)?
+/// Runs an actor to completion; an error names it.
+pub(crate) fn run_actor(cgroup: &str, comm: &str, args: &[String]) -> Result<(), ChaosError> {
+    let status = actor(cgroup, comm, args)?
         .status()
         .map_err(|source| ChaosError::Io {
-            what: format!("cannot run workload {comm}"),
+            what: format!("cannot run {comm}"),
             source,
         })?;
     if status.success() {
@@ -108,7 +104,7 @@ impl Target {
                 s("--count"),
                 s(count),
             ];
-            let child = workload(cgroup, &format!("chaos-{name}"), &args)?
+            let child = actor(cgroup, &format!("chaos-{name}"), &args)?
                 .spawn()
                 .map_err(|source| ChaosError::Io {
                     what: format!("cannot start the {name} listener"),
@@ -135,11 +131,11 @@ impl Target {
     /// The network attempts against these listeners.
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
         let mut out = Vec::new();
-        let mut add = |id: &str, how: &str, workload: Vec<String>, transport, port| {
+        let mut add = |id: &str, how: &str, action: Vec<String>, transport, port| {
             out.push(Attempt {
                 id: id.to_owned(),
                 how: how.to_owned(),
-                workload,
+                action,
                 expect: Expect::Network { transport, port },
             });
         };
@@ -205,7 +201,7 @@ pub(crate) fn given(addrs: &[std::net::SocketAddr]) -> Vec<Attempt> {
         .map(|(n, addr)| Attempt {
             id: format!("tcp-target-{n}"),
             how: format!("TCP connect to the target's listener {addr}"),
-            workload: vec![s("tcp-connect"), s("--addr"), addr.to_string()],
+            action: vec![s("tcp-connect"), s("--addr"), addr.to_string()],
             expect: Expect::Network {
                 transport: Transport::Tcp,
                 port: addr.port(),
@@ -277,7 +273,7 @@ impl Files {
             args.extend([s("--file"), s(name)]);
         }
         args.extend([s("--binary"), s(EXEC)]);
-        run_workload(target_cgroup, "chaos-setup", &args)?;
+        run_actor(target_cgroup, "chaos-setup", &args)?;
         let mut files = Self {
             target_dir: target_dir.clone(),
             source_dir: None,
@@ -293,7 +289,7 @@ impl Files {
                 s("--symlink"),
                 format!("link={}", link.display()),
             ];
-            run_workload(cgroup, "chaos-setup", &args)?;
+            run_actor(cgroup, "chaos-setup", &args)?;
             files.source_dir = Some(dir);
         }
         let bind = scratch.join("bind");
@@ -322,11 +318,11 @@ impl Files {
         let marker = |name: &str| self.target_dir.join(name);
         let path = |p: &Path| p.to_string_lossy().into_owned();
         let mut out = Vec::new();
-        let mut add = |id: &str, how: String, workload: Vec<String>, expected: PathBuf, op| {
+        let mut add = |id: &str, how: String, action: Vec<String>, expected: PathBuf, op| {
             out.push(Attempt {
                 id: id.to_owned(),
                 how,
-                workload,
+                action,
                 expect: Expect::File { path: expected, op },
             });
         };
@@ -420,7 +416,7 @@ impl Files {
             let _ = nix::mount::umount2(&bind, nix::mount::MntFlags::MNT_DETACH);
         }
         let dir = self.target_dir.to_string_lossy().into_owned();
-        if let Err(error) = run_workload(
+        if let Err(error) = run_actor(
             target_cgroup,
             "chaos-cleanup",
             &[s("remove"), s("--dir"), dir],
@@ -429,7 +425,7 @@ impl Files {
         }
         if let (Some(dir), Some(cgroup)) = (self.source_dir.take(), source_cgroup) {
             let dir = dir.to_string_lossy().into_owned();
-            let _ = run_workload(cgroup, "chaos-cleanup", &[s("remove"), s("--dir"), dir]);
+            let _ = run_actor(cgroup, "chaos-cleanup", &[s("remove"), s("--dir"), dir]);
         }
     }
 }

@@ -4,7 +4,7 @@
 use std::{
     fs,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Child,
     time::{Duration, Instant},
 };
 
@@ -123,13 +123,11 @@ impl DemoGuard {
     }
 
     fn spawn(&mut self, cgroup: &str, comm: &str, args: &[&str]) -> Result<()> {
-        let exe = std::env::current_exe().context("cannot find the seam binary")?;
-        let child = Command::new(exe)
-            .args(["workload", "--cgroup", cgroup, "--comm", comm])
+        let child = crate::chaos::actor::command(cgroup, comm)
+            .context("cannot find the seam binary")?
             .args(args)
-            .stdin(Stdio::null())
             .spawn()
-            .with_context(|| format!("cannot start workload {comm}"))?;
+            .with_context(|| format!("cannot start {comm}"))?;
         self.children.push(child);
         Ok(())
     }
@@ -150,7 +148,7 @@ impl DemoGuard {
         for child in &mut self.children {
             let status = child.wait()?;
             if !status.success() {
-                bail!("a demo workload failed: {status}");
+                bail!("a demo process failed: {status}");
             }
         }
         self.children.clear();

@@ -4,7 +4,7 @@ use tracing_subscriber::EnvFilter;
 
 /// `--log-format`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
-pub(super) enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     #[default]
     Text,
@@ -20,7 +20,7 @@ fn filter() -> EnvFilter {
 }
 
 /// Installs the subscriber.
-pub(super) fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr);

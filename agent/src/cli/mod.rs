@@ -5,7 +5,7 @@ mod demo;
 mod history;
 mod host;
 mod keys;
-mod logging;
+pub(crate) mod logging;
 mod nodes;
 mod report;
 mod run;
@@ -15,12 +15,7 @@ use std::{path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::{CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
 
-use crate::{
-    cli::keys::KeysArgs,
-    kernel::preflight,
-    policy::RuleSet,
-    testkit::{workload, workload::Workload},
-};
+use crate::{cli::keys::KeysArgs, policy::RuleSet};
 
 /// Seam watches the seams between tenants on a shared Linux node.
 #[derive(Debug, Parser)]
@@ -90,21 +85,10 @@ enum Command {
     /// CI gate on sealed history: exit 0 printing "N operations validated, 0 violations", 1
     /// listing the violations, 2 when the history cannot be read (keys, store, damage).
     Validate(Box<history::ReadArgs>),
-    /// Run a small workload inside a cgroup (used by the demo, tests and benchmarks).
-    #[command(hide = true)]
-    Workload {
-        /// cgroup to join first, relative to the cgroup2 mount.
-        #[arg(long)]
-        cgroup: Option<String>,
-        /// Process name to take (comm).
-        #[arg(long)]
-        comm: Option<String>,
-        /// Drop to this uid (and gid) after joining the cgroup.
-        #[arg(long)]
-        uid: Option<u32>,
-        #[command(subcommand)]
-        workload: Workload,
-    },
+    /// A tenant-side process of `seam chaos` and `seam demo`: join a cgroup, then listen,
+    /// connect, send, make one file syscall, prepare or remove markers, or exec.
+    #[command(name = crate::chaos::actor::SUBCOMMAND, hide = true)]
+    ChaosActor(crate::chaos::actor::ActorArgs),
 }
 
 pub(super) fn node_name(node: Option<String>) -> String {
@@ -119,7 +103,7 @@ pub(super) fn node_name(node: Option<String>) -> String {
 /// Exit code of a gate that found violations (`fleet-check`, `run --fail-on-violation`).
 pub(super) const VIOLATIONS_FOUND: u8 = 1;
 /// Exit code for bad input: flags, config file, rules.
-pub(super) const USAGE_ERROR: u8 = 2;
+pub(crate) const USAGE_ERROR: u8 = 2;
 /// Exit code when the node or the agent failed: not root, no cgroup v2, a probe that does not
 /// load, a socket that cannot be bound, the pipeline dying.
 pub(super) const RUNTIME_FAILURE: u8 = 3;
@@ -183,18 +167,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Workload {
-            cgroup,
-            comm,
-            uid,
-            workload,
-        } => {
-            let root = match &cgroup {
-                Some(_) => preflight::cgroup2_mount()?,
-                None => PathBuf::new(),
-            };
-            workload::enter(&root, cgroup.as_deref(), comm.as_deref(), uid)?;
-            workload::run(&workload)?;
+        Command::ChaosActor(args) => {
+            crate::chaos::actor::main(&args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Demo { node, otlp, store } => {

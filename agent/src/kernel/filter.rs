@@ -1,6 +1,6 @@
 //! The kernel filter: only watched cgroups produce events. Implemented over the probes' map
 //! ([`super::probes::maps::KernelTenantFilter`]) and, for tests and the user-space benchmarks,
-//! by [`NoFilter`], so the pipeline holds no kernel object.
+//! by `NoFilter` (unit tests and testkit builds only), so the pipeline holds no kernel object.
 
 /// Why a cgroup could not be watched: its activity is not observed until it is.
 #[derive(Debug, thiserror::Error)]
@@ -21,10 +21,10 @@ pub(crate) trait TenantFilter: Send {
 }
 
 /// No kernel filter (the pipeline's tests and user-space benchmarks have no kernel).
-// TODO(testkit): gate with #[cfg(any(test, feature = "testkit"))] once the feature gates testkit.
+#[cfg(any(test, feature = "testkit"))]
 pub(crate) struct NoFilter;
 
-// TODO(testkit): gate with #[cfg(any(test, feature = "testkit"))] once the feature gates testkit.
+#[cfg(any(test, feature = "testkit"))]
 impl TenantFilter for NoFilter {
     fn watch(&mut self, _cgroup_id: u64, _tenant: &str) -> Result<(), WatchError> {
         Ok(())

@@ -1,5 +1,6 @@
 //! `cargo xtask kernels`: the kernel matrix. Boots each kernel of [`TARGETS`] under QEMU/TCG
-//! with an initramfs holding busybox, `seam` and the scenario (xtask/src/kernels/scenario.sh);
+//! with an initramfs holding busybox, `seam` (the testkit build: the scenario's processes are
+//! `seam workload`) and the scenario (xtask/src/kernels/scenario.sh);
 //! inside, `seam fingerprint` and one `seam run` per run of the target, each with a TCP crossing
 //! A -> B and a read of B's file from A (both must be flagged) and the same-tenant pair (must
 //! not be). The host's kernel runs the same scenario natively: this machine has no /boot image
@@ -384,7 +385,7 @@ pub fn write_report(matrix: &Matrix, seam: &Path, docs: bool) -> Result<PathBuf>
 #[allow(clippy::print_stdout)]
 pub fn run(args: &Args) -> Result<std::process::ExitCode> {
     util::catch_sigint();
-    let (_, bin) = build::setup_and_build(false)?;
+    let (_, bin) = build::setup_and_build_testkit()?;
     util::ensure_tracefs()?;
     let matrix = run_matrix(&bin, &args.only, Duration::from_secs(args.timeout))?;
     let doc = write_report(&matrix, &bin, args.only.is_empty())?;

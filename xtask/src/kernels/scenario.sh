@@ -1,6 +1,7 @@
 # Seam's kernel-matrix scenario (POSIX sh: busybox ash in the guests, the host's sh natively).
-# Env: SEAM (binary), CG (cgroup2 mount), WORK (scratch dir), NODE (name), RUNS (lines of
-# "NAME PROBE..." : one `seam run` per line, with those probes disabled).
+# Env: SEAM (binary: the testkit build, for `seam workload`), CG (cgroup2 mount), WORK (scratch
+# dir), NODE (name), RUNS (lines of "NAME PROBE..." : one `seam run` per line, with those probes
+# disabled).
 # Prints sections between "=====SEAM-BEGIN <name>=====" and "=====SEAM-END <name>=====".
 set -u
 DATA="$WORK/data"
@@ -120,8 +121,8 @@ crossings() { # dir
     echo "b_missing=$DATA/b/missing.txt"
     # A read an LSM refuses after lookup and DAC (Landlock confines the reader to A's files).
     echo "b's locked file" >"$DATA/b/locked.txt"
-    workload a app-a file-op --op read --path "$DATA/b/locked.txt" \
-        --landlock-allow-read "$DATA/a" --expect-errno 13 ||
+    workload a app-a --landlock-allow-read "$DATA/a" \
+        file-op --op read --path "$DATA/b/locked.txt" --expect-errno 13 ||
         echo "error=the Landlock-refused read did not fail with EACCES"
     echo "b_locked=$DATA/b/locked.txt"
     echo "a_file=$DATA/a/notes.txt"

@@ -13,6 +13,7 @@ pub(crate) const FRAME_HEADER_LEN: usize = 41;
 /// Bytes of the AEAD tag after each frame's ciphertext.
 pub(crate) const TAG_LEN: usize = 16;
 /// Bytes a frame adds to the plaintext records it carries.
+#[cfg(feature = "testkit")]
 pub(crate) const FRAME_OVERHEAD: usize = FRAME_HEADER_LEN + TAG_LEN;
 /// Bytes each record adds inside a frame (time and length).
 pub(crate) const RECORD_HEADER_LEN: usize = 12;

@@ -183,6 +183,8 @@ impl Store {
         Ok(store)
     }
 
+    /// What the store did so far (the tests and `seam workload store-append`'s progress lines).
+    #[cfg(any(test, feature = "testkit"))]
     pub(crate) fn stats(&self) -> &StoreStats {
         &self.stats
     }

@@ -29,7 +29,8 @@ pub(crate) use table::{Capability, Hook, Needs, PROBES, ProbeSpec, ProgramType};
 
 pub(crate) use crate::model::vocab::ProbeState;
 
-/// The probes, compiled for bpfel-unknown-none by agent/build.rs.
+/// The probes, compiled for bpfel-unknown-none by agent/build.rs (ebpf/src/main.rs; the
+/// benchmark floor's object, ebpf/src/floor.rs, is a separate `seam-floor` only testkit embeds).
 static PROBE_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam"));
 
 /// Why probes could not be set up.
@@ -527,3 +528,6 @@ pub(crate) fn resolve_offsets() -> Option<KernelOffsets> {
     }
     Some(offsets)
 }
+
+#[cfg(test)]
+mod tests;

@@ -284,6 +284,7 @@ impl Exporter {
 
     /// Queues `item`, waiting for room (the benchmark of the export task's throughput; the
     /// pipeline never waits, see [`Exporter::send`]).
+    #[cfg(feature = "testkit")]
     pub(crate) async fn send_waiting(&self, item: Item) {
         self.delivery.send_waiting(item).await;
     }

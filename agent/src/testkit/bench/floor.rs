@@ -1,4 +1,4 @@
-//! `seam workload bench floor --hook H...`: attaches the probe object's empty programs
+//! `seam workload bench floor --hook H...`: attaches the floor object's empty programs
 //! (ebpf/src/floor.rs) on the given hooks and holds them until SIGINT/SIGTERM. The benchmark
 //! runs it on the hooks Seam has live: what any program on those hooks costs, measured in the
 //! same run as Seam itself.
@@ -12,9 +12,8 @@ use aya::{
         CgroupSockAddr, TracePoint,
     },
 };
-use seam_common::{MAP_EVENTS, MAP_FILE_CALLS, MAP_SILENT, MAP_TENANT_CGROUPS};
 
-use crate::kernel::{preflight, probes};
+use crate::kernel::preflight;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct FloorArgs {
@@ -27,24 +26,16 @@ pub(crate) struct FloorArgs {
     ready_file: PathBuf,
 }
 
-/// The probe object with every map at its smallest: each tp_btf target needs its own copy of
-/// the empty program, hence its own load of the object.
-fn tiny_object() -> Result<Ebpf> {
-    let mut loader = EbpfLoader::new();
-    loader.map_max_entries(MAP_EVENTS, 4096);
-    for name in [
-        MAP_TENANT_CGROUPS,
-        MAP_FILE_CALLS,
-        MAP_SILENT,
-        "FLOWS",
-        "SENDS",
-        "CALLERS",
-    ] {
-        loader.map_max_entries(name, 1);
-    }
-    loader
-        .load(probes::probe_object())
-        .context("cannot load the probe object")
+/// The floor's object (ebpf/src/floor.rs, built beside the production object by
+/// agent/build.rs): only testkit builds embed it.
+static FLOOR_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/seam-floor"));
+
+/// The empty programs, loaded: each tp_btf target needs its own copy of the empty program,
+/// hence its own load of the object.
+fn floor_object() -> Result<Ebpf> {
+    EbpfLoader::new()
+        .load(FLOOR_OBJECT)
+        .context("cannot load the floor's object")
 }
 
 /// The empty program for a cgroup hook's attach type.
@@ -74,7 +65,7 @@ pub(crate) fn run(args: &FloorArgs) -> Result<()> {
     let cgroup = File::open(&root).with_context(|| format!("open {}", root.display()))?;
     let btf = Btf::from_sys_fs().context("kernel BTF")?;
     // Kept alive (attached) until the end.
-    let mut objects = vec![tiny_object()?];
+    let mut objects = vec![floor_object()?];
     let mut tracepoint_loaded = false;
     for hook in &args.hooks {
         let (kind, rest) = hook.split_once('/').unwrap_or((hook.as_str(), ""));
@@ -105,7 +96,7 @@ pub(crate) fn run(args: &FloorArgs) -> Result<()> {
                 }
             }
             "tp_btf" => {
-                let mut object = tiny_object()?;
+                let mut object = floor_object()?;
                 let program: &mut BtfTracePoint = program(&mut object, "seam_floor_tp_btf")?;
                 program.load(rest, &btf)?;
                 program.attach()?;
@@ -138,6 +129,6 @@ where
 {
     let program = ebpf
         .program_mut(name)
-        .with_context(|| format!("{name} is not in the probe object"))?;
+        .with_context(|| format!("{name} is not in the floor's object"))?;
     Ok(program.try_into()?)
 }

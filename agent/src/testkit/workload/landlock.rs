@@ -1,4 +1,4 @@
-//! `seam workload file-op --landlock-allow-read DIR`: the workload first confines its own file
+//! `seam workload --landlock-allow-read DIR ...`: the workload first confines its own file
 //! reads to DIR with Landlock, so a read elsewhere is refused by an LSM *after* lookup and DAC.
 //! The kernel matrix uses it to observe what each file tier reports for an LSM's refusal:
 //! syscall tracepoints and fexit report it denied, kprobes (before the decision) as an access,
