@@ -20,6 +20,10 @@ use prometheus_client::{
 };
 pub(crate) use recorder::PipelineMetrics;
 
+use crate::model::loss::SinkId;
+/// The `reason` label of `seam_feed_dropped_total`.
+pub(crate) use crate::model::vocab::DropReason;
+
 /// `kind` label.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct KindLabel {
@@ -110,41 +114,6 @@ pub(crate) struct DropLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct HookLabel {
     pub hook: String,
-}
-
-/// Why a feed record was dropped (the `reason` label).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum DropReason {
-    /// The sink's queue was full (the endpoint is slower than the feed).
-    QueueFull,
-    /// Every delivery attempt failed.
-    RetriesExhausted,
-    /// Still queued or retrying when the agent stopped and the grace period ran out.
-    Shutdown,
-    /// Writing to stdout or the feed file failed.
-    WriteError,
-    /// The webhook refused the record (a 4xx other than 408 and 429): not retried.
-    Rejected,
-}
-
-impl DropReason {
-    pub(crate) const ALL: [DropReason; 5] = [
-        Self::QueueFull,
-        Self::RetriesExhausted,
-        Self::Shutdown,
-        Self::WriteError,
-        Self::Rejected,
-    ];
-
-    pub(crate) fn label(self) -> &'static str {
-        match self {
-            Self::QueueFull => "queue_full",
-            Self::RetriesExhausted => "retries_exhausted",
-            Self::Shutdown => "shutdown",
-            Self::WriteError => "write_error",
-            Self::Rejected => "rejected",
-        }
-    }
 }
 
 /// Every metric the agent exports, and the registry that encodes them.
@@ -453,20 +422,22 @@ impl Metrics {
     }
 
     /// The counters of sink `name`, created (at zero) for every drop reason.
-    pub(crate) fn sink(&self, name: &str) -> SinkMetrics {
-        let sink = SinkLabel { sink: name.into() };
-        let dropped = |reason: DropReason| {
+    pub(crate) fn sink(&self, name: SinkId) -> SinkMetrics {
+        let sink = SinkLabel {
+            sink: name.to_string(),
+        };
+        let dropped = |reason: &DropReason| {
             self.feed_dropped.get_or_create_owned(&DropLabels {
-                sink: name.into(),
-                reason: reason.label().into(),
+                sink: name.to_string(),
+                reason: reason.as_str().into(),
             })
         };
         SinkMetrics {
-            name: name.into(),
+            name,
             queue_depth: self.feed_queue_depth.get_or_create_owned(&sink),
             delivered: self.feed_delivered.get_or_create_owned(&sink),
             failures: self.feed_delivery_failures.get_or_create_owned(&sink),
-            dropped: DropReason::ALL.map(dropped),
+            dropped: std::array::from_fn(|i| dropped(&DropReason::ALL[i])),
             loss_records_dropped: Default::default(),
         }
     }
@@ -474,15 +445,29 @@ impl Metrics {
 
 /// One sink's counters (handles onto the registry's atomics; [`Default`] gives detached ones
 /// for tests).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct SinkMetrics {
-    pub name: String,
+    pub name: SinkId,
     pub queue_depth: Gauge,
     pub delivered: Counter,
     pub failures: Counter,
     dropped: [Counter; 5],
     /// The part of `dropped` that were loss records themselves (not exported on their own).
     loss_records_dropped: [Counter; 5],
+}
+
+impl Default for SinkMetrics {
+    /// Detached counters of a sink named `stdout`.
+    fn default() -> Self {
+        Self {
+            name: SinkId::Stdout,
+            queue_depth: Gauge::default(),
+            delivered: Counter::default(),
+            failures: Counter::default(),
+            dropped: Default::default(),
+            loss_records_dropped: Default::default(),
+        }
+    }
 }
 
 impl SinkMetrics {
@@ -513,7 +498,7 @@ impl SinkMetrics {
     pub(crate) fn dropped_by_reason(&self) -> Vec<(&'static str, u64)> {
         DropReason::ALL
             .iter()
-            .map(|r| (r.label(), self.dropped(*r).get()))
+            .map(|r| (r.as_str(), self.dropped(*r).get()))
             .filter(|(_, n)| *n > 0)
             .collect()
     }

@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use prometheus_client::metrics::counter::Counter;
 
 use super::{KindLabel, LossLabels, Metrics, ProbeLabel};
-use crate::model::vocab::LossSource;
+use crate::model::loss::LossSubject;
 
 /// What the pipeline records.
 #[derive(Debug)]
@@ -68,20 +68,20 @@ impl PipelineMetrics {
     }
 
     /// Evidence lost: ring-buffer losses also count in `seam_events_lost_total{probe}`.
-    pub(crate) fn lost(&self, source: LossSource, probe: &str, lost: u64) {
-        if source == LossSource::RingBuffer {
+    pub(crate) fn lost(&self, subject: &LossSubject, lost: u64) {
+        if let LossSubject::Probe(family) = subject {
             self.shared
                 .events_lost
                 .get_or_create(&ProbeLabel {
-                    probe: probe.to_owned(),
+                    probe: family.as_str().to_owned(),
                 })
                 .inc_by(lost);
         }
         self.shared
             .lost
             .get_or_create(&LossLabels {
-                source: source.as_str().to_owned(),
-                probe: probe.to_owned(),
+                source: subject.source().as_str().to_owned(),
+                probe: subject.to_string(),
             })
             .inc_by(lost);
     }

@@ -65,7 +65,10 @@ fn exposition_parses_and_carries_every_metric() {
     recorder.event("exec");
     recorder.decode_error();
     recorder.span();
-    recorder.lost(crate::model::vocab::LossSource::RingBuffer, "network", 4);
+    recorder.lost(
+        &crate::model::loss::LossSubject::Probe(crate::model::vocab::ProbeFamily::SockAddr),
+        4,
+    );
     metrics
         .violations
         .get_or_create(&super::ViolationLabels {
@@ -81,7 +84,7 @@ fn exposition_parses_and_carries_every_metric() {
         "cgroup/connect4".into(),
         "tp_btf/inet_sock_set_state".into(),
     ]);
-    let sink = metrics.sink("webhook-0");
+    let sink = metrics.sink(crate::model::loss::SinkId::Webhook(0));
     sink.queue_depth.set(5);
     sink.dropped(DropReason::QueueFull).inc_by(7);
 
@@ -95,7 +98,11 @@ fn exposition_parses_and_carries_every_metric() {
     assert_eq!(get("seam_events_total{kind=\"exec\"}"), 1.0);
     assert_eq!(get("seam_decode_errors_total"), 1.0);
     assert_eq!(get("seam_spans_total"), 1.0);
-    assert_eq!(get("seam_events_lost_total{probe=\"network\"}"), 4.0);
+    assert_eq!(get("seam_events_lost_total{probe=\"sock_addr\"}"), 4.0);
+    assert_eq!(
+        get("seam_lost_total{source=\"ring_buffer\",probe=\"sock_addr\"}"),
+        4.0
+    );
     assert_eq!(
         get(
             "seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b \\\"quoted\\\"\"}"

@@ -238,6 +238,80 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// A probe family: the kernel keeps one ring-buffer loss counter for each (a ring-buffer
+    /// loss record's `probe`). Declared in name order, so maps keyed by it list them so.
+    ProbeFamily {
+        /// File syscalls.
+        File = "file",
+        /// UDP flows (the first packet to or from a peer).
+        Flow = "flow",
+        /// exec and exit.
+        Process = "process",
+        /// connect() and sendmsg() intents.
+        SockAddr = "sock_addr",
+        /// TCP state changes and closes.
+        TcpState = "tcp_state",
+    }
+}
+
+vocabulary! {
+    /// An OTLP signal Seam sends (an `otlp` loss record's `probe`).
+    Signal {
+        /// Spans.
+        Traces = "traces",
+        /// Log records (violations, losses).
+        Logs = "logs",
+    }
+}
+
+vocabulary! {
+    /// Why a feed sink dropped a record (the `reason` label of `seam_feed_dropped_total`).
+    DropReason {
+        /// The sink's queue was full (the endpoint is slower than the feed).
+        QueueFull = "queue_full",
+        /// Every delivery attempt failed.
+        RetriesExhausted = "retries_exhausted",
+        /// Still queued or retrying when the agent stopped and the grace period ran out.
+        Shutdown = "shutdown",
+        /// Writing to stdout or the feed file failed.
+        WriteError = "write_error",
+        /// The webhook refused the record (a 4xx other than 408 and 429): not retried.
+        Rejected = "rejected",
+    }
+}
+
+vocabulary! {
+    /// Why the sealed history lost records (a `store` loss record's `probe`).
+    StoreLoss {
+        /// The store's queue was full.
+        QueueFull = "queue_full",
+        /// The disk was full.
+        DiskFull = "disk_full",
+        /// A write failed.
+        WriteError = "write_error",
+        /// No key to seal them with.
+        NoKey = "no_key",
+        /// A record too large for a frame.
+        TooLarge = "too_large",
+    }
+}
+
+vocabulary! {
+    /// Where pod identity comes from (a `pod_identity` loss record's `probe`).
+    PodSource {
+        /// The Container Runtime Interface (containerd, CRI-O).
+        Cri = "cri",
+        /// Docker's Engine API.
+        Docker = "docker",
+        /// Only the Kubernetes API (no runtime socket).
+        #[serde(rename = "kubernetes-api")]
+        KubernetesApi = "kubernetes-api",
+        /// No source at all.
+        None = "none",
+    }
+}
+
+vocabulary! {
     /// The body a webhook receives (`--webhook-format`).
     WebhookFormat {
         /// Seam's own feed records (docs/feeds.md).
@@ -258,9 +332,19 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", op.as_str()));
         }
         assert_eq!(FileOp::NAMES.len(), FileOp::ALL.len());
+        for source in PodSource::ALL {
+            let json = serde_json::to_string(source).unwrap();
+            assert_eq!(json, format!("\"{}\"", source.as_str()));
+        }
         assert_eq!(
             serde_json::to_string(&EndReason::AgentStopped).unwrap(),
             "\"agent_stopped\""
         );
+    }
+
+    #[test]
+    fn vocabularies_used_as_map_keys_are_declared_in_name_order() {
+        // Their maps (the stats file) list keys as they did when keyed by the names.
+        assert!(ProbeFamily::NAMES.is_sorted());
     }
 }

@@ -25,11 +25,16 @@ use prometheus_client::metrics::{counter::Counter, family::Family};
 pub(crate) use record::{Record, Start};
 use webhook::{WebhookConfig, WebhookSink};
 
-pub(crate) use crate::model::loss::{Loss, LossTag};
+pub(crate) use crate::model::loss::Loss;
 use crate::{
     detect::Violation,
-    metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
-    model::{clock, spans::Span, vocab::WebhookFormat},
+    metrics::{Metrics, SinkMetrics, ViolationLabels},
+    model::{
+        clock,
+        loss::SinkId,
+        spans::Span,
+        vocab::{DropReason, WebhookFormat},
+    },
     output::otlp::{Exporter, Item, Signal},
 };
 
@@ -115,17 +120,17 @@ impl Sinks {
             .as_deref()
             .map(|path| RotatingFile::open(path, options.rotation))
             .transpose()?
-            .map(|file| (file, metrics.sink("file")));
+            .map(|file| (file, metrics.sink(SinkId::File)));
         let webhooks = options
             .webhooks
             .iter()
             .enumerate()
-            .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(&format!("webhook-{n}"))))
+            .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(SinkId::Webhook(n))))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             otlp: None,
             feed_spans: options.feed_spans,
-            stdout: options.stdout.then(|| metrics.sink("stdout")),
+            stdout: options.stdout.then(|| metrics.sink(SinkId::Stdout)),
             file,
             webhooks,
             aggregator: Aggregator::new(options.aggregate_window),
@@ -235,14 +240,14 @@ impl Sinks {
         self.wait_webhooks(deadline);
     }
 
-    /// Feed records (other than loss records) each sink dropped so far, by `sink/reason`,
+    /// Feed records (other than loss records) each sink dropped so far, by sink and reason,
     /// for loss reports; zeros left out.
-    pub(crate) fn feed_losses(&self) -> Vec<(String, u64)> {
+    pub(crate) fn feed_losses(&self) -> Vec<(SinkId, DropReason, u64)> {
         self.sink_metrics()
             .flat_map(|m| {
                 DropReason::ALL.iter().filter_map(move |&reason| {
                     let n = m.evidence_dropped(reason);
-                    (n > 0).then(|| (format!("{}/{}", m.name, reason.label()), n))
+                    (n > 0).then_some((m.name, reason, n))
                 })
             })
             .collect()

@@ -8,7 +8,7 @@ use std::{
 
 use serde::Serialize;
 
-use crate::policy::lang::Family;
+use crate::{model::vocab::ProbeFamily, policy::lang::Family};
 
 /// The running totals, as they also appear in the report.
 #[derive(Debug, Default, Clone, Serialize)]
@@ -18,7 +18,7 @@ pub(crate) struct Counters {
     /// Records that could not be decoded.
     pub decode_errors: u64,
     /// Kernel-side losses (ring buffer full), by probe family.
-    pub lost: BTreeMap<String, u64>,
+    pub lost: BTreeMap<ProbeFamily, u64>,
     /// Connection spans (TCP connections, UDP flows) evaluated.
     pub spans: u64,
     /// File spans (one per path a file syscall touched) evaluated.

@@ -37,6 +37,8 @@ use self::{
     client::{ClientError, OtlpClient, Outcome, Payload},
     config::Protocol,
 };
+/// The two OTLP signals Seam sends.
+pub(crate) use crate::model::vocab::Signal;
 use crate::{
     detect::Violation,
     metrics::Metrics,
@@ -50,22 +52,6 @@ pub(crate) enum Item {
     Span(Box<Span>),
     Violation(Box<Violation>),
     Loss(Loss),
-}
-
-/// The two OTLP signals Seam sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Traces,
-    Logs,
-}
-
-impl Signal {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-        }
-    }
 }
 
 /// Why items were dropped (the `reason` label).
@@ -482,18 +468,13 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
-    use crate::{
-        model::{clock::UnixNanos, vocab::LossSource},
-        output::LossTag,
-    };
+    use crate::model::{clock::UnixNanos, loss::LossSubject, vocab::ProbeFamily};
 
     fn loss() -> Item {
         Item::Loss(Loss {
-            kind: LossTag,
             time: UnixNanos(1),
             node: "n".into(),
-            source: LossSource::RingBuffer,
-            probe: "p".into(),
+            subject: LossSubject::Probe(ProbeFamily::Process),
             lost: 1,
             lost_total: 1,
             message: "m".into(),

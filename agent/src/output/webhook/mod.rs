@@ -208,7 +208,7 @@ impl WebhookSink {
             self.last_full_warning = Some(now);
             tracing::warn!(
                 sink = %self.metrics.name,
-                reason = reason.label(),
+                reason = reason.as_str(),
                 dropped,
                 "webhook queue full: record dropped (the endpoint is slower than the feed or \
                  down; see seam_feed_dropped_total)"

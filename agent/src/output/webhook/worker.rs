@@ -167,7 +167,7 @@ impl Worker {
                 self.metrics.drop_records(*reason, 1, u64::from(loss));
                 tracing::error!(
                     sink = %self.metrics.name,
-                    reason = reason.label(),
+                    reason = reason.as_str(),
                     "webhook record dropped; check the endpoint (see seam_feed_dropped_total)"
                 );
             }
