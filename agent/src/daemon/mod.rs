@@ -195,14 +195,18 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         &disabled,
     )?;
     let live_hooks = probes.live_hooks();
-    metrics.node.set_probe_states(&probes.statuses);
+    for status in &probes.statuses {
+        metrics
+            .node
+            .set_probe_state(status.program, &status.attach_point, status.state);
+    }
     let fingerprint = crate::kernel::fingerprint::from_statuses(
         options.node.clone(),
         &probes.statuses,
         options.rules.sha256(),
         u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
     );
-    metrics.node.set_kernel(&fingerprint);
+    metrics.node.set_kernel(&fingerprint.kernel_labels());
     let pinned: Option<Pinned> = match &options.bpffs {
         Some(bpffs) => Some(crate::daemon::host::pin_filter(
             &probes.ebpf,
@@ -221,7 +225,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         .statuses
         .iter()
         .any(|s| s.program == "seam_sys_exit" && s.state == crate::model::vocab::ProbeState::Live);
-    metrics.set_live_hooks(&live_hooks);
+    metrics.kernel.set_live_hooks(&live_hooks);
     let mut sink = Sinks::open(&options.feeds, &metrics)?;
     if let Some(otlp) = &options.otlp {
         let resource =

@@ -1,15 +1,17 @@
 //! The closed vocabularies Seam's records use, one enum each: how each value is written in
 //! rules, the feed and OTLP (`as_str`, lowercase), and the list of every value (`ALL`), from
 //! which the rule catalogue takes its enum types. A leaf module: it depends on nothing else in
-//! the crate, so every stage (events, spans, rules, config, sinks) can share it.
-use std::fmt;
+//! the crate, so every stage (events, spans, rules, config, sinks) can share it. Parts that
+//! own a vocabulary of their own (the metrics' label values) define it with the same macro.
 
-use serde::{Deserialize, Serialize};
-
+/// Defines a closed vocabulary: the enum, `ALL`, `NAMES`, `as_str` and `Display`.
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(rename_all = "snake_case")]
         pub(crate) enum $name {
             $($(#[$vmeta])* $variant,)*
@@ -31,13 +33,14 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// Transport protocol of a connection or flow.
@@ -312,6 +315,55 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// A kernel event's kind (the `kind` label of `seam_events_total`). Declared in name
+    /// order, so maps keyed by it list them so.
+    EventKind {
+        /// connect() (TCP, or connected UDP).
+        Connect = "connect",
+        /// A tenant process exec'd.
+        Exec = "exec",
+        /// A tenant process exited.
+        Exit = "exit",
+        /// A file syscall.
+        File = "file",
+        /// The first packet of a UDP flow.
+        FlowStart = "flow_start",
+        /// sendmsg() to an unconnected UDP destination.
+        Sendmsg = "sendmsg",
+        /// A TCP socket closed.
+        TcpClose = "tcp_close",
+        /// A TCP socket changed state.
+        TcpState = "tcp_state",
+    }
+}
+
+vocabulary! {
+    /// How a file open is classed for silencing repeats (the `op` label of
+    /// `seam_file_opens_counted_total`).
+    AccessClass {
+        /// Opened for reading.
+        Read = "read",
+        /// Opened for writing.
+        Write = "write",
+        /// Created.
+        Create = "create",
+    }
+}
+
+vocabulary! {
+    /// How an application span was joined (the `outcome` of `seam_app_spans_total`).
+    JoinOutcome {
+        /// A client span matched to the kernel connection it made.
+        Joined = "joined",
+        /// The sending process is known (server and internal spans need nothing more).
+        Process = "process",
+        /// A client span with no kernel connection (its peer from `endpoints`), or a span
+        /// whose process is unknown.
+        Unmatched = "unmatched",
+    }
+}
+
+vocabulary! {
     /// The body a webhook receives (`--webhook-format`).
     WebhookFormat {
         /// Seam's own feed records (docs/feeds.md).
@@ -332,6 +384,10 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", op.as_str()));
         }
         assert_eq!(FileOp::NAMES.len(), FileOp::ALL.len());
+        for kind in EventKind::ALL {
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
         for source in PodSource::ALL {
             let json = serde_json::to_string(source).unwrap();
             assert_eq!(json, format!("\"{}\"", source.as_str()));
@@ -346,5 +402,6 @@ mod tests {
     fn vocabularies_used_as_map_keys_are_declared_in_name_order() {
         // Their maps (the stats file) list keys as they did when keyed by the names.
         assert!(ProbeFamily::NAMES.is_sorted());
+        assert!(EventKind::NAMES.is_sorted());
     }
 }

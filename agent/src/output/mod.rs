@@ -21,14 +21,13 @@ use std::{
 
 use aggregate::{Aggregator, Offer};
 use feed_file::{RotatingFile, Rotation};
-use prometheus_client::metrics::{counter::Counter, family::Family};
 pub(crate) use record::{Record, Start};
 use webhook::{WebhookConfig, WebhookSink};
 
 pub(crate) use crate::model::loss::Loss;
 use crate::{
     detect::Violation,
-    metrics::{Metrics, SinkMetrics, ViolationLabels},
+    metrics::{Metrics, SinkMetrics, output::ViolationCounters},
     model::{
         clock,
         loss::SinkId,
@@ -99,8 +98,7 @@ pub(crate) struct Sinks {
     file: Option<(RotatingFile, SinkMetrics)>,
     webhooks: Vec<WebhookSink>,
     aggregator: Aggregator,
-    folded: Counter,
-    violations: Family<ViolationLabels, Counter>,
+    violations: ViolationCounters,
     shutdown_grace: Duration,
     /// Records that could not be serialized or written to stdout or the file.
     pub write_errors: u64,
@@ -120,22 +118,21 @@ impl Sinks {
             .as_deref()
             .map(|path| RotatingFile::open(path, options.rotation))
             .transpose()?
-            .map(|file| (file, metrics.sink(SinkId::File)));
+            .map(|file| (file, metrics.output.sink(SinkId::File)));
         let webhooks = options
             .webhooks
             .iter()
             .enumerate()
-            .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(SinkId::Webhook(n))))
+            .map(|(n, hook)| WebhookSink::start(hook, metrics.output.sink(SinkId::Webhook(n))))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             otlp: None,
             feed_spans: options.feed_spans,
-            stdout: options.stdout.then(|| metrics.sink(SinkId::Stdout)),
+            stdout: options.stdout.then(|| metrics.output.sink(SinkId::Stdout)),
             file,
             webhooks,
             aggregator: Aggregator::new(options.aggregate_window),
-            folded: metrics.violations_folded.clone(),
-            violations: metrics.violations.clone(),
+            violations: metrics.output.violations(),
             shutdown_grace: options.shutdown_grace,
             write_errors: 0,
         })
@@ -186,7 +183,7 @@ impl Sinks {
         self.count_violation(&violation);
         match self.aggregator.offer(&violation, now_ns) {
             Offer::Folded => {
-                self.folded.inc();
+                self.violations.folded.inc();
             }
             Offer::Emit { closed } => {
                 if let Some(aggregate) = closed {
@@ -279,17 +276,16 @@ impl Sinks {
     /// Counts a violation in `seam_violations_total` (here, where every violation of every
     /// kind passes, folded or not).
     fn count_violation(&self, v: &Violation) {
-        let name = |t: &Option<crate::model::spans::TenantName>| {
-            t.as_ref().map(|t| t.to_string()).unwrap_or_default()
-        };
-        self.violations
-            .get_or_create(&ViolationLabels {
-                rule: v.rule_id.clone(),
-                severity: v.severity.as_str().to_owned(),
-                from_tenant: name(&v.intended_tenant),
-                to_tenant: name(&v.actual_tenant),
-            })
-            .inc();
+        fn name(t: &Option<crate::model::spans::TenantName>) -> &str {
+            t.as_ref()
+                .map_or("", crate::model::spans::TenantName::as_str)
+        }
+        self.violations.count(
+            &v.rule_id,
+            v.severity,
+            name(&v.intended_tenant),
+            name(&v.actual_tenant),
+        );
     }
 
     fn write(&mut self, record: &Record) {

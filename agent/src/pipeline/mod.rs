@@ -6,7 +6,7 @@ pub(crate) mod totals;
 use std::{collections::BTreeMap, time::Instant};
 
 use crate::{
-    assemble::{Assembler, Ctx, JoinOutcome, SpanUpdate},
+    assemble::{Assembler, Ctx, SpanUpdate},
     attribution::{Attributor, CgroupChanges},
     detect::Detector,
     evidence::history::{History, record::RunTotals},
@@ -20,7 +20,7 @@ use crate::{
         clock::{UnixNanos, WallClock},
         loss::LossSubject,
         spans::TenantName,
-        vocab::Signal,
+        vocab::{EventKind, JoinOutcome, Signal},
     },
     output::{Loss, Record, Sinks},
     pipeline::{input::Input, totals::Stats},
@@ -165,18 +165,18 @@ impl Pipeline {
 
     fn on_event(&mut self, event: &KernelEvent) {
         self.stats.events_total += 1;
-        let label = match &event.kind {
-            KernelEventKind::Exec { .. } => "exec",
-            KernelEventKind::Exit { .. } => "exit",
-            KernelEventKind::SockAddr { sendmsg: false, .. } => "connect",
-            KernelEventKind::SockAddr { sendmsg: true, .. } => "sendmsg",
-            KernelEventKind::TcpState(_) => "tcp_state",
-            KernelEventKind::TcpClose { .. } => "tcp_close",
-            KernelEventKind::FlowStart { .. } => "flow_start",
-            KernelEventKind::File(_) => "file",
+        let kind = match &event.kind {
+            KernelEventKind::Exec { .. } => EventKind::Exec,
+            KernelEventKind::Exit { .. } => EventKind::Exit,
+            KernelEventKind::SockAddr { sendmsg: false, .. } => EventKind::Connect,
+            KernelEventKind::SockAddr { sendmsg: true, .. } => EventKind::Sendmsg,
+            KernelEventKind::TcpState(_) => EventKind::TcpState,
+            KernelEventKind::TcpClose { .. } => EventKind::TcpClose,
+            KernelEventKind::FlowStart { .. } => EventKind::FlowStart,
+            KernelEventKind::File(_) => EventKind::File,
         };
-        *self.stats.events_by_kind.entry(label).or_default() += 1;
-        self.metrics.event(label);
+        *self.stats.events_by_kind.entry(kind).or_default() += 1;
+        self.metrics.event(kind);
         let violations = self.stats.violations;
         let mut ctx = ctx!(self);
         let updates = self.assembler.on_event(event, &mut ctx);
@@ -339,8 +339,12 @@ impl Pipeline {
             let key = format!("{}->{}:{}", label.tenant, label.owner, label.class);
             *self.stats.file_opens_counted_by.entry(key).or_default() += count;
         }
+        for (label, count) in &counts {
+            self.metrics
+                .file_opens_counted(&label.tenant, &label.owner, label.class, *count);
+        }
         let new = self.silences.silenced - self.stats.file_silences;
-        self.metrics.file_counts(&counts, new);
+        self.metrics.file_silences(new);
         self.stats.file_silences = self.silences.silenced;
     }
 

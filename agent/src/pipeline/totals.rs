@@ -8,13 +8,17 @@ use std::{
 
 use serde::Serialize;
 
-use crate::{model::vocab::ProbeFamily, policy::lang::Family};
+use crate::{
+    model::vocab::{EventKind, ProbeFamily},
+    policy::lang::Family,
+};
 
 /// The running totals, as they also appear in the report.
 #[derive(Debug, Default, Clone, Serialize)]
 pub(crate) struct Counters {
     pub events_total: u64,
-    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Events by kind (declared in name order: listed as when keyed by the names).
+    pub events_by_kind: BTreeMap<EventKind, u64>,
     /// Records that could not be decoded.
     pub decode_errors: u64,
     /// Kernel-side losses (ring buffer full), by probe family.

@@ -17,11 +17,13 @@ use std::{
     time::Duration,
 };
 
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::Notify;
 
 pub(crate) use self::labels::Identity;
-use crate::model::{handoff::Notifier, vocab::PodSource};
+use crate::{
+    metrics::node::RuntimeMetrics,
+    model::{handoff::Notifier, vocab::PodSource},
+};
 
 /// CRI sockets tried, in order, when no `--container-runtime-endpoint` is given (the
 /// kubelet's runtime: containerd, CRI-O).
@@ -137,17 +139,6 @@ impl Default for RuntimeConfig {
             timeout: Duration::from_secs(5),
         }
     }
-}
-
-/// The runtime's counters (`seam_container_runtime_*`).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RuntimeMetrics {
-    /// Listings that failed.
-    pub errors: Counter,
-    /// Containers the last listing returned.
-    pub containers: Gauge,
-    /// Kubernetes API watch errors.
-    pub api_errors: Counter,
 }
 
 /// What the directory holds.

@@ -19,11 +19,11 @@
 //! A rules reload or a change of tenant cgroups forgets every silence.
 use std::collections::HashMap;
 
-use seam_common::{AccessClass, FileSyscall, SilentKey};
+use seam_common::{FileSyscall, SilentKey};
 
 use super::file::FileEvent;
 use crate::{
-    model::vocab::PathConfidence,
+    model::vocab::{AccessClass, PathConfidence},
     policy::{
         RuleSet,
         lang::{Attr, Family},
@@ -108,7 +108,7 @@ pub(crate) struct CountLabel {
     pub tenant: String,
     /// The owner of the directory's files (empty: none).
     pub owner: String,
-    pub class: &'static str,
+    pub class: AccessClass,
 }
 
 struct Silenced {
@@ -268,11 +268,11 @@ fn parent(path: &str) -> Option<&str> {
     Some(if cut == 0 { "/" } else { &path[..cut] })
 }
 
-fn class_name(class: u8) -> &'static str {
+fn class_name(class: u8) -> AccessClass {
     match class {
-        c if c == AccessClass::Create as u8 => "create",
-        c if c == AccessClass::Write as u8 => "write",
-        _ => "read",
+        c if c == seam_common::AccessClass::Create as u8 => AccessClass::Create,
+        c if c == seam_common::AccessClass::Write as u8 => AccessClass::Write,
+        _ => AccessClass::Read,
     }
 }
 

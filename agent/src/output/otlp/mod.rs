@@ -83,6 +83,17 @@ impl DropReason {
             Self::Shutdown => "shutdown",
         }
     }
+
+    /// The same reason as the feed sinks name it (the `reason` label).
+    fn label(self) -> crate::model::vocab::DropReason {
+        use crate::model::vocab::DropReason as Feed;
+        match self {
+            Self::QueueFull => Feed::QueueFull,
+            Self::RetriesExhausted => Feed::RetriesExhausted,
+            Self::Rejected => Feed::Rejected,
+            Self::Shutdown => Feed::Shutdown,
+        }
+    }
 }
 
 /// Counters shared by the exporter's handle and task.
@@ -98,9 +109,9 @@ impl Counts {
     fn new(metrics: &Metrics) -> Self {
         let signals = [Signal::Traces, Signal::Logs];
         Self {
-            exported: signals.map(|s| metrics.otlp_exported(s.as_str())),
+            exported: signals.map(|s| metrics.output.otlp_exported(s)),
             dropped: signals
-                .map(|s| DropReason::ALL.map(|r| metrics.otlp_dropped(s.as_str(), r.as_str()))),
+                .map(|s| DropReason::ALL.map(|r| metrics.output.otlp_dropped(s, r.label()))),
             dropped_total: [AtomicU64::new(0), AtomicU64::new(0)],
         }
     }
@@ -520,14 +531,19 @@ mod tests {
             dropped
         });
         drop(mute);
-        let count = |reason: &str| metrics.otlp_dropped("logs", reason).get();
+        let count = |reason: DropReason| {
+            metrics
+                .output
+                .otlp_dropped(Signal::Logs, reason.label())
+                .get()
+        };
         assert_eq!(
-            count("queue_full") + count("shutdown"),
+            count(DropReason::QueueFull) + count(DropReason::Shutdown),
             6,
             "every item counted"
         );
         assert!(
-            count("shutdown") >= 1,
+            count(DropReason::Shutdown) >= 1,
             "the hung batch is dropped at shutdown"
         );
         assert_eq!(

@@ -269,7 +269,7 @@ fn counts_are_read_back_per_label_and_forgotten_on_reload() {
             counts[0].0.class,
             counts[0].1
         ),
-        ("a", "a", "read", 40)
+        ("a", "a", crate::model::vocab::AccessClass::Read, 40)
     );
     map.0.lock().unwrap().get_mut(&key).unwrap().1 = 45;
     assert_eq!(s.collect()[0].1, 5, "only what is new");
