@@ -336,8 +336,11 @@ impl Pipeline {
         let counts = self.silences.collect();
         for (label, count) in &counts {
             self.stats.file_opens_counted += count;
-            let key = format!("{}->{}:{}", label.tenant, label.owner, label.class);
-            *self.stats.file_opens_counted_by.entry(key).or_default() += count;
+            *self
+                .stats
+                .file_opens_counted_by
+                .entry(label.clone())
+                .or_default() += count;
         }
         for (label, count) in &counts {
             self.metrics

@@ -9,6 +9,7 @@ use std::{
 use serde::Serialize;
 
 use crate::{
+    kernel::events::silence::CountLabel,
     model::vocab::{EventKind, ProbeFamily},
     policy::lang::Family,
 };
@@ -46,7 +47,7 @@ pub(crate) struct Counters {
     /// Repeated opens the kernel counted instead of sending (silenced once judged).
     pub file_opens_counted: u64,
     /// The same, by `caller tenant->owner tenant:class`.
-    pub file_opens_counted_by: BTreeMap<String, u64>,
+    pub file_opens_counted_by: BTreeMap<CountLabel, u64>,
     /// (cgroup, directory, class) keys silenced.
     pub file_silences: u64,
     /// What the sealed history did (`--store`), at exit.

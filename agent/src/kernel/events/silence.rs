@@ -17,9 +17,10 @@
 //!   the probes).
 //!
 //! A rules reload or a change of tenant cgroups forgets every silence.
-use std::collections::HashMap;
+use std::{cmp::Ordering, collections::HashMap, fmt};
 
 use seam_common::{FileSyscall, SilentKey};
+use serde::{Serialize, Serializer};
 
 use super::file::FileEvent;
 use crate::{
@@ -101,14 +102,55 @@ pub(crate) fn unsafe_reason(rules: &RuleSet) -> Option<String> {
         .map(|_| "an allow names processes".to_owned())
 }
 
-/// What a silenced key stands for (the labels of its counts).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a silenced key stands for (the labels of its counts). Written
+/// `caller tenant->owner tenant:class` (a key of the stats file's `file_opens_counted_by`),
+/// and ordered as written, so maps keyed by it list their keys as maps keyed by the text did.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct CountLabel {
     /// The caller's tenant.
     pub tenant: String,
     /// The owner of the directory's files (empty: none).
     pub owner: String,
     pub class: AccessClass,
+}
+
+impl CountLabel {
+    /// The bytes as written (without writing them).
+    fn text(&self) -> impl Iterator<Item = u8> + '_ {
+        self.tenant
+            .bytes()
+            .chain(*b"->")
+            .chain(self.owner.bytes())
+            .chain(*b":")
+            .chain(self.class.as_str().bytes())
+    }
+}
+
+impl Ord for CountLabel {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Two labels may read the same (a tenant name with `->` in it): the fields decide.
+        self.text().cmp(other.text()).then_with(|| {
+            (&self.tenant, &self.owner, self.class).cmp(&(&other.tenant, &other.owner, other.class))
+        })
+    }
+}
+
+impl PartialOrd for CountLabel {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for CountLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{}:{}", self.tenant, self.owner, self.class)
+    }
+}
+
+impl Serialize for CountLabel {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 struct Silenced {

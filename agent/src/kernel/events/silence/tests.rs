@@ -278,6 +278,38 @@ fn counts_are_read_back_per_label_and_forgotten_on_reload() {
 }
 
 #[test]
+fn count_labels_are_written_and_ordered_as_their_text() {
+    use std::collections::BTreeMap;
+
+    use super::CountLabel;
+    use crate::model::vocab::AccessClass as Class;
+    let label = |tenant: &str, owner: &str, class| CountLabel {
+        tenant: tenant.into(),
+        owner: owner.into(),
+        class,
+    };
+    // Tenants one of which is a prefix of another, followed by a byte below and above `-`.
+    let labels = [
+        label("a", "b", Class::Read),
+        label("a!b", "", Class::Write),
+        label("a-b", "a", Class::Create),
+        label("a", "", Class::Create),
+        label("a", "b", Class::Create),
+        label("b", "a", Class::Read),
+    ];
+    let typed: BTreeMap<CountLabel, u64> = labels.iter().cloned().zip(1..).collect();
+    let text: BTreeMap<String, u64> = labels
+        .iter()
+        .map(|l| format!("{}->{}:{}", l.tenant, l.owner, l.class))
+        .zip(1..)
+        .collect();
+    assert_eq!(
+        serde_json::to_string(&typed).unwrap(),
+        serde_json::to_string(&text).unwrap()
+    );
+}
+
+#[test]
 fn parents() {
     assert_eq!(parent("/srv/a/x"), Some("/srv/a"));
     assert_eq!(parent("/x"), Some("/"));
