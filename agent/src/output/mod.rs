@@ -49,7 +49,12 @@ pub(crate) enum SinkError {
     },
     /// A `--webhook` URL is unusable.
     #[error("--webhook {url}: {reason}")]
-    WebhookUrl { url: String, reason: String },
+    WebhookUrl {
+        /// The URL with its path and query cut off (they often carry tokens).
+        url: String,
+        #[source]
+        reason: webhook::http::UrlError,
+    },
     /// The webhook's TLS trust (`--webhook-ca`) could not be set up.
     #[error("--webhook-ca {path}: {reason}; give a readable PEM file of CA certificates")]
     WebhookCa { path: PathBuf, reason: String },

@@ -32,11 +32,25 @@ use crate::{
     },
 };
 
+/// Why a silence could not be set (the opens under its key keep being sent, not counted).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SilenceError {
+    /// This tier has no kernel map to silence in.
+    #[error("no kernel silence map on this probe tier; every repeated open is sent")]
+    NoMap,
+    /// The per-CPU values could not be built (the CPU count could not be read, or changed).
+    #[error("cannot build per-CPU silence values: {0}; check /sys/devices/system/cpu/possible")]
+    Values(#[source] std::io::Error),
+    /// The kernel refused the write (the map is full, or was removed).
+    #[error("cannot write the kernel's silence map: {0}; repeated opens of this key are sent")]
+    Map(#[source] aya::maps::MapError),
+}
+
 /// The kernel side: where silences are set and counted.
 pub(crate) trait SilenceMap: Send {
     /// Silences `key` for `generation` (an entry of another generation is replaced, keeping
     /// its count).
-    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String>;
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), SilenceError>;
     /// The opens counted under each key so far (summed over CPUs).
     fn counts(&mut self) -> Vec<(SilentKey, u64)>;
     /// Forgets every silence.
@@ -47,8 +61,8 @@ pub(crate) trait SilenceMap: Send {
 pub(crate) struct NoSilenceMap;
 
 impl SilenceMap for NoSilenceMap {
-    fn insert(&mut self, _key: SilentKey, _generation: u64) -> Result<(), String> {
-        Err("no kernel map".into())
+    fn insert(&mut self, _key: SilentKey, _generation: u64) -> Result<(), SilenceError> {
+        Err(SilenceError::NoMap)
     }
     fn counts(&mut self) -> Vec<(SilentKey, u64)> {
         Vec::new()

@@ -17,7 +17,7 @@ use crate::{
 struct FakeMap(Arc<Mutex<HashMap<SilentKey, (u64, u64)>>>);
 
 impl super::SilenceMap for FakeMap {
-    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String> {
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), super::SilenceError> {
         let mut map = self.0.lock().unwrap();
         let count = map.get(&key).map_or(0, |(_, c)| *c);
         map.insert(key, (generation, count));
