@@ -219,12 +219,7 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         tracing::info!(path = %pin.path().display(), "tenant filter map pinned");
     }
     let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
-    // Only the sys_exit file tier follows the file generation: silences elsewhere could
-    // outlive a rename.
-    let silence = probes
-        .statuses
-        .iter()
-        .any(|s| s.program == "seam_sys_exit" && s.state == crate::model::vocab::ProbeState::Live);
+    let silence = probes.silences_files();
     metrics.kernel.set_live_hooks(&live_hooks);
     let mut sink = Sinks::open(&options.feeds, &metrics)?;
     if let Some(otlp) = &options.otlp {
