@@ -16,7 +16,7 @@ use super::{Ctx, SpanUpdate, connections::Connections, joins::Joinable};
 use crate::model::{
     app::AppSpanIn,
     spans::{AppPeer, AppSpan, ProcessRef, Span, SpanBody},
-    vocab::AppSpanKind,
+    vocab::{AppSpanKind, JoinOutcome},
 };
 
 /// How far application and kernel times may disagree and still overlap.
@@ -25,28 +25,6 @@ const SKEW_NS: i64 = 1_000_000_000;
 const WAIT_NS: u64 = 1_000_000_000;
 /// Most application spans waiting at once (beyond it they are joined as they are).
 const MAX_WAITING: usize = 65_536;
-
-/// How an application span was joined (the `outcome` of `seam_app_spans_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum JoinOutcome {
-    /// A client span matched to the kernel connection it made.
-    Joined,
-    /// The sending process is known (server and internal spans need nothing more).
-    Process,
-    /// A client span with no kernel connection (its peer from `endpoints`), or a span whose
-    /// process is unknown.
-    Unmatched,
-}
-
-impl JoinOutcome {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Self::Joined => "joined",
-            Self::Process => "process",
-            Self::Unmatched => "unmatched",
-        }
-    }
-}
 
 /// Application spans waiting for their connection, with the sending process as it was when
 /// they arrived (it may have exited by the time the connection shows up).

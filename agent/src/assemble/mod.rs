@@ -11,7 +11,6 @@ mod tests;
 pub(crate) mod tier;
 
 use app::AppJoin;
-pub(crate) use app::JoinOutcome;
 use connections::Connections;
 
 use crate::{
@@ -20,7 +19,7 @@ use crate::{
     model::{
         clock::WallClock,
         spans::{ExitStatus, ProcessRun, Span, SpanBody},
-        vocab::EndReason,
+        vocab::{EndReason, JoinOutcome},
     },
     policy::RuleSet,
 };

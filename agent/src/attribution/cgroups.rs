@@ -86,7 +86,7 @@ impl CgroupRegistry {
 
     /// Container cgroups left unattributed because their pod is unknown (since start), and
     /// the runtime asked.
-    pub(crate) fn unresolved_pods(&self) -> (u64, &'static str) {
+    pub(crate) fn unresolved_pods(&self) -> (u64, crate::model::vocab::PodSource) {
         (self.containers.unresolved_total, self.containers.runtime())
     }
 

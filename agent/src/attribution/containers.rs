@@ -11,7 +11,10 @@ use std::{
 
 use crate::{
     attribution::pods::{PodDirectory, cgroup::container_id},
-    model::spans::{ContainerRef, TenantRef},
+    model::{
+        spans::{ContainerRef, TenantRef},
+        vocab::PodSource,
+    },
     policy::RuleSet,
 };
 
@@ -36,10 +39,10 @@ impl Containers {
     }
 
     /// The runtime asked, for loss records (`none` without one).
-    pub(crate) fn runtime(&self) -> &'static str {
+    pub(crate) fn runtime(&self) -> PodSource {
         self.directory
             .as_ref()
-            .map_or("none", PodDirectory::runtime)
+            .map_or(PodSource::None, PodDirectory::runtime)
     }
 
     /// The tenant and container of the cgroup at `path`.
@@ -89,7 +92,7 @@ impl Containers {
             tracing::warn!(
                 container = id,
                 cgroup = path,
-                runtime = self.runtime(),
+                runtime = %self.runtime(),
                 "the container runtime does not know this container's pod: its cgroup is not \
                  attributed to any tenant (tenants are declared by namespace or pod labels); \
                  its activity is not observed until the runtime names its pod"
@@ -218,7 +221,7 @@ expr = "trace.has(net.*)"
         let (t, _) = none.attribute(&rules, &path);
         assert_eq!(t, None);
         assert_eq!(none.unresolved_total, 1);
-        assert_eq!(none.runtime(), "none");
+        assert_eq!(none.runtime(), PodSource::None);
     }
 
     #[test]

@@ -139,7 +139,7 @@ pub(crate) fn run(args: ChaosArgs) -> Result<ExitCode, ChaosError> {
     }
     loop {
         let report = once(&args, &rules)?;
-        metrics.chaos(
+        metrics.chaos.record(
             &report
                 .outcomes
                 .iter()

@@ -195,14 +195,18 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         &disabled,
     )?;
     let live_hooks = probes.live_hooks();
-    metrics.node.set_probe_states(&probes.statuses);
+    for status in &probes.statuses {
+        metrics
+            .node
+            .set_probe_state(status.program, &status.attach_point, status.state);
+    }
     let fingerprint = crate::kernel::fingerprint::from_statuses(
         options.node.clone(),
         &probes.statuses,
         options.rules.sha256(),
         u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
     );
-    metrics.node.set_kernel(&fingerprint);
+    metrics.node.set_kernel(&fingerprint.kernel_labels());
     let pinned: Option<Pinned> = match &options.bpffs {
         Some(bpffs) => Some(crate::daemon::host::pin_filter(
             &probes.ebpf,
@@ -215,13 +219,8 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         tracing::info!(path = %pin.path().display(), "tenant filter map pinned");
     }
     let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
-    // Only the sys_exit file tier follows the file generation: silences elsewhere could
-    // outlive a rename.
-    let silence = probes
-        .statuses
-        .iter()
-        .any(|s| s.program == "seam_sys_exit" && s.state == crate::model::vocab::ProbeState::Live);
-    metrics.set_live_hooks(&live_hooks);
+    let silence = probes.silences_files();
+    metrics.kernel.set_live_hooks(&live_hooks);
     let mut sink = Sinks::open(&options.feeds, &metrics)?;
     if let Some(otlp) = &options.otlp {
         let resource =

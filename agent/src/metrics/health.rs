@@ -9,6 +9,35 @@ use std::{
 /// Longest silence of a heartbeat before `/healthz` fails.
 pub(crate) const MAX_SILENCE: Duration = Duration::from_secs(5);
 
+/// Which part beats a heartbeat.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Beat {
+    /// The ring buffer reader (every drain).
+    Reader,
+    /// The pipeline (every tick).
+    Pipeline,
+}
+
+impl std::fmt::Display for Beat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Reader => "ring buffer reader",
+            Self::Pipeline => "pipeline",
+        })
+    }
+}
+
+/// Why the agent is not healthy (the body of a failing `/healthz`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Unhealthy {
+    /// A part never beat: the agent is still starting, or the part failed to start.
+    #[error("{0} has not started; if this lasts, the agent's log says why")]
+    NotStarted(Beat),
+    /// A part stopped beating: it is stuck or died.
+    #[error("{beat} silent for {silent_ms} ms; the agent's log says why (restart the agent)")]
+    Silent { beat: Beat, silent_ms: u64 },
+}
+
 /// Heartbeats and the ready flag.
 #[derive(Debug)]
 pub(crate) struct Health {
@@ -56,23 +85,23 @@ impl Health {
     }
 
     /// Ok while both heartbeats are recent; otherwise which one is silent and for how long.
-    pub(crate) fn check(&self) -> Result<(), String> {
+    pub(crate) fn check(&self) -> Result<(), Unhealthy> {
         self.check_at(self.now_ms(), MAX_SILENCE)
     }
 
-    fn check_at(&self, now_ms: u64, max: Duration) -> Result<(), String> {
+    fn check_at(&self, now_ms: u64, max: Duration) -> Result<(), Unhealthy> {
         let max_ms = u64::try_from(max.as_millis()).unwrap_or(u64::MAX);
-        for (what, beat) in [
-            ("ring buffer reader", &self.reader_ms),
-            ("pipeline", &self.pipeline_ms),
+        for (beat, last) in [
+            (Beat::Reader, &self.reader_ms),
+            (Beat::Pipeline, &self.pipeline_ms),
         ] {
-            let beat = beat.load(Ordering::Relaxed);
-            if beat == 0 {
-                return Err(format!("{what} has not started"));
+            let last = last.load(Ordering::Relaxed);
+            if last == 0 {
+                return Err(Unhealthy::NotStarted(beat));
             }
-            let silent = now_ms.saturating_sub(beat);
-            if silent > max_ms {
-                return Err(format!("{what} silent for {silent} ms"));
+            let silent_ms = now_ms.saturating_sub(last);
+            if silent_ms > max_ms {
+                return Err(Unhealthy::Silent { beat, silent_ms });
             }
         }
         Ok(())
@@ -86,14 +115,23 @@ mod tests {
     #[test]
     fn healthy_only_while_both_beat() {
         let health = Health::default();
-        assert!(health.check().unwrap_err().contains("not started"));
+        assert_eq!(health.check(), Err(Unhealthy::NotStarted(Beat::Reader)));
         health.reader_beat();
-        assert!(health.check().unwrap_err().contains("pipeline"));
+        assert_eq!(health.check(), Err(Unhealthy::NotStarted(Beat::Pipeline)));
         health.pipeline_beat();
         assert_eq!(health.check(), Ok(()));
         let later = health.now_ms() + 6_000;
         let error = health.check_at(later, MAX_SILENCE).unwrap_err();
-        assert!(error.contains("silent"), "{error}");
+        assert!(
+            matches!(error, Unhealthy::Silent { beat: Beat::Reader, silent_ms } if silent_ms >= 6_000),
+            "{error}"
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("ring buffer reader silent for "),
+            "{error}"
+        );
         assert!(!health.is_ready());
         health.set_ready();
         assert!(health.is_ready());

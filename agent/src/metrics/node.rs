@@ -1,24 +1,21 @@
 //! What an operator asks of any node agent: which build runs (`seam_build_info`) on which
 //! kernel (`seam_kernel_info`, the fingerprint's headline), the state of
 //! every probe row (`seam_probe_state`), and the container runtime that names pods
-//! (`seam_container_runtime_*`).
+//! (`seam_container_runtime_*`). The kernel's parts hand in plain values: this module knows no
+//! fingerprint and no probe table.
 use prometheus_client::{
     encoding::EncodeLabelSet,
-    metrics::{family::Family, gauge::Gauge},
+    metrics::{counter::Counter, family::Family, gauge::Gauge},
     registry::Registry,
 };
 
-use crate::{
-    attribution::pods::RuntimeMetrics,
-    kernel::{fingerprint::Fingerprint, probes::ProbeStatus},
-    model::vocab::ProbeState,
-};
+use crate::model::vocab::ProbeState;
 
 /// Labels of `seam_build_info`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct BuildLabels {
-    pub version: String,
-    pub arch: String,
+    pub version: &'static str,
+    pub arch: &'static str,
 }
 
 /// Labels of `seam_kernel_info`: what decides which hooks can load, and the probe object and
@@ -27,26 +24,44 @@ pub(crate) struct BuildLabels {
 pub(crate) struct KernelLabels {
     pub release: String,
     pub arch: String,
-    pub btf: String,
-    pub bpf_lsm: String,
+    /// The kernel has BTF.
+    pub btf: bool,
+    /// BPF is among the active LSMs.
+    pub bpf_lsm: bool,
+    /// The cgroup hierarchy's mode as the fingerprint writes it (`unified`, `hybrid`, ...).
     pub cgroup_mode: String,
     pub probe_object_sha256: String,
+    /// Empty when unknown.
     pub rules_sha256: String,
 }
 
 /// Labels of `seam_probe_state`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(crate) struct ProbeStateLabels {
-    pub probe: String,
+    /// The probe's program name.
+    pub probe: &'static str,
+    /// Its attach point.
     pub hook: String,
-    pub state: String,
+    pub state: ProbeState,
+}
+
+/// The container runtime's counters (`seam_container_runtime_*`), handed to the pod
+/// directory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct RuntimeMetrics {
+    /// Listings that failed.
+    pub errors: Counter,
+    /// Containers the last listing returned.
+    pub containers: Gauge,
+    /// Kubernetes API watch errors.
+    pub api_errors: Counter,
 }
 
 /// The node-level metrics.
 #[derive(Debug, Clone)]
 pub(crate) struct NodeMetrics {
-    pub kernel_info: Family<KernelLabels, Gauge>,
-    pub probe_state: Family<ProbeStateLabels, Gauge>,
+    kernel_info: Family<KernelLabels, Gauge>,
+    probe_state: Family<ProbeStateLabels, Gauge>,
     pub runtime: RuntimeMetrics,
 }
 
@@ -61,8 +76,8 @@ impl NodeMetrics {
         );
         build
             .get_or_create(&BuildLabels {
-                version: env!("CARGO_PKG_VERSION").to_owned(),
-                arch: std::env::consts::ARCH.to_owned(),
+                version: env!("CARGO_PKG_VERSION"),
+                arch: std::env::consts::ARCH,
             })
             .set(1);
         let kernel_info = Family::<KernelLabels, Gauge>::default();
@@ -102,36 +117,21 @@ impl NodeMetrics {
         }
     }
 
-    /// `seam_kernel_info` from this run's fingerprint.
-    pub(crate) fn set_kernel(&self, fp: &Fingerprint) {
-        self.kernel_info
-            .get_or_create(&KernelLabels {
-                release: fp.kernel.release.clone(),
-                arch: fp.kernel.arch.clone(),
-                btf: fp.btf.present.to_string(),
-                bpf_lsm: fp.lsm.bpf.to_string(),
-                cgroup_mode: serde_json::to_value(fp.cgroup.mode)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                probe_object_sha256: fp.probe_object_sha256.clone(),
-                rules_sha256: fp.rules_sha256.clone().unwrap_or_default(),
-            })
-            .set(1);
+    /// `seam_kernel_info`: this run's kernel, in brief.
+    pub(crate) fn set_kernel(&self, info: &KernelLabels) {
+        self.kernel_info.get_or_create(info).set(1);
     }
 
-    /// Every probe row with its state.
-    pub(crate) fn set_probe_states(&self, statuses: &[ProbeStatus]) {
-        for status in statuses {
-            for state in ProbeState::ALL {
-                self.probe_state
-                    .get_or_create(&ProbeStateLabels {
-                        probe: status.program.to_owned(),
-                        hook: status.attach_point.clone(),
-                        state: state.as_str().to_owned(),
-                    })
-                    .set(i64::from(status.state == *state));
-            }
+    /// Probe row `probe` at `hook` is in `state` (1 for it, 0 for the other states).
+    pub(crate) fn set_probe_state(&self, probe: &'static str, hook: &str, state: ProbeState) {
+        for other in ProbeState::ALL {
+            self.probe_state
+                .get_or_create(&ProbeStateLabels {
+                    probe,
+                    hook: hook.to_owned(),
+                    state: *other,
+                })
+                .set(i64::from(state == *other));
         }
     }
 }
@@ -142,38 +142,32 @@ mod tests {
     use crate::metrics::Metrics;
 
     #[test]
-    fn build_info_and_probe_states_are_exported() {
+    fn build_kernel_and_probe_states_are_exported() {
         let metrics = Metrics::new();
-        let status = |program, state| ProbeStatus {
-            program,
-            program_type: crate::kernel::probes::ProgramType::CgroupSockAddr,
-            attach_point: format!("hook/{program}"),
-            capability: crate::kernel::probes::Capability::ConnectIntent,
-            rank: 0,
-            state,
-            loaded: true,
-            attached: true,
-            load_us: 1,
-            error: None,
-        };
-        metrics.node.set_probe_states(&[
-            status("seam_connect4", ProbeState::Live),
-            status("seam_kprobe_x", ProbeState::Failed),
-        ]);
-        let fp = crate::kernel::fingerprint::from_statuses(
-            "node-a".into(),
-            &[status("seam_connect4", ProbeState::Live)],
-            Some("abc".into()),
-            5,
-        );
-        metrics.node.set_kernel(&fp);
+        metrics
+            .node
+            .set_probe_state("seam_connect4", "hook/seam_connect4", ProbeState::Live);
+        metrics
+            .node
+            .set_probe_state("seam_kprobe_x", "hook/seam_kprobe_x", ProbeState::Failed);
+        metrics.node.set_kernel(&KernelLabels {
+            release: "6.1.0-x".into(),
+            arch: "x86_64".into(),
+            btf: true,
+            bpf_lsm: false,
+            cgroup_mode: "unified".into(),
+            probe_object_sha256: "def".into(),
+            rules_sha256: "abc".into(),
+        });
         let text = metrics.encode();
-        let release = &fp.kernel.release;
         assert!(
-            text.contains(&format!("seam_kernel_info{{release=\"{release}\",")),
+            text.contains(
+                "seam_kernel_info{release=\"6.1.0-x\",arch=\"x86_64\",btf=\"true\",\
+                 bpf_lsm=\"false\",cgroup_mode=\"unified\",probe_object_sha256=\"def\",\
+                 rules_sha256=\"abc\"} 1"
+            ),
             "{text}"
         );
-        assert!(text.contains("rules_sha256=\"abc\"} 1"), "{text}");
         let version = env!("CARGO_PKG_VERSION");
         assert!(
             text.contains(&format!("seam_build_info{{version=\"{version}\"")),

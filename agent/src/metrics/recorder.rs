@@ -1,17 +1,26 @@
 //! The pipeline's handle on the metrics: counter handles cached per label so the hot path is
 //! one atomic add (no registry lock once a label has been seen).
-use std::{collections::HashMap, sync::Arc, time::Duration};
+use std::{sync::Arc, time::Duration};
 
 use prometheus_client::metrics::counter::Counter;
 
-use super::{KindLabel, LossLabels, Metrics, ProbeLabel};
-use crate::model::vocab::LossSource;
+use super::{
+    Metrics,
+    kernel::{KindLabel, ProbeLabel},
+    pipeline::{LossLabels, OpenLabel, OpenSpanKind},
+};
+use crate::model::{
+    loss::LossSubject,
+    vocab::{AccessClass, EventKind, JoinOutcome},
+};
 
 /// What the pipeline records.
 #[derive(Debug)]
 pub(crate) struct PipelineMetrics {
     shared: Arc<Metrics>,
-    events: HashMap<&'static str, Counter>,
+    /// By kind, in [`EventKind::ALL`] order; created when a kind is first seen (kinds never
+    /// seen are not exported).
+    events: [Option<Counter>; EventKind::ALL.len()],
 }
 
 impl Default for PipelineMetrics {
@@ -24,99 +33,98 @@ impl PipelineMetrics {
     pub(crate) fn new(shared: Arc<Metrics>) -> Self {
         Self {
             shared,
-            events: HashMap::new(),
+            events: std::array::from_fn(|_| None),
         }
     }
 
     /// One kernel event of `kind`.
-    pub(crate) fn event(&mut self, kind: &'static str) {
-        self.events
-            .entry(kind)
-            .or_insert_with(|| {
-                self.shared.events.get_or_create_owned(&KindLabel {
-                    kind: kind.to_owned(),
-                })
+    pub(crate) fn event(&mut self, kind: EventKind) {
+        // ALL lists the variants in declaration order.
+        self.events[kind as usize]
+            .get_or_insert_with(|| {
+                self.shared
+                    .kernel
+                    .events
+                    .get_or_create_owned(&KindLabel { kind })
             })
             .inc();
     }
 
-    /// Repeated opens the kernel counted, and the silences set since the last call.
-    pub(crate) fn file_counts(
+    /// `count` repeated opens the kernel counted (instead of sending them) of class `op` by
+    /// `tenant`, of files `owner` owns.
+    pub(crate) fn file_opens_counted(
         &self,
-        counts: &[(crate::kernel::events::silence::CountLabel, u64)],
-        new_silences: u64,
+        tenant: &str,
+        owner: &str,
+        op: AccessClass,
+        count: u64,
     ) {
-        for (label, count) in counts {
-            self.shared
-                .file_opens_counted
-                .get_or_create(&super::CountedLabels {
-                    tenant: label.tenant.clone(),
-                    owner: label.owner.clone(),
-                    op: label.class.to_owned(),
-                })
-                .inc_by(*count);
-        }
-        self.shared.file_silences.inc_by(new_silences);
+        self.shared
+            .kernel
+            .file_opens_counted(tenant, owner, op, count);
+    }
+
+    /// `n` more (cgroup, directory, class) keys silenced.
+    pub(crate) fn file_silences(&self, n: u64) {
+        self.shared.kernel.file_silences.inc_by(n);
     }
 
     pub(crate) fn decode_error(&self) {
-        self.shared.decode_errors.inc();
+        self.shared.kernel.decode_errors.inc();
     }
 
     pub(crate) fn span(&self) {
-        self.shared.spans.inc();
+        self.shared.pipeline.spans.inc();
     }
 
     /// Evidence lost: ring-buffer losses also count in `seam_events_lost_total{probe}`.
-    pub(crate) fn lost(&self, source: LossSource, probe: &str, lost: u64) {
-        if source == LossSource::RingBuffer {
+    pub(crate) fn lost(&self, subject: &LossSubject, lost: u64) {
+        if let LossSubject::Probe(probe) = subject {
             self.shared
+                .kernel
                 .events_lost
-                .get_or_create(&ProbeLabel {
-                    probe: probe.to_owned(),
-                })
+                .get_or_create(&ProbeLabel { probe: *probe })
                 .inc_by(lost);
         }
         self.shared
+            .pipeline
             .lost
             .get_or_create(&LossLabels {
-                source: source.as_str().to_owned(),
-                probe: probe.to_owned(),
+                source: subject.source(),
+                probe: subject.clone(),
             })
             .inc_by(lost);
     }
 
     /// One application span joined with `outcome`.
-    pub(crate) fn app_span(&self, outcome: crate::assemble::JoinOutcome) {
-        self.shared
-            .app_spans
-            .get_or_create(&super::OutcomeLabel {
-                outcome: outcome.as_str().to_owned(),
-            })
-            .inc();
+    pub(crate) fn app_span(&self, outcome: JoinOutcome) {
+        self.shared.pipeline.app_spans(outcome).inc();
     }
 
     /// Open connection spans (and unpaired ends) and known processes.
     pub(crate) fn open_spans(&self, connections: usize, processes: usize) {
-        let set = |kind: &str, n: usize| {
+        let set = |kind, n: usize| {
             self.shared
+                .pipeline
                 .open_spans
-                .get_or_create(&KindLabel {
-                    kind: kind.to_owned(),
-                })
+                .get_or_create(&OpenLabel { kind })
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
         };
-        set("connection", connections);
-        set("process", processes);
+        set(OpenSpanKind::Connection, connections);
+        set(OpenSpanKind::Process, processes);
     }
 
     /// Time spent evaluating the rules for one span.
     pub(crate) fn evaluation(&self, took: Duration) {
-        self.shared.rule_evaluation.observe(took.as_secs_f64());
+        self.shared
+            .pipeline
+            .rule_evaluation
+            .observe(took.as_secs_f64());
     }
 
     pub(crate) fn tenant_cgroups(&self, n: usize) {
         self.shared
+            .pipeline
             .tenant_cgroups
             .set(i64::try_from(n).unwrap_or(i64::MAX));
     }

@@ -1,7 +1,11 @@
 //! The exposition parses line by line and carries every documented metric.
 use std::{collections::BTreeMap, time::Duration};
 
-use super::{DropReason, Metrics, PipelineMetrics};
+use super::{DropReason, Metrics, PipelineMetrics, receive::RequestError, serve::Listener};
+use crate::model::{
+    loss::{LossSubject, SinkId},
+    vocab::{AccessClass, EventKind, JoinOutcome, ProbeFamily, Severity, Signal},
+};
 
 /// `name{labels} value` samples of an OpenMetrics text exposition; panics on a malformed line.
 pub(crate) fn parse(text: &str) -> BTreeMap<String, f64> {
@@ -60,30 +64,45 @@ fn exposition_parses_and_carries_every_metric() {
     let metrics = std::sync::Arc::new(Metrics::new());
     let mut recorder = PipelineMetrics::new(metrics.clone());
     for _ in 0..3 {
-        recorder.event("connect");
+        recorder.event(EventKind::Connect);
     }
-    recorder.event("exec");
+    recorder.event(EventKind::Exec);
     recorder.decode_error();
     recorder.span();
-    recorder.lost(crate::model::vocab::LossSource::RingBuffer, "network", 4);
+    recorder.lost(&LossSubject::Probe(ProbeFamily::SockAddr), 4);
+    recorder.lost(
+        &LossSubject::Sink {
+            sink: SinkId::Webhook(1),
+            reason: DropReason::RetriesExhausted,
+        },
+        2,
+    );
     metrics
-        .violations
-        .get_or_create(&super::ViolationLabels {
-            rule: "cross-tenant-network".into(),
-            severity: "high".into(),
-            from_tenant: "a".into(),
-            to_tenant: "b \"quoted\"".into(),
-        })
-        .inc();
+        .output
+        .violations()
+        .count("cross-tenant-network", Severity::High, "a", "b \"quoted\"");
     recorder.evaluation(Duration::from_micros(3));
     recorder.tenant_cgroups(2);
-    metrics.set_live_hooks(&[
+    recorder.open_spans(3, 4);
+    recorder.app_span(JoinOutcome::Unmatched);
+    recorder.file_opens_counted("a", "b", AccessClass::Create, 6);
+    recorder.file_silences(1);
+    metrics.kernel.set_live_hooks(&[
         "cgroup/connect4".into(),
         "tp_btf/inet_sock_set_state".into(),
     ]);
-    let sink = metrics.sink("webhook-0");
+    let sink = metrics.output.sink(SinkId::Webhook(0));
     sink.queue_depth.set(5);
     sink.dropped(DropReason::QueueFull).inc_by(7);
+    metrics
+        .output
+        .otlp_dropped(Signal::Logs, DropReason::Rejected)
+        .inc();
+    metrics.output.otlp_exported(Signal::Traces).inc_by(2);
+    metrics.receive.error(RequestError::TooLarge).inc();
+    metrics.receive.received().inc_by(3);
+    metrics.listeners.unauthorized(Listener::OtlpGrpc).inc();
+    metrics.chaos.record(&[("dns-a-to-b", true)], false);
 
     let samples = parse(&metrics.encode());
     let get = |series: &str| {
@@ -95,7 +114,15 @@ fn exposition_parses_and_carries_every_metric() {
     assert_eq!(get("seam_events_total{kind=\"exec\"}"), 1.0);
     assert_eq!(get("seam_decode_errors_total"), 1.0);
     assert_eq!(get("seam_spans_total"), 1.0);
-    assert_eq!(get("seam_events_lost_total{probe=\"network\"}"), 4.0);
+    assert_eq!(get("seam_events_lost_total{probe=\"sock_addr\"}"), 4.0);
+    assert_eq!(
+        get("seam_lost_total{source=\"ring_buffer\",probe=\"sock_addr\"}"),
+        4.0
+    );
+    assert_eq!(
+        get("seam_lost_total{source=\"feed\",probe=\"webhook-1/retries_exhausted\"}"),
+        2.0
+    );
     assert_eq!(
         get(
             "seam_violations_total{rule=\"cross-tenant-network\",severity=\"high\",from_tenant=\"a\",to_tenant=\"b \\\"quoted\\\"\"}"
@@ -112,6 +139,14 @@ fn exposition_parses_and_carries_every_metric() {
         0.0
     );
     assert_eq!(get("seam_tenant_cgroups"), 2.0);
+    assert_eq!(get("seam_open_spans{kind=\"connection\"}"), 3.0);
+    assert_eq!(get("seam_open_spans{kind=\"process\"}"), 4.0);
+    assert_eq!(get("seam_app_spans_total{outcome=\"unmatched\"}"), 1.0);
+    assert_eq!(
+        get("seam_file_opens_counted_total{tenant=\"a\",owner=\"b\",op=\"create\"}"),
+        6.0
+    );
+    assert_eq!(get("seam_file_silences_total"), 1.0);
     assert_eq!(get("seam_hooks_live{hook=\"cgroup/connect4\"}"), 1.0);
     assert_eq!(
         get("seam_hooks_live{hook=\"tp_btf/inet_sock_set_state\"}"),
@@ -123,11 +158,32 @@ fn exposition_parses_and_carries_every_metric() {
         7.0
     );
     // Every reason is exported at zero from the start, so alerts need no absent().
+    for reason in DropReason::NAMES {
+        get(&format!(
+            "seam_feed_dropped_total{{sink=\"webhook-0\",reason=\"{reason}\"}}"
+        ));
+    }
     assert_eq!(
         get("seam_feed_dropped_total{sink=\"webhook-0\",reason=\"retries_exhausted\"}"),
         0.0
     );
     assert_eq!(get("seam_violations_folded_total"), 0.0);
+    assert_eq!(
+        get("seam_otlp_dropped_total{signal=\"logs\",reason=\"rejected\"}"),
+        1.0
+    );
+    assert_eq!(get("seam_otlp_exported_total{signal=\"traces\"}"), 2.0);
+    assert_eq!(
+        get("seam_otlp_receive_errors_total{reason=\"too_large\"}"),
+        1.0
+    );
+    assert_eq!(get("seam_otlp_received_spans_total"), 3.0);
+    assert_eq!(
+        get("seam_listener_unauthorized_total{listener=\"otlp_grpc\"}"),
+        1.0
+    );
+    assert_eq!(get("seam_chaos_attempt_seen{attempt=\"dns-a-to-b\"}"), 1.0);
+    assert_eq!(get("seam_chaos_runs_total{outcome=\"failed\"}"), 1.0);
 }
 
 #[test]

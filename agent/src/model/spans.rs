@@ -88,6 +88,12 @@ impl TenantName {
     }
 }
 
+impl From<Arc<str>> for TenantName {
+    fn from(name: Arc<str>) -> Self {
+        Self(name)
+    }
+}
+
 impl fmt::Debug for TenantName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         fmt::Debug::fmt(&*self.0, f)

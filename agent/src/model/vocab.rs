@@ -1,15 +1,17 @@
 //! The closed vocabularies Seam's records use, one enum each: how each value is written in
 //! rules, the feed and OTLP (`as_str`, lowercase), and the list of every value (`ALL`), from
 //! which the rule catalogue takes its enum types. A leaf module: it depends on nothing else in
-//! the crate, so every stage (events, spans, rules, config, sinks) can share it.
-use std::fmt;
+//! the crate, so every stage (events, spans, rules, config, sinks) can share it. Parts that
+//! own a vocabulary of their own (the metrics' label values) define it with the same macro.
 
-use serde::{Deserialize, Serialize};
-
+/// Defines a closed vocabulary: the enum, `ALL`, `NAMES`, `as_str` and `Display`.
 macro_rules! vocabulary {
     ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $text:literal,)* }) => {
         $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[derive(
+            Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
+            ::serde::Serialize, ::serde::Deserialize,
+        )]
         #[serde(rename_all = "snake_case")]
         pub(crate) enum $name {
             $($(#[$vmeta])* $variant,)*
@@ -31,13 +33,14 @@ macro_rules! vocabulary {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// Transport protocol of a connection or flow.
@@ -238,6 +241,129 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// A probe family: the kernel keeps one ring-buffer loss counter for each (a ring-buffer
+    /// loss record's `probe`). Declared in name order, so maps keyed by it list them so.
+    ProbeFamily {
+        /// File syscalls.
+        File = "file",
+        /// UDP flows (the first packet to or from a peer).
+        Flow = "flow",
+        /// exec and exit.
+        Process = "process",
+        /// connect() and sendmsg() intents.
+        SockAddr = "sock_addr",
+        /// TCP state changes and closes.
+        TcpState = "tcp_state",
+    }
+}
+
+vocabulary! {
+    /// An OTLP signal Seam sends (an `otlp` loss record's `probe`).
+    Signal {
+        /// Spans.
+        Traces = "traces",
+        /// Log records (violations, losses).
+        Logs = "logs",
+    }
+}
+
+vocabulary! {
+    /// Why a feed sink dropped a record (the `reason` label of `seam_feed_dropped_total`).
+    DropReason {
+        /// The sink's queue was full (the endpoint is slower than the feed).
+        QueueFull = "queue_full",
+        /// Every delivery attempt failed.
+        RetriesExhausted = "retries_exhausted",
+        /// Still queued or retrying when the agent stopped and the grace period ran out.
+        Shutdown = "shutdown",
+        /// Writing to stdout or the feed file failed.
+        WriteError = "write_error",
+        /// The webhook refused the record (a 4xx other than 408 and 429): not retried.
+        Rejected = "rejected",
+    }
+}
+
+vocabulary! {
+    /// Why the sealed history lost records (a `store` loss record's `probe`).
+    StoreLoss {
+        /// The store's queue was full.
+        QueueFull = "queue_full",
+        /// The disk was full.
+        DiskFull = "disk_full",
+        /// A write failed.
+        WriteError = "write_error",
+        /// No key to seal them with.
+        NoKey = "no_key",
+        /// A record too large for a frame.
+        TooLarge = "too_large",
+    }
+}
+
+vocabulary! {
+    /// Where pod identity comes from (a `pod_identity` loss record's `probe`).
+    PodSource {
+        /// The Container Runtime Interface (containerd, CRI-O).
+        Cri = "cri",
+        /// Docker's Engine API.
+        Docker = "docker",
+        /// Only the Kubernetes API (no runtime socket).
+        #[serde(rename = "kubernetes-api")]
+        KubernetesApi = "kubernetes-api",
+        /// No source at all.
+        None = "none",
+    }
+}
+
+vocabulary! {
+    /// A kernel event's kind (the `kind` label of `seam_events_total`). Declared in name
+    /// order, so maps keyed by it list them so.
+    EventKind {
+        /// connect() (TCP, or connected UDP).
+        Connect = "connect",
+        /// A tenant process exec'd.
+        Exec = "exec",
+        /// A tenant process exited.
+        Exit = "exit",
+        /// A file syscall.
+        File = "file",
+        /// The first packet of a UDP flow.
+        FlowStart = "flow_start",
+        /// sendmsg() to an unconnected UDP destination.
+        Sendmsg = "sendmsg",
+        /// A TCP socket closed.
+        TcpClose = "tcp_close",
+        /// A TCP socket changed state.
+        TcpState = "tcp_state",
+    }
+}
+
+vocabulary! {
+    /// How a file open is classed for silencing repeats (the `op` label of
+    /// `seam_file_opens_counted_total`).
+    AccessClass {
+        /// Opened for reading.
+        Read = "read",
+        /// Opened for writing.
+        Write = "write",
+        /// Created.
+        Create = "create",
+    }
+}
+
+vocabulary! {
+    /// How an application span was joined (the `outcome` of `seam_app_spans_total`).
+    JoinOutcome {
+        /// A client span matched to the kernel connection it made.
+        Joined = "joined",
+        /// The sending process is known (server and internal spans need nothing more).
+        Process = "process",
+        /// A client span with no kernel connection (its peer from `endpoints`), or a span
+        /// whose process is unknown.
+        Unmatched = "unmatched",
+    }
+}
+
+vocabulary! {
     /// The body a webhook receives (`--webhook-format`).
     WebhookFormat {
         /// Seam's own feed records (docs/feeds.md).
@@ -258,9 +384,24 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", op.as_str()));
         }
         assert_eq!(FileOp::NAMES.len(), FileOp::ALL.len());
+        for kind in EventKind::ALL {
+            let json = serde_json::to_string(kind).unwrap();
+            assert_eq!(json, format!("\"{}\"", kind.as_str()));
+        }
+        for source in PodSource::ALL {
+            let json = serde_json::to_string(source).unwrap();
+            assert_eq!(json, format!("\"{}\"", source.as_str()));
+        }
         assert_eq!(
             serde_json::to_string(&EndReason::AgentStopped).unwrap(),
             "\"agent_stopped\""
         );
+    }
+
+    #[test]
+    fn vocabularies_used_as_map_keys_are_declared_in_name_order() {
+        // Their maps (the stats file) list keys as they did when keyed by the names.
+        assert!(ProbeFamily::NAMES.is_sorted());
+        assert!(EventKind::NAMES.is_sorted());
     }
 }

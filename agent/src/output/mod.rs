@@ -22,15 +22,19 @@ use std::{
 
 use aggregate::{Aggregator, Offer};
 use feed_file::{RotatingFile, Rotation};
-use prometheus_client::metrics::{counter::Counter, family::Family};
 pub(crate) use record::{Record, Start};
 use webhook::{WebhookConfig, WebhookDelivery, WebhookSink};
 
-pub(crate) use crate::model::loss::{Loss, LossTag};
+pub(crate) use crate::model::loss::Loss;
 use crate::{
     detect::Violation,
-    metrics::{DropReason, Metrics, SinkMetrics, ViolationLabels},
-    model::{clock, spans::Span, vocab::WebhookFormat},
+    metrics::{Metrics, SinkMetrics, output::ViolationCounters},
+    model::{
+        clock,
+        loss::SinkId,
+        spans::Span,
+        vocab::{DropReason, WebhookFormat},
+    },
     output::{
         delivery::DeliveryError,
         otlp::{Exporter, Item, Signal},
@@ -49,7 +53,12 @@ pub(crate) enum SinkError {
     },
     /// A `--webhook` URL is unusable.
     #[error("--webhook {url}: {reason}")]
-    WebhookUrl { url: String, reason: String },
+    WebhookUrl {
+        /// The URL with its path and query cut off (they often carry tokens).
+        url: String,
+        #[source]
+        reason: webhook::http::UrlError,
+    },
     /// The webhook's TLS trust (`--webhook-ca`) could not be set up.
     #[error("--webhook-ca {path}: {reason}; give a readable PEM file of CA certificates")]
     WebhookCa { path: PathBuf, reason: String },
@@ -128,8 +137,7 @@ pub(crate) struct Sinks {
     file: Option<(RotatingFile, SinkMetrics)>,
     webhooks: Vec<WebhookSink>,
     aggregator: Aggregator,
-    folded: Counter,
-    violations: Family<ViolationLabels, Counter>,
+    violations: ViolationCounters,
     shutdown_grace: Duration,
     /// Records that could not be serialized or written to stdout or the file.
     pub write_errors: u64,
@@ -149,22 +157,21 @@ impl Sinks {
             .as_deref()
             .map(|path| RotatingFile::open(path, options.rotation))
             .transpose()?
-            .map(|file| (file, metrics.sink("file")));
+            .map(|file| (file, metrics.output.sink(SinkId::File)));
         let webhooks = options
             .webhooks
             .iter()
             .enumerate()
-            .map(|(n, hook)| WebhookSink::start(hook, metrics.sink(&format!("webhook-{n}"))))
+            .map(|(n, hook)| WebhookSink::start(hook, metrics.output.sink(SinkId::Webhook(n))))
             .collect::<Result<_, _>>()?;
         Ok(Self {
             otlp: None,
             feed_spans: options.feed_spans,
-            stdout: options.stdout.then(|| metrics.sink("stdout")),
+            stdout: options.stdout.then(|| metrics.output.sink(SinkId::Stdout)),
             file,
             webhooks,
             aggregator: Aggregator::new(options.aggregate_window),
-            folded: metrics.violations_folded.clone(),
-            violations: metrics.violations.clone(),
+            violations: metrics.output.violations(),
             shutdown_grace: options.shutdown_grace,
             write_errors: 0,
         })
@@ -210,7 +217,7 @@ impl Sinks {
         self.count_violation(&violation);
         match self.aggregator.offer(&violation, now_ns) {
             Offer::Folded => {
-                self.folded.inc();
+                self.violations.folded.inc();
             }
             Offer::Emit { closed } => {
                 if let Some(aggregate) = closed {
@@ -264,14 +271,14 @@ impl Sinks {
         self.begin_finish(deadline).join().await;
     }
 
-    /// Feed records (other than loss records) each sink dropped so far, by `sink/reason`,
+    /// Feed records (other than loss records) each sink dropped so far, by sink and reason,
     /// for loss reports; zeros left out.
-    pub(crate) fn feed_losses(&self) -> Vec<(String, u64)> {
+    pub(crate) fn feed_losses(&self) -> Vec<(SinkId, DropReason, u64)> {
         self.sink_metrics()
             .flat_map(|m| {
                 DropReason::ALL.iter().filter_map(move |&reason| {
                     let n = m.evidence_dropped(reason);
-                    (n > 0).then(|| (format!("{}/{}", m.name, reason.label()), n))
+                    (n > 0).then_some((m.name, reason, n))
                 })
             })
             .collect()
@@ -303,17 +310,16 @@ impl Sinks {
     /// Counts a violation in `seam_violations_total` (here, where every violation of every
     /// kind passes, folded or not).
     fn count_violation(&self, v: &Violation) {
-        let name = |t: &Option<crate::model::spans::TenantName>| {
-            t.as_ref().map(|t| t.to_string()).unwrap_or_default()
-        };
-        self.violations
-            .get_or_create(&ViolationLabels {
-                rule: v.rule_id.clone(),
-                severity: v.severity.as_str().to_owned(),
-                from_tenant: name(&v.intended_tenant),
-                to_tenant: name(&v.actual_tenant),
-            })
-            .inc();
+        fn name(t: &Option<crate::model::spans::TenantName>) -> &str {
+            t.as_ref()
+                .map_or("", crate::model::spans::TenantName::as_str)
+        }
+        self.violations.count(
+            &v.rule_id,
+            v.severity,
+            name(&v.intended_tenant),
+            name(&v.actual_tenant),
+        );
     }
 
     fn write(&mut self, record: &Record) {

@@ -10,13 +10,13 @@ use std::{
 use serde_json::Value;
 
 use super::{
-    Loss, LossTag, Record, SinkOptions, Sinks,
+    Loss, Record, SinkOptions, Sinks,
     webhook::{Post, PostError, WebhookConfig, WebhookSink, http::HttpPost},
 };
 use crate::{
     detect::violation::fixture,
     metrics::{Metrics, SinkMetrics},
-    model::{clock::UnixNanos, vocab::LossSource},
+    model::{clock::UnixNanos, loss::LossSubject, vocab::ProbeFamily},
 };
 
 const SEC: u64 = 1_000_000_000;
@@ -154,11 +154,9 @@ fn violation(n: u32) -> Record {
 
 fn loss() -> Record {
     Record::Loss(Loss {
-        kind: LossTag,
         time: UnixNanos(5),
         node: "n".into(),
-        source: LossSource::RingBuffer,
-        probe: "network".into(),
+        subject: LossSubject::Probe(ProbeFamily::SockAddr),
         lost: 1,
         lost_total: 1,
         message: "m".into(),

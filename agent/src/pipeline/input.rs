@@ -20,8 +20,8 @@ pub(crate) const TICK: Duration = Duration::from_millis(100);
 pub(crate) enum Input {
     /// Decoded ring-buffer records.
     Kernel(KernelBatch),
-    /// The kernel's loss counters changed: running totals per probe family (label, total).
-    KernelLosses(Vec<(&'static str, u64)>),
+    /// The kernel's loss counters changed: running totals per probe family.
+    KernelLosses(Vec<(crate::model::vocab::ProbeFamily, u64)>),
     /// The kernel dropped events of flooding tenants over their budget: running totals per
     /// tenant name.
     TenantFloods(crate::kernel::probes::budget::FloodTotals),

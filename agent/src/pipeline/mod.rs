@@ -6,7 +6,7 @@ pub(crate) mod totals;
 use std::{collections::BTreeMap, time::Instant};
 
 use crate::{
-    assemble::{Assembler, Ctx, JoinOutcome, SpanUpdate},
+    assemble::{Assembler, Ctx, SpanUpdate},
     attribution::{Attributor, CgroupChanges},
     detect::Detector,
     evidence::history::{History, record::RunTotals},
@@ -18,9 +18,11 @@ use crate::{
     model::{
         clock,
         clock::{UnixNanos, WallClock},
-        vocab::LossSource,
+        loss::LossSubject,
+        spans::TenantName,
+        vocab::{EventKind, JoinOutcome, Signal},
     },
-    output::{Loss, LossTag, Record, Sinks},
+    output::{Loss, Record, Sinks},
     pipeline::{input::Input, totals::Stats},
     policy::RuleSet,
 };
@@ -49,8 +51,8 @@ pub(crate) struct Pipeline {
     pub(crate) stats: Stats,
     metrics: PipelineMetrics,
     node: String,
-    /// Loss totals already reported, by source and probe.
-    reported: BTreeMap<(LossSource, String), u64>,
+    /// Loss totals already reported, by what lost them.
+    reported: BTreeMap<LossSubject, u64>,
     /// Repeated opens silenced in the kernel once judged.
     silences: Silences,
     ticks: u64,
@@ -127,13 +129,13 @@ impl Pipeline {
                 }
             }
             Input::KernelLosses(totals) => {
-                for (probe, total) in totals {
-                    self.report_loss(LossSource::RingBuffer, probe, total);
+                for (family, total) in totals {
+                    self.report_loss(LossSubject::Probe(family), total);
                 }
             }
             Input::TenantFloods(totals) => {
                 for (tenant, total) in totals {
-                    self.report_loss(LossSource::TenantFlood, &tenant, total);
+                    self.report_loss(LossSubject::Tenant(TenantName::from(tenant)), total);
                 }
             }
             Input::App(spans) => {
@@ -163,18 +165,18 @@ impl Pipeline {
 
     fn on_event(&mut self, event: &KernelEvent) {
         self.stats.events_total += 1;
-        let label = match &event.kind {
-            KernelEventKind::Exec { .. } => "exec",
-            KernelEventKind::Exit { .. } => "exit",
-            KernelEventKind::SockAddr { sendmsg: false, .. } => "connect",
-            KernelEventKind::SockAddr { sendmsg: true, .. } => "sendmsg",
-            KernelEventKind::TcpState(_) => "tcp_state",
-            KernelEventKind::TcpClose { .. } => "tcp_close",
-            KernelEventKind::FlowStart { .. } => "flow_start",
-            KernelEventKind::File(_) => "file",
+        let kind = match &event.kind {
+            KernelEventKind::Exec { .. } => EventKind::Exec,
+            KernelEventKind::Exit { .. } => EventKind::Exit,
+            KernelEventKind::SockAddr { sendmsg: false, .. } => EventKind::Connect,
+            KernelEventKind::SockAddr { sendmsg: true, .. } => EventKind::Sendmsg,
+            KernelEventKind::TcpState(_) => EventKind::TcpState,
+            KernelEventKind::TcpClose { .. } => EventKind::TcpClose,
+            KernelEventKind::FlowStart { .. } => EventKind::FlowStart,
+            KernelEventKind::File(_) => EventKind::File,
         };
-        *self.stats.events_by_kind.entry(label).or_default() += 1;
-        self.metrics.event(label);
+        *self.stats.events_by_kind.entry(kind).or_default() += 1;
+        self.metrics.event(kind);
         let violations = self.stats.violations;
         let mut ctx = ctx!(self);
         let updates = self.assembler.on_event(event, &mut ctx);
@@ -294,7 +296,7 @@ impl Pipeline {
             }
         }
         let (unresolved, runtime) = self.attributor.cgroups.unresolved_pods();
-        self.report_loss(LossSource::PodIdentity, runtime, unresolved);
+        self.report_loss(LossSubject::Runtime(runtime), unresolved);
         self.stats.tenant_cgroups = self.attributor.cgroups.tenant_cgroups();
         self.metrics.tenant_cgroups(self.stats.tenant_cgroups);
     }
@@ -323,7 +325,7 @@ impl Pipeline {
         self.report_feed_losses();
         if let Some(lost) = self.history.as_ref().map(History::lost) {
             for (reason, total) in lost {
-                self.report_loss(LossSource::Store, reason, total);
+                self.report_loss(LossSubject::Store(reason), total);
             }
         }
         self.metrics.heartbeat();
@@ -334,26 +336,33 @@ impl Pipeline {
         let counts = self.silences.collect();
         for (label, count) in &counts {
             self.stats.file_opens_counted += count;
-            let key = format!("{}->{}:{}", label.tenant, label.owner, label.class);
-            *self.stats.file_opens_counted_by.entry(key).or_default() += count;
+            *self
+                .stats
+                .file_opens_counted_by
+                .entry(label.clone())
+                .or_default() += count;
+        }
+        for (label, count) in &counts {
+            self.metrics
+                .file_opens_counted(&label.tenant, &label.owner, label.class, *count);
         }
         let new = self.silences.silenced - self.stats.file_silences;
-        self.metrics.file_counts(&counts, new);
+        self.metrics.file_silences(new);
         self.stats.file_silences = self.silences.silenced;
     }
 
     /// Reports what the OTLP exporter dropped (totals per signal).
-    fn report_otlp_losses(&mut self, dropped: [(crate::output::otlp::Signal, u64); 2]) {
+    fn report_otlp_losses(&mut self, dropped: [(Signal, u64); 2]) {
         for (signal, total) in dropped {
-            self.report_loss(LossSource::Otlp, signal.as_str(), total);
+            self.report_loss(LossSubject::Signal(signal), total);
         }
     }
 
     /// Reports what the feed sinks dropped (queue full, retries exhausted, write errors,
     /// shutdown), per sink and reason.
     fn report_feed_losses(&mut self) {
-        for (what, total) in self.sink.feed_losses() {
-            self.report_loss(LossSource::Feed, &what, total);
+        for (sink, reason, total) in self.sink.feed_losses() {
+            self.report_loss(LossSubject::Sink { sink, reason }, total);
         }
     }
 
@@ -362,67 +371,33 @@ impl Pipeline {
         let evicted = self.assembler.evicted;
         if evicted > self.stats.spans_evicted {
             self.stats.spans_evicted = evicted;
-            self.report_loss(LossSource::SpanEvicted, "connection", evicted);
+            self.report_loss(LossSubject::Connections, evicted);
         }
     }
 
     /// Reports a loss total that grew: in the log, the metrics and the feed.
-    fn report_loss(&mut self, source: LossSource, probe: &str, total: u64) {
-        let key = (source, probe.to_owned());
-        let before = self.reported.get(&key).copied().unwrap_or(0);
+    fn report_loss(&mut self, subject: LossSubject, total: u64) {
+        let before = self.reported.get(&subject).copied().unwrap_or(0);
         if total <= before {
             return;
         }
         let lost = total - before;
-        self.reported.insert(key, total);
-        let message = match source {
-            LossSource::RingBuffer => format!(
-                "{lost} {probe} events lost (ring buffer full); isolation evidence for that \
-                 interval is incomplete"
-            ),
-            LossSource::TenantFlood => format!(
-                "tenant {probe} flooded: {lost} of its events dropped in the kernel over its \
-                 event budget (--tenant-event-rate, --tenant-event-burst); its own evidence \
-                 for that interval is incomplete, other tenants' is not"
-            ),
-            LossSource::SpanEvicted => format!(
-                "{lost} open {probe} spans ended early (more than --max-open-spans were open); \
-                 their ends and byte counts are missing"
-            ),
-            LossSource::Otlp => format!(
-                "{lost} OTLP {probe} records dropped (receiver slow, down or refusing); see \
-                 seam_otlp_dropped_total for why"
-            ),
-            LossSource::Feed => format!(
-                "{lost} feed records dropped by {probe} (its receiver is slow, down or failing, \
-                 or the agent stopped first); see seam_feed_dropped_total"
-            ),
-            LossSource::Store => format!(
-                "{lost} history records not kept ({probe}); detection and the feeds go on, and \
-                 `seam report` lists the gap"
-            ),
-            LossSource::PodIdentity => format!(
-                "{lost} container cgroups left unattributed: the {probe} runtime did not name \
-                 their pods, so tenants declared by namespace or pod labels cannot claim them \
-                 and their activity is not observed"
-            ),
-            other => format!("{lost} records lost ({other}, {probe})"),
-        };
-        tracing::warn!(%source, probe, lost, total, "{message}");
-        self.metrics.lost(source, probe, lost);
-        if source == LossSource::RingBuffer {
-            self.stats.lost.insert(probe.to_owned(), total);
+        let message = loss_message(&subject, lost);
+        let source = subject.source();
+        tracing::warn!(%source, probe = %subject, lost, total, "{message}");
+        self.metrics.lost(&subject, lost);
+        if let LossSubject::Probe(family) = subject {
+            self.stats.lost.insert(family, total);
         }
         let loss = Loss {
-            kind: LossTag,
             time: UnixNanos::now(),
             node: self.node.clone(),
-            source,
-            probe: probe.to_owned(),
+            subject: subject.clone(),
             lost,
             lost_total: total,
             message,
         };
+        self.reported.insert(subject, total);
         if let Some(history) = &mut self.history {
             history.loss(&loss);
         }
@@ -449,7 +424,7 @@ impl Pipeline {
 
     /// At shutdown, last: what the sinks and the exporter (`otlp`: its final drop totals)
     /// dropped while stopping goes to the feed file and stdout, and into the stats.
-    pub(crate) fn report_final(&mut self, otlp: Option<[(crate::output::otlp::Signal, u64); 2]>) {
+    pub(crate) fn report_final(&mut self, otlp: Option<[(Signal, u64); 2]>) {
         if let Some(dropped) = otlp {
             self.report_otlp_losses(dropped);
         }
@@ -472,6 +447,42 @@ impl Pipeline {
     /// How long the sinks may keep delivering once the agent stops.
     pub(crate) fn shutdown_grace(&self) -> std::time::Duration {
         self.sink.shutdown_grace()
+    }
+}
+
+/// What a loss record says: what was lost, why, and what it costs.
+fn loss_message(subject: &LossSubject, lost: u64) -> String {
+    match subject {
+        LossSubject::Probe(probe) => format!(
+            "{lost} {probe} events lost (ring buffer full); isolation evidence for that interval \
+             is incomplete"
+        ),
+        LossSubject::Tenant(tenant) => format!(
+            "tenant {tenant} flooded: {lost} of its events dropped in the kernel over its event \
+             budget (--tenant-event-rate, --tenant-event-burst); its own evidence for that \
+             interval is incomplete, other tenants' is not"
+        ),
+        LossSubject::Connections => format!(
+            "{lost} open connection spans ended early (more than --max-open-spans were open); \
+             their ends and byte counts are missing"
+        ),
+        LossSubject::Signal(signal) => format!(
+            "{lost} OTLP {signal} records dropped (receiver slow, down or refusing); see \
+             seam_otlp_dropped_total for why"
+        ),
+        LossSubject::Sink { .. } => format!(
+            "{lost} feed records dropped by {subject} (its receiver is slow, down or failing, or \
+             the agent stopped first); see seam_feed_dropped_total"
+        ),
+        LossSubject::Store(reason) => format!(
+            "{lost} history records not kept ({reason}); detection and the feeds go on, and \
+             `seam report` lists the gap"
+        ),
+        LossSubject::Runtime(runtime) => format!(
+            "{lost} container cgroups left unattributed: the {runtime} runtime did not name their \
+             pods, so tenants declared by namespace or pod labels cannot claim them and their \
+             activity is not observed"
+        ),
     }
 }
 

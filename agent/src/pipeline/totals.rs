@@ -8,17 +8,22 @@ use std::{
 
 use serde::Serialize;
 
-use crate::policy::lang::Family;
+use crate::{
+    kernel::events::silence::CountLabel,
+    model::vocab::{EventKind, ProbeFamily},
+    policy::lang::Family,
+};
 
 /// The running totals, as they also appear in the report.
 #[derive(Debug, Default, Clone, Serialize)]
 pub(crate) struct Counters {
     pub events_total: u64,
-    pub events_by_kind: BTreeMap<&'static str, u64>,
+    /// Events by kind (declared in name order: listed as when keyed by the names).
+    pub events_by_kind: BTreeMap<EventKind, u64>,
     /// Records that could not be decoded.
     pub decode_errors: u64,
     /// Kernel-side losses (ring buffer full), by probe family.
-    pub lost: BTreeMap<String, u64>,
+    pub lost: BTreeMap<ProbeFamily, u64>,
     /// Connection spans (TCP connections, UDP flows) evaluated.
     pub spans: u64,
     /// File spans (one per path a file syscall touched) evaluated.
@@ -42,7 +47,7 @@ pub(crate) struct Counters {
     /// Repeated opens the kernel counted instead of sending (silenced once judged).
     pub file_opens_counted: u64,
     /// The same, by `caller tenant->owner tenant:class`.
-    pub file_opens_counted_by: BTreeMap<String, u64>,
+    pub file_opens_counted_by: BTreeMap<CountLabel, u64>,
     /// (cgroup, directory, class) keys silenced.
     pub file_silences: u64,
     /// What the sealed history did (`--store`), at exit.

@@ -21,7 +21,12 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use prometheus_client::metrics::counter::Counter;
 use tokio::sync::mpsc;
 
-use crate::{metrics::Metrics, model::app::AppSpanIn};
+/// What went wrong with a request (the `reason` label of `seam_otlp_receive_errors_total`).
+pub(crate) use crate::metrics::receive::RequestError;
+use crate::{
+    metrics::{Metrics, serve::Listener},
+    model::app::AppSpanIn,
+};
 
 /// Where and how to receive.
 #[derive(Clone, Debug)]
@@ -55,48 +60,14 @@ pub(crate) enum ReceiveError {
     Tls(#[source] tonic::transport::Error),
 }
 
-/// What went wrong with a request (the `reason` label of `seam_otlp_receive_errors_total`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RequestError {
-    /// Not a valid protobuf `ExportTraceServiceRequest`.
-    Malformed,
-    /// Larger than `--otlp-receive-max-bytes`.
-    TooLarge,
-    /// A content type or encoding Seam does not read.
-    Unsupported,
-    /// The pipeline's queue is full: the client should retry.
-    Busy,
-    /// Spans refused one by one (bad ids or times), answered as a partial success.
-    RefusedSpans,
-}
-
-impl RequestError {
-    const ALL: [RequestError; 5] = [
-        Self::Malformed,
-        Self::TooLarge,
-        Self::Unsupported,
-        Self::Busy,
-        Self::RefusedSpans,
-    ];
-
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Malformed => "malformed",
-            Self::TooLarge => "too_large",
-            Self::Unsupported => "unsupported",
-            Self::Busy => "busy",
-            Self::RefusedSpans => "refused_spans",
-        }
-    }
-}
-
 /// The state both listeners share.
 pub(crate) struct Receiver {
     /// Where decoded spans go (the pipeline, wired by the daemon).
     out: mpsc::Sender<Vec<AppSpanIn>>,
     config: ReceiverConfig,
     received: Counter,
-    errors: [Counter; 5],
+    /// By reason, in [`RequestError::ALL`] order.
+    errors: [Counter; RequestError::ALL.len()],
     /// Requests refused for a bad token: OTLP/HTTP, OTLP/gRPC.
     unauthorized: [Counter; 2],
     /// Sender's socket (remote, local) -> its process, per connection.
@@ -182,9 +153,10 @@ pub(crate) async fn spawn(
     }
     let receiver = Arc::new(Receiver {
         out,
-        received: metrics.otlp_received.clone(),
-        errors: RequestError::ALL.map(|e| metrics.otlp_receive_error(e.as_str())),
-        unauthorized: ["otlp_http", "otlp_grpc"].map(|l| metrics.unauthorized(l)),
+        received: metrics.receive.received(),
+        errors: std::array::from_fn(|i| metrics.receive.error(RequestError::ALL[i])),
+        unauthorized: [Listener::OtlpHttp, Listener::OtlpGrpc]
+            .map(|l| metrics.listeners.unauthorized(l)),
         owners: Mutex::new(HashMap::new()),
         config: config.clone(),
     });

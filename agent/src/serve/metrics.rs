@@ -108,7 +108,10 @@ fn respond(
     let path = request.uri().path();
     if !matches!(path, "/healthz" | "/readyz") && security.check(request.headers()) == Auth::Denied
     {
-        metrics.unauthorized("metrics").inc();
+        metrics
+            .listeners
+            .unauthorized(crate::metrics::serve::Listener::Metrics)
+            .inc();
         let mut response = text(
             StatusCode::UNAUTHORIZED,
             "text/plain; charset=utf-8",

@@ -17,11 +17,13 @@ use std::{
     time::Duration,
 };
 
-use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
 use tokio::sync::Notify;
 
 pub(crate) use self::labels::Identity;
-use crate::model::handoff::Notifier;
+use crate::{
+    metrics::node::RuntimeMetrics,
+    model::{handoff::Notifier, vocab::PodSource},
+};
 
 /// CRI sockets tried, in order, when no `--container-runtime-endpoint` is given (the
 /// kubelet's runtime: containerd, CRI-O).
@@ -139,17 +141,6 @@ impl Default for RuntimeConfig {
     }
 }
 
-/// The runtime's counters (`seam_container_runtime_*`).
-#[derive(Clone, Debug, Default)]
-pub(crate) struct RuntimeMetrics {
-    /// Listings that failed.
-    pub errors: Counter,
-    /// Containers the last listing returned.
-    pub containers: Gauge,
-    /// Kubernetes API watch errors.
-    pub api_errors: Counter,
-}
-
 /// What the directory holds.
 #[derive(Default)]
 struct State {
@@ -164,7 +155,7 @@ struct State {
 struct Shared {
     state: RwLock<State>,
     wake: Notify,
-    runtime: &'static str,
+    runtime: PodSource,
 }
 
 /// The containers the runtime knows, shared between the refresh task and the cgroup registry.
@@ -197,7 +188,7 @@ impl PodDirectory {
         changed
     }
 
-    fn new(runtime: &'static str) -> Self {
+    fn new(runtime: PodSource) -> Self {
         Self {
             shared: Arc::new(Shared {
                 state: RwLock::new(State::default()),
@@ -219,7 +210,7 @@ impl PodDirectory {
     }
 
     /// The runtime's name, for labels and loss records (`docker`).
-    pub(crate) fn runtime(&self) -> &'static str {
+    pub(crate) fn runtime(&self) -> PodSource {
         self.shared.runtime
     }
 
@@ -235,7 +226,7 @@ impl PodDirectory {
                     healthy: true,
                 }),
                 wake: Notify::new(),
-                runtime: "test",
+                runtime: PodSource::Cri,
             }),
         }
     }
@@ -252,7 +243,7 @@ impl PodDirectory {
             Ok(containers) => {
                 if !state.healthy {
                     tracing::info!(
-                        runtime = self.shared.runtime,
+                        runtime = %self.shared.runtime,
                         "container runtime answers again"
                     );
                 }
@@ -267,7 +258,7 @@ impl PodDirectory {
                 m.errors.inc();
                 if state.healthy {
                     tracing::warn!(
-                        runtime = self.shared.runtime,
+                        runtime = %self.shared.runtime,
                         %error,
                         "cannot list containers; containers started from now on stay \
                          unattributed to tenants declared by namespace or pod labels (counted in \
@@ -288,10 +279,10 @@ enum Runtime {
 }
 
 impl Runtime {
-    fn name(&self) -> &'static str {
+    fn name(&self) -> PodSource {
         match self {
-            Runtime::Cri(_) => "cri",
-            Runtime::Docker(_) => "docker",
+            Runtime::Cri(_) => PodSource::Cri,
+            Runtime::Docker(_) => PodSource::Docker,
         }
     }
 
@@ -362,7 +353,11 @@ pub(crate) async fn start(
         }
         return Ok(None);
     }
-    let directory = PodDirectory::new(runtime.as_ref().map_or("kubernetes-api", Runtime::name));
+    let directory = PodDirectory::new(
+        runtime
+            .as_ref()
+            .map_or(PodSource::KubernetesApi, Runtime::name),
+    );
     if let Some(runtime) = runtime {
         let first = runtime.list().await;
         let explicit = config.endpoint.is_some() || config.kind != RuntimeKind::Auto;
@@ -373,7 +368,7 @@ pub(crate) async fn start(
             }
         }
         tracing::info!(
-            runtime = runtime.name(),
+            runtime = %runtime.name(),
             socket = %runtime.socket().display(),
             containers = directory.read().containers.len(),
             "pod identity from the container runtime"

@@ -46,7 +46,7 @@ use crate::{
         clock::UnixNanos,
         loss::Loss,
         spans::Span,
-        vocab::{LossSource, RunPhase},
+        vocab::{LossSource, RunPhase, StoreLoss},
     },
     policy::RuleSet,
 };
@@ -168,7 +168,7 @@ impl History {
     /// A loss record: to the node's history. The store's own losses are recorded by the
     /// writer (as gap records, with scopes and times), not here.
     pub(crate) fn loss(&mut self, loss: &Loss) {
-        if loss.source == LossSource::Store {
+        if loss.source() == LossSource::Store {
             return;
         }
         record::encode_loss(&mut self.buf, &LossEntry::from(loss));
@@ -189,15 +189,15 @@ impl History {
 
     /// Records lost so far, as running totals by reason (`queue_full`, `disk_full`,
     /// `write_error`, `no_key`, `too_large`), for `seam_lost_total{source="store"}`.
-    pub(crate) fn lost(&self) -> [(&'static str, u64); 5] {
+    pub(crate) fn lost(&self) -> [(StoreLoss, u64); 5] {
         let s = &self.shared;
         let dropped = |i: usize| s.dropped[i].load(Ordering::Relaxed);
         [
-            ("queue_full", s.queue_full.load(Ordering::Relaxed)),
-            ("disk_full", dropped(0)),
-            ("write_error", dropped(1)),
-            ("no_key", dropped(2)),
-            ("too_large", s.too_large.load(Ordering::Relaxed)),
+            (StoreLoss::QueueFull, s.queue_full.load(Ordering::Relaxed)),
+            (StoreLoss::DiskFull, dropped(0)),
+            (StoreLoss::WriteError, dropped(1)),
+            (StoreLoss::NoKey, dropped(2)),
+            (StoreLoss::TooLarge, s.too_large.load(Ordering::Relaxed)),
         ]
     }
 

@@ -83,7 +83,9 @@ pub(crate) enum EntryKind {
     Run,
 }
 
-/// A loss record as the feed had it.
+/// A loss record as the feed had it (`probe` is the subject as the feed writes it: the
+/// history's format predates the typed [`crate::model::loss::LossSubject`], and keeps reading
+/// what older agents wrote).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct LossEntry {
     pub time: UnixNanos,
@@ -100,8 +102,8 @@ impl From<&Loss> for LossEntry {
         Self {
             time: l.time,
             node: l.node.clone(),
-            source: l.source,
-            probe: l.probe.clone(),
+            source: l.source(),
+            probe: l.subject.to_string(),
             lost: l.lost,
             lost_total: l.lost_total,
             message: l.message.clone(),

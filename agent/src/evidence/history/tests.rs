@@ -16,9 +16,9 @@ use crate::{
     model::{
         clock::UnixNanos,
         fixtures,
-        loss::{Loss, LossTag},
+        loss::{Loss, LossSubject},
         spans::Span,
-        vocab::{FileOp, LossSource, RunPhase, Tier},
+        vocab::{FileOp, ProbeFamily, RunPhase, Tier},
     },
     policy::RuleSet,
 };
@@ -109,11 +109,9 @@ pub(crate) fn write(dir: &Path, rules: &RuleSet) {
     history.span(&at(read, 6), rules);
     history.span(&at(fixtures::tcp(None, None, 53), 7), rules);
     history.loss(&Loss {
-        kind: LossTag,
         time: UnixNanos(1_700_000_000_000_000_000),
         node: "node-1".into(),
-        source: LossSource::RingBuffer,
-        probe: "connect".into(),
+        subject: LossSubject::Probe(ProbeFamily::SockAddr),
         lost: 4,
         lost_total: 4,
         message: "4 lost".into(),

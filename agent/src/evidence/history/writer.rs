@@ -22,8 +22,9 @@ use crate::{
     },
     model::{
         clock::UnixNanos,
+        loss::LossSubject,
         spans::TenantName,
-        vocab::{LossSource, RunPhase},
+        vocab::{LossSource, RunPhase, StoreLoss},
     },
 };
 
@@ -207,7 +208,7 @@ impl Writer {
                 time: UnixNanos::now(),
                 node: self.run.node.clone(),
                 source: LossSource::Store,
-                probe: "queue_full".into(),
+                probe: LossSubject::Store(StoreLoss::QueueFull).to_string(),
                 lost,
                 lost_total: queue_full,
                 message: format!(

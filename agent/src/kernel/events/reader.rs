@@ -8,7 +8,7 @@ use seam_common::LossSlot;
 use tokio::sync::mpsc;
 
 use super::{KernelBatch, decode};
-use crate::{kernel::probes::budget::FloodTotals, metrics::Metrics};
+use crate::{kernel::probes::budget::FloodTotals, metrics::Metrics, model::vocab::ProbeFamily};
 
 /// How often the ring buffer is drained. The probes submit without waking the reader, so
 /// events are handled in batches: one wakeup per interval instead of one per event.
@@ -32,8 +32,8 @@ pub(crate) struct KernelSource {
 pub(crate) enum Drained {
     /// Decoded ring-buffer records.
     Events(KernelBatch),
-    /// The kernel's loss counters changed: running totals per probe family (label, total).
-    Losses(Vec<(&'static str, u64)>),
+    /// The kernel's loss counters changed: running totals per probe family.
+    Losses(Vec<(ProbeFamily, u64)>),
     /// The kernel dropped events of flooding tenants over their budget: running totals per
     /// tenant name.
     Floods(FloodTotals),
@@ -79,7 +79,7 @@ pub(crate) async fn run(
             let report = LossSlot::ALL
                 .iter()
                 .zip(totals)
-                .map(|((_, label), total)| (*label, total))
+                .map(|((slot, _), total)| (family(*slot), total))
                 .collect();
             if out.send(Drained::Losses(report)).await.is_err() {
                 return;
@@ -96,6 +96,17 @@ pub(crate) async fn run(
     }
 }
 
+/// The probe family whose events a loss slot counts.
+fn family(slot: LossSlot) -> ProbeFamily {
+    match slot {
+        LossSlot::Process => ProbeFamily::Process,
+        LossSlot::SockAddr => ProbeFamily::SockAddr,
+        LossSlot::TcpState => ProbeFamily::TcpState,
+        LossSlot::Flow => ProbeFamily::Flow,
+        LossSlot::File => ProbeFamily::File,
+    }
+}
+
 /// Sum over CPUs of the kernel's loss counters, in [`LossSlot::ALL`] order.
 fn read_losses(map: &PerCpuArray<MapData, u64>) -> [u64; LossSlot::ALL.len()] {
     let mut totals = [0u64; LossSlot::ALL.len()];
@@ -106,4 +117,16 @@ fn read_losses(map: &PerCpuArray<MapData, u64>) -> [u64; LossSlot::ALL.len()] {
             .unwrap_or(0);
     }
     totals
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_loss_slot_is_reported_under_its_label() {
+        for (slot, label) in LossSlot::ALL {
+            assert_eq!(family(slot).as_str(), label);
+        }
+    }
 }

@@ -17,13 +17,14 @@
 //!   the probes).
 //!
 //! A rules reload or a change of tenant cgroups forgets every silence.
-use std::collections::HashMap;
+use std::{cmp::Ordering, collections::HashMap, fmt};
 
-use seam_common::{AccessClass, FileSyscall, SilentKey};
+use seam_common::{FileSyscall, SilentKey};
+use serde::{Serialize, Serializer};
 
 use super::file::FileEvent;
 use crate::{
-    model::vocab::PathConfidence,
+    model::vocab::{AccessClass, PathConfidence},
     policy::{
         RuleSet,
         lang::{Attr, Family},
@@ -31,11 +32,25 @@ use crate::{
     },
 };
 
+/// Why a silence could not be set (the opens under its key keep being sent, not counted).
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SilenceError {
+    /// This tier has no kernel map to silence in.
+    #[error("no kernel silence map on this probe tier; every repeated open is sent")]
+    NoMap,
+    /// The per-CPU values could not be built (the CPU count could not be read, or changed).
+    #[error("cannot build per-CPU silence values: {0}; check /sys/devices/system/cpu/possible")]
+    Values(#[source] std::io::Error),
+    /// The kernel refused the write (the map is full, or was removed).
+    #[error("cannot write the kernel's silence map: {0}; repeated opens of this key are sent")]
+    Map(#[source] aya::maps::MapError),
+}
+
 /// The kernel side: where silences are set and counted.
 pub(crate) trait SilenceMap: Send {
     /// Silences `key` for `generation` (an entry of another generation is replaced, keeping
     /// its count).
-    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String>;
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), SilenceError>;
     /// The opens counted under each key so far (summed over CPUs).
     fn counts(&mut self) -> Vec<(SilentKey, u64)>;
     /// Forgets every silence.
@@ -46,8 +61,8 @@ pub(crate) trait SilenceMap: Send {
 pub(crate) struct NoSilenceMap;
 
 impl SilenceMap for NoSilenceMap {
-    fn insert(&mut self, _key: SilentKey, _generation: u64) -> Result<(), String> {
-        Err("no kernel map".into())
+    fn insert(&mut self, _key: SilentKey, _generation: u64) -> Result<(), SilenceError> {
+        Err(SilenceError::NoMap)
     }
     fn counts(&mut self) -> Vec<(SilentKey, u64)> {
         Vec::new()
@@ -101,14 +116,55 @@ pub(crate) fn unsafe_reason(rules: &RuleSet) -> Option<String> {
         .map(|_| "an allow names processes".to_owned())
 }
 
-/// What a silenced key stands for (the labels of its counts).
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// What a silenced key stands for (the labels of its counts). Written
+/// `caller tenant->owner tenant:class` (a key of the stats file's `file_opens_counted_by`),
+/// and ordered as written, so maps keyed by it list their keys as maps keyed by the text did.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) struct CountLabel {
     /// The caller's tenant.
     pub tenant: String,
     /// The owner of the directory's files (empty: none).
     pub owner: String,
-    pub class: &'static str,
+    pub class: AccessClass,
+}
+
+impl CountLabel {
+    /// The bytes as written (without writing them).
+    fn text(&self) -> impl Iterator<Item = u8> + '_ {
+        self.tenant
+            .bytes()
+            .chain(*b"->")
+            .chain(self.owner.bytes())
+            .chain(*b":")
+            .chain(self.class.as_str().bytes())
+    }
+}
+
+impl Ord for CountLabel {
+    fn cmp(&self, other: &Self) -> Ordering {
+        // Two labels may read the same (a tenant name with `->` in it): the fields decide.
+        self.text().cmp(other.text()).then_with(|| {
+            (&self.tenant, &self.owner, self.class).cmp(&(&other.tenant, &other.owner, other.class))
+        })
+    }
+}
+
+impl PartialOrd for CountLabel {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for CountLabel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}->{}:{}", self.tenant, self.owner, self.class)
+    }
+}
+
+impl Serialize for CountLabel {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 struct Silenced {
@@ -268,11 +324,11 @@ fn parent(path: &str) -> Option<&str> {
     Some(if cut == 0 { "/" } else { &path[..cut] })
 }
 
-fn class_name(class: u8) -> &'static str {
+fn class_name(class: u8) -> AccessClass {
     match class {
-        c if c == AccessClass::Create as u8 => "create",
-        c if c == AccessClass::Write as u8 => "write",
-        _ => "read",
+        c if c == seam_common::AccessClass::Create as u8 => AccessClass::Create,
+        c if c == seam_common::AccessClass::Write as u8 => AccessClass::Write,
+        _ => AccessClass::Read,
     }
 }
 

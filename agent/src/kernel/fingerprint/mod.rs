@@ -20,6 +20,7 @@ use crate::{
             guarantee::{Reduction, reductions},
         },
     },
+    metrics::node::KernelLabels,
     policy::{ConfigErrors, RuleSet},
 };
 
@@ -111,6 +112,24 @@ pub(crate) struct Fingerprint {
     pub capabilities: BTreeMap<Capability, Live>,
 }
 
+impl Fingerprint {
+    /// The labels of `seam_kernel_info`: this fingerprint in brief.
+    pub(crate) fn kernel_labels(&self) -> KernelLabels {
+        KernelLabels {
+            release: self.kernel.release.clone(),
+            arch: self.kernel.arch.clone(),
+            btf: self.btf.present,
+            bpf_lsm: self.lsm.bpf,
+            cgroup_mode: serde_json::to_value(self.cgroup.mode)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
+            probe_object_sha256: self.probe_object_sha256.clone(),
+            rules_sha256: self.rules_sha256.clone().unwrap_or_default(),
+        }
+    }
+}
+
 /// Hex SHA-256 of `bytes`.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
@@ -194,4 +213,28 @@ pub(crate) fn take(node: String, rules: &[PathBuf]) -> Result<Fingerprint, Finge
     let statuses = std::mem::take(&mut probes.statuses);
     drop(probes);
     Ok(from_statuses(node, &statuses, rules_sha256, load_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kernel_labels_are_the_fingerprint_in_brief() {
+        let fp = from_statuses("node-a".into(), &[], Some("abc".into()), 5);
+        let labels = fp.kernel_labels();
+        assert_eq!(labels.release, fp.kernel.release);
+        assert_eq!(labels.arch, fp.kernel.arch);
+        assert_eq!((labels.btf, labels.bpf_lsm), (fp.btf.present, fp.lsm.bpf));
+        // As the start record writes it.
+        let start = serde_json::to_value(&fp).unwrap();
+        assert_eq!(
+            labels.cgroup_mode,
+            start["cgroup"]["mode"].as_str().unwrap()
+        );
+        assert_eq!(labels.probe_object_sha256, fp.probe_object_sha256);
+        assert_eq!(labels.rules_sha256, "abc");
+        let unknown = from_statuses("node-a".into(), &[], None, 5);
+        assert_eq!(unknown.kernel_labels().rules_sha256, "");
+    }
 }

@@ -13,7 +13,10 @@ use super::{
     budget::{FloodReader, TenantIndexes},
 };
 use crate::kernel::{
-    events::{reader::KernelSource, silence::SilenceMap},
+    events::{
+        reader::KernelSource,
+        silence::{SilenceError, SilenceMap},
+    },
     filter::{TenantFilter, WatchError},
 };
 
@@ -101,7 +104,7 @@ impl KernelSilenceMap {
 }
 
 impl SilenceMap for KernelSilenceMap {
-    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String> {
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), SilenceError> {
         // An entry of an older generation keeps its counts: the kernel stopped adding to it
         // when the generation moved on, so nothing races with this write.
         let counts: Vec<u64> = match self.map.get(&key, 0) {
@@ -112,8 +115,8 @@ impl SilenceMap for KernelSilenceMap {
             .into_iter()
             .map(|count| SilentValue { generation, count })
             .collect();
-        let values = PerCpuValues::try_from(values).map_err(|e| e.to_string())?;
-        self.map.insert(key, values, 0).map_err(|e| e.to_string())
+        let values = PerCpuValues::try_from(values).map_err(SilenceError::Values)?;
+        self.map.insert(key, values, 0).map_err(SilenceError::Map)
     }
 
     fn counts(&mut self) -> Vec<(SilentKey, u64)> {

@@ -115,6 +115,14 @@ impl Probes {
             .map(|s| s.attach_point.clone())
             .collect()
     }
+
+    /// Whether repeated file opens may be silenced: only the [`table::SYS_EXIT`] file tier
+    /// follows the file generation (silences under another could outlive a rename).
+    pub(crate) fn silences_files(&self) -> bool {
+        self.statuses
+            .iter()
+            .any(|s| s.program == table::SYS_EXIT && s.state == ProbeState::Live)
+    }
 }
 
 /// How much of the table to try.

@@ -203,6 +203,10 @@ impl ProbeSpec {
 
 use Capability::*;
 
+/// The file probe on raw_syscalls' `sys_exit`: the only file tier that follows the file
+/// generation, so the only one under which repeated opens may be silenced.
+pub(crate) const SYS_EXIT: &str = "seam_sys_exit";
+
 /// All probes, best tier first within each capability (see [`ProbeSpec::rank`]). Syscall
 /// tracepoints are the last resort for file access: a program on one slows every syscall on the
 /// node, whereas the security hooks only run for the operations they observe.
@@ -358,7 +362,7 @@ pub(crate) const PROBES: &[ProbeSpec] = &[
     // Where no security hook loads: one program on raw_syscalls' sys_exit (arguments from the
     // saved registers, result, path resolved from the object; repeats silenced), for x86-64.
     ProbeSpec {
-        program: "seam_sys_exit",
+        program: SYS_EXIT,
         hook: Hook::TpBtf("sys_exit"),
         capability: FileAccess,
         min_kernel: (5, 5),

@@ -197,7 +197,7 @@ impl<S: Sink, T: Tally<Lane = S::Lane>> Delivery<S, T> {
             tracing::warn!(
                 sink = %self.name,
                 lane = S::lane_name(lane),
-                reason = reason.label(),
+                reason = reason.as_str(),
                 "{}",
                 advice(reason)
             );
@@ -206,6 +206,7 @@ impl<S: Sink, T: Tally<Lane = S::Lane>> Delivery<S, T> {
 
     /// Queues `item`, waiting for room (benchmarks of the worker's throughput; the pipeline
     /// never waits, see [`Delivery::send`]).
+    #[cfg(feature = "testkit")]
     pub(crate) async fn send_waiting(&self, item: S::Item) {
         let lane = S::lane(&item);
         let loss = u64::from(S::is_loss(&item));

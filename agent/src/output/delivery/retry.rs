@@ -229,7 +229,7 @@ impl<S: Sink, T: Tally<Lane = S::Lane>> Shared<S, T> {
         tracing::warn!(
             sink = &*self.settings.name,
             lane = S::lane_name(lane),
-            reason = reason.label(),
+            reason = reason.as_str(),
             dropped = n,
             "{}",
             advice(reason)

@@ -169,7 +169,7 @@ impl Tally for Counts {
 
     fn dropped(&self, lane: Lane, reason: DropReason, n: u64, loss: u64) {
         let mut dropped = self.dropped.lock().unwrap();
-        let entry = dropped.entry((lane, reason.label())).or_default();
+        let entry = dropped.entry((lane, reason.as_str())).or_default();
         entry.0 += n;
         entry.1 += loss;
     }

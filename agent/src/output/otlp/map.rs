@@ -465,8 +465,8 @@ pub(crate) fn violation(v: &Violation, observed: u64) -> LogRecord {
 /// A loss report as a log record.
 pub(crate) fn loss(l: &Loss, observed: u64) -> LogRecord {
     let mut a = Attrs::default();
-    a.str("seam.loss.source", l.source.as_str());
-    a.text("seam.loss.probe", &l.probe);
+    a.str("seam.loss.source", l.source().as_str());
+    a.text("seam.loss.probe", &l.subject.to_string());
     a.int("seam.loss.lost", i64::try_from(l.lost).unwrap_or(i64::MAX));
     a.int(
         "seam.loss.lost_total",

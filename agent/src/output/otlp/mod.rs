@@ -31,6 +31,8 @@ use prometheus_client::metrics::counter::Counter;
 
 use self::client::{Answer, ClientError, OtlpClient, Payload, SendError};
 pub(crate) use self::config::{OtlpConfig, OtlpSettings};
+/// The two OTLP signals Seam sends.
+pub(crate) use crate::model::vocab::Signal;
 use crate::{
     detect::Violation,
     metrics::Metrics,
@@ -52,26 +54,11 @@ pub(crate) enum Item {
     Loss(Loss),
 }
 
-/// The two OTLP signals Seam sends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Signal {
-    Traces,
-    Logs,
-}
-
-impl Signal {
-    pub(crate) fn as_str(self) -> &'static str {
-        match self {
-            Signal::Traces => "traces",
-            Signal::Logs => "logs",
-        }
-    }
-
-    fn index(self) -> usize {
-        match self {
-            Signal::Traces => 0,
-            Signal::Logs => 1,
-        }
+/// A signal's slot in per-signal arrays.
+fn index(signal: Signal) -> usize {
+    match signal {
+        Signal::Traces => 0,
+        Signal::Logs => 1,
     }
 }
 
@@ -99,11 +86,12 @@ impl Counts {
     fn new(metrics: &Metrics) -> Self {
         let signals = [Signal::Traces, Signal::Logs];
         Self {
-            exported: signals.map(|s| metrics.otlp_exported(s.as_str())),
+            exported: signals.map(|s| metrics.output.otlp_exported(s)),
             dropped: signals.map(|s| {
-                DropReason::ALL.map(|r| {
-                    if DROP_REASONS.contains(&r) {
-                        metrics.otlp_dropped(s.as_str(), r.label())
+                std::array::from_fn(|i| {
+                    let reason = DropReason::ALL[i];
+                    if DROP_REASONS.contains(&reason) {
+                        metrics.output.otlp_dropped(s, reason)
                     } else {
                         Counter::default()
                     }
@@ -116,7 +104,7 @@ impl Counts {
     /// Items dropped so far but for loss records, per signal.
     fn totals(&self) -> [(Signal, u64); 2] {
         [Signal::Traces, Signal::Logs]
-            .map(|s| (s, self.dropped_total[s.index()].load(Ordering::Relaxed)))
+            .map(|s| (s, self.dropped_total[index(s)].load(Ordering::Relaxed)))
     }
 }
 
@@ -124,14 +112,14 @@ impl Tally for Counts {
     type Lane = Signal;
 
     fn delivered(&self, signal: Signal, n: u64) {
-        self.exported[signal.index()].inc_by(n);
+        self.exported[index(signal)].inc_by(n);
     }
 
     /// Every drop is in the metric; only items other than loss records are reported again as
     /// losses, so that a loss record the receiver never gets does not breed another, forever,
     /// while it is down.
     fn dropped(&self, signal: Signal, reason: DropReason, n: u64, loss: u64) {
-        let i = signal.index();
+        let i = index(signal);
         self.dropped[i][reason as usize].inc_by(n);
         self.dropped_total[i].fetch_add(n.saturating_sub(loss), Ordering::Relaxed);
     }
@@ -315,18 +303,13 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
-    use crate::{
-        model::{clock::UnixNanos, vocab::LossSource},
-        output::LossTag,
-    };
+    use crate::model::{clock::UnixNanos, loss::LossSubject, vocab::ProbeFamily};
 
     fn loss() -> Item {
         Item::Loss(Loss {
-            kind: LossTag,
             time: UnixNanos(1),
             node: "n".into(),
-            source: LossSource::RingBuffer,
-            probe: "p".into(),
+            subject: LossSubject::Probe(ProbeFamily::Process),
             lost: 1,
             lost_total: 1,
             message: "m".into(),
@@ -372,14 +355,19 @@ mod tests {
             dropped
         });
         drop(mute);
-        let count = |reason: &str| metrics.otlp_dropped("logs", reason).get();
+        let count = |reason: DropReason| {
+            metrics
+                .output
+                .otlp_dropped(Signal::Logs, reason)
+                .get()
+        };
         assert_eq!(
-            count("queue_full") + count("shutdown"),
+            count(DropReason::QueueFull) + count(DropReason::Shutdown),
             6,
             "every item counted"
         );
         assert!(
-            count("shutdown") >= 1,
+            count(DropReason::Shutdown) >= 1,
             "the hung batch is dropped at shutdown"
         );
         assert_eq!(

@@ -174,8 +174,8 @@ fn violation(v: &Violation) -> Value {
 
 fn loss(l: &Loss) -> Value {
     let mut f = Map::new();
-    put(&mut f, "seam.loss.source", l.source.as_str());
-    put(&mut f, "seam.loss.probe", l.probe.as_str());
+    put(&mut f, "seam.loss.source", l.source().as_str());
+    put(&mut f, "seam.loss.probe", l.subject.to_string());
     put(&mut f, "seam.loss.lost", l.lost);
     put(&mut f, "seam.loss.lost_total", l.lost_total);
     json!({

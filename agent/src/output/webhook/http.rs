@@ -34,17 +34,29 @@ pub(crate) const SIGNATURE_HEADER: HeaderName = HeaderName::from_static("x-seam-
 /// reused).
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
+/// Why a `--webhook` URL is unusable.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum UrlError {
+    /// It does not parse as a URL.
+    #[error("not a URL ({0}); give e.g. https://host:port/path")]
+    Invalid(#[source] hyper::http::uri::InvalidUri),
+    /// Another scheme than HTTP(S).
+    #[error("the URL must start with http:// or https://")]
+    Scheme,
+    /// No host to send to.
+    #[error("the URL has no host; give e.g. https://host:port/path")]
+    NoHost,
+}
+
 /// Checks a `--webhook` URL: `http://` or `https://`, with a host.
-pub(crate) fn validate_url(url: &str) -> Result<(), String> {
-    let uri: Uri = url
-        .parse()
-        .map_err(|error| format!("not a URL ({error})"))?;
+pub(crate) fn validate_url(url: &str) -> Result<(), UrlError> {
+    let uri: Uri = url.parse().map_err(UrlError::Invalid)?;
     match uri.scheme_str() {
         Some("http" | "https") => {}
-        _ => return Err("the URL must start with http:// or https://".into()),
+        _ => return Err(UrlError::Scheme),
     }
     if uri.host().is_none_or(str::is_empty) {
-        return Err("the URL has no host".into());
+        return Err(UrlError::NoHost);
     }
     Ok(())
 }
@@ -120,7 +132,7 @@ pub(crate) struct HttpPost {
 impl HttpPost {
     /// The transport `config` asks for (TLS trust, headers, signing).
     pub(crate) fn from_config(config: &WebhookConfig) -> Result<Self, SinkError> {
-        let url_error = |reason: String| SinkError::WebhookUrl {
+        let url_error = |reason: UrlError| SinkError::WebhookUrl {
             url: redact::url(&config.url),
             reason,
         };
@@ -128,7 +140,7 @@ impl HttpPost {
         let uri: Uri = config
             .url
             .parse()
-            .map_err(|e| url_error(format!("not a URL ({e})")))?;
+            .map_err(|e| url_error(UrlError::Invalid(e)))?;
         let https = uri.scheme_str() == Some("https");
         let roots = if https {
             roots(config)?
@@ -202,9 +214,12 @@ mod tests {
         assert!(validate_url("http://127.0.0.1:9000/hook").is_ok());
         assert!(validate_url("http://localhost/x?token=1").is_ok());
         assert!(validate_url("https://example.invalid/").is_ok());
-        assert!(validate_url("ftp://h/").is_err());
-        assert!(validate_url("not a url").is_err());
-        assert!(validate_url("/relative").is_err());
+        assert!(matches!(validate_url("ftp://h/"), Err(UrlError::Scheme)));
+        assert!(matches!(
+            validate_url("not a url"),
+            Err(UrlError::Invalid(_))
+        ));
+        assert!(matches!(validate_url("/relative"), Err(UrlError::Scheme)));
     }
 
     #[test]

@@ -231,7 +231,7 @@ impl WebhookSink {
     ) -> Result<Self, DeliveryError> {
         let metrics = Arc::new(metrics);
         let settings = Settings {
-            name: metrics.name.as_str().into(),
+            name: metrics.name.to_string().into(),
             queue: config.queue,
             // One record per request, one request at a time: records arrive in order.
             batch: 1,

@@ -27,7 +27,10 @@ use super::{node::Node, records::Generator};
 use crate::{
     kernel::events::decode,
     metrics::Metrics,
-    model::spans::Span,
+    model::{
+        spans::Span,
+        vocab::{DropReason, Signal},
+    },
     output::otlp::{Exporter, Item, OtlpSettings, config::Protocol},
     pipeline::input::Input,
 };
@@ -350,7 +353,7 @@ fn stalled(args: &ExportArgs, pool: &[Span]) -> Result<()> {
         let _ = exporter.join().await;
         anyhow::Ok((at_tenth, at_end, peak))
     })?;
-    let dropped = |reason: &str| metrics.otlp_dropped("traces", reason).get();
+    let dropped = |reason| metrics.output.otlp_dropped(Signal::Traces, reason).get();
     println!(
         "{}",
         serde_json::json!({
@@ -359,8 +362,8 @@ fn stalled(args: &ExportArgs, pool: &[Span]) -> Result<()> {
             "queue": args.queue,
             "batch": args.batch,
             "in_flight": args.in_flight,
-            "dropped_queue_full": dropped("queue_full"),
-            "dropped_shutdown": dropped("shutdown"),
+            "dropped_queue_full": dropped(DropReason::QueueFull),
+            "dropped_shutdown": dropped(DropReason::Shutdown),
             "rss_kib_before": before,
             "rss_kib_after_tenth": at_tenth,
             "rss_kib_after_all": at_end,

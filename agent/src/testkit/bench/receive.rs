@@ -20,7 +20,9 @@ use super::{
     records::{ConnectionMeta, Generator},
 };
 use crate::{
-    kernel::events::decode, metrics::OutcomeLabel, model::clock::WallClock, pipeline::input::Input,
+    kernel::events::decode,
+    model::{clock::WallClock, vocab::JoinOutcome},
+    pipeline::input::Input,
 };
 
 #[derive(Debug, clap::Args)]
@@ -152,16 +154,12 @@ pub(crate) fn run(args: &ReceiveArgs) -> Result<()> {
         node.pipeline.handle(Input::App(spans));
     }
     let elapsed = start.elapsed();
-    let outcome = |o: &str| {
-        node.metrics
-            .app_spans
-            .get_or_create(&OutcomeLabel {
-                outcome: o.to_owned(),
-            })
-            .get()
-    };
-    let (joined, process, unmatched) =
-        (outcome("joined"), outcome("process"), outcome("unmatched"));
+    let outcome = |o| node.metrics.pipeline.app_spans(o).get();
+    let (joined, process, unmatched) = (
+        outcome(JoinOutcome::Joined),
+        outcome(JoinOutcome::Process),
+        outcome(JoinOutcome::Unmatched),
+    );
     let violations = node.pipeline.stats.report().counters.violations - violations_before;
     let _ = node.pipeline.finish(Instant::now());
     println!(

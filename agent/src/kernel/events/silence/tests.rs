@@ -17,7 +17,7 @@ use crate::{
 struct FakeMap(Arc<Mutex<HashMap<SilentKey, (u64, u64)>>>);
 
 impl super::SilenceMap for FakeMap {
-    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), String> {
+    fn insert(&mut self, key: SilentKey, generation: u64) -> Result<(), super::SilenceError> {
         let mut map = self.0.lock().unwrap();
         let count = map.get(&key).map_or(0, |(_, c)| *c);
         map.insert(key, (generation, count));
@@ -269,12 +269,44 @@ fn counts_are_read_back_per_label_and_forgotten_on_reload() {
             counts[0].0.class,
             counts[0].1
         ),
-        ("a", "a", "read", 40)
+        ("a", "a", crate::model::vocab::AccessClass::Read, 40)
     );
     map.0.lock().unwrap().get_mut(&key).unwrap().1 = 45;
     assert_eq!(s.collect()[0].1, 5, "only what is new");
     s.reload(&rules);
     assert!(map.0.lock().unwrap().is_empty());
+}
+
+#[test]
+fn count_labels_are_written_and_ordered_as_their_text() {
+    use std::collections::BTreeMap;
+
+    use super::CountLabel;
+    use crate::model::vocab::AccessClass as Class;
+    let label = |tenant: &str, owner: &str, class| CountLabel {
+        tenant: tenant.into(),
+        owner: owner.into(),
+        class,
+    };
+    // Tenants one of which is a prefix of another, followed by a byte below and above `-`.
+    let labels = [
+        label("a", "b", Class::Read),
+        label("a!b", "", Class::Write),
+        label("a-b", "a", Class::Create),
+        label("a", "", Class::Create),
+        label("a", "b", Class::Create),
+        label("b", "a", Class::Read),
+    ];
+    let typed: BTreeMap<CountLabel, u64> = labels.iter().cloned().zip(1..).collect();
+    let text: BTreeMap<String, u64> = labels
+        .iter()
+        .map(|l| format!("{}->{}:{}", l.tenant, l.owner, l.class))
+        .zip(1..)
+        .collect();
+    assert_eq!(
+        serde_json::to_string(&typed).unwrap(),
+        serde_json::to_string(&text).unwrap()
+    );
 }
 
 #[test]
