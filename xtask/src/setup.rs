@@ -236,17 +236,24 @@ pub struct Apt {
 }
 
 impl Apt {
-    fn installed(pkg: &str) -> bool {
-        util::probe_stdout(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
-            .is_some_and(|s| s == "install ok installed")
+    /// Which of `pkgs` dpkg does not list as installed (one `dpkg-query` for all of them, so
+    /// the check stays quick when everything is present).
+    fn missing<'p>(pkgs: &[&'p str]) -> Vec<&'p str> {
+        let out = util::probe(
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Package} ${Status}\n"])
+                .args(pkgs),
+        );
+        // dpkg-query exits 1 when it knows some package not at all, and still lists the others.
+        let listed = out.map_or_else(String::new, |o| String::from_utf8_lossy(&o.stdout).into());
+        pkgs.iter()
+            .copied()
+            .filter(|p| !installed_in(&listed, p))
+            .collect()
     }
 
     pub fn install(&mut self, pkgs: &[&str]) -> Result<()> {
-        let missing: Vec<&str> = pkgs
-            .iter()
-            .copied()
-            .filter(|p| !Self::installed(p))
-            .collect();
+        let missing = Self::missing(pkgs);
         if missing.is_empty() {
             return Ok(());
         }
@@ -264,16 +271,24 @@ impl Apt {
         };
         if !self.updated {
             util::run(
-                apt_get().arg("update"),
+                apt_get().args(["update", "-q"]),
                 "check the Debian mirrors in /etc/apt/sources.list(.d) and the network",
             )?;
             self.updated = true;
         }
         util::run(
-            apt_get().args(["install", "-y"]).args(&missing),
+            apt_get().args(["install", "-y", "-q"]).args(&missing),
             "check that the packages exist for this Debian release (`apt-cache policy <pkg>`)",
         )
     }
+}
+
+/// Whether `dpkg-query -W -f='${Package} ${Status}\n'` output lists `pkg` as installed.
+fn installed_in(listed: &str, pkg: &str) -> bool {
+    listed.lines().any(|line| {
+        line.split_once(' ')
+            .is_some_and(|(name, status)| name == pkg && status == "install ok installed")
+    })
 }
 
 #[cfg(test)]
@@ -291,5 +306,17 @@ mod tests {
         let env = tool_env(NIGHTLY);
         assert_eq!(env.vars.len(), 1);
         assert_eq!(env.get("SEAM_BPF_TOOLCHAIN"), Some(NIGHTLY));
+    }
+
+    #[test]
+    fn only_fully_installed_packages_count_as_installed() {
+        let listed = "curl install ok installed\n\
+                      docker.io deinstall ok config-files\n\
+                      busybox-static unknown ok not-installed\n";
+        assert!(installed_in(listed, "curl"));
+        assert!(!installed_in(listed, "docker.io"));
+        assert!(!installed_in(listed, "busybox-static"));
+        assert!(!installed_in(listed, "chromium"), "not listed at all");
+        assert!(!installed_in(listed, "cur"), "names match whole");
     }
 }
