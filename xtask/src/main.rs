@@ -1,9 +1,10 @@
-//! `cargo xtask`: Seam's developer commands (setup, build, demo, test, bench). Each command
-//! lives in its own module; `util` holds the shared helpers. Everything runs as root.
+//! `cargo xtask`: Seam's developer commands (setup, build, demo, test, bench, kernels). Each command lives in its own module; `util` holds the shared helpers.
+//! Everything runs as root.
 
 mod bench;
 mod build;
 mod demo;
+mod deps;
 mod install;
 mod kernels;
 mod python;
