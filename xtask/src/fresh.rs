@@ -242,6 +242,12 @@ impl Container {
             toolchain.dir.display(),
             toolchain.mount_point()
         ));
+        for var in image::TRUST_ENV {
+            if let Some(value) = std::env::var_os(var) {
+                cmd.arg("-e")
+                    .arg(format!("{var}={}", value.to_string_lossy()));
+            }
+        }
         cmd.arg("-v")
             .arg(format!("{}:/seam", clone.display()))
             .args(["-w", "/seam", "-e", "CI=true", image, "sleep", "infinity"]);

@@ -45,6 +45,24 @@ pub const PREREQUISITES: &[&str] = &[
     "qemu-utils",
 ];
 
+/// This machine's own trust and pip settings, which a new machine of its kind has too: the
+/// certificate authorities of its HTTPS egress (without them crates.io, PyPI and rustup fail
+/// with "self-signed certificate in certificate chain") and pip's `cert` setting.
+const LOCAL_CAS: &str = "/usr/local/share/ca-certificates";
+const PIP_CONF: &str = "/etc/pip.conf";
+
+/// The machine's environment variables that name that trust store (passed into the container
+/// when set here, as CI's environment has them).
+pub const TRUST_ENV: &[&str] = &[
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+    "PIP_CERT",
+    "REQUESTS_CA_BUNDLE",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
+];
+
 /// The rustup proxies a rustup install puts beside `rustup` in ~/.cargo/bin.
 const PROXIES: &[&str] = &[
     "cargo",
@@ -101,10 +119,14 @@ fn prepare_script(toolchain: &str) -> String {
     format!(
         "set -eu\n\
          rm -f /etc/apt/sources.list\n\
+         mkdir -p {LOCAL_CAS}\n\
+         if [ -d /mnt/ca ]; then cp /mnt/ca/*.crt {LOCAL_CAS}/ 2>/dev/null || true; fi\n\
+         if [ -f /mnt/pip.conf ]; then cp /mnt/pip.conf {PIP_CONF}; fi\n\
          cat > /etc/apt/sources.list.d/debian.sources <<'EOF'\n{SOURCES}EOF\n\
          export DEBIAN_FRONTEND=noninteractive\n\
          apt-get update -q\n\
          apt-get install -y -q --no-install-recommends {packages}\n\
+         update-ca-certificates\n\
          rm -rf /var/lib/apt/lists/*\n\
          install -D -m 0755 /mnt/rustup /root/.cargo/bin/rustup\n\
          for p in {proxies}; do ln -s rustup /root/.cargo/bin/$p; done\n\
@@ -134,7 +156,11 @@ pub fn ensure(dir: &Path, toolchain: &Toolchain) -> Result<String> {
     let date = util::output(Command::new("date").args(["-u", "+%F"]), "`date` must run")?;
     let date = date.trim();
     let script = prepare_script(&toolchain.name);
-    let tag = format!("seam-fresh:{date}-{:08x}", fnv(&script) as u32);
+    let mut recipe = script.clone();
+    for file in machine_files() {
+        recipe.push_str(&fs::read_to_string(&file).unwrap_or_default());
+    }
+    let tag = format!("seam-fresh:{date}-{:08x}", fnv(&recipe) as u32);
     if image_exists(&tag) {
         eprintln!("xtask: fresh-check: image {tag} (built earlier today)");
         return Ok(tag);
@@ -154,11 +180,20 @@ pub fn ensure(dir: &Path, toolchain: &Toolchain) -> Result<String> {
         "xtask: fresh-check: installing a fresh machine's prerequisites: {} and rustup",
         PREREQUISITES.join(" ")
     );
+    let mut prepare = docker();
+    prepare
+        .args(["run", "--name", &builder, "-v"])
+        .arg(format!("{}:/mnt/rustup:ro", rustup.display()));
+    if Path::new(LOCAL_CAS).is_dir() {
+        prepare.arg("-v").arg(format!("{LOCAL_CAS}:/mnt/ca:ro"));
+    }
+    if Path::new(PIP_CONF).is_file() {
+        prepare
+            .arg("-v")
+            .arg(format!("{PIP_CONF}:/mnt/pip.conf:ro"));
+    }
     let prepared = util::run(
-        docker()
-            .args(["run", "--name", &builder, "-v"])
-            .arg(format!("{}:/mnt/rustup:ro", rustup.display()))
-            .args([&base, "sh", "-c", &script]),
+        prepare.args([&base, "sh", "-c", &script]),
         "preparing the fresh image failed (Debian's mirror must be reachable from a container)",
     )
     .and_then(|()| {
@@ -173,6 +208,16 @@ pub fn ensure(dir: &Path, toolchain: &Toolchain) -> Result<String> {
     let _ = util::probe(docker().args(["rm", "-f", &builder]));
     prepared?;
     Ok(tag)
+}
+
+/// The machine files the image copies (their contents name the image too).
+fn machine_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(LOCAL_CAS)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.sort();
+    files.push(PathBuf::from(PIP_CONF));
+    files
 }
 
 /// target/fresh/bookworm-minbase-DATE.tar, made by debootstrap unless today's exists.
