@@ -204,6 +204,30 @@ fn host_bpffs() -> bool {
         })
 }
 
+/// What the container adds to Docker's default capabilities, so that root in it can do what
+/// root on a CI machine does. Not --privileged nor --cap-add ALL: both fail on this VM (its
+/// bounding set lacks CAP_SYS_RESOURCE; this Docker does not know CAP_BPF). SYS_TIME: the
+/// faults tests step the wall clock (without it clock_settime failed with EPERM and the binary
+/// aborted). Never SYS_BOOT or SYS_MODULE: the container shares the host's PID namespace.
+const CAPABILITIES: &[&str] = &[
+    "SYS_ADMIN",
+    "NET_ADMIN",
+    "SYS_PTRACE",
+    "DAC_READ_SEARCH",
+    "SYS_TIME",
+    "SYS_NICE",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_RAWIO",
+    "SYSLOG",
+    "LINUX_IMMUTABLE",
+    "NET_BROADCAST",
+    "LEASE",
+    "WAKE_ALARM",
+    "AUDIT_CONTROL",
+    "AUDIT_READ",
+];
+
 /// The running container.
 struct Container {
     name: String,
@@ -214,9 +238,7 @@ impl Container {
         let name = format!("seam-fresh-check-{}", std::process::id());
         let mut cmd = docker();
         cmd.args(["run", "--detach", "--name", &name]);
-        // As verified on this VM: --privileged and --cap-add ALL fail (its bounding set lacks
-        // CAP_SYS_RESOURCE; this Docker does not know CAP_BPF).
-        for cap in ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE", "DAC_READ_SEARCH"] {
+        for cap in CAPABILITIES {
             cmd.args(["--cap-add", cap]);
         }
         cmd.args([
