@@ -5,10 +5,12 @@
 //!
 //! The root is a debootstrap minbase imported into this host's Docker; the container gets a
 //! `git clone` of HEAD (what CI sees: uncommitted changes are not in it), this host's cgroups,
-//! /sys/kernel (BTF, tracefs) and BPF fs, its own network namespace with IPv6 loopback (as a
-//! host has), and runs its own dockerd for the container tests, as a fresh machine would: a
-//! bind mount that the tests ask Docker for names a path in the tests' own mount namespace,
-//! which this host's daemon would resolve in its own. Output goes to target/fresh/log.
+//! /sys/kernel (BTF, tracefs) and BPF fs, and its own network namespace with IPv6 loopback (as
+//! a host has). The commands run as this host's root entered into the container's namespaces
+//! (`nsenter`), so they have root's capabilities as on CI. The container tests get their own
+//! dockerd, started by `cargo xtask test` as on a fresh machine: the paths they bind into
+//! containers (temporary directories, a BPF fs they mount) exist only in the container's mount
+//! namespace, where this host's daemon would not find them. Output goes to target/fresh/log.
 
 mod image;
 
@@ -231,6 +233,10 @@ const CAPABILITIES: &[&str] = &[
 /// The running container.
 struct Container {
     name: String,
+    /// Its first process on the host, whose namespaces the commands enter.
+    pid: String,
+    /// Its environment (PATH, CI, the trust variables), given to the commands.
+    env: Vec<String>,
 }
 
 impl Container {
@@ -275,14 +281,33 @@ impl Container {
             .args(["-w", "/seam", "-e", "CI=true", image, "sleep", "infinity"]);
         util::output(&mut cmd, "could not start the fresh container")?;
         eprintln!("xtask: fresh-check: container {name} from {image}");
-        Ok(Self { name })
+        let inspect = |format: &str| {
+            util::output(
+                docker().args(["inspect", "-f", format, &name]),
+                "docker inspect of the fresh container failed",
+            )
+        };
+        let pid = inspect("{{.State.Pid}}")?.trim().to_owned();
+        let env = inspect("{{range .Config.Env}}{{println .}}{{end}}")?
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Ok(Self { name, pid, env })
     }
 
     /// Runs one of the README's commands inside, its output to `log` (and the lines that tell
     /// progress to the terminal).
     fn exec(&self, step: Step, no_kernels: bool, log: &mut File) -> Result<Outcome> {
-        let mut cmd = docker();
-        cmd.args(["exec", "-w", "/seam", "-e", "CI=true", &self.name]);
+        // Root of this host (every capability it has, no seccomp) in the container's mount,
+        // UTS, IPC and network namespaces: root as on a CI machine, on the clean root. Docker
+        // 20.10 cannot grant CAP_BPF or CAP_PERFMON, so under `docker exec` the agent could not
+        // keep CAP_BPF (tests/tests/security.rs) nor load LSM programs.
+        let mut cmd = Command::new("nsenter");
+        cmd.args(["--target", &self.pid])
+            .args(["--mount", "--uts", "--ipc", "--net", "--root", "--wd"])
+            .args(["--", "env", "-i", "HOME=/root"])
+            .args(&self.env);
         match step {
             Step::Demo => cmd.args(["cargo", "xtask", "demo"]),
             Step::Test if no_kernels => cmd.args(["bash", ".ci/run", "--no-kernels"]),
