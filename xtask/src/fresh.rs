@@ -16,9 +16,9 @@ mod image;
 
 use std::{
     fs::{self, File},
-    io::{BufRead as _, BufReader, Write as _},
+    io::Write as _,
     path::{Path, PathBuf},
-    process::{Command, ExitCode, Stdio},
+    process::{Command, ExitCode},
     time::Instant,
 };
 
@@ -316,29 +316,18 @@ impl Container {
         eprintln!("xtask: fresh-check: $ {}", util::display_cmd(&cmd));
         let _ = writeln!(log, "==== $ {}", util::display_cmd(&cmd));
         let started = Instant::now();
-        let (reader, writer) = std::io::pipe().context("creating a pipe")?;
-        let spawned = cmd
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone()?)
-            .stderr(writer)
-            .spawn();
-        // Drop the Command's copies of the write end, or the reader never sees its end.
-        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-        let mut child = spawned.context("could not start docker exec")?;
         let mut summary = None;
         let mut err = std::io::stderr();
-        for line in BufReader::new(reader).split(b'\n') {
-            let line = String::from_utf8_lossy(&line.context("reading the command's output")?)
-                .into_owned();
+        let status = util::tee_lines(&mut cmd, |line| {
+            let line = line.trim_end_matches('\n');
             let _ = writeln!(log, "{line}");
-            if is_summary(&line) {
+            if is_summary(line) {
                 summary = Some(line.trim().to_owned());
             }
-            if worth_showing(&line) {
+            if worth_showing(line) {
                 let _ = writeln!(err, "  | {line}");
             }
-        }
-        let status = child.wait().context("waiting for docker exec")?;
+        })?;
         let _ = log.flush();
         Ok(Outcome {
             step,

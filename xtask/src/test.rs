@@ -6,8 +6,8 @@
 mod binaries;
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, ExitCode, Stdio},
+    io::Write as _,
+    process::{Command, ExitCode},
 };
 
 use anyhow::{Context as _, Result};
@@ -175,40 +175,18 @@ fn report_binaries(binaries: &[binaries::Binary]) {
     }
 }
 
-/// Runs a `cargo test` command with its stdout and stderr merged into one pipe (so cargo's
-/// `Running` lines and each binary's results stay in order), copying every line to our stdout
-/// and reading which binary ran and how it ended.
+/// Runs a `cargo test` command with its stdout and stderr merged (so cargo's `Running` lines
+/// and each binary's results stay in order), copying every line to our stdout and reading
+/// which binary ran and how it ended.
 fn tee_cargo_test(cmd: &mut Command) -> Result<Run> {
     eprintln!("xtask: $ {}", util::display_cmd(cmd));
-    let (reader, writer) = std::io::pipe().context("creating a pipe for cargo test's output")?;
-    let spawned = cmd
-        .stdin(Stdio::null())
-        .stdout(writer.try_clone().context("duplicating the pipe")?)
-        .stderr(writer)
-        .spawn();
-    // Drop the Command's copies of the pipe's write end, or the reader never sees its end.
-    cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    let mut child =
-        spawned.with_context(|| format!("could not start `{}`", util::display_cmd(cmd)))?;
     let mut run = Run::default();
-    let mut reader = BufReader::new(reader);
     let mut out = std::io::stdout();
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let n = reader
-            .read_until(b'\n', &mut line)
-            .context("reading cargo test output")?;
-        if n == 0 {
-            break;
-        }
+    let status = util::tee_lines(cmd, |line| {
         // A closed terminal must not stop the tests; keep counting.
-        let _ = out.write_all(&line).and_then(|()| out.flush());
-        run.line(&String::from_utf8_lossy(&line));
-    }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{}`", util::display_cmd(cmd)))?;
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+        run.line(line);
+    })?;
     run.finish(status.success(), &status.to_string());
     Ok(run)
 }
