@@ -7,7 +7,7 @@ use std::{ffi::OsString, os::unix::process::CommandExt as _, process::Command};
 
 use anyhow::{Result, anyhow};
 
-use crate::{build, util};
+use crate::{build, deps, util};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -18,6 +18,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let (_, bin) = build::setup_and_build(false)?;
+    deps::ensure(deps::DEMO)?;
     util::ensure_tracefs()?;
     let mut cmd = Command::new(&bin);
     cmd.arg("demo").args(&args.args);

@@ -1,9 +1,12 @@
-//! `cargo xtask`: Seam's developer commands (setup, build, demo, test, bench). Each command
-//! lives in its own module; `util` holds the shared helpers. Everything runs as root.
+//! `cargo xtask`: Seam's developer commands (setup, build, demo, test, bench, kernels,
+//! fresh-check). Each command lives in its own module; `util` holds the shared helpers.
+//! Everything runs as root.
 
 mod bench;
 mod build;
 mod demo;
+mod deps;
+mod fresh;
 mod install;
 mod kernels;
 mod python;
@@ -19,7 +22,7 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "cargo xtask",
     bin_name = "cargo xtask",
-    about = "Seam's setup, build, install, demo, test, bench and kernel-matrix commands (run as root: sudo -E cargo xtask ...)"
+    about = "Seam's setup, build, install, demo, test, bench, kernel-matrix and fresh-check commands (run as root: sudo -E cargo xtask ...)"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +45,9 @@ enum Cmd {
     /// Measure the agent's overhead on a TCP connect/accept/close loop in a tenant cgroup
     /// (testkit build).
     Bench(bench::Args),
+    /// The README's two commands (demo, test) in a clean Debian 12 container on this kernel,
+    /// as a fresh machine would run them: a missing install step fails here before CI.
+    FreshCheck(fresh::Args),
     /// Boot each kernel of the matrix under QEMU (and run natively on the host): fingerprint,
     /// crossings flagged; writes docs/KERNELS.md (testkit build).
     Kernels(kernels::Args),
@@ -58,6 +64,7 @@ fn main() -> ExitCode {
         Cmd::Test(args) => test::run(args),
         Cmd::Bench(args) => bench::run(args).map(|()| ExitCode::SUCCESS),
         Cmd::Kernels(args) => kernels::run(args),
+        Cmd::FreshCheck(args) => fresh::run(args),
     };
     result.unwrap_or_else(|err| {
         eprintln!("xtask: error: {err:#}");

@@ -19,6 +19,13 @@ use anyhow::{Context as _, Result, bail};
 use crate::util::{self, ToolEnv};
 
 const NIGHTLY: &str = "nightly";
+/// The nightly installed when no usable one is there: rustc 1.97.0-nightly (2026-05-19) with
+/// LLVM 22, the nightly this machine kind ships as `nightly`. Not the latest: a nightly on a
+/// newer LLVM than bpf-linker's writes bitcode bpf-linker cannot read ("ERROR llvm: Invalid
+/// record"), which is what a new machine got from `rustup toolchain install nightly`.
+const PINNED_NIGHTLY: &str = "nightly-2026-05-20";
+/// bpf-linker's LLVM (LLVM_PREFIX below); a probe toolchain's rustc must use the same major.
+const LLVM_MAJOR: u32 = 22;
 const DEBIAN_TOOLCHAIN: &str = "debian-bpf";
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
@@ -64,10 +71,10 @@ pub fn ensure(route: Route) -> Result<ToolEnv> {
 
     let usable_recorded = recorded_tc.filter(|tc| match route {
         Route::Auto => true,
-        Route::Nightly => tc == NIGHTLY,
+        Route::Nightly => tc == NIGHTLY || tc == PINNED_NIGHTLY,
         Route::Debian => tc == DEBIAN_TOOLCHAIN,
     });
-    let (toolchain, src) = match usable_recorded.and_then(|tc| rust_src(&tc).map(|s| (tc, s))) {
+    let (toolchain, src) = match usable_recorded.and_then(|tc| usable(&tc).map(|s| (tc, s))) {
         Some(found) => found,
         None => acquire_toolchain(route, &mut apt)?,
     };
@@ -116,6 +123,38 @@ fn rust_src(toolchain: &str) -> Option<PathBuf> {
     lib.join("core/Cargo.toml").is_file().then_some(lib)
 }
 
+/// The LLVM major version of `toolchain`'s rustc (`rustc -vV`), if it runs.
+fn llvm_major(toolchain: &str) -> Option<u32> {
+    let verbose = util::probe_stdout(rustup().args(["run", toolchain, "rustc", "-vV"]))?;
+    parse_llvm_major(&verbose)
+}
+
+fn parse_llvm_major(rustc_vv: &str) -> Option<u32> {
+    let version = rustc_vv
+        .lines()
+        .find_map(|l| l.strip_prefix("LLVM version:"))?;
+    version.trim().split('.').next()?.parse().ok()
+}
+
+/// The library sources of `toolchain` if it can build the probes: rust-src, and (for a rustup
+/// nightly) the LLVM bpf-linker uses.
+fn usable(toolchain: &str) -> Option<PathBuf> {
+    let src = rust_src(toolchain)?;
+    if toolchain == DEBIAN_TOOLCHAIN {
+        return Some(src);
+    }
+    match llvm_major(toolchain) {
+        Some(major) if major == LLVM_MAJOR => Some(src),
+        other => {
+            eprintln!(
+                "xtask: toolchain {toolchain} uses LLVM {other:?}, bpf-linker LLVM {LLVM_MAJOR}: \
+                 not used for the probes"
+            );
+            None
+        }
+    }
+}
+
 fn toolchain_installed(toolchain: &str) -> bool {
     util::probe_stdout(rustup().args(["run", toolchain, "rustc", "--version"])).is_some()
 }
@@ -137,14 +176,22 @@ fn acquire_nightly() -> Result<(String, PathBuf)> {
     if util::which("rustup").is_none() {
         bail!("`rustup` is not on PATH; install it from https://rustup.rs");
     }
-    if let Some(src) = rust_src(NIGHTLY) {
-        return Ok((NIGHTLY.to_owned(), src));
+    for toolchain in [NIGHTLY, PINNED_NIGHTLY] {
+        if let Some(src) = usable(toolchain) {
+            return Ok((toolchain.to_owned(), src));
+        }
     }
-    let hint = "rustup could not provide nightly with rust-src (offline, or the mirror is \
+    // An installed `nightly` on bpf-linker's LLVM only lacks rust-src; otherwise the pinned one.
+    let toolchain = if llvm_major(NIGHTLY) == Some(LLVM_MAJOR) {
+        NIGHTLY
+    } else {
+        PINNED_NIGHTLY
+    };
+    let hint = "rustup could not provide the nightly with rust-src (offline, or the mirror is \
                 unreachable?)";
-    if toolchain_installed(NIGHTLY) {
+    if toolchain_installed(toolchain) {
         util::run(
-            rustup().args(["component", "add", "rust-src", "--toolchain", NIGHTLY]),
+            rustup().args(["component", "add", "rust-src", "--toolchain", toolchain]),
             hint,
         )?;
     } else {
@@ -152,7 +199,7 @@ fn acquire_nightly() -> Result<(String, PathBuf)> {
             rustup().args([
                 "toolchain",
                 "install",
-                NIGHTLY,
+                toolchain,
                 "--profile",
                 "minimal",
                 "--component",
@@ -161,9 +208,13 @@ fn acquire_nightly() -> Result<(String, PathBuf)> {
             hint,
         )?;
     }
-    let src = rust_src(NIGHTLY)
-        .context("rustup reported success but nightly still has no rust-src library sources")?;
-    Ok((NIGHTLY.to_owned(), src))
+    let src = usable(toolchain).with_context(|| {
+        format!(
+            "rustup reported success but {toolchain} has no rust-src library sources or not \
+             LLVM {LLVM_MAJOR}"
+        )
+    })?;
+    Ok((toolchain.to_owned(), src))
 }
 
 fn acquire_debian(apt: &mut Apt) -> Result<(String, PathBuf)> {
@@ -236,17 +287,24 @@ pub struct Apt {
 }
 
 impl Apt {
-    fn installed(pkg: &str) -> bool {
-        util::probe_stdout(Command::new("dpkg-query").args(["-W", "-f=${Status}", pkg]))
-            .is_some_and(|s| s == "install ok installed")
+    /// Which of `pkgs` dpkg does not list as installed (one `dpkg-query` for all of them, so
+    /// the check stays quick when everything is present).
+    fn missing<'p>(pkgs: &[&'p str]) -> Vec<&'p str> {
+        let out = util::probe(
+            Command::new("dpkg-query")
+                .args(["-W", "-f=${Package} ${Status}\n"])
+                .args(pkgs),
+        );
+        // dpkg-query exits 1 when it knows some package not at all, and still lists the others.
+        let listed = out.map_or_else(String::new, |o| String::from_utf8_lossy(&o.stdout).into());
+        pkgs.iter()
+            .copied()
+            .filter(|p| !installed_in(&listed, p))
+            .collect()
     }
 
     pub fn install(&mut self, pkgs: &[&str]) -> Result<()> {
-        let missing: Vec<&str> = pkgs
-            .iter()
-            .copied()
-            .filter(|p| !Self::installed(p))
-            .collect();
+        let missing = Self::missing(pkgs);
         if missing.is_empty() {
             return Ok(());
         }
@@ -264,16 +322,24 @@ impl Apt {
         };
         if !self.updated {
             util::run(
-                apt_get().arg("update"),
+                apt_get().args(["update", "-q"]),
                 "check the Debian mirrors in /etc/apt/sources.list(.d) and the network",
             )?;
             self.updated = true;
         }
         util::run(
-            apt_get().args(["install", "-y"]).args(&missing),
+            apt_get().args(["install", "-y", "-q"]).args(&missing),
             "check that the packages exist for this Debian release (`apt-cache policy <pkg>`)",
         )
     }
+}
+
+/// Whether `dpkg-query -W -f='${Package} ${Status}\n'` output lists `pkg` as installed.
+fn installed_in(listed: &str, pkg: &str) -> bool {
+    listed.lines().any(|line| {
+        line.split_once(' ')
+            .is_some_and(|(name, status)| name == pkg && status == "install ok installed")
+    })
 }
 
 #[cfg(test)]
@@ -291,5 +357,25 @@ mod tests {
         let env = tool_env(NIGHTLY);
         assert_eq!(env.vars.len(), 1);
         assert_eq!(env.get("SEAM_BPF_TOOLCHAIN"), Some(NIGHTLY));
+    }
+
+    #[test]
+    fn reads_the_llvm_major_of_rustc() {
+        let vv = "rustc 1.97.0-nightly (e50aa6fba 2026-05-19)\nbinary: rustc\n\
+                  release: 1.97.0-nightly\nLLVM version: 22.1.4\n";
+        assert_eq!(parse_llvm_major(vv), Some(22));
+        assert_eq!(parse_llvm_major("rustc 1.95.0\n"), None);
+    }
+
+    #[test]
+    fn only_fully_installed_packages_count_as_installed() {
+        let listed = "curl install ok installed\n\
+                      docker.io deinstall ok config-files\n\
+                      busybox-static unknown ok not-installed\n";
+        assert!(installed_in(listed, "curl"));
+        assert!(!installed_in(listed, "docker.io"));
+        assert!(!installed_in(listed, "busybox-static"));
+        assert!(!installed_in(listed, "chromium"), "not listed at all");
+        assert!(!installed_in(listed, "cur"), "names match whole");
     }
 }

@@ -1,17 +1,21 @@
 //! `cargo xtask test`: setup + the testkit and the shipped release builds, mounts tracefs, then
 //! runs the host unit tests and the integration tests (on the real kernel: the testkit agent as
 //! `SEAM_BIN`, for its `seam workload`, and the shipped one as `SEAM_RELEASE_BIN`, which the
-//! demo, chaos and CLI tests run), teeing cargo's output and printing `N passed, N failed`
-//! summed over every `test result:` line.
+//! demo, chaos and CLI tests run), teeing cargo's output and printing `N passed, N failed` over
+//! every test binary (xtask/src/test/binaries.rs: an aborted or unbuilt binary counts as a
+//! failure). Both cargo runs use `--no-fail-fast`.
+
+mod binaries;
 
 use std::{
-    io::{BufRead as _, BufReader, Write as _},
-    process::{Command, ExitCode, Stdio},
+    io::Write as _,
+    process::{Command, ExitCode},
 };
 
 use anyhow::{Context as _, Result};
+use binaries::{Fate, Run, Tally};
 
-use crate::{build, util};
+use crate::{build, deps, util};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -20,20 +24,23 @@ pub struct Args {
     no_kernels: bool,
 }
 
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Tally {
-    passed: u64,
-    failed: u64,
-}
-
 #[allow(clippy::print_stdout)]
 pub fn run(args: &Args) -> Result<ExitCode> {
     // The testkit build first: the shipped build after it leaves `target/release/seam` shipped.
     let (env, bin) = build::setup_and_build_testkit()?;
     let shipped = build::build(&env, false)?;
+    deps::ensure(deps::TESTS)?;
     util::ensure_tracefs()?;
     let python = crate::python::ensure()?;
     let chromium = chromium()?;
+    let mut skipped = Vec::new();
+    if let Err(why) = deps::ensure_docker_daemon() {
+        // The container tests then skip (tests/src/docker.rs); say so where it shows.
+        eprintln!("xtask: WARNING: no Docker daemon, the container tests will skip: {why}");
+        skipped.push(format!(
+            "container tests (tests/tests/containers.rs): no Docker daemon: {why}"
+        ));
+    }
     let rules = util::workspace_root().join("rules");
 
     let mut unit = util::cargo();
@@ -45,6 +52,8 @@ pub fn run(args: &Args) -> Result<ExitCode> {
         "--exclude",
         "seam-integration-tests",
         "--release",
+        // One failing test binary must not hide the results of the others.
+        "--no-fail-fast",
     ]);
     env.apply(&mut unit);
 
@@ -55,6 +64,7 @@ pub fn run(args: &Args) -> Result<ExitCode> {
             "--release",
             "-p",
             "seam-integration-tests",
+            "--no-fail-fast",
             "--",
             "--test-threads=2",
         ])
@@ -67,39 +77,33 @@ pub fn run(args: &Args) -> Result<ExitCode> {
 
     let mut total = Tally::default();
     let mut failed_steps = Vec::new();
+    let mut binaries = Vec::new();
     for (name, cmd) in [
         ("unit tests", &mut unit),
         ("integration tests", &mut integration),
     ] {
-        let (ok, tally) = tee_cargo_test(cmd)?;
-        total.passed += tally.passed;
-        total.failed += tally.failed;
-        if !ok {
+        let run = tee_cargo_test(cmd)?;
+        total.add(run.tally());
+        if run.binaries.iter().any(|b| b.fate != Fate::Passed) {
             failed_steps.push(format!("{name} (`{}`)", util::display_cmd(cmd)));
         }
+        binaries.extend(run.binaries);
     }
 
-    if !args.no_kernels {
-        // Each kernel of the matrix counts as one test; its report goes to target/kernels/.
-        let matrix = crate::kernels::run_matrix(&bin, &[], crate::kernels::TIMEOUT)?;
-        let report = crate::kernels::write_report(&matrix, &bin, false)?;
-        for kernel in &matrix.kernels {
-            if kernel.failures.is_empty() {
-                total.passed += 1;
-            } else {
-                total.failed += 1;
-                failed_steps.push(format!("kernel matrix: {}", kernel.name));
-            }
-        }
-        println!(
-            "kernel matrix: {} kernel(s) in {:.0} s; report: {}",
-            matrix.kernels.len(),
-            matrix.total.as_secs_f64(),
-            report.display()
-        );
+    if args.no_kernels {
+        skipped.push("kernel matrix: --no-kernels".into());
+    } else if let Err(err) = kernel_matrix(&bin, &mut total, &mut failed_steps) {
+        // The matrix as a whole could not run (tools, packages, QEMU): one failure, and the
+        // summary below still counts everything else.
+        total.failed += 1;
+        failed_steps.push(format!("kernel matrix did not run: {err:#}"));
     }
+    report_binaries(&binaries);
     for step in &failed_steps {
         eprintln!("xtask: FAILED: {step}");
+    }
+    for what in &skipped {
+        eprintln!("xtask: SKIPPED: {what}");
     }
     println!("{} passed, {} failed", total.passed, total.failed);
     Ok(if total.failed == 0 && failed_steps.is_empty() {
@@ -107,6 +111,32 @@ pub fn run(args: &Args) -> Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Runs the kernel matrix; each kernel counts as one test (report in target/kernels/).
+#[allow(clippy::print_stdout)]
+fn kernel_matrix(
+    bin: &std::path::Path,
+    total: &mut Tally,
+    failed_steps: &mut Vec<String>,
+) -> Result<()> {
+    let matrix = crate::kernels::run_matrix(bin, &[], crate::kernels::TIMEOUT)?;
+    let report = crate::kernels::write_report(&matrix, bin, false)?;
+    for kernel in &matrix.kernels {
+        if kernel.failures.is_empty() {
+            total.passed += 1;
+        } else {
+            total.failed += 1;
+            failed_steps.push(format!("kernel matrix: {}", kernel.name));
+        }
+    }
+    println!(
+        "kernel matrix: {} kernel(s) in {:.0} s; report: {}",
+        matrix.kernels.len(),
+        matrix.total.as_secs_f64(),
+        report.display()
+    );
+    Ok(())
 }
 
 /// Headless Chromium for the HTML report's test (Debian's `chromium`, installed if missing).
@@ -118,109 +148,50 @@ fn chromium() -> Result<std::path::PathBuf> {
     util::which("chromium").context("installed Debian's chromium but `chromium` is not on PATH")
 }
 
-/// Runs a `cargo test` command, copying its stdout to ours line by line while counting the
-/// `test result:` lines; stderr (cargo's progress) goes straight to the terminal.
-fn tee_cargo_test(cmd: &mut Command) -> Result<(bool, Tally)> {
+/// Prints how many test binaries ran and names each one that did not pass, and why.
+fn report_binaries(binaries: &[binaries::Binary]) {
+    let count = |f: fn(&Fate) -> bool| binaries.iter().filter(|b| f(&b.fate)).count();
+    eprintln!(
+        "xtask: {} test binaries: {} passed, {} with failing tests, {} aborted, {} not built",
+        binaries.len(),
+        count(|f| *f == Fate::Passed),
+        count(|f| *f == Fate::Failed),
+        count(|f| matches!(f, Fate::Aborted(_))),
+        count(|f| matches!(f, Fate::NotBuilt(_))),
+    );
+    for b in binaries {
+        match &b.fate {
+            Fate::Passed | Fate::Running => {}
+            Fate::Failed => eprintln!(
+                "xtask:   failing tests: {}: {} failed, {} passed",
+                b.name, b.tally.failed, b.tally.passed
+            ),
+            Fate::Aborted(how) => eprintln!(
+                "xtask:   aborted (counted as 1 failed): {}: {how}; {} passed before",
+                b.name, b.tally.passed
+            ),
+            Fate::NotBuilt(why) => {
+                eprintln!(
+                    "xtask:   not built (counted as 1 failed): {}: {why}",
+                    b.name
+                )
+            }
+        }
+    }
+}
+
+/// Runs a `cargo test` command with its stdout and stderr merged (so cargo's `Running` lines
+/// and each binary's results stay in order), copying every line to our stdout and reading
+/// which binary ran and how it ended.
+fn tee_cargo_test(cmd: &mut Command) -> Result<Run> {
     eprintln!("xtask: $ {}", util::display_cmd(cmd));
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start `{}`", util::display_cmd(cmd)))?;
-    let mut tally = Tally::default();
-    if let Some(stdout) = child.stdout.take() {
-        let mut reader = BufReader::new(stdout);
-        let mut out = std::io::stdout();
-        let mut line = Vec::new();
-        loop {
-            line.clear();
-            let n = reader
-                .read_until(b'\n', &mut line)
-                .context("reading cargo test output")?;
-            if n == 0 {
-                break;
-            }
-            // A closed terminal must not stop the tests; keep counting.
-            let _ = out.write_all(&line).and_then(|()| out.flush());
-            if let Some(t) = parse_result_line(&String::from_utf8_lossy(&line)) {
-                tally.passed += t.passed;
-                tally.failed += t.failed;
-            }
-        }
-    }
-    let status = child
-        .wait()
-        .with_context(|| format!("waiting for `{}`", util::display_cmd(cmd)))?;
-    Ok((status.success(), tally))
-}
-
-/// Parses libtest's `test result: ok. 5 passed; 1 failed; 0 ignored; ...` (ANSI colours allowed).
-fn parse_result_line(line: &str) -> Option<Tally> {
-    let plain = strip_ansi(line);
-    let rest = plain.trim().strip_prefix("test result:")?;
-    let mut tally = Tally::default();
-    for part in rest.split(';') {
-        let mut words = part.split_whitespace().rev();
-        let (Some(what), Some(count)) = (words.next(), words.next()) else {
-            continue;
-        };
-        let Ok(count) = count.parse::<u64>() else {
-            continue;
-        };
-        match what {
-            "passed" => tally.passed += count,
-            "failed" => tally.failed += count,
-            _ => {}
-        }
-    }
-    Some(tally)
-}
-
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // Skip `ESC [ ... final-byte`.
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_result_lines() {
-        assert_eq!(
-            parse_result_line(
-                "test result: ok. 5 passed; 0 failed; 1 ignored; 0 measured; 0 filtered out; \
-                 finished in 0.01s\n"
-            ),
-            Some(Tally {
-                passed: 5,
-                failed: 0
-            })
-        );
-        assert_eq!(
-            parse_result_line(
-                "test result: \u{1b}[31mFAILED\u{1b}[0m. 3 passed; 2 failed; 0 ignored"
-            ),
-            Some(Tally {
-                passed: 3,
-                failed: 2
-            })
-        );
-        assert_eq!(parse_result_line("running 3 tests"), None);
-    }
+    let mut run = Run::default();
+    let mut out = std::io::stdout();
+    let status = util::tee_lines(cmd, |line| {
+        // A closed terminal must not stop the tests; keep counting.
+        let _ = out.write_all(line.as_bytes()).and_then(|()| out.flush());
+        run.line(line);
+    })?;
+    run.finish(status.success(), &status.to_string());
+    Ok(run)
 }

@@ -5,10 +5,16 @@
 use std::{
     env,
     ffi::OsString,
-    fs, io,
+    fs,
+    io::{self, BufRead as _, BufReader},
     path::{Path, PathBuf},
     process::{Command, ExitStatus, Output, Stdio},
-    sync::atomic::{AtomicBool, Ordering},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    thread,
+    time::{Duration, Instant},
 };
 
 use anyhow::{Context as _, Result, anyhow, bail};
@@ -252,6 +258,64 @@ impl ToolEnv {
     }
 }
 
+/// How long output may still arrive once the command exited (its last lines in the pipe).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+/// Runs `cmd` with its stdout and stderr merged into one pipe (so the two stay in order) and
+/// hands every line to `on_line`; returns its exit status. Ends when the command exits, even
+/// if something it started still holds the pipe open (a test process left running would
+/// otherwise keep xtask waiting forever): that is said, not waited for.
+pub fn tee_lines(cmd: &mut Command, mut on_line: impl FnMut(&str)) -> Result<ExitStatus> {
+    let (reader, writer) = io::pipe().context("creating a pipe for the command's output")?;
+    let spawned = cmd
+        .stdin(Stdio::null())
+        .stdout(writer.try_clone().context("duplicating the pipe")?)
+        .stderr(writer)
+        .spawn();
+    // Drop the Command's copies of the pipe's write end, or the reader never sees its end.
+    cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
+    let mut child = spawned.with_context(|| format!("could not start `{}`", display_cmd(cmd)))?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>();
+    thread::spawn(move || {
+        let mut reader = BufReader::new(reader);
+        loop {
+            let mut line = Vec::new();
+            match reader.read_until(b'\n', &mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if tx.send(line).is_err() => break,
+                Ok(_) => {}
+            }
+        }
+    });
+    let mut exited: Option<(ExitStatus, Instant)> = None;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(line) => on_line(&String::from_utf8_lossy(&line)),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if exited.is_none()
+            && let Some(status) = child.try_wait().context("waiting for the command")?
+        {
+            exited = Some((status, Instant::now()));
+        }
+        if let Some((_, at)) = exited
+            && at.elapsed() > DRAIN_GRACE
+        {
+            eprintln!(
+                "xtask: WARNING: `{}` exited, but processes it started still hold its output \
+                 open (left running by a test?); not waiting for them",
+                display_cmd(cmd)
+            );
+            break;
+        }
+    }
+    match exited {
+        Some((status, _)) => Ok(status),
+        None => child.wait().context("waiting for the command"),
+    }
+}
+
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Mounts tracefs at /sys/kernel/tracing unless its `events` directory is already there.
@@ -307,6 +371,23 @@ mod tests {
         };
         assert_eq!(ToolEnv::parse(&env.render()), env);
         assert_eq!(env.get("RUSTC_BOOTSTRAP"), Some("1"));
+    }
+
+    #[test]
+    fn tee_lines_ends_when_the_command_exits_though_its_child_holds_the_pipe() {
+        let started = Instant::now();
+        let mut lines = Vec::new();
+        let status = tee_lines(
+            Command::new("sh").args(["-c", "echo one; echo two >&2; sleep 30 & exit 3"]),
+            |l| lines.push(l.trim().to_owned()),
+        )
+        .unwrap();
+        assert_eq!(status.code(), Some(3));
+        assert_eq!(lines, ["one", "two"]);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "waited for the sleep"
+        );
     }
 
     #[test]

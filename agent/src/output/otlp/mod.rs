@@ -355,12 +355,7 @@ mod tests {
             dropped
         });
         drop(mute);
-        let count = |reason: DropReason| {
-            metrics
-                .output
-                .otlp_dropped(Signal::Logs, reason)
-                .get()
-        };
+        let count = |reason: DropReason| metrics.output.otlp_dropped(Signal::Logs, reason).get();
         assert_eq!(
             count(DropReason::QueueFull) + count(DropReason::Shutdown),
             6,
