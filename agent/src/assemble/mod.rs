@@ -15,10 +15,10 @@ use connections::Connections;
 
 use crate::{
     attribution::{Attributor, Observed, ProcessInfo},
-    kernel::events::{KernelEvent, KernelEventKind},
+    kernel::events::{Header, KernelEvent, KernelEventKind, file::FileEvent},
     model::{
         clock::WallClock,
-        spans::{ExitStatus, ProcessRun, Span, SpanBody},
+        spans::{ExitStatus, ProcessRef, ProcessRun, Span, SpanBody},
         vocab::{EndReason, JoinOutcome},
     },
     policy::RuleSet,
@@ -75,49 +75,10 @@ impl Assembler {
     pub(crate) fn on_event(&mut self, event: &KernelEvent, ctx: &mut Ctx<'_>) -> Vec<SpanUpdate> {
         let h = &event.header;
         let mut updates = Vec::new();
-        // An event raised in a task's own context says who the task is.
-        let task = if h.pid != 0 && !matches!(event.kind, KernelEventKind::Exec { .. }) {
-            let (process, observed) =
-                ctx.attributor
-                    .task(h.pid, &h.comm.as_str(), h.uid, h.cgroup_id, h.time_ns);
-            if matches!(observed, Observed::New)
-                && let Some(info) = ctx.attributor.processes.get(h.pid)
-            {
-                // Running before Seam saw its exec: its span starts now.
-                updates.push(SpanUpdate::Started(process_span(info, ctx)));
-            }
-            Some(process)
-        } else {
-            None
-        };
+        let task = task_of(event, ctx, &mut updates);
         match &event.kind {
-            KernelEventKind::Exec { ppid } => {
-                if let Some(old) = ctx.attributor.processes.exec(
-                    h.pid,
-                    *ppid,
-                    &h.comm.as_str(),
-                    h.uid,
-                    h.cgroup_id,
-                    h.time_ns,
-                ) {
-                    let mut span = process_span(&old, ctx);
-                    span.end = Some(ctx.clock.unix(h.time_ns));
-                    span.end_reason = Some(EndReason::Replaced);
-                    updates.push(ended(span, old.evaluated));
-                }
-            }
-            KernelEventKind::Exit { exit_code } => {
-                if let Some(info) = ctx.attributor.processes.exit(h.pid, h.time_ns) {
-                    let info = info.clone();
-                    let mut span = process_span(&info, ctx);
-                    span.end = Some(ctx.clock.unix(h.time_ns));
-                    span.end_reason = Some(EndReason::Exited);
-                    if let SpanBody::Process(run) = &mut span.body {
-                        run.exit = Some(ExitStatus::from_raw(*exit_code));
-                    }
-                    updates.push(ended(span, info.evaluated));
-                }
-            }
+            KernelEventKind::Exec { ppid } => updates.extend(exec(h, *ppid, ctx)),
+            KernelEventKind::Exit { exit_code } => updates.extend(exit(h, *exit_code, ctx)),
             KernelEventKind::SockAddr { cookie, .. } => {
                 if let Some(process) = task {
                     self.connections.intent(*cookie, process, h.time_ns);
@@ -154,24 +115,7 @@ impl Assembler {
                 h.time_ns,
                 ctx,
             )),
-            KernelEventKind::File(file) => {
-                let mut process = task.unwrap_or_else(|| ctx.attributor.socket(h.cgroup_id, None));
-                if file.op == seam_common::FileSyscall::Exec
-                    && let Some(path) = file.paths.first()
-                    && let Some(info) = ctx.attributor.processes.set_exe(h.pid, &path.path)
-                {
-                    // The exec'd binary is known: the execution's span can be evaluated.
-                    let first = !info.evaluated;
-                    info.evaluated = true;
-                    let info = info.clone();
-                    process = ctx.attributor.process_ref(&info, h.cgroup_id);
-                    if first {
-                        updates.push(SpanUpdate::Started(process_span(&info, ctx)));
-                    }
-                }
-                let spans = files::spans(file, process, h.time_ns, ctx);
-                updates.extend(spans.into_iter().map(SpanUpdate::Whole));
-            }
+            KernelEventKind::File(file) => file_access(h, file, task, ctx, &mut updates),
         }
         updates.extend(self.enforce_cap(h.time_ns));
         updates
@@ -248,6 +192,83 @@ impl Assembler {
         }
         updates
     }
+}
+
+/// The task an event was raised in the context of, which says who the task is (`None` for
+/// execs, which name their task themselves, and for softirq events). A task Seam had not seen
+/// was running before its exec: its span starts now.
+fn task_of(
+    event: &KernelEvent,
+    ctx: &mut Ctx<'_>,
+    updates: &mut Vec<SpanUpdate>,
+) -> Option<ProcessRef> {
+    let h = &event.header;
+    if h.pid == 0 || matches!(event.kind, KernelEventKind::Exec { .. }) {
+        return None;
+    }
+    let (process, observed) =
+        ctx.attributor
+            .task(h.pid, &h.comm.as_str(), h.uid, h.cgroup_id, h.time_ns);
+    if matches!(observed, Observed::New)
+        && let Some(info) = ctx.attributor.processes.get(h.pid)
+    {
+        updates.push(SpanUpdate::Started(process_span(info, ctx)));
+    }
+    Some(process)
+}
+
+/// An exec: the task's previous execution, if any, ends (replaced).
+fn exec(h: &Header, ppid: u32, ctx: &mut Ctx<'_>) -> Option<SpanUpdate> {
+    let old = ctx.attributor.processes.exec(
+        h.pid,
+        ppid,
+        &h.comm.as_str(),
+        h.uid,
+        h.cgroup_id,
+        h.time_ns,
+    )?;
+    let mut span = process_span(&old, ctx);
+    span.end = Some(ctx.clock.unix(h.time_ns));
+    span.end_reason = Some(EndReason::Replaced);
+    Some(ended(span, old.evaluated))
+}
+
+/// An exit: the execution ends with its exit status.
+fn exit(h: &Header, exit_code: u32, ctx: &mut Ctx<'_>) -> Option<SpanUpdate> {
+    let info = ctx.attributor.processes.exit(h.pid, h.time_ns)?.clone();
+    let mut span = process_span(&info, ctx);
+    span.end = Some(ctx.clock.unix(h.time_ns));
+    span.end_reason = Some(EndReason::Exited);
+    if let SpanBody::Process(run) = &mut span.body {
+        run.exit = Some(ExitStatus::from_raw(exit_code));
+    }
+    Some(ended(span, info.evaluated))
+}
+
+/// A file access: whole spans at once. The path of an exec'd binary completes its execution,
+/// whose span can then be evaluated.
+fn file_access(
+    h: &Header,
+    file: &FileEvent,
+    task: Option<ProcessRef>,
+    ctx: &mut Ctx<'_>,
+    updates: &mut Vec<SpanUpdate>,
+) {
+    let mut process = task.unwrap_or_else(|| ctx.attributor.socket(h.cgroup_id, None));
+    if file.op == seam_common::FileSyscall::Exec
+        && let Some(path) = file.paths.first()
+        && let Some(info) = ctx.attributor.processes.set_exe(h.pid, &path.path)
+    {
+        let first = !info.evaluated;
+        info.evaluated = true;
+        let info = info.clone();
+        process = ctx.attributor.process_ref(&info, h.cgroup_id);
+        if first {
+            updates.push(SpanUpdate::Started(process_span(&info, ctx)));
+        }
+    }
+    let spans = files::spans(file, process, h.time_ns, ctx);
+    updates.extend(spans.into_iter().map(SpanUpdate::Whole));
 }
 
 /// An ended span: [`SpanUpdate::Ended`] when it was evaluated at its start, else whole.

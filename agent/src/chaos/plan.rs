@@ -315,99 +315,109 @@ impl Files {
     /// The file attempts. Every expected path is the canonical one: the kernel resolves the
     /// object whatever path the caller used.
     pub(crate) fn attempts(&self) -> Vec<Attempt> {
-        let marker = |name: &str| self.target_dir.join(name);
-        let path = |p: &Path| p.to_string_lossy().into_owned();
-        let mut out = Vec::new();
-        let mut add = |id: &str, how: String, action: Vec<String>, expected: PathBuf, op| {
-            out.push(Attempt {
-                id: id.to_owned(),
-                how,
-                action,
-                expect: Expect::File { path: expected, op },
-            });
-        };
-        let file_op = |op: &str, p: String| vec![s("file-op"), s("--op"), s(op), s("--path"), p];
-        add(
+        let read = self.marker(READ);
+        let mut out = vec![file_attempt(
             "read-absolute",
             "open(O_RDONLY) by absolute path".into(),
-            file_op("read", path(&marker(READ))),
-            marker(READ),
+            file_op("read", &read),
+            read,
             FileOp::Read,
-        );
+        )];
+        out.extend(self.indirect_reads());
+        out.extend(self.changes());
+        out
+    }
+
+    /// The path of marker `name` in the target's directory.
+    fn marker(&self, name: &str) -> PathBuf {
+        self.target_dir.join(name)
+    }
+
+    /// Reads of the read marker by other paths than its own: `..` through the source's own
+    /// directory, a path relative to a dirfd there, a symlink there, a bind mount.
+    fn indirect_reads(&self) -> Vec<Attempt> {
+        let read = self.marker(READ);
+        let mut out = Vec::new();
         if let Some(dir) = &self.source_dir {
-            // `..` through the source's own directory, and a path relative to a dirfd there.
-            let dotdot = dir.join(relative(dir, &marker(READ)));
-            add(
+            let dotdot = dir.join(relative(dir, &read));
+            out.push(file_attempt(
                 "read-dotdot",
                 format!("open of {}", dotdot.display()),
-                file_op("read", path(&dotdot)),
-                marker(READ),
+                file_op("read", &dotdot),
+                read.clone(),
                 FileOp::Read,
-            );
-            let mut rel = file_op("read", path(&relative(dir, &marker(READ))));
-            rel.extend([s("--dir"), path(dir)]);
-            add(
+            ));
+            let mut rel = file_op("read", &relative(dir, &read));
+            rel.extend([s("--dir"), path_arg(dir)]);
+            out.push(file_attempt(
                 "read-relative",
                 "openat(dirfd, relative path)".into(),
                 rel,
-                marker(READ),
+                read.clone(),
                 FileOp::Read,
-            );
-            add(
+            ));
+            out.push(file_attempt(
                 "read-symlink",
                 "open through a symlink in the source's own path".into(),
-                file_op("read", path(&dir.join("link"))),
-                marker(READ),
+                file_op("read", &dir.join("link")),
+                read.clone(),
                 FileOp::Read,
-            );
+            ));
         }
         if let Some(bind) = &self.bind {
-            add(
+            out.push(file_attempt(
                 "read-bind-mount",
                 format!("open through a bind mount at {}", bind.display()),
-                file_op("read", path(&bind.join(READ))),
-                marker(READ),
+                file_op("read", &bind.join(READ)),
+                read,
                 FileOp::Read,
-            );
+            ));
         }
-        add(
-            "create",
-            "open(O_CREAT) in the target's directory".into(),
-            file_op("create", path(&marker("created"))),
-            marker("created"),
-            FileOp::Create,
-        );
-        add(
-            "truncate",
-            "truncate(2)".into(),
-            file_op("truncate", path(&marker(TRUNCATE))),
-            marker(TRUNCATE),
-            FileOp::Truncate,
-        );
-        let mut rename = file_op("rename", path(&marker(RENAME)));
-        rename.extend([s("--to"), path(&marker("renamed"))]);
-        add(
-            "rename",
-            "rename(2) within the target's directory".into(),
-            rename,
-            marker(RENAME),
-            FileOp::Rename,
-        );
-        add(
-            "unlink",
-            "unlink(2)".into(),
-            file_op("unlink", path(&marker(UNLINK))),
-            marker(UNLINK),
-            FileOp::Delete,
-        );
-        add(
-            "exec",
-            "execve of a program in the target's path".into(),
-            vec![s("exec"), path(&marker(EXEC))],
-            marker(EXEC),
-            FileOp::Exec,
-        );
         out
+    }
+
+    /// Changes in the target's directory: create, truncate, rename, unlink, and an exec.
+    fn changes(&self) -> Vec<Attempt> {
+        let marker = |name: &str| self.marker(name);
+        let mut rename = file_op("rename", &marker(RENAME));
+        rename.extend([s("--to"), path_arg(&marker("renamed"))]);
+        vec![
+            file_attempt(
+                "create",
+                "open(O_CREAT) in the target's directory".into(),
+                file_op("create", &marker("created")),
+                marker("created"),
+                FileOp::Create,
+            ),
+            file_attempt(
+                "truncate",
+                "truncate(2)".into(),
+                file_op("truncate", &marker(TRUNCATE)),
+                marker(TRUNCATE),
+                FileOp::Truncate,
+            ),
+            file_attempt(
+                "rename",
+                "rename(2) within the target's directory".into(),
+                rename,
+                marker(RENAME),
+                FileOp::Rename,
+            ),
+            file_attempt(
+                "unlink",
+                "unlink(2)".into(),
+                file_op("unlink", &marker(UNLINK)),
+                marker(UNLINK),
+                FileOp::Delete,
+            ),
+            file_attempt(
+                "exec",
+                "execve of a program in the target's path".into(),
+                vec![s("exec"), path_arg(&marker(EXEC))],
+                marker(EXEC),
+                FileOp::Exec,
+            ),
+        ]
     }
 
     /// Removes the markers (from inside each tenant) and the bind mount.
@@ -428,6 +438,32 @@ impl Files {
             let _ = run_actor(cgroup, "chaos-cleanup", &[s("remove"), s("--dir"), dir]);
         }
     }
+}
+
+/// A file attempt: `id`, described by `how`, made by the actor's `action`, expected to be
+/// reported as `op` on `expected`.
+fn file_attempt(
+    id: &str,
+    how: String,
+    action: Vec<String>,
+    expected: PathBuf,
+    op: FileOp,
+) -> Attempt {
+    Attempt {
+        id: id.to_owned(),
+        how,
+        action,
+        expect: Expect::File { path: expected, op },
+    }
+}
+
+/// The actor's `file-op --op OP --path PATH` arguments.
+fn file_op(op: &str, path: &Path) -> Vec<String> {
+    vec![s("file-op"), s("--op"), s(op), s("--path"), path_arg(path)]
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
 }
 
 /// `to` relative to `from` (both absolute), with `..` components.

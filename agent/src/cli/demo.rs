@@ -213,88 +213,9 @@ pub(crate) async fn run(
         None => (None, None),
     };
     let store = history_config.as_ref().map(|c| c.dir.clone());
-    let agent = daemon::start(AgentOptions {
-        rules,
-        node,
-        feeds: SinkOptions::default(),
-        listen: None,
-        listen_security: crate::serve::ListenSecurity::none(),
-        ready_file: None,
-        rescan: Duration::from_secs(2),
-        ring_bytes: None,
-        budget: crate::kernel::probes::budget::DEFAULT,
-        disabled_probes: Vec::new(),
-        otlp,
-        receive: None,
-        max_open_spans: 100_000,
-        procfs: PathBuf::from("/proc"),
-        history: history_config,
-        cgroup_root: None,
-        bpffs: None,
-        start_record: false,
-        runtime: crate::attribution::pods::RuntimeConfig {
-            kind: crate::attribution::pods::RuntimeKind::None,
-            ..crate::attribution::pods::RuntimeConfig::default()
-        },
-    })
-    .await?;
-    let workdir = guard.workdir.clone();
-    let port_file = |name: &str| workdir.join(name).to_string_lossy().into_owned();
-    let scenario = async {
-        let (a_port, b_port) = (port_file("a.port"), port_file("b.port"));
-        guard.spawn(
-            TENANT_A,
-            "web-a",
-            &[
-                "tcp-listen",
-                "--addr",
-                "127.0.0.1:0",
-                "--port-file",
-                &a_port,
-            ],
-        )?;
-        guard.spawn(
-            TENANT_B,
-            "db-b",
-            &[
-                "tcp-listen",
-                "--addr",
-                "127.0.0.1:0",
-                "--port-file",
-                &b_port,
-            ],
-        )?;
-        let a = guard.wait_port("a.port")?;
-        let b = guard.wait_port("b.port")?;
-        eprintln!("seam demo: tenant-a listens on 127.0.0.1:{a}, tenant-b on 127.0.0.1:{b}");
-        eprintln!(
-            "seam demo: client-a (tenant-a) connects to tenant-a (allowed), then to tenant-b"
-        );
-        guard.spawn(
-            TENANT_A,
-            "client-a",
-            &["tcp-connect", "--addr", &format!("127.0.0.1:{a}")],
-        )?;
-        guard.spawn(
-            TENANT_A,
-            "client-a",
-            &["tcp-connect", "--addr", &format!("127.0.0.1:{b}")],
-        )?;
-        guard.wait_children()?;
-        eprintln!("seam demo: app-a (tenant-a) reads its own notes, then tenant-b's customers.csv");
-        for file in ["tenant-a/notes.txt", "tenant-b/customers.csv"] {
-            let path = format!("{DATA_ROOT}/{file}");
-            guard.spawn(
-                TENANT_A,
-                "app-a",
-                &["file-op", "--op", "read", "--path", &path],
-            )?;
-            guard.wait_children()?;
-        }
-        anyhow::Ok(())
-    };
+    let agent = daemon::start(agent_options(rules, node, otlp, history_config)).await?;
     let outcome = tokio::select! {
-        result = scenario => result,
+        result = stage(&mut guard) => result,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     let stats = agent.stop().await;
@@ -322,4 +243,81 @@ pub(crate) async fn run(
         history_commands(store, key_file.as_deref(), created.as_deref())?;
     }
     Ok(stats.violations)
+}
+
+/// The agent as the demo runs it: the embedded rules, no listener, no container runtime, and
+/// no start record (people read the feed).
+fn agent_options(
+    rules: RuleSet,
+    node: String,
+    otlp: Option<crate::output::otlp::OtlpConfig>,
+    history: Option<HistoryConfig>,
+) -> AgentOptions {
+    AgentOptions {
+        rules,
+        node,
+        feeds: SinkOptions::default(),
+        listen: None,
+        listen_security: crate::serve::ListenSecurity::none(),
+        ready_file: None,
+        rescan: Duration::from_secs(2),
+        ring_bytes: None,
+        budget: crate::kernel::probes::budget::DEFAULT,
+        disabled_probes: Vec::new(),
+        otlp,
+        receive: None,
+        max_open_spans: 100_000,
+        procfs: PathBuf::from("/proc"),
+        history,
+        cgroup_root: None,
+        bpffs: None,
+        start_record: false,
+        runtime: crate::attribution::pods::RuntimeConfig {
+            kind: crate::attribution::pods::RuntimeKind::None,
+            ..crate::attribution::pods::RuntimeConfig::default()
+        },
+    }
+}
+
+/// The scenario: a listener in each tenant, client-a connecting to both, then app-a reading
+/// its own notes and tenant-b's customers.
+async fn stage(guard: &mut DemoGuard) -> Result<()> {
+    let port_file = |name: &str| guard.workdir.join(name).to_string_lossy().into_owned();
+    let (a_port, b_port) = (port_file("a.port"), port_file("b.port"));
+    for (tenant, comm, port_file) in [(TENANT_A, "web-a", &a_port), (TENANT_B, "db-b", &b_port)] {
+        guard.spawn(
+            tenant,
+            comm,
+            &[
+                "tcp-listen",
+                "--addr",
+                "127.0.0.1:0",
+                "--port-file",
+                port_file,
+            ],
+        )?;
+    }
+    let a = guard.wait_port("a.port")?;
+    let b = guard.wait_port("b.port")?;
+    eprintln!("seam demo: tenant-a listens on 127.0.0.1:{a}, tenant-b on 127.0.0.1:{b}");
+    eprintln!("seam demo: client-a (tenant-a) connects to tenant-a (allowed), then to tenant-b");
+    for port in [a, b] {
+        guard.spawn(
+            TENANT_A,
+            "client-a",
+            &["tcp-connect", "--addr", &format!("127.0.0.1:{port}")],
+        )?;
+    }
+    guard.wait_children()?;
+    eprintln!("seam demo: app-a (tenant-a) reads its own notes, then tenant-b's customers.csv");
+    for file in ["tenant-a/notes.txt", "tenant-b/customers.csv"] {
+        let path = format!("{DATA_ROOT}/{file}");
+        guard.spawn(
+            TENANT_A,
+            "app-a",
+            &["file-op", "--op", "read", "--path", &path],
+        )?;
+        guard.wait_children()?;
+    }
+    Ok(())
 }

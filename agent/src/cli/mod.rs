@@ -1,5 +1,6 @@
-//! The `seam` command line: the binary's edge (anyhow lives here only). One module per
-//! command family; this one dispatches.
+//! The `seam` command line: the binary's edge, and with the test harness above it (`testkit/`,
+//! `--features testkit` only) the one place anyhow is used. One module per command family; this
+//! one dispatches.
 mod config_file;
 mod demo;
 mod history;

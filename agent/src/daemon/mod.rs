@@ -1,41 +1,30 @@
 //! Starting and stopping the agent: preflight, BTF offsets, probes, the initial cgroup scan, the
-//! reader, watcher and ticker tasks, and the pipeline loop.
+//! reader, watcher and ticker tasks, and the pipeline loop. [`start`] reads as the outline; its
+//! steps are in [`startup`].
 pub(crate) mod host;
 pub(crate) mod privileges;
 pub(crate) mod reload;
-use std::{
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+mod startup;
+
+use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use crate::{
-    attribution::{
-        Attributor, CgroupRegistry, LocalAddrs, ProcessTable,
-        pods::{PodError, RuntimeConfig},
-    },
-    daemon::host::{HostError, Pinned},
-    evidence::history::{History, HistoryConfig, HistoryError, RunInfo},
+    attribution::pods::{PodError, RuntimeConfig},
+    daemon::host::HostError,
+    evidence::history::{HistoryConfig, HistoryError},
     kernel::{
-        events::reader,
         preflight,
         preflight::PreflightError,
-        probes,
         probes::{ProbeError, maps},
     },
     metrics::{Metrics, PipelineMetrics},
     output::{
-        Record, SinkError, SinkOptions, Sinks, Start,
-        otlp::{ExportError, Exporter, OtlpConfig},
+        SinkError, SinkOptions,
+        otlp::{ExportError, OtlpConfig},
     },
-    pipeline::{
-        Pipeline, PipelineOptions,
-        input::{Inlets, Input},
-        totals::StatsReport,
-    },
+    pipeline::{Pipeline, PipelineOptions, input::Input, totals::StatsReport},
     policy::RuleSet,
     receive::{ReceiveError, ReceiverConfig},
     serve::metrics::ServeError,
@@ -132,32 +121,6 @@ pub(crate) struct RunningAgent {
     reader_stop: tokio::sync::oneshot::Sender<()>,
 }
 
-/// Whether any rule matches file spans (`trace.has(file.*)` and the like).
-fn uses_file_spans(rules: &RuleSet) -> bool {
-    use crate::policy::lang::{Family, SpanName};
-    rules.rules.iter().any(|rule| {
-        SpanName::ALL
-            .into_iter()
-            .any(|name| name.family() == Family::File && rule.matcher.spans.contains(name))
-    })
-}
-
-/// The node's boot id (`/proc/sys/kernel/random/boot_id`), which keys process trace ids; zeros
-/// when unreadable (trace ids then repeat across reboots, nothing else changes).
-fn boot_id(procfs: &Path) -> [u8; 16] {
-    let text =
-        std::fs::read_to_string(procfs.join("sys/kernel/random/boot_id")).unwrap_or_default();
-    let hex: String = text.chars().filter(char::is_ascii_hexdigit).collect();
-    let mut id = [0u8; 16];
-    for (i, byte) in id.iter_mut().enumerate() {
-        *byte = hex
-            .get(i * 2..i * 2 + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .unwrap_or(0);
-    }
-    id
-}
-
 /// Starts the agent; returns once it is observing (probes live, tenant cgroups registered).
 pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentError> {
     preflight::require_root()?;
@@ -166,130 +129,24 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
         None => preflight::cgroup2_mount()?,
     };
     let metrics = Arc::new(Metrics::new());
-    let listen = match options.listen {
-        Some(addr) => Some(
-            crate::serve::metrics::spawn(addr, metrics.clone(), options.listen_security.clone())
-                .await?,
-        ),
-        None => None,
-    };
-    let offsets = probes::resolve_offsets();
-    let mut disabled = options.disabled_probes.clone();
-    if !uses_file_spans(&options.rules) {
-        // Syscall tracepoints tax every syscall on the node: no file rule, no file probes.
-        tracing::info!("no rule looks at file spans: file probes stay off");
-        disabled.extend(
-            probes::PROBES
-                .iter()
-                .filter(|p| p.capability == probes::Capability::FileAccess)
-                .map(|p| p.program.to_owned()),
-        );
-    }
-    let tcp_counters = offsets.is_some_and(|o| o.tcp_counters_valid == 1);
-    let loading = std::time::Instant::now();
-    let mut probes = probes::load(
-        offsets,
-        &cgroup_root,
-        options.ring_bytes,
-        options.budget,
-        &disabled,
-    )?;
-    let live_hooks = probes.live_hooks();
-    for status in &probes.statuses {
-        metrics
-            .node
-            .set_probe_state(status.program, &status.attach_point, status.state);
-    }
-    let fingerprint = crate::kernel::fingerprint::from_statuses(
-        options.node.clone(),
-        &probes.statuses,
-        options.rules.sha256(),
-        u64::try_from(loading.elapsed().as_millis()).unwrap_or(u64::MAX),
-    );
-    metrics.node.set_kernel(&fingerprint.kernel_labels());
-    let pinned: Option<Pinned> = match &options.bpffs {
-        Some(bpffs) => Some(crate::daemon::host::pin_filter(
-            &probes.ebpf,
-            seam_common::MAP_TENANT_CGROUPS,
-            bpffs,
-        )?),
-        None => None,
-    };
-    if let Some(pin) = &pinned {
-        tracing::info!(path = %pin.path().display(), "tenant filter map pinned");
-    }
-    let (filter, source) = maps::take_maps(&mut probes.ebpf, tcp_counters)?;
-    let silence = probes.silences_files();
-    metrics.kernel.set_live_hooks(&live_hooks);
-    let mut sink = Sinks::open(&options.feeds, &metrics)?;
-    if let Some(otlp) = &options.otlp {
-        let resource =
-            crate::output::otlp::map::resource(&otlp.service_name, &options.node, &otlp.resource);
-        sink = sink.with_exporter(Exporter::start(otlp, resource, &metrics)?);
-    }
-    if options.start_record {
-        sink.emit(Record::Start(Box::new(Start {
-            time: crate::model::clock::UnixNanos::now(),
-            fingerprint,
-        })));
-    }
-    let (kernel_tx, kernel_rx) = mpsc::channel(1024);
-    let (cgroups_tx, cgroups_rx) = crate::model::handoff::notifier();
-    let (rules_tx, rules_rx) = mpsc::channel(4);
-    let (app_tx, app_rx) = mpsc::channel(1024);
-    let inlets = Inlets {
-        kernel: kernel_rx,
-        cgroups: cgroups_rx,
-        rules: rules_rx,
-        app: app_rx,
-    };
-    let api = match options.runtime.kubernetes_api {
-        true => Some((
-            crate::attribution::pods::api::in_cluster()?,
-            options.node.clone(),
-        )),
-        false => None,
-    };
-    let pods = crate::attribution::pods::start(
-        &options.runtime,
-        options.rules.has_pod_tenants(),
-        api,
-        cgroups_tx.clone(),
-        metrics.node.runtime.clone(),
-    )
-    .await?;
-    let attributor = Attributor {
-        cgroups: CgroupRegistry::new(cgroup_root.clone()).with_pods(pods),
-        processes: ProcessTable::new(boot_id(&options.procfs), options.procfs.clone()),
-        local: LocalAddrs::current(),
-    };
+    let listen = startup::serve_metrics(&options, &metrics).await?;
+    let mut kernel = startup::attach_probes(&options, &cgroup_root, &metrics)?;
+    let live_hooks = kernel.live_hooks;
+    let sink = startup::open_sinks(&options, &metrics, kernel.fingerprint)?;
+    let channels = startup::channels();
+    let attributor =
+        startup::attribution(&options, &cgroup_root, channels.cgroups.clone(), &metrics).await?;
     let receiving = match options.receive {
-        Some(config) => crate::receive::spawn(config, app_tx, &metrics).await?,
+        Some(config) => crate::receive::spawn(config, channels.app, &metrics).await?,
         None => crate::receive::Bound::default(),
     };
-    // Connections to Seam's own listeners (applications sending spans, scrapes) are not
-    // evidence about tenants.
-    let own_ports = [listen, receiving.http, receiving.grpc]
-        .into_iter()
-        .flatten()
-        .map(|a| a.port())
-        .collect();
-    let history = match options.history {
-        Some(config) => Some(History::start(
-            config,
-            RunInfo {
-                node: options.node.clone(),
-                live_hooks: live_hooks.clone(),
-                rules_sha256: options.rules.sha256(),
-            },
-        )?),
-        None => None,
-    };
+    let own_ports = startup::own_ports(listen, &receiving);
+    let history = startup::history(options.history, &options.node, &live_hooks, &options.rules)?;
     let mut pipeline = Pipeline::new(
         options.rules,
         attributor,
         sink,
-        Box::new(filter),
+        Box::new(kernel.filter),
         PipelineOptions {
             node: options.node,
             max_open_spans: options.max_open_spans,
@@ -301,52 +158,27 @@ pub(crate) async fn start(options: AgentOptions) -> Result<RunningAgent, AgentEr
     if let Some(history) = history {
         pipeline = pipeline.with_history(history);
     }
-    if silence {
-        pipeline.set_silences(Box::new(maps::KernelSilenceMap::take(&mut probes.ebpf)?));
+    if kernel.silence {
+        pipeline.set_silences(Box::new(maps::KernelSilenceMap::take(
+            &mut kernel.probes.ebpf,
+        )?));
     }
     pipeline.handle(Input::CgroupsChanged);
 
-    let (reader_stop, reader_stop_rx) = tokio::sync::oneshot::channel();
-    let reader_task = tokio::spawn(reader::run(
-        source,
-        kernel_tx,
-        reader_stop_rx,
-        metrics.clone(),
-    ));
-    crate::attribution::cgroups::spawn_watcher(cgroup_root, cgroups_tx, options.rescan);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let ebpf = probes.ebpf;
-    let task = tokio::spawn(async move {
-        // Keeps the programs attached (and the filter map pinned) while the pipeline runs.
-        let _ebpf = ebpf;
-        let _pinned = pinned;
-        inlets.run(&mut pipeline, stop_rx).await;
-        // The webhooks and the exporter get one grace period, together.
-        let deadline = std::time::Instant::now() + pipeline.shutdown_grace();
-        let otlp = pipeline.finish(deadline).join().await;
-        pipeline.report_final(otlp);
-        pipeline.stats.report()
-    });
+    let (reader_stop, reader) = startup::spawn_reader(kernel.source, channels.kernel, &metrics);
+    crate::attribution::cgroups::spawn_watcher(cgroup_root, channels.cgroups, options.rescan);
+    let (stop, task) =
+        startup::spawn_pipeline(pipeline, channels.inlets, kernel.probes.ebpf, kernel.pinned);
     if let Some(path) = &options.ready_file {
-        let body = serde_json::json!({
-            "live_hooks": live_hooks,
-            "listen": listen,
-            "otlp_receive_http": receiving.http,
-            "otlp_receive_grpc": receiving.grpc,
-        })
-        .to_string();
-        std::fs::write(path, body).map_err(|source| AgentError::ReadyFile {
-            path: path.clone(),
-            source,
-        })?;
+        startup::write_ready_file(path, &live_hooks, listen, &receiving)?;
     }
     metrics.health.set_ready();
     tracing::info!(hooks = live_hooks.len(), "seam is observing");
     Ok(RunningAgent {
-        rules: rules_tx,
-        stop: stop_tx,
+        rules: channels.rules,
+        stop,
         task: Some(task),
-        reader: reader_task,
+        reader,
         reader_stop,
     })
 }

@@ -34,6 +34,12 @@ const DOCKER_SOCKETS: &[&str] = &["/var/run/docker.sock", "/run/docker.sock"];
 /// Shortest pause between two listings (a burst of new cgroups triggers one).
 const MIN_GAP: Duration = Duration::from_millis(200);
 
+/// Logged when the runtime stops answering: what is not attributed until it answers again.
+const LISTING_FAILED: &str = "cannot list containers; containers started from now on stay \
+                              unattributed to tenants declared by namespace or pod labels \
+                              (counted in seam_lost_total{source=\"pod_identity\"}) until the \
+                              runtime answers";
+
 /// Why one listing of the runtime's containers failed.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RuntimeError {
@@ -257,13 +263,7 @@ impl PodDirectory {
             Err(error) => {
                 m.errors.inc();
                 if state.healthy {
-                    tracing::warn!(
-                        runtime = %self.shared.runtime,
-                        %error,
-                        "cannot list containers; containers started from now on stay \
-                         unattributed to tenants declared by namespace or pod labels (counted in \
-                         seam_lost_total{{source=\"pod_identity\"}}) until the runtime answers"
-                    );
+                    tracing::warn!(runtime = %self.shared.runtime, %error, "{LISTING_FAILED}");
                 }
                 state.healthy = false;
                 false

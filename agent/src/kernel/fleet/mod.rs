@@ -221,119 +221,166 @@ fn tier_of(live: &Live) -> Option<Tier> {
 
 /// Compares the fingerprints against each other and the policy.
 pub(crate) fn check(fingerprints: &[(PathBuf, Fingerprint)], policy: &Policy) -> FleetReport {
-    // The best tier any node has, per capability (lowest rank wins).
-    let mut best: BTreeMap<Capability, Tier> = BTreeMap::new();
-    for (_, fp) in fingerprints {
-        for (capability, live) in &fp.capabilities {
-            if let Some(tier) = tier_of(live) {
-                let entry = best.entry(*capability).or_insert(tier);
-                if tier.rank < entry.rank {
-                    *entry = tier;
-                }
-            }
-        }
-    }
-    // The hooks live on the best tier of each capability, on any node.
-    let mut best_hooks: BTreeMap<Capability, BTreeSet<&str>> = BTreeMap::new();
-    for (_, fp) in fingerprints {
-        for (capability, live) in &fp.capabilities {
-            if let (Some(tier), Some(best_tier)) = (tier_of(live), best.get(capability))
-                && tier.rank == best_tier.rank
-            {
-                best_hooks
-                    .entry(*capability)
-                    .or_default()
-                    .extend(live.hooks.iter().map(String::as_str));
-            }
-        }
-    }
-    let rules = majority(fingerprints.iter().map(|(_, fp)| fp.rules_sha256.clone())).flatten();
-    let object = majority(
-        fingerprints
-            .iter()
-            .map(|(_, fp)| fp.probe_object_sha256.clone()),
-    );
+    let baseline = Baseline::of(fingerprints);
     let nodes: Vec<NodeReport> = fingerprints
         .iter()
-        .map(|(source, fp)| {
-            let mut shortfalls = Vec::new();
-            for (capability, best_tier) in &best {
-                let live = fp.capabilities.get(capability);
-                let tier = live.and_then(tier_of);
-                if tier.is_none_or(|t| t.rank > best_tier.rank) {
-                    shortfalls.push(Shortfall::WorseTier {
-                        capability: *capability,
-                        tier,
-                        best: *best_tier,
-                        reductions: live.map(|l| l.reductions.clone()).unwrap_or_default(),
-                    });
-                } else if let (Some(live), Some(all)) = (live, best_hooks.get(capability)) {
-                    let missing: Vec<String> = all
-                        .iter()
-                        .filter(|h| !live.hooks.iter().any(|l| l == *h))
-                        .map(|h| (*h).to_owned())
-                        .collect();
-                    if !missing.is_empty() {
-                        shortfalls.push(Shortfall::MissingHooks {
-                            capability: *capability,
-                            missing,
-                        });
-                    }
-                }
-            }
-            if !fp.btf.present {
-                shortfalls.push(Shortfall::MissingBtf);
-            }
-            let release = &fp.kernel.release;
-            if let Some(min) = policy.min_kernel
-                && kernel_version(release).is_none_or(|v| v < min)
-            {
-                shortfalls.push(Shortfall::KernelTooOld {
-                    release: release.clone(),
-                    minimum: format!("{}.{}", min.0, min.1),
-                });
-            }
-            if !policy.allowed_kernels.is_empty()
-                && !policy
-                    .allowed_kernels
-                    .iter()
-                    .any(|p| matches_glob(p, release))
-            {
-                shortfalls.push(Shortfall::KernelNotAllowed {
-                    release: release.clone(),
-                });
-            }
-            if rules.is_some() && fp.rules_sha256 != rules {
-                shortfalls.push(Shortfall::RulesDrift {
-                    hash: fp.rules_sha256.clone(),
-                    expected: rules.clone(),
-                });
-            }
-            if let Some(expected) = &object
-                && &fp.probe_object_sha256 != expected
-            {
-                shortfalls.push(Shortfall::ProbeObjectDrift {
-                    hash: fp.probe_object_sha256.clone(),
-                    expected: expected.clone(),
-                });
-            }
-            NodeReport {
-                node: fp.node.clone(),
-                source: source.clone(),
-                kernel: release.clone(),
-                tiers: fp
-                    .capabilities
-                    .iter()
-                    .map(|(c, l)| (*c, tier_of(l)))
-                    .collect(),
-                shortfalls,
-            }
-        })
+        .map(|(source, fp)| baseline.node_report(source, fp, policy))
         .collect();
     FleetReport {
         uniform: nodes.iter().all(|n| n.shortfalls.is_empty()),
         nodes,
     }
+}
+
+/// What the fleet has at its best, and what most of its nodes run: what each node is held to.
+struct Baseline<'a> {
+    /// The best tier any node has, per capability (lowest rank wins).
+    best: BTreeMap<Capability, Tier>,
+    /// The hooks live on the best tier of each capability, on any node.
+    best_hooks: BTreeMap<Capability, BTreeSet<&'a str>>,
+    /// The majority's rules hash.
+    rules: Option<String>,
+    /// The majority's probe object hash.
+    object: Option<String>,
+}
+
+impl<'a> Baseline<'a> {
+    fn of(fingerprints: &'a [(PathBuf, Fingerprint)]) -> Self {
+        let mut best: BTreeMap<Capability, Tier> = BTreeMap::new();
+        for (_, fp) in fingerprints {
+            for (capability, live) in &fp.capabilities {
+                if let Some(tier) = tier_of(live) {
+                    let entry = best.entry(*capability).or_insert(tier);
+                    if tier.rank < entry.rank {
+                        *entry = tier;
+                    }
+                }
+            }
+        }
+        let mut best_hooks: BTreeMap<Capability, BTreeSet<&str>> = BTreeMap::new();
+        for (_, fp) in fingerprints {
+            for (capability, live) in &fp.capabilities {
+                if let (Some(tier), Some(best_tier)) = (tier_of(live), best.get(capability))
+                    && tier.rank == best_tier.rank
+                {
+                    best_hooks
+                        .entry(*capability)
+                        .or_default()
+                        .extend(live.hooks.iter().map(String::as_str));
+                }
+            }
+        }
+        let rules = majority(fingerprints.iter().map(|(_, fp)| fp.rules_sha256.clone())).flatten();
+        let object = majority(
+            fingerprints
+                .iter()
+                .map(|(_, fp)| fp.probe_object_sha256.clone()),
+        );
+        Self {
+            best,
+            best_hooks,
+            rules,
+            object,
+        }
+    }
+
+    /// One node's verdict: its tiers against the best, its kernel against the policy, its
+    /// rules and probe object against the majority.
+    fn node_report(&self, source: &Path, fp: &Fingerprint, policy: &Policy) -> NodeReport {
+        let mut shortfalls = self.tier_shortfalls(fp);
+        if !fp.btf.present {
+            shortfalls.push(Shortfall::MissingBtf);
+        }
+        let release = &fp.kernel.release;
+        shortfalls.extend(kernel_shortfalls(release, policy));
+        shortfalls.extend(self.drift(fp));
+        NodeReport {
+            node: fp.node.clone(),
+            source: source.to_owned(),
+            kernel: release.clone(),
+            tiers: fp
+                .capabilities
+                .iter()
+                .map(|(c, l)| (*c, tier_of(l)))
+                .collect(),
+            shortfalls,
+        }
+    }
+
+    /// Capabilities served by a worse tier than the best node's (or not at all), or on the best
+    /// tier without hooks other nodes have live.
+    fn tier_shortfalls(&self, fp: &Fingerprint) -> Vec<Shortfall> {
+        let mut shortfalls = Vec::new();
+        for (capability, best_tier) in &self.best {
+            let live = fp.capabilities.get(capability);
+            let tier = live.and_then(tier_of);
+            if tier.is_none_or(|t| t.rank > best_tier.rank) {
+                shortfalls.push(Shortfall::WorseTier {
+                    capability: *capability,
+                    tier,
+                    best: *best_tier,
+                    reductions: live.map(|l| l.reductions.clone()).unwrap_or_default(),
+                });
+            } else if let (Some(live), Some(all)) = (live, self.best_hooks.get(capability)) {
+                let missing: Vec<String> = all
+                    .iter()
+                    .filter(|h| !live.hooks.iter().any(|l| l == *h))
+                    .map(|h| (*h).to_owned())
+                    .collect();
+                if !missing.is_empty() {
+                    shortfalls.push(Shortfall::MissingHooks {
+                        capability: *capability,
+                        missing,
+                    });
+                }
+            }
+        }
+        shortfalls
+    }
+
+    /// Rules or probe object other than the majority's.
+    fn drift(&self, fp: &Fingerprint) -> Vec<Shortfall> {
+        let mut shortfalls = Vec::new();
+        if self.rules.is_some() && fp.rules_sha256 != self.rules {
+            shortfalls.push(Shortfall::RulesDrift {
+                hash: fp.rules_sha256.clone(),
+                expected: self.rules.clone(),
+            });
+        }
+        if let Some(expected) = &self.object
+            && &fp.probe_object_sha256 != expected
+        {
+            shortfalls.push(Shortfall::ProbeObjectDrift {
+                hash: fp.probe_object_sha256.clone(),
+                expected: expected.clone(),
+            });
+        }
+        shortfalls
+    }
+}
+
+/// A kernel `release` older than the policy's minimum, or not among its allowed releases.
+fn kernel_shortfalls(release: &str, policy: &Policy) -> Vec<Shortfall> {
+    let mut shortfalls = Vec::new();
+    if let Some(min) = policy.min_kernel
+        && kernel_version(release).is_none_or(|v| v < min)
+    {
+        shortfalls.push(Shortfall::KernelTooOld {
+            release: release.to_owned(),
+            minimum: format!("{}.{}", min.0, min.1),
+        });
+    }
+    if !policy.allowed_kernels.is_empty()
+        && !policy
+            .allowed_kernels
+            .iter()
+            .any(|p| matches_glob(p, release))
+    {
+        shortfalls.push(Shortfall::KernelNotAllowed {
+            release: release.to_owned(),
+        });
+    }
+    shortfalls
 }
 
 #[cfg(test)]

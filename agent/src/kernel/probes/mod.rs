@@ -1,5 +1,6 @@
 //! Loading the probes: BTF offsets in, programs loaded in table order with fallbacks, attached,
 //! and a report of which hooks are live (the node's fingerprint).
+mod attach;
 pub(crate) mod btf;
 pub(crate) mod budget;
 pub(crate) mod guarantee;
@@ -11,16 +12,9 @@ pub(crate) mod tracefs;
 use std::{
     fs::File,
     path::{Path, PathBuf},
-    time::Instant,
 };
 
-use aya::{
-    Btf, Ebpf, EbpfLoader,
-    programs::{
-        BtfTracePoint, CgroupAttachMode, CgroupSkb, CgroupSkbAttachType, CgroupSockAddr, FEntry,
-        FExit, KProbe, Lsm, TracePoint,
-    },
-};
+use aya::{Btf, Ebpf, EbpfLoader};
 use seam_common::{
     BudgetConfig, GLOBAL_BUDGET, GLOBAL_OFFSETS, GLOBAL_SYSCALLS, KernelOffsets, MAP_EVENTS,
     SyscallNumbers,
@@ -183,97 +177,26 @@ pub(crate) fn load_mode(
     mode: LoadMode,
 ) -> Result<Probes, ProbeError> {
     let offsets = offsets.unwrap_or_default();
-    let mut loader = EbpfLoader::new();
-    loader.override_global(GLOBAL_OFFSETS, &offsets, true);
-    let syscalls = if offsets.regs_valid == 1 && cfg!(target_arch = "x86_64") {
-        SyscallNumbers::X86_64
-    } else {
-        SyscallNumbers::NONE
-    };
-    loader.override_global(GLOBAL_SYSCALLS, &syscalls, true);
-    loader.override_global(GLOBAL_BUDGET, &budget, true);
-    if let Some(bytes) = ring_bytes {
-        loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
-    }
-    let mut ebpf = loader.load(PROBE_OBJECT).map_err(ProbeError::Object)?;
+    let mut ebpf = load_object(&offsets, ring_bytes, budget)?;
     let btf = Btf::from_sys_fs().map_err(ProbeError::KernelBtf)?;
     let cgroup = File::open(cgroup_root).map_err(|source| ProbeError::CgroupRoot {
         path: cgroup_root.to_owned(),
         source,
     })?;
-    let lsm_inactive = lsm_list::bpf_inactive_reason(&lsm_list::active());
-    let mut statuses: Vec<ProbeStatus> = PROBES
-        .iter()
-        .map(|spec| ProbeStatus {
-            program: spec.program,
-            program_type: spec.hook.program_type(),
-            attach_point: spec.attach_point(),
-            capability: spec.capability,
-            rank: spec.rank,
-            state: ProbeState::Standby,
-            loaded: false,
-            attached: false,
-            load_us: 0,
-            error: None,
-        })
-        .collect();
+    let mut rows = Rows {
+        ebpf: &mut ebpf,
+        statuses: PROBES.iter().map(standby).collect(),
+        offsets: &offsets,
+        btf: &btf,
+        cgroup: &cgroup,
+        lsm_inactive: lsm_list::bpf_inactive_reason(&lsm_list::active()),
+        disabled,
+        mode,
+    };
     for capability in Capability::ALL {
-        let mut ranks: Vec<u8> = PROBES
-            .iter()
-            .filter(|p| p.capability == capability)
-            .map(|p| p.rank)
-            .collect();
-        ranks.sort_unstable();
-        ranks.dedup();
-        let mut served = false;
-        for rank in ranks {
-            if served && mode == LoadMode::Run {
-                break;
-            }
-            let tier: Vec<usize> = (0..PROBES.len())
-                .filter(|&i| PROBES[i].capability == capability && PROBES[i].rank == rank)
-                .collect();
-            let mut complete = true;
-            let mut any = false;
-            for &i in &tier {
-                let spec = &PROBES[i];
-                let status = &mut statuses[i];
-                if disabled
-                    .iter()
-                    .any(|d| d == spec.program || *d == status.attach_point)
-                {
-                    tracing::info!(probe = spec.program, hook = %status.attach_point, "probe disabled by option");
-                    status.state = ProbeState::Disabled;
-                    continue;
-                }
-                if let (Hook::Lsm(_), Some(reason)) = (spec.hook, &lsm_inactive) {
-                    status.state = ProbeState::Failed;
-                    status.error = Some(reason.clone());
-                } else {
-                    try_row(&mut ebpf, spec, status, &offsets, &btf, &cgroup);
-                }
-                any |= status.attached;
-                complete &= status.attached || spec.optional;
-            }
-            let chosen = complete && any && !served;
-            for &i in &tier {
-                let status = &mut statuses[i];
-                if status.state == ProbeState::Disabled || !status.attached {
-                    continue;
-                }
-                if chosen {
-                    status.state = ProbeState::Live;
-                    tracing::info!(probe = status.program, hook = %status.attach_point, "probe live");
-                } else if mode == LoadMode::Run {
-                    // An incomplete tier would give a partial view next to a complete one.
-                    unload(&mut ebpf, &PROBES[i]);
-                    status.attached = false;
-                    status.error = Some("unloaded: its tier is incomplete on this kernel".into());
-                }
-            }
-            served |= chosen;
-        }
+        rows.serve(capability);
     }
+    let statuses = rows.statuses;
     if mode == LoadMode::Run {
         log_tiers(&statuses);
         for capability in Capability::REQUIRED {
@@ -289,6 +212,134 @@ pub(crate) fn load_mode(
         }
     }
     Ok(Probes { ebpf, statuses })
+}
+
+/// The probe object with the kernel's `offsets`, the syscall numbers they allow, the event
+/// `budget` and the ring buffer size set; its maps created, no program loaded yet.
+fn load_object(
+    offsets: &KernelOffsets,
+    ring_bytes: Option<u32>,
+    budget: BudgetConfig,
+) -> Result<Ebpf, ProbeError> {
+    let mut loader = EbpfLoader::new();
+    loader.override_global(GLOBAL_OFFSETS, offsets, true);
+    let syscalls = if offsets.regs_valid == 1 && cfg!(target_arch = "x86_64") {
+        SyscallNumbers::X86_64
+    } else {
+        SyscallNumbers::NONE
+    };
+    loader.override_global(GLOBAL_SYSCALLS, &syscalls, true);
+    loader.override_global(GLOBAL_BUDGET, &budget, true);
+    if let Some(bytes) = ring_bytes {
+        loader.map_max_entries(MAP_EVENTS, check_ring_bytes(bytes)?);
+    }
+    loader.load(PROBE_OBJECT).map_err(ProbeError::Object)
+}
+
+/// A row's status before anything is tried.
+fn standby(spec: &ProbeSpec) -> ProbeStatus {
+    ProbeStatus {
+        program: spec.program,
+        program_type: spec.hook.program_type(),
+        attach_point: spec.attach_point(),
+        capability: spec.capability,
+        rank: spec.rank,
+        state: ProbeState::Standby,
+        loaded: false,
+        attached: false,
+        load_us: 0,
+        error: None,
+    }
+}
+
+/// The probe table being loaded: the object, each row's status (in table order) and what
+/// loading a row needs.
+struct Rows<'a> {
+    ebpf: &'a mut Ebpf,
+    statuses: Vec<ProbeStatus>,
+    offsets: &'a KernelOffsets,
+    btf: &'a Btf,
+    cgroup: &'a File,
+    /// Why BPF LSM programs cannot run on this kernel, if they cannot.
+    lsm_inactive: Option<String>,
+    disabled: &'a [String],
+    mode: LoadMode,
+}
+
+impl Rows<'_> {
+    /// Tries the tiers of `capability` in rank order: the first complete one goes live; in
+    /// [`LoadMode::Run`] the worse ones are not tried.
+    fn serve(&mut self, capability: Capability) {
+        let mut ranks: Vec<u8> = PROBES
+            .iter()
+            .filter(|p| p.capability == capability)
+            .map(|p| p.rank)
+            .collect();
+        ranks.sort_unstable();
+        ranks.dedup();
+        let mut served = false;
+        for rank in ranks {
+            if served && self.mode == LoadMode::Run {
+                break;
+            }
+            let tier: Vec<usize> = (0..PROBES.len())
+                .filter(|&i| PROBES[i].capability == capability && PROBES[i].rank == rank)
+                .collect();
+            let complete = self.try_tier(&tier);
+            let chosen = complete && !served;
+            self.settle_tier(&tier, chosen);
+            served |= chosen;
+        }
+    }
+
+    /// Loads and attaches every row of `tier` (but those disabled by option); whether the tier
+    /// is complete: something attached, and every row that is not optional.
+    fn try_tier(&mut self, tier: &[usize]) -> bool {
+        let mut complete = true;
+        let mut any = false;
+        for &i in tier {
+            let spec = &PROBES[i];
+            let status = &mut self.statuses[i];
+            if self
+                .disabled
+                .iter()
+                .any(|d| d == spec.program || *d == status.attach_point)
+            {
+                tracing::info!(probe = spec.program, hook = %status.attach_point, "probe disabled by option");
+                status.state = ProbeState::Disabled;
+                continue;
+            }
+            if let (Hook::Lsm(_), Some(reason)) = (spec.hook, &self.lsm_inactive) {
+                status.state = ProbeState::Failed;
+                status.error = Some(reason.clone());
+            } else {
+                attach::try_row(self.ebpf, spec, status, self.offsets, self.btf, self.cgroup);
+            }
+            any |= status.attached;
+            complete &= status.attached || spec.optional;
+        }
+        complete && any
+    }
+
+    /// The attached rows of `tier` go live when it is `chosen`; otherwise, in
+    /// [`LoadMode::Run`], they are unloaded again.
+    fn settle_tier(&mut self, tier: &[usize], chosen: bool) {
+        for &i in tier {
+            let status = &mut self.statuses[i];
+            if status.state == ProbeState::Disabled || !status.attached {
+                continue;
+            }
+            if chosen {
+                status.state = ProbeState::Live;
+                tracing::info!(probe = status.program, hook = %status.attach_point, "probe live");
+            } else if self.mode == LoadMode::Run {
+                // An incomplete tier would give a partial view next to a complete one.
+                attach::unload(self.ebpf, &PROBES[i]);
+                status.attached = false;
+                status.error = Some("unloaded: its tier is incomplete on this kernel".into());
+            }
+        }
+    }
 }
 
 /// Logs the tier serving each capability and what it does not see, so an operator reading the
@@ -337,165 +388,6 @@ fn failures(statuses: &[ProbeStatus], capability: Capability) -> String {
         })
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// Loads and attaches one row, recording the outcome in `status`.
-fn try_row(
-    ebpf: &mut Ebpf,
-    spec: &ProbeSpec,
-    status: &mut ProbeStatus,
-    offsets: &KernelOffsets,
-    btf: &Btf,
-    cgroup: &File,
-) {
-    let missing_offsets = match spec.needs {
-        Needs::Nothing => false,
-        Needs::SocketOffsets => offsets.valid != 1,
-        Needs::FileOffsets => offsets.files_valid != 1,
-        Needs::SocketSk => offsets.valid != 1 || offsets.socket_sk == 0,
-        Needs::SyscallRecords => offsets.files_valid != 1 || offsets.syscall_ret == 0,
-        Needs::SyscallRegisters => offsets.files_valid != 1 || offsets.regs_valid != 1,
-    };
-    if missing_offsets {
-        status.state = ProbeState::Failed;
-        status.error = Some("kernel struct offsets could not be resolved from BTF".to_owned());
-        return;
-    }
-    let started = Instant::now();
-    let result = attach(ebpf, spec, btf, cgroup, &mut status.loaded);
-    status.load_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    match result {
-        Ok(()) => status.attached = true,
-        Err(error) => {
-            let mut error = error_text(error.as_ref());
-            if let Some(running) = kernel_version()
-                && running < spec.min_kernel
-            {
-                let (major, minor) = spec.min_kernel;
-                error.push_str(&format!(
-                    " (the hook needs Linux {major}.{minor} or later; this kernel is {}.{})",
-                    running.0, running.1
-                ));
-            }
-            tracing::warn!(probe = spec.program, hook = %status.attach_point, %error, "probe not loaded");
-            status.state = ProbeState::Failed;
-            status.error = Some(error);
-        }
-    }
-}
-
-/// The running kernel's (major, minor), from uname.
-fn kernel_version() -> Option<(u32, u32)> {
-    let release = nix::sys::utsname::uname().ok()?;
-    let release = release.release().to_str()?;
-    let mut parts = release.split(|c: char| !c.is_ascii_digit());
-    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
-}
-
-/// Full text of an error chain; aya's load errors carry the verifier log.
-fn error_text(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
-/// Loads and attaches one program; `loaded` is set once the verifier accepted it.
-fn attach(
-    ebpf: &mut Ebpf,
-    spec: &ProbeSpec,
-    btf: &Btf,
-    cgroup: &File,
-    loaded: &mut bool,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let program = ebpf
-        .program_mut(spec.program)
-        .ok_or(ProbeError::MissingProgram {
-            program: spec.program,
-        })?;
-    match spec.hook {
-        Hook::CgroupSockAddr => {
-            let program: &mut CgroupSockAddr = program.try_into()?;
-            program.load()?;
-            *loaded = true;
-            // Link-based cgroup attachment (kernel >= 5.7) must pass no flags; links always coexist
-            // with other programs on the same cgroup.
-            program.attach(cgroup, CgroupAttachMode::Single)?;
-        }
-        Hook::CgroupSkb { ingress } => {
-            let program: &mut CgroupSkb = program.try_into()?;
-            program.load()?;
-            *loaded = true;
-            let direction = if ingress {
-                CgroupSkbAttachType::Ingress
-            } else {
-                CgroupSkbAttachType::Egress
-            };
-            program.attach(cgroup, direction, CgroupAttachMode::Single)?;
-        }
-        Hook::TpBtf(name) => {
-            let program: &mut BtfTracePoint = program.try_into()?;
-            program.load(name, btf)?;
-            *loaded = true;
-            program.attach()?;
-        }
-        Hook::TracePoint(category, name) => {
-            crate::kernel::preflight::ensure_tracefs()?;
-            let program: &mut TracePoint = program.try_into()?;
-            program.load()?;
-            *loaded = true;
-            program.attach(category, name)?;
-        }
-        Hook::Lsm(name) => {
-            let program: &mut Lsm = program.try_into()?;
-            program.load(name, btf)?;
-            *loaded = true;
-            program.attach()?;
-        }
-        Hook::FEntry(function) => {
-            let program: &mut FEntry = program.try_into()?;
-            program.load(function, btf)?;
-            *loaded = true;
-            program.attach()?;
-        }
-        Hook::FExit(function) => {
-            let program: &mut FExit = program.try_into()?;
-            program.load(function, btf)?;
-            *loaded = true;
-            program.attach()?;
-        }
-        Hook::KProbe(function) => {
-            let program: &mut KProbe = program.try_into()?;
-            program.load()?;
-            *loaded = true;
-            program.attach(function, 0)?;
-        }
-    }
-    Ok(())
-}
-
-/// Detaches and unloads one program (a member of an incomplete tier).
-fn unload(ebpf: &mut Ebpf, spec: &ProbeSpec) {
-    let Some(program) = ebpf.program_mut(spec.program) else {
-        return;
-    };
-    let result = match spec.hook {
-        Hook::CgroupSockAddr => <&mut CgroupSockAddr>::try_from(program).map(|p| p.unload()),
-        Hook::CgroupSkb { .. } => <&mut CgroupSkb>::try_from(program).map(|p| p.unload()),
-        Hook::TpBtf(_) => <&mut BtfTracePoint>::try_from(program).map(|p| p.unload()),
-        Hook::TracePoint(..) => <&mut TracePoint>::try_from(program).map(|p| p.unload()),
-        Hook::Lsm(_) => <&mut Lsm>::try_from(program).map(|p| p.unload()),
-        Hook::FEntry(_) => <&mut FEntry>::try_from(program).map(|p| p.unload()),
-        Hook::FExit(_) => <&mut FExit>::try_from(program).map(|p| p.unload()),
-        Hook::KProbe(_) => <&mut KProbe>::try_from(program).map(|p| p.unload()),
-    };
-    if let Err(error) | Ok(Err(error)) = result {
-        tracing::warn!(probe = spec.program, %error, "cannot unload probe of an incomplete tier");
-    }
 }
 
 /// Resolves every offset the probes need from BTF and tracefs; what cannot be resolved stays

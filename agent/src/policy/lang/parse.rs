@@ -152,50 +152,58 @@ fn build_expr(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
             Ok(acc)
         }
         Rule::atom => build_expr(pair.into_inner().next().ok_or_else(|| missing(at))?),
-        Rule::has => {
-            let mut name = None;
-            let mut cond = None;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::span_name => name = Some((p.as_str().to_owned(), span(&p))),
-                    Rule::expr => cond = Some(Box::new(build_expr(p)?)),
-                    _ => {}
-                }
-            }
-            let (name, span) = name.ok_or_else(|| missing(at))?;
-            Ok(Expr::Has { name, span, cond })
-        }
+        Rule::has => build_has(pair),
         Rule::test => build_test(pair),
-        Rule::count => {
-            let (mut name, mut cond, mut op, mut n) = (None, None, None, None);
-            let mut limit_start = at.end;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::span_name => name = Some((p.as_str().to_owned(), span(&p))),
-                    Rule::expr => cond = Some(Box::new(build_expr(p)?)),
-                    Rule::cmp_op => {
-                        limit_start = span(&p).start;
-                        op = Some(cmp_op(p.as_str()));
-                    }
-                    Rule::int_lit => match build_literal(p)? {
-                        Lit::Int(i) => n = Some(i),
-                        _ => return Err(missing(at)),
-                    },
-                    _ => {}
-                }
-            }
-            let (name, span) = name.ok_or_else(|| missing(at.clone()))?;
-            Ok(Expr::Count {
-                name,
-                span,
-                cond,
-                op: op.ok_or_else(|| missing(at.clone()))?,
-                n: n.ok_or_else(|| missing(at.clone()))?,
-                limit_span: limit_start..at.end,
-            })
-        }
+        Rule::count => build_count(pair),
         _ => Err(missing(at)),
     }
+}
+
+/// `trace.has(<span>)`, with its `.where(...)` condition.
+fn build_has(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
+    let at = span(&pair);
+    let mut name = None;
+    let mut cond = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::span_name => name = Some((p.as_str().to_owned(), span(&p))),
+            Rule::expr => cond = Some(Box::new(build_expr(p)?)),
+            _ => {}
+        }
+    }
+    let (name, span) = name.ok_or_else(|| missing(at))?;
+    Ok(Expr::Has { name, span, cond })
+}
+
+/// `trace.count(<span>).where(...) > N`: the limit's span runs from the operator to the end.
+fn build_count(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {
+    let at = span(&pair);
+    let (mut name, mut cond, mut op, mut n) = (None, None, None, None);
+    let mut limit_start = at.end;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::span_name => name = Some((p.as_str().to_owned(), span(&p))),
+            Rule::expr => cond = Some(Box::new(build_expr(p)?)),
+            Rule::cmp_op => {
+                limit_start = span(&p).start;
+                op = Some(cmp_op(p.as_str()));
+            }
+            Rule::int_lit => match build_literal(p)? {
+                Lit::Int(i) => n = Some(i),
+                _ => return Err(missing(at)),
+            },
+            _ => {}
+        }
+    }
+    let (name, span) = name.ok_or_else(|| missing(at.clone()))?;
+    Ok(Expr::Count {
+        name,
+        span,
+        cond,
+        op: op.ok_or_else(|| missing(at.clone()))?,
+        n: n.ok_or_else(|| missing(at.clone()))?,
+        limit_span: limit_start..at.end,
+    })
 }
 
 fn build_test(pair: Pair<'_, Rule>) -> Result<Expr, ExprError> {

@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 use seam_common::{EventInfo, EventKind, FILE_BUF, FileHead};
 
-use super::{DecodeError, KernelEventKind, decode};
+use crate::kernel::events::{DecodeError, KernelEventKind, decode};
 
 const KINDS: [u32; 8] = [
     EventKind::Exec as u32,
